@@ -96,7 +96,6 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=False,
-            max_buffer_size=max_bytes,
             ext_hook=_refuse_ext,
         )
     except CodecError:
