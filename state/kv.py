@@ -28,7 +28,8 @@ class StateStore(Protocol):
     """A versioned key-value state with a Merkle root.
 
     Reads see committed state plus the uncommitted writes made since the last commit.
-    Versions are block heights: version 0 is the empty state before genesis; each
+    Versions are block heights: a fresh store has version -1 (nothing committed); the genesis
+    state is committed as version 0 and the state after block H as version H. Each
     :meth:`commit` makes ``version + 1``.
     """
 
@@ -50,8 +51,8 @@ class StateStore(Protocol):
     def commit(self, batch: WriteBatch | None = None) -> bytes:
         """Make the pending writes version ``version + 1`` and return its root hash.
 
-        With ``batch`` the store only stages its writes there (the caller writes the batch
-        atomically, then calls :meth:`committed`); without, it persists them itself.
+        With ``batch`` the store only stages its writes there and the caller writes the batch
+        atomically (with the block); without, the store persists them itself.
         """
         ...
 
@@ -73,7 +74,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._committed: dict[bytes, bytes] = {}
         self._pending: dict[bytes, bytes | None] = {}
-        self._version = 0
+        self._version = -1
         self._root = EMPTY_ROOT
 
     @property
