@@ -1,0 +1,181 @@
+"""``clearchain init``: create a node home (config, keys, genesis).
+
+As with CometBFT, a fresh home is a runnable single-validator chain: unless ``--genesis`` is
+given, the genesis is the repository's default one with this node's validator key added as the
+only validator. The testnet command builds on :func:`init_home` and then rewrites the genesis
+with every validator (:func:`write_genesis`) and the peers (:func:`node.config.replace`).
+
+Keys are never overwritten: ``init`` on an existing home keeps the first keys and fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from consensus.crypto import PrivateKey, format_address, save_key
+from node.config import Config, ConfigError, replace, save_config
+from node.home import Home
+
+DEFAULT_VALIDATOR_POWER = 10
+
+
+class InitError(RuntimeError):
+    """A home that cannot be initialised (already initialised, bad genesis, ...)."""
+
+
+def default_genesis_path() -> Path:
+    """The repository's ``genesis.json`` (or the copy shipped inside the package)."""
+    package_dir = Path(__file__).resolve().parent
+    for candidate in (package_dir.parent / "genesis.json", package_dir / "default_genesis.json"):
+        if candidate.exists():
+            return candidate
+    raise InitError("no default genesis.json found; pass --genesis FILE")
+
+
+def read_genesis(path: Path) -> dict[str, Any]:
+    """Load and validate a genesis document (``state.genesis`` when available)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise InitError(f"genesis file {path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise InitError(f"genesis file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InitError(f"genesis file {path} must hold a JSON object")
+    return document
+
+
+def validate_genesis(document: dict[str, Any]) -> None:
+    """Run the state machine's genesis loader over the document, if it exists yet."""
+    try:
+        from state import genesis as genesis_module
+    except ImportError:
+        return
+    loader = getattr(genesis_module, "parse_genesis", None) or getattr(genesis_module, "from_dict", None)
+    if loader is None:
+        return
+    try:
+        loader(document)
+    except ValueError as exc:
+        raise InitError(f"invalid genesis: {exc}") from exc
+
+
+def validator_entry(key: PrivateKey, name: str, power: int = DEFAULT_VALIDATOR_POWER) -> dict[str, Any]:
+    """A genesis ``validators`` entry for a key."""
+    return {
+        "name": name,
+        "address": format_address(key.address),
+        "pub_key": base64.b64encode(key.public_key).decode(),
+        "power": power,
+    }
+
+
+def write_genesis(home: Home, document: dict[str, Any]) -> None:
+    validate_genesis(document)
+    home.config_dir.mkdir(parents=True, exist_ok=True)
+    temporary = home.genesis_file.with_name(home.genesis_file.name + ".tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(temporary, home.genesis_file)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Home
+    node_key: PrivateKey
+    validator_key: PrivateKey
+    genesis: dict[str, Any]
+
+
+def init_home(
+    home: Home,
+    *,
+    moniker: str | None = None,
+    chain_id: str | None = None,
+    genesis: dict[str, Any] | None = None,
+    add_self_as_validator: bool | None = None,
+    config: Config | None = None,
+) -> InitResult:
+    """Create config, node key, validator key and genesis in ``home``; never overwrite keys.
+
+    ``genesis`` None means the default genesis with this node as the single validator;
+    a given genesis is used as is (``add_self_as_validator`` forces either behaviour).
+    """
+    existing = [path for path in (*home.key_files(), home.config_file, home.genesis_file)
+                if path.exists()]
+    if existing:
+        raise InitError(
+            f"{home.root} is already initialised ({existing[0]} exists); keeping the existing "
+            "keys and files. Use another --home, or delete the directory to start over "
+            "(deleting a validator key is irreversible)."
+        )
+    if genesis is None:
+        document = read_genesis(default_genesis_path())
+        add_self = True if add_self_as_validator is None else add_self_as_validator
+    else:
+        document = json.loads(json.dumps(genesis))  # a private copy
+        add_self = bool(add_self_as_validator)
+    if chain_id is not None:
+        if not chain_id.strip():
+            raise InitError("--chain-id must not be empty")
+        document["chain_id"] = chain_id
+    moniker = moniker or home.root.name or "node"
+    config = config or Config()
+    try:
+        config = replace(config, node={"moniker": moniker})
+    except ConfigError as exc:
+        raise InitError(str(exc)) from exc
+
+    node_key = PrivateKey.generate()
+    validator_key = PrivateKey.generate()
+    if add_self:
+        document["validators"] = [validator_entry(validator_key, moniker)]
+    validate_genesis(document)
+
+    home.root.mkdir(parents=True, exist_ok=True)
+    home.data_dir.mkdir(parents=True, exist_ok=True)
+    save_key(node_key, home.node_key_file, name=f"{moniker} node key")
+    save_key(validator_key, home.validator_key_file, name=f"{moniker} validator key")
+    save_config(config, home.config_file)
+    write_genesis(home, document)
+    return InitResult(home, node_key, validator_key, document)
+
+
+@click.command("init")
+@click.option("--home", "home_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to create the node home in (config/ and data/).")
+@click.option("--chain-id", default=None, help="Override the genesis chain id.")
+@click.option("--moniker", default=None, help="Human name of this node (default: the home's name).")
+@click.option("--genesis", "genesis_file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Use this genesis file as is (default: the repository's genesis.json with "
+                   "this node as the single validator).")
+def command(home_dir: str, chain_id: str | None, moniker: str | None, genesis_file: str | None) -> None:
+    """Create a node home: config.toml, node and validator keys (mode 0600), genesis.
+
+    \b
+    Refuses to touch a home that already holds keys or config, so a validator key is never lost:
+      clearchain init --home ~/.clearchain --moniker val0
+      clearchain start --home ~/.clearchain
+    """
+    from node.p2p.identity import peer_id_of
+
+    home = Home.at(home_dir)
+    try:
+        genesis = read_genesis(Path(genesis_file)) if genesis_file else None
+        result = init_home(home, moniker=moniker, chain_id=chain_id, genesis=genesis)
+    except InitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"initialised node home {home.root}")
+    click.echo(f"  chain id:          {result.genesis.get('chain_id')}")
+    click.echo(f"  node id (libp2p):  {peer_id_of(result.node_key).to_base58()}")
+    click.echo(f"  validator address: {format_address(result.validator_key.address)}")
+    click.echo(f"  config:            {home.config_file}")
+    click.echo(f"  genesis:           {home.genesis_file}")

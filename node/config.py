@@ -1,0 +1,264 @@
+"""The node's operator configuration: ``config/config.toml`` of a node home.
+
+Everything here is node-local (addresses, limits, log level). Nothing in this file may change
+what a block means: consensus-critical parameters live in the genesis, which every validator
+shares. The consensus timeouts are the one overlap: the genesis gives the network's values and
+an operator may override them locally (a slow node wants longer timeouts, never different blocks).
+
+Read with :mod:`tomllib`, written with :mod:`tomli_w`. Validation is strict: an unknown key or a
+value of the wrong type or range fails with a :class:`ConfigError` naming the field
+(``p2p.max_frame_bytes must be at least 1024``), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_P2P_PORT = 26656
+DEFAULT_RPC_PORT = 26657
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    moniker: str = "node"
+    """A human name for this node, shown in logs and ``status``; not part of consensus."""
+    log_level: str = "info"
+    """One of debug, info, warning, error."""
+
+
+@dataclass(frozen=True)
+class P2PSection:
+    listen_address: str = f"/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"
+    """libp2p multiaddr the node listens on (TCP)."""
+    external_address: str = ""
+    """Multiaddr peers should dial to reach us (empty: the listen address)."""
+    persistent_peers: tuple[str, ...] = ()
+    """Multiaddrs with a peer id (``/ip4/1.2.3.4/tcp/26656/p2p/12D3Koo...``), kept connected."""
+    max_frame_bytes: int = 8 * 1024 * 1024
+    """Largest frame accepted from or sent to a peer; a bigger one disconnects the peer."""
+    send_queue_size: int = 4096
+    """Messages queued per peer and protocol before senders wait (backpressure, never a drop)."""
+    max_batch_bytes: int = 256 * 1024
+    """Many small messages are packed into one frame up to this size (one write each)."""
+    dial_backoff_min_ms: int = 200
+    """First re-dial delay after a failed dial or a lost connection; doubles each time."""
+    dial_backoff_max_ms: int = 10_000
+    """Upper bound of the re-dial delay."""
+
+
+@dataclass(frozen=True)
+class RPCSection:
+    listen_address: str = f"127.0.0.1:{DEFAULT_RPC_PORT}"
+    """host:port of the JSON-RPC HTTP/WebSocket server; empty disables RPC."""
+    max_body_bytes: int = 1_000_000
+    max_batch_requests: int = 20
+    max_open_connections: int = 200
+    max_subscriptions_per_client: int = 10
+    unsafe: bool = False
+    """Expose unsafe (operator) methods; off by default."""
+
+
+@dataclass(frozen=True)
+class MempoolSection:
+    max_txs: int = 20_000
+    """Most pending transactions held at once."""
+    max_bytes: int = 64 * 1024 * 1024
+    """Most bytes of pending transactions held at once."""
+    max_tx_bytes: int = 64 * 1024
+    """Largest single transaction accepted."""
+    cache_size: int = 100_000
+    """Recently seen tx hashes remembered to drop duplicates without checking them again."""
+    recheck: bool = True
+    """Re-run check_tx on the remaining txs after each commit."""
+
+
+@dataclass(frozen=True)
+class ConsensusSection:
+    """Local overrides of the genesis timeouts, in milliseconds; 0 means use the genesis value."""
+
+    timeout_propose_ms: int = 0
+    timeout_propose_delta_ms: int = 0
+    timeout_prevote_ms: int = 0
+    timeout_prevote_delta_ms: int = 0
+    timeout_precommit_ms: int = 0
+    timeout_precommit_delta_ms: int = 0
+    timeout_commit_ms: int = 0
+    create_empty_blocks: bool = True
+    """Propose blocks without txs (keeps heights moving; the testnet wants it)."""
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    keep_recent: int = 0
+    """Blocks to keep below the tip (0 = keep everything; pruning never drops state roots)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    node: NodeSection = field(default_factory=NodeSection)
+    p2p: P2PSection = field(default_factory=P2PSection)
+    rpc: RPCSection = field(default_factory=RPCSection)
+    mempool: MempoolSection = field(default_factory=MempoolSection)
+    consensus: ConsensusSection = field(default_factory=ConsensusSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+
+
+_SECTION_TYPES = {
+    "node": NodeSection,
+    "p2p": P2PSection,
+    "rpc": RPCSection,
+    "mempool": MempoolSection,
+    "consensus": ConsensusSection,
+    "storage": StorageSection,
+}
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _require(condition: bool, name: str, reason: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name} {reason}")
+
+
+def _check_multiaddr(name: str, text: str, need_peer_id: bool) -> None:
+    from multiaddr import Multiaddr
+
+    try:
+        addr = Multiaddr(text)
+    except Exception as exc:  # multiaddr raises several unrelated types
+        raise ConfigError(f"{name} is not a valid multiaddr ({text!r}): {exc}") from exc
+    protocols = {p.name for p in addr.protocols()}
+    _require("tcp" in protocols, name, f"must be a TCP multiaddr, got {text!r}")
+    _require(
+        bool(protocols & {"ip4", "ip6", "dns", "dns4", "dns6"}),
+        name, f"must name a host (ip4/ip6/dns), got {text!r}",
+    )
+    if need_peer_id:
+        _require("p2p" in protocols, name, f"must end with /p2p/<peer id>, got {text!r}")
+
+
+def _check_host_port(name: str, text: str) -> None:
+    host, sep, port = text.rpartition(":")
+    _require(bool(sep) and bool(host), name, f"must be host:port, got {text!r}")
+    _require(port.isdigit() and 0 <= int(port) <= 65535, name, f"has an invalid port in {text!r}")
+
+
+def validate(config: Config) -> Config:
+    """Check ranges and formats; return the config unchanged or raise :class:`ConfigError`."""
+    n, p, r, m, c, s = (config.node, config.p2p, config.rpc, config.mempool, config.consensus,
+                        config.storage)
+    _require(bool(n.moniker.strip()), "node.moniker", "must not be empty")
+    _require(n.log_level in LOG_LEVELS, "node.log_level", f"must be one of {', '.join(LOG_LEVELS)}")
+    _check_multiaddr("p2p.listen_address", p.listen_address, need_peer_id=False)
+    if p.external_address:
+        _check_multiaddr("p2p.external_address", p.external_address, need_peer_id=False)
+    for index, peer in enumerate(p.persistent_peers):
+        _check_multiaddr(f"p2p.persistent_peers[{index}]", peer, need_peer_id=True)
+    _require(p.max_frame_bytes >= 1024, "p2p.max_frame_bytes", "must be at least 1024")
+    _require(p.max_frame_bytes <= 256 * 1024 * 1024, "p2p.max_frame_bytes", "must be at most 256 MiB")
+    _require(p.send_queue_size >= 1, "p2p.send_queue_size", "must be at least 1")
+    _require(0 < p.max_batch_bytes <= p.max_frame_bytes, "p2p.max_batch_bytes",
+             "must be positive and at most p2p.max_frame_bytes")
+    _require(p.dial_backoff_min_ms >= 1, "p2p.dial_backoff_min_ms", "must be at least 1")
+    _require(p.dial_backoff_max_ms >= p.dial_backoff_min_ms, "p2p.dial_backoff_max_ms",
+             "must be at least p2p.dial_backoff_min_ms")
+    if r.listen_address:
+        _check_host_port("rpc.listen_address", r.listen_address)
+    for name in ("max_body_bytes", "max_batch_requests", "max_open_connections",
+                 "max_subscriptions_per_client"):
+        _require(getattr(r, name) >= 1, f"rpc.{name}", "must be at least 1")
+    for name in ("max_txs", "max_bytes", "max_tx_bytes", "cache_size"):
+        _require(getattr(m, name) >= 1, f"mempool.{name}", "must be at least 1")
+    _require(m.max_tx_bytes <= m.max_bytes, "mempool.max_tx_bytes", "must be at most mempool.max_bytes")
+    for f in dataclasses.fields(ConsensusSection):
+        if f.name.endswith("_ms"):
+            _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")
+    _require(s.keep_recent >= 0, "storage.keep_recent", "must not be negative")
+    return config
+
+
+def _coerce(name: str, want: Any, value: Any) -> Any:
+    """Type-check one TOML value against its field type (bool is not an int here)."""
+    if want is bool or want == "bool":
+        _require(isinstance(value, bool), name, f"must be true or false, got {value!r}")
+    elif want is int or want == "int":
+        _require(isinstance(value, int) and not isinstance(value, bool), name,
+                 f"must be an integer, got {value!r}")
+    elif want is str or want == "str":
+        _require(isinstance(value, str), name, f"must be a string, got {value!r}")
+    else:  # tuple[str, ...]
+        _require(isinstance(value, list) and all(isinstance(v, str) for v in value), name,
+                 f"must be a list of strings, got {value!r}")
+        value = tuple(value)
+    return value
+
+
+def from_dict(document: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from parsed TOML; unknown keys are errors."""
+    sections: dict[str, Any] = {}
+    for section_name, section_value in document.items():
+        section_type = _SECTION_TYPES.get(section_name)
+        if section_type is None:
+            raise ConfigError(f"unknown section [{section_name}] (known: {', '.join(_SECTION_TYPES)})")
+        if not isinstance(section_value, dict):
+            raise ConfigError(f"{section_name} must be a table")
+        known = {f.name: f for f in dataclasses.fields(section_type)}
+        values = {}
+        for key, value in section_value.items():
+            name = f"{section_name}.{key}"
+            if key not in known:
+                raise ConfigError(f"unknown setting {name}")
+            values[key] = _coerce(name, known[key].type, value)
+        sections[section_name] = section_type(**values)
+    return validate(Config(**sections))
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for section in dataclasses.fields(config):
+        values = dataclasses.asdict(getattr(config, section.name))
+        document[section.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    return document
+
+
+def load_config(path: Path) -> Config:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist (run `clearchain init`)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    try:
+        return from_dict(document)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the config (validated first) atomically."""
+    validate(config)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(tomli_w.dumps(to_dict(config)).encode())
+    temporary.replace(path)
+
+
+def replace(config: Config, **changes: dict[str, Any]) -> Config:
+    """A copy with some sections changed: ``replace(cfg, p2p={"listen_address": ...})``."""
+    sections = {name: dataclasses.replace(getattr(config, name), **values)
+                for name, values in changes.items()}
+    return validate(dataclasses.replace(config, **sections))
