@@ -1,0 +1,291 @@
+"""Transaction types of the clearing application and their ONE decoding path.
+
+Wire format (canonical msgpack, ``consensus.codec``): a signed envelope ``{"body": bytes,
+"sig": bytes}`` whose ``body`` is the canonical encoding of the unsigned map
+
+    {"chain_id", "kind", "signer" (Ed25519 public key), "fee", "expiry" (last valid height),
+     "nonce" (any integer the client picks), "msg" (the kind's fields)}
+
+The signature covers ``consensus.crypto.sign_bytes("clearchain/tx", chain_id, body)``. Orders
+inside a trade are signed envelopes of their own (tag ``clearchain/order``), so a venue can pair
+orders its clients signed. Keeping the signed bytes as bytes means the sign bytes never have to be
+re-encoded, and a decoded body is checked canonical once.
+
+Replay protection without nonce ordering: a tx is valid only up to its ``expiry`` height (at
+most ``replay_window_blocks`` ahead) and its hash is remembered until then, so one account can
+have thousands of txs in flight at once; ``nonce`` only makes otherwise equal txs distinct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from consensus.codec import CodecError, decode
+from consensus.crypto import address_of, sign_bytes, verify
+from consensus.hashing import sha256
+
+from state.codes import Code, TxRejected
+
+MAX_TX_BYTES = 64 * 1024
+TX_TAG = "clearchain/tx"
+ORDER_TAG = "clearchain/order"
+MAX_AMOUNT = 2**62
+MAX_ID = 2**63 - 1
+BUY, SELL = 1, -1
+SIDES = {"buy": BUY, "sell": SELL}
+SIDE_NAMES = {BUY: "buy", SELL: "sell"}
+PROPOSAL_KINDS = ("set_risk", "set_market", "set_validator", "set_min_fee")
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order signed by its account; a trade pairs two of them."""
+
+    account_key: bytes  # the owner's public key
+    account: bytes  # derived address
+    market: str
+    side: int  # BUY (+1) or SELL (-1)
+    size: int  # in the market's size units, a multiple of its lot size
+    price: int  # limit price in the market's price units
+    order_id: int  # unique per account while the order lives
+    expiry: int  # last height at which it may fill
+    signature: bytes
+    sign_message: bytes  # what the signature covers
+    hash: bytes  # identity of the order: sha256 of its signed body
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    to: bytes
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """A bridge operator's attestation that ``amount`` of ``asset`` arrived for ``account``."""
+
+    external_id: str
+    account: bytes
+    asset: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    asset: str
+    amount: int
+    destination: str
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A fill of ``size`` at ``price`` between a maker and a taker order, submitted by a venue."""
+
+    maker: Order
+    taker: Order
+    size: int
+    price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    order_id: int
+    order_expiry: int  # the order's expiry: the cancellation is remembered until then
+
+
+@dataclass(frozen=True, slots=True)
+class OracleReport:
+    prices: tuple[tuple[str, int], ...]  # (market, price), sorted by market, unique
+
+
+@dataclass(frozen=True, slots=True)
+class BackstopRegistration:
+    """Liquidity to take over liquidated positions at oracle minus ``discount_ppm``."""
+
+    market: str
+    max_size: int  # 0 withdraws the registration
+    discount_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A validator's approval of a proposal; applied when > 2/3 of power approves it."""
+
+    proposal: dict[str, Any]
+    proposal_hash: bytes
+
+
+Message = Transfer | Deposit | Withdraw | Trade | Cancel | OracleReport | BackstopRegistration | Vote
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    kind: str
+    chain_id: str
+    signer: bytes  # public key
+    sender: bytes  # address of the signer; pays the fee
+    fee: int
+    expiry: int
+    nonce: int
+    msg: Message
+    signature: bytes
+    sign_message: bytes
+    hash: bytes  # sha256 of the whole tx bytes
+
+    def orders(self) -> tuple[Order, ...]:
+        return (self.msg.maker, self.msg.taker) if isinstance(self.msg, Trade) else ()
+
+
+# --- field checks --------------------------------------------------------------------------
+
+
+def _bad(message: str) -> TxRejected:
+    return TxRejected(Code.INVALID_FIELD, message)
+
+
+def _map(value: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _bad(f"{what} must be a map")
+    if len(value) != len(keys) or any(k not in value for k in keys):
+        raise _bad(f"{what} must have exactly the fields {', '.join(sorted(keys))}")
+    return value
+
+
+def _uint(value: Any, what: str, low: int = 0, high: int = MAX_AMOUNT) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise _bad(f"{what} must be an integer in [{low}, {high}]")
+    return value
+
+
+def _text(value: Any, what: str, max_len: int = 64) -> str:
+    if type(value) is not str or not 0 < len(value) <= max_len or not value.isprintable():
+        raise _bad(f"{what} must be a printable string of 1..{max_len} characters")
+    return value
+
+
+def _bytes(value: Any, what: str, size: int) -> bytes:
+    if type(value) is not bytes or len(value) != size:
+        raise _bad(f"{what} must be {size} bytes")
+    return value
+
+
+def _envelope(data: Any, what: str) -> tuple[bytes, bytes]:
+    env = _map(data, what, ("body", "sig"))
+    if type(env["body"]) is not bytes:
+        raise _bad(f"{what}.body must be bytes")
+    return env["body"], _bytes(env["sig"], f"{what}.sig", 64)
+
+
+def _decode(data: bytes, what: str, max_bytes: int = MAX_TX_BYTES) -> Any:
+    try:
+        return decode(data, max_bytes=max_bytes)
+    except CodecError as exc:
+        raise TxRejected(Code.DECODE_ERROR, f"{what}: {exc}") from exc
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def decode_order(envelope: Any, chain_id: str, what: str) -> Order:
+    body_bytes, sig = _envelope(envelope, what)
+    body = _map(_decode(body_bytes, what), what,
+                ("chain_id", "account", "market", "side", "size", "price", "order_id", "expiry"))
+    if body["chain_id"] != chain_id:
+        raise TxRejected(Code.WRONG_CHAIN, f"{what} is for chain {body['chain_id']!r}")
+    key = _bytes(body["account"], f"{what}.account", 32)
+    side = body["side"]
+    if side not in SIDES:
+        raise _bad(f"{what}.side must be 'buy' or 'sell'")
+    return Order(
+        account_key=key, account=address_of(key), market=_text(body["market"], f"{what}.market", 32),
+        side=SIDES[side], size=_uint(body["size"], f"{what}.size", 1),
+        price=_uint(body["price"], f"{what}.price", 1), order_id=_uint(body["order_id"], f"{what}.order_id", 0, MAX_ID),
+        expiry=_uint(body["expiry"], f"{what}.expiry", 1, MAX_ID), signature=sig,
+        sign_message=sign_bytes(ORDER_TAG, chain_id, body_bytes), hash=sha256(body_bytes),
+    )
+
+
+def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
+    if kind == "trade":
+        m = _map(msg, "msg", ("maker", "taker", "size", "price"))
+        return Trade(decode_order(m["maker"], chain_id, "maker"), decode_order(m["taker"], chain_id, "taker"),
+                     _uint(m["size"], "size", 1), _uint(m["price"], "price", 1))
+    if kind == "transfer":
+        m = _map(msg, "msg", ("to", "asset", "amount"))
+        return Transfer(_bytes(m["to"], "to", 20), _text(m["asset"], "asset", 16), _uint(m["amount"], "amount", 1))
+    if kind == "deposit":
+        m = _map(msg, "msg", ("external_id", "account", "asset", "amount"))
+        return Deposit(_text(m["external_id"], "external_id", 128), _bytes(m["account"], "account", 20),
+                       _text(m["asset"], "asset", 16), _uint(m["amount"], "amount", 1))
+    if kind == "withdraw":
+        m = _map(msg, "msg", ("asset", "amount", "destination"))
+        return Withdraw(_text(m["asset"], "asset", 16), _uint(m["amount"], "amount", 1),
+                        _text(m["destination"], "destination", 128))
+    if kind == "cancel":
+        m = _map(msg, "msg", ("order_id", "order_expiry"))
+        return Cancel(_uint(m["order_id"], "order_id", 0, MAX_ID), _uint(m["order_expiry"], "order_expiry", 1, MAX_ID))
+    if kind == "oracle":
+        m = _map(msg, "msg", ("prices",))
+        prices = m["prices"]
+        if type(prices) is not list or not 0 < len(prices) <= 256:
+            raise _bad("prices must be a list of 1..256 [market, price] pairs")
+        pairs = []
+        for i, pair in enumerate(prices):
+            if type(pair) is not list or len(pair) != 2:
+                raise _bad(f"prices[{i}] must be a [market, price] pair")
+            pairs.append((_text(pair[0], f"prices[{i}].market", 32), _uint(pair[1], f"prices[{i}].price", 1)))
+        if [p[0] for p in pairs] != sorted({p[0] for p in pairs}):
+            raise _bad("prices must be sorted by market without repeats")
+        return OracleReport(tuple(pairs))
+    if kind == "backstop":
+        m = _map(msg, "msg", ("market", "max_size", "discount_ppm"))
+        return BackstopRegistration(_text(m["market"], "market", 32), _uint(m["max_size"], "max_size"),
+                                    _uint(m["discount_ppm"], "discount_ppm", 0, 500_000))
+    if kind == "vote":
+        m = _map(msg, "msg", ("proposal",))
+        proposal = m["proposal"]
+        if type(proposal) is not dict or proposal.get("kind") not in PROPOSAL_KINDS:
+            raise _bad(f"proposal must be a map whose kind is one of {', '.join(PROPOSAL_KINDS)}")
+        from consensus.codec import encode  # noqa: PLC0415 - only votes need it
+
+        return Vote(proposal, sha256(encode(proposal)))
+    raise TxRejected(Code.UNKNOWN_KIND, f"unknown tx kind {kind!r}")
+
+
+def decode_tx(data: bytes, chain_id: str) -> Tx:
+    """Decode and statelessly validate a tx (signatures are checked by :func:`verify_tx`)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TxRejected(Code.DECODE_ERROR, "a tx must be bytes")
+    if len(data) > MAX_TX_BYTES:
+        raise TxRejected(Code.TX_TOO_LARGE, f"tx of {len(data)} bytes exceeds {MAX_TX_BYTES}")
+    data = bytes(data)
+    body_bytes, sig = _envelope(_decode(data, "tx"), "tx")
+    body = _map(_decode(body_bytes, "tx body"), "tx body",
+                ("chain_id", "kind", "signer", "fee", "expiry", "nonce", "msg"))
+    if body["chain_id"] != chain_id:
+        raise TxRejected(Code.WRONG_CHAIN, f"tx is for chain {body['chain_id']!r}, this is {chain_id!r}")
+    kind = body["kind"]
+    if type(kind) is not str:
+        raise TxRejected(Code.UNKNOWN_KIND, "kind must be a string")
+    signer = _bytes(body["signer"], "signer", 32)
+    return Tx(
+        kind=kind, chain_id=chain_id, signer=signer, sender=address_of(signer),
+        fee=_uint(body["fee"], "fee"), expiry=_uint(body["expiry"], "expiry", 1, MAX_ID),
+        nonce=_uint(body["nonce"], "nonce", 0, MAX_ID), msg=_decode_msg(kind, body["msg"], chain_id),
+        signature=sig, sign_message=sign_bytes(TX_TAG, chain_id, body_bytes), hash=sha256(data),
+    )
+
+
+def verify_tx(tx: Tx) -> TxRejected | None:
+    """Check every signature of ``tx`` with THE verifier; None when all hold."""
+    if not verify(tx.signer, tx.sign_message, tx.signature):
+        return TxRejected(Code.BAD_SIGNATURE, "tx signature does not verify")
+    for order in tx.orders():
+        if not verify(order.account_key, order.sign_message, order.signature):
+            return TxRejected(Code.BAD_ORDER_SIGNATURE, f"order {order.order_id} signature does not verify")
+    return None
