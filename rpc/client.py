@@ -1,0 +1,288 @@
+"""Python clients for a clearchain node: ``Client`` (blocking) and ``AsyncClient`` (trio).
+
+Both speak JSON-RPC 2.0 over HTTP/1.1 with keep-alive; ``AsyncClient.subscribe`` streams events
+over ``/websocket``. A JSON-RPC error raises :class:`RPCClientError` carrying the code, message
+and data; transport failures raise :class:`ConnectionFailed`. Results are returned as the server
+sent them (integers as decimal strings); :func:`to_int` converts.
+
+    client = Client("http://127.0.0.1:26657")
+    client.call("status")["sync_info"]["latest_block_height"]
+    client.broadcast_tx_commit(tx_bytes)          # raw bytes in, base64 on the wire
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import itertools
+import json
+import socket
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import h11
+import trio
+
+DEFAULT_URL = "http://127.0.0.1:26657"
+
+
+class ConnectionFailed(Exception):
+    """The node could not be reached or broke the connection."""
+
+
+class RPCClientError(Exception):
+    """The node answered with a JSON-RPC error."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        self.code = code
+        self.message = message
+        self.data = data
+        detail = f": {data}" if data is not None else ""
+        super().__init__(f"RPC error {code} {message}{detail}")
+
+
+def to_int(value: Any) -> int:
+    return int(value)
+
+
+def _result(reply: Any) -> Any:
+    if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0":
+        raise ConnectionFailed(f"not a JSON-RPC reply: {str(reply)[:200]}")
+    if "error" in reply:
+        error = reply["error"]
+        raise RPCClientError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
+    return reply.get("result")
+
+
+def _split_url(url: str) -> tuple[str, int, str]:
+    parsed = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    if parsed.scheme not in ("http", "tcp"):
+        raise ValueError(f"unsupported URL scheme {parsed.scheme!r} (use http://host:port)")
+    return parsed.hostname or "127.0.0.1", parsed.port or 26657, parsed.path or "/"
+
+
+def _b64(tx: bytes) -> str:
+    return base64.b64encode(tx).decode()
+
+
+class Client:
+    """Blocking client over one keep-alive HTTP connection (not thread-safe: one per thread)."""
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0) -> None:
+        self.url = url
+        self.host, self.port, self.path = _split_url(url)
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _post(self, body: bytes) -> Any:
+        for attempt in (0, 1):  # one retry: the server may have closed an idle keep-alive
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+                response = self._conn.getresponse()
+                data = response.read()
+                if response.will_close:
+                    self.close()
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if attempt:
+                    raise ConnectionFailed(f"{self.url}: {exc}") from exc
+                continue
+            if response.status == 204 or not data:
+                return None
+            try:
+                return json.loads(data)
+            except ValueError as exc:
+                raise ConnectionFailed(f"{self.url}: HTTP {response.status}, not JSON") from exc
+        raise ConnectionFailed(self.url)
+
+    def call(self, method: str, **params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+        return _result(self._post(body.encode()))
+
+    def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Several calls in one request; each entry is a result or an RPCClientError instance."""
+        requests = [{"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls]
+        replies = self._post(json.dumps(requests).encode())
+        if isinstance(replies, dict):
+            _result(replies)  # a whole-batch error (e.g. batch too large) raises here
+        by_id = {r.get("id"): r for r in replies or []}
+        out: list[Any] = []
+        for request in requests:
+            try:
+                out.append(_result(by_id.get(request["id"])))
+            except RPCClientError as exc:
+                out.append(exc)
+        return out
+
+    def broadcast_tx_sync(self, tx: bytes) -> Any:
+        return self.call("broadcast_tx_sync", tx=_b64(tx))
+
+    def broadcast_tx_async(self, tx: bytes) -> Any:
+        return self.call("broadcast_tx_async", tx=_b64(tx))
+
+    def broadcast_tx_commit(self, tx: bytes) -> Any:
+        return self.call("broadcast_tx_commit", tx=_b64(tx))
+
+    def check_tx(self, tx: bytes) -> Any:
+        return self.call("check_tx", tx=_b64(tx))
+
+    def latest_height(self) -> int:
+        return int(self.call("status")["sync_info"]["latest_block_height"])
+
+
+class _AsyncConnection:
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.conn = h11.Connection(h11.CLIENT)
+
+
+class AsyncClient:
+    """trio client: a small pool of keep-alive connections, so concurrent calls run in parallel."""
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0, max_connections: int = 32) -> None:
+        self.url = url
+        self.host, self.port, self.path = _split_url(url)
+        self.timeout = timeout
+        self._idle: list[_AsyncConnection] = []
+        self._limit = trio.Semaphore(max_connections)
+        self._ids = itertools.count(1)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.stream.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    async def _exchange(self, connection: _AsyncConnection, body: bytes) -> tuple[int, bytes]:
+        conn = connection.conn
+        request = h11.Request(method="POST", target=self.path, headers=[
+            ("Host", f"{self.host}:{self.port}"), ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body)))])
+        await connection.stream.send_all(conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        status, parts = 0, []
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await connection.stream.receive_some(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return status, b"".join(parts)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionFailed("connection closed mid-response")
+
+    async def _post(self, body: bytes) -> Any:
+        async with self._limit:
+            for attempt in (0, 1):
+                reused = bool(self._idle)
+                try:
+                    connection = self._idle.pop() if reused else _AsyncConnection(
+                        await trio.open_tcp_stream(self.host, self.port))
+                except OSError as exc:
+                    raise ConnectionFailed(f"{self.url}: {exc}") from exc
+                try:
+                    with trio.fail_after(self.timeout):
+                        status, data = await self._exchange(connection, body)
+                except (OSError, h11.ProtocolError, trio.BrokenResourceError, ConnectionFailed, trio.TooSlowError) as exc:
+                    await connection.stream.aclose()
+                    if attempt or not reused:
+                        raise ConnectionFailed(f"{self.url}: {exc!r}") from exc
+                    continue
+                except BaseException:
+                    await trio.aclose_forcefully(connection.stream)
+                    raise
+                if connection.conn.our_state is h11.DONE and connection.conn.their_state is h11.DONE:
+                    connection.conn.start_next_cycle()
+                    self._idle.append(connection)
+                else:
+                    await connection.stream.aclose()
+                if status == 204 or not data:
+                    return None
+                try:
+                    return json.loads(data)
+                except ValueError as exc:
+                    raise ConnectionFailed(f"{self.url}: HTTP {status}, not JSON") from exc
+        raise ConnectionFailed(self.url)
+
+    async def call(self, method: str, **params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+        return _result(await self._post(body.encode()))
+
+    async def broadcast_tx_sync(self, tx: bytes) -> Any:
+        return await self.call("broadcast_tx_sync", tx=_b64(tx))
+
+    async def broadcast_tx_async(self, tx: bytes) -> Any:
+        return await self.call("broadcast_tx_async", tx=_b64(tx))
+
+    async def broadcast_tx_commit(self, tx: bytes) -> Any:
+        return await self.call("broadcast_tx_commit", tx=_b64(tx))
+
+    async def latest_height(self) -> int:
+        return int((await self.call("status"))["sync_info"]["latest_block_height"])
+
+    @asynccontextmanager
+    async def subscribe(self, query: str, queue: int = 1024) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        """Subscribe over a dedicated WebSocket; yields a channel of event ``result`` objects
+        (``{"query", "data", "events"}``). A server-side error (e.g. too slow) raises."""
+        from trio_websocket import ConnectionClosed, open_websocket_url
+
+        ws_url = f"ws://{self.host}:{self.port}/websocket"
+        send, receive = trio.open_memory_channel[Any](queue)
+        async with open_websocket_url(ws_url) as ws:
+            await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                                              "params": {"query": query}}))
+            _result(json.loads(await ws.get_message()))
+
+            async def pump() -> None:
+                async with send:
+                    try:
+                        while True:
+                            reply = json.loads(await ws.get_message())
+                            await send.send(_result(reply))
+                    except ConnectionClosed:
+                        return
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pump)
+                try:
+                    yield receive
+                finally:
+                    nursery.cancel_scope.cancel()
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts TCP connections on host:port (scripts starting nodes)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ConnectionFailed(f"nothing listening on {host}:{port} after {timeout} s") from None
+            time.sleep(0.05)

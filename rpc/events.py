@@ -1,0 +1,302 @@
+"""Event fan-out from the node to subscribers, with CometBFT-style subscription queries.
+
+The node calls :func:`publish_block` once per committed block. Each published message carries a
+map of composite keys (``tm.event``, ``tx.hash``, ``tx.account``, ``clearing.market`` ...) to
+values; a subscription query is a conjunction of ``key = 'value'`` conditions matched against it:
+
+    tm.event = 'NewBlock'
+    tm.event = 'Tx' AND tx.account = 'clr1...'
+    tm.event = 'Tx' AND tx.type = 'trade'
+    tm.event = 'Liquidation'            (also 'Trade', 'Deleverage', 'OraclePrice', 'Clearing')
+
+Publishing never blocks and never waits on a subscriber: each subscription has a bounded queue;
+one that is full is closed and flagged ``overflowed`` (the WebSocket handler then tells the client
+and disconnects it). A slow client therefore costs the node nothing but the dropped queue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from consensus.crypto import format_address
+from rpc.api import BlockResults, BlockView, TxRecord
+from rpc.render import b64, render
+
+MAX_QUERY_LENGTH = 512
+MAX_CONDITIONS = 8
+DEFAULT_QUEUE_SIZE = 256
+
+_CONDITION = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?:'([^']*)'|([0-9]+))\s*\Z"
+)
+
+# Application event types (lower-cased) -> the ``tm.event`` name subscribers use.
+CLEARING_EVENT_NAMES = {
+    "trade": "Trade",
+    "fill": "Trade",
+    "liquidation": "Liquidation",
+    "liquidate": "Liquidation",
+    "deleverage": "Deleverage",
+    "deleveraging": "Deleverage",
+    "adl": "Deleverage",
+    "auto_deleverage": "Deleverage",
+    "oracle": "OraclePrice",
+    "oracle_price": "OraclePrice",
+    "price": "OraclePrice",
+    "insurance_fund": "InsuranceFund",
+    "funding": "Funding",
+}
+# Event attributes whose values name accounts (for ``clearing.account`` filtering).
+ACCOUNT_ATTRIBUTES = frozenset(
+    {"account", "address", "maker", "taker", "buyer", "seller", "liquidated", "counterparty",
+     "sender", "recipient", "owner", "from", "to"}
+)
+
+
+class QueryError(ValueError):
+    """A subscription query that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed subscription query: all conditions must hold."""
+
+    text: str
+    conditions: tuple[tuple[str, str], ...]
+
+    def matches(self, keys: Mapping[str, Sequence[str]]) -> bool:
+        return all(value in keys.get(key, ()) for key, value in self.conditions)
+
+
+def parse_query(text: str) -> Query:
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError("query must be a non-empty string such as tm.event='NewBlock'")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(f"query longer than {MAX_QUERY_LENGTH} characters")
+    parts = re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)
+    if len(parts) > MAX_CONDITIONS:
+        raise QueryError(f"more than {MAX_CONDITIONS} conditions")
+    conditions = []
+    for part in parts:
+        match = _CONDITION.match(part)
+        if match is None:
+            raise QueryError(f"cannot parse condition {part.strip()!r}: expected key='value'")
+        key, quoted, number = match.groups()
+        conditions.append((key, quoted if quoted is not None else number))
+    return Query(text.strip(), tuple(conditions))
+
+
+@dataclass
+class Message:
+    """One published event: its filter keys and a lazily rendered JSON body."""
+
+    keys: dict[str, list[str]]
+    make_data: Callable[[], Any]
+    _data: Any = None
+
+    @property
+    def data(self) -> Any:
+        if self._data is None:
+            self._data = self.make_data()
+        return self._data
+
+    def events_json(self) -> dict[str, list[str]]:
+        return self.keys
+
+
+@dataclass(eq=False)
+class Subscription:
+    query: Query
+    send: trio.MemorySendChannel[Message]
+    receive: trio.MemoryReceiveChannel[Message]
+    overflowed: bool = False
+
+
+@dataclass
+class EventBus:
+    """Subscriptions and the non-blocking publish the node calls."""
+
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    _subscriptions: set[Subscription] = field(default_factory=set)
+    _tx_waiters: dict[bytes, list[trio.MemorySendChannel[TxRecord]]] = field(default_factory=dict)
+    published: int = 0
+
+    def subscribe(self, query: Query, queue_size: int | None = None) -> Subscription:
+        send, receive = trio.open_memory_channel[Message](queue_size or self.queue_size)
+        subscription = Subscription(query, send, receive)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+        subscription.send.close()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    def wait_for_tx(self, tx_hash: bytes) -> trio.MemoryReceiveChannel[TxRecord]:
+        """A channel that receives the tx's record when a block including it is published.
+
+        A dict lookup per committed tx, however many clients wait (``broadcast_tx_commit``).
+        The caller must call :meth:`stop_waiting` with the channel when done.
+        """
+        send, receive = trio.open_memory_channel[TxRecord](1)
+        self._tx_waiters.setdefault(tx_hash, []).append(send)
+        return receive
+
+    def stop_waiting(self, tx_hash: bytes, receive: trio.MemoryReceiveChannel[TxRecord]) -> None:
+        receive.close()
+        waiters = self._tx_waiters.get(tx_hash)
+        if waiters is None:
+            return
+        waiters[:] = [send for send in waiters if not _is_closed_pair(send)]
+        if not waiters:
+            del self._tx_waiters[tx_hash]
+
+    def notify_tx(self, record: TxRecord) -> None:
+        for send in self._tx_waiters.pop(record.hash, ()):
+            try:
+                send.send_nowait(record)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            send.close()
+
+    def publish(self, message: Message) -> int:
+        """Deliver to every matching subscription; returns how many received it."""
+        self.published += 1
+        delivered = 0
+        for subscription in list(self._subscriptions):
+            if not subscription.query.matches(message.keys):
+                continue
+            try:
+                subscription.send.send_nowait(message)
+                delivered += 1
+            except trio.WouldBlock:
+                subscription.overflowed = True
+                self.unsubscribe(subscription)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                self.unsubscribe(subscription)
+        return delivered
+
+
+def _is_closed_pair(send: trio.MemorySendChannel[Any]) -> bool:
+    """True once the receiving side has gone away (the waiter gave up)."""
+    return send.statistics().open_receive_channels == 0
+
+
+# --- what the node publishes -------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) == 20:
+            return format_address(bytes(value))
+        return bytes(value).hex().upper()
+    return str(value)
+
+
+def tx_json(record: TxRecord) -> dict[str, Any]:
+    return {
+        "hash": record.hash.hex().upper(),
+        "height": str(record.height),
+        "index": str(record.index),
+        "tx": b64(record.tx),
+        "tx_result": render(record.result),
+    }
+
+
+def new_block_message(block: BlockView, results: BlockResults | None) -> Message:
+    def data() -> Any:
+        value: dict[str, Any] = {"block": block_json(block)}
+        if results is not None:
+            value["result_end_block"] = {"events": render(list(results.end_block_events))}
+        return {"type": "tendermint/event/NewBlock", "value": value}
+
+    keys = {"tm.event": ["NewBlock"], "block.height": [str(block.height)]}
+    return Message(keys, data)
+
+
+def tx_message(record: TxRecord) -> Message:
+    keys: dict[str, list[str]] = {
+        "tm.event": ["Tx"],
+        "tx.hash": [record.hash.hex().upper(), record.hash.hex()],
+        "tx.height": [str(record.height)],
+        "tx.code": [str(record.result.code)],
+    }
+    if record.tx_type:
+        keys["tx.type"] = [record.tx_type]
+    if record.accounts:
+        keys["tx.account"] = [_text(a) for a in record.accounts]
+    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": {"TxResult": tx_json(record)}})
+
+
+def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | None = None) -> Message:
+    kind = str(event.get("type", ""))
+    attributes = event.get("attributes", {}) or {}
+    names = ["Clearing"]
+    alias = CLEARING_EVENT_NAMES.get(kind.lower())
+    if alias:
+        names.append(alias)
+    keys: dict[str, list[str]] = {
+        "tm.event": names,
+        "clearing.type": [kind],
+        "clearing.height": [str(height)],
+    }
+    if isinstance(attributes, Mapping):
+        accounts = [_text(v) for k, v in attributes.items() if k in ACCOUNT_ATTRIBUTES and v is not None]
+        if accounts:
+            keys["clearing.account"] = accounts
+        for name in ("market", "market_id", "asset"):
+            if name in attributes:
+                keys["clearing.market"] = [_text(attributes[name])]
+    body: dict[str, Any] = {"height": height, "event": event}
+    if tx_hash is not None:
+        body["tx_hash"] = tx_hash
+
+    return Message(keys, lambda: {"type": f"clearchain/event/{alias or 'Clearing'}", "value": render(body)})
+
+
+def block_messages(
+    block: BlockView, results: BlockResults | None, txs: Iterable[TxRecord]
+) -> list[Message]:
+    """Every message one committed block produces, in order: block, txs, clearing events."""
+    messages = [new_block_message(block, results)]
+    for record in txs:
+        messages.append(tx_message(record))
+        for event in record.result.events:
+            messages.append(clearing_message(block.height, event, record.hash))
+    if results is not None:
+        for event in list(results.begin_block_events) + list(results.end_block_events):
+            messages.append(clearing_message(block.height, event))
+    return messages
+
+
+def publish_block(
+    bus: EventBus, block: BlockView, results: BlockResults | None, txs: Iterable[TxRecord]
+) -> None:
+    """The node's one call after each commit. Never blocks; cheap when nobody listens."""
+    txs = list(txs)
+    if bus._tx_waiters:
+        for record in txs:
+            bus.notify_tx(record)
+    if not bus.subscriber_count:
+        bus.published += 1
+        return
+    for message in block_messages(block, results, txs):
+        bus.publish(message)
+
+
+def block_json(block: BlockView) -> dict[str, Any]:
+    """CometBFT's block shape: header, data.txs (base64), evidence, last_commit."""
+    return {
+        "header": render(block.header),
+        "data": {"txs": [b64(tx) for tx in block.txs]},
+        "evidence": {"evidence": render(list(block.evidence))},
+        "last_commit": render(block.last_commit),
+    }

@@ -1,0 +1,397 @@
+"""The JSON-RPC server: HTTP/1.1 (h11) and WebSocket (wsproto) directly on trio streams.
+
+Why not hypercorn: DESIGN.md measured it at ~1,200 req/s for a minimal JSON-RPC call; h11 on
+trio streams with keep-alive serves several times that on the same machine (bench/rpc_server.py
+numbers are in rpc/README.md), and it gives us direct control over limits and timeouts.
+
+Routes: ``POST /`` (single or batch), ``GET /`` (method listing), ``GET /<method>?k=v`` (URI
+style, CometBFT-compatible), ``GET /websocket`` (JSON-RPC over WebSocket with subscriptions).
+
+Every connection runs in its own task; anything that goes wrong in it is logged and closes only
+that connection. Bound with ``port = await nursery.start(server.serve, "127.0.0.1", 0)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import urllib.parse
+from typing import Any
+
+import h11
+import trio
+import wsproto.connection
+import wsproto.events
+from wsproto import ConnectionType
+
+from rpc import errors
+from rpc.api import NodeAPI
+from rpc.dispatch import dumps, error_response, handle_body, handle_one
+from rpc.events import QueryError, Subscription, parse_query
+from rpc.methods import METHODS, Context, Limits, Method, method_listing
+
+log = logging.getLogger(__name__)
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_HEADER_BYTES = 16 * 1024
+RECEIVE_SIZE = 64 * 1024
+SEND_TIMEOUT_S = 10.0
+SERVER_NAME = b"clearchain-rpc"
+
+
+class _Closed(Exception):
+    """The peer went away or broke the protocol: end this connection quietly."""
+
+
+class RPCServer:
+    """One server per node. ``serve`` runs until cancelled."""
+
+    def __init__(self, node: NodeAPI, limits: Limits | None = None) -> None:
+        self.ctx = Context(node, limits or Limits())
+        self.limits = self.ctx.limits
+        self.open_connections = 0
+        self.requests_served = 0
+
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and serve forever; reports the bound port through ``task_status``."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[1]
+        log.info("RPC listening on http://%s:%d", host, bound)
+        task_status.started(bound)
+        await trio.serve_listeners(self._handle_connection, listeners)
+
+    # --- connections ---------------------------------------------------------------------------
+
+    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+        try:
+            if self.open_connections >= self.limits.max_connections:
+                await self._reject_busy(stream)
+                return
+            self.open_connections += 1
+            try:
+                await self._serve_http(stream)
+            finally:
+                self.open_connections -= 1
+        except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        except Exception:  # never let one connection take the server down
+            log.exception("RPC connection failed")
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _reject_busy(self, stream: trio.SocketStream) -> None:
+        body = dumps(error_response(errors.RPCError(
+            errors.LIMIT_EXCEEDED,
+            f"too many open connections (limit {self.limits.max_connections}); retry later",
+        )))
+        with trio.move_on_after(1):
+            # h11 insists on seeing a request before a response; answer at the byte level.
+            head = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                    b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n")
+            await stream.send_all(head + body)
+
+    async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await stream.receive_some(RECEIVE_SIZE)
+            conn.receive_data(data)
+
+    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, *events: Any) -> None:
+        data = b"".join(conn.send(event) or b"" for event in events)
+        with trio.fail_after(SEND_TIMEOUT_S):
+            await stream.send_all(data)
+
+    async def _respond(
+        self, conn: h11.Connection, stream: trio.SocketStream, status: int, body: bytes,
+        close: bool = False, content_type: bytes = b"application/json",
+    ) -> None:
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+                   (b"server", SERVER_NAME)]
+        if close:
+            headers.append((b"connection", b"close"))
+        await self._send(conn, stream, h11.Response(status_code=status, headers=headers),
+                         h11.Data(data=body), h11.EndOfMessage())
+
+    async def _serve_http(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        first = True
+        while True:
+            timeout = self.limits.header_timeout_s if first else self.limits.keepalive_timeout_s
+            first = False
+            try:
+                with trio.move_on_after(timeout) as idle:
+                    event = await self._next_event(conn, stream)
+                if idle.cancelled_caught:
+                    return
+                if isinstance(event, h11.ConnectionClosed):
+                    return
+                if not isinstance(event, h11.Request):
+                    return
+                with trio.fail_after(self.limits.header_timeout_s + 30):
+                    keep_going = await self._serve_request(conn, stream, event)
+            except h11.RemoteProtocolError as exc:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    body = dumps(error_response(errors.RPCError(errors.INVALID_REQUEST, f"bad HTTP: {exc}")))
+                    try:
+                        await self._respond(conn, stream, exc.error_status_hint, body, close=True)
+                    except (h11.LocalProtocolError, trio.TooSlowError):
+                        pass
+                return
+            except trio.TooSlowError:
+                return
+            if not keep_going or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+    async def _serve_request(self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request) -> bool:
+        """Answer one HTTP request; False when the connection must close afterwards."""
+        target = request.target.decode("latin-1")
+        path, _, query_string = target.partition("?")
+        method = request.method
+        headers = {name.lower(): value for name, value in request.headers}
+        if path == "/websocket" and method == b"GET" and headers.get(b"upgrade", b"").lower() == b"websocket":
+            await self._upgrade_websocket(conn, stream, headers)
+            return False
+        if method == b"POST":
+            if path not in ("/", ""):
+                await self._respond(conn, stream, 404, dumps(error_response(errors.RPCError(
+                    errors.METHOD_NOT_FOUND, f"POST to {path!r}: JSON-RPC is served at /"))))
+                return await self._drain(conn, stream)
+            body = await self._read_body(conn, stream, headers)
+            if body is None:
+                return False
+            reply = await handle_body(self.ctx, body)
+            self.requests_served += 1
+            if reply is None:
+                await self._send(conn, stream, h11.Response(status_code=204, headers=[(b"server", SERVER_NAME)]),
+                                 h11.EndOfMessage())
+            else:
+                await self._respond(conn, stream, 200, reply)
+            return True
+        if method in (b"GET", b"HEAD"):
+            if not await self._drain(conn, stream):
+                return False
+            if path in ("/", ""):
+                body = dumps({"jsonrpc": "2.0", "id": None, "result": {"methods": method_listing()}})
+            else:
+                body = await self._uri_call(path.lstrip("/"), query_string)
+            await self._respond(conn, stream, 200, body if method == b"GET" else b"")
+            return True
+        await self._respond(conn, stream, 405, dumps(error_response(errors.RPCError(
+            errors.INVALID_REQUEST, f"HTTP method {method.decode(errors='replace')} not allowed; use POST /"))),
+            close=True)
+        return False
+
+    async def _drain(self, conn: h11.Connection, stream: trio.SocketStream) -> bool:
+        """Read and discard a request body we do not use (bounded)."""
+        seen = 0
+        while True:
+            event = await self._next_event(conn, stream)
+            if isinstance(event, h11.Data):
+                seen += len(event.data)
+                if seen > self.limits.max_body_bytes:
+                    return False
+            elif isinstance(event, h11.EndOfMessage):
+                return True
+            else:
+                return False
+
+    async def _read_body(self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]) -> bytes | None:
+        limit = self.limits.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(conn, stream, int(declared))
+            return None
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._next_event(conn, stream)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    await self._too_large(conn, stream, size)
+                    return None
+                parts.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                raise _Closed()
+
+    async def _too_large(self, conn: h11.Connection, stream: trio.SocketStream, size: int) -> None:
+        body = dumps(error_response(errors.RPCError(
+            errors.LIMIT_EXCEEDED, f"request body of {size}+ bytes exceeds the limit of {self.limits.max_body_bytes}")))
+        await self._respond(conn, stream, 413, body, close=True)
+
+    async def _uri_call(self, name: str, query_string: str) -> bytes:
+        """``GET /status`` or ``GET /block?height=5``: the same methods, params from the URL."""
+        params: dict[str, Any] = {}
+        for key, value in urllib.parse.parse_qsl(query_string, keep_blank_values=True):
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            params[key] = value
+        reply = await handle_one(self.ctx, {"jsonrpc": "2.0", "id": -1, "method": name, "params": params})
+        return dumps(reply)
+
+    # --- WebSocket -----------------------------------------------------------------------------
+
+    async def _upgrade_websocket(self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]) -> None:
+        key = headers.get(b"sec-websocket-key")
+        if key is None or headers.get(b"sec-websocket-version") != b"13":
+            await self._respond(conn, stream, 400, dumps(error_response(errors.RPCError(
+                errors.INVALID_REQUEST, "WebSocket upgrade needs Sec-WebSocket-Key and version 13"))), close=True)
+            return
+        event = await self._next_event(conn, stream)  # EndOfMessage of the GET
+        if not isinstance(event, h11.EndOfMessage):
+            raise _Closed()
+        accept = base64.b64encode(hashlib.sha1(key.strip() + WS_GUID).digest())
+        await self._send(conn, stream, h11.InformationalResponse(status_code=101, headers=[
+            (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
+            (b"sec-websocket-accept", accept), (b"server", SERVER_NAME)]))
+        trailing, _ = conn.trailing_data
+        ws = wsproto.connection.Connection(ConnectionType.SERVER, trailing_data=trailing)
+        await WebSocketSession(self, stream, ws).run()
+
+
+class WebSocketSession:
+    """One WebSocket client: JSON-RPC requests in, replies and subscription events out."""
+
+    def __init__(self, server: RPCServer, stream: trio.SocketStream, ws: wsproto.connection.Connection) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.stream = stream
+        self.ws = ws
+        self.send_lock = trio.Lock()
+        self.subscriptions: dict[str, tuple[Subscription, trio.CancelScope]] = {}
+        self.nursery: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self._read_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            for subscription, _ in self.subscriptions.values():
+                self.ctx.bus.unsubscribe(subscription)
+            self.subscriptions.clear()
+
+    async def _send_ws(self, event: Any) -> None:
+        async with self.send_lock:
+            data = self.ws.send(event)
+            with trio.fail_after(SEND_TIMEOUT_S):
+                await self.stream.send_all(data)
+
+    async def send_text(self, text: str) -> None:
+        await self._send_ws(wsproto.events.TextMessage(data=text))
+
+    async def _read_loop(self) -> None:
+        buffer: list[str] = []
+        size = 0
+        limit = self.server.limits.max_body_bytes
+        while True:
+            for event in self.ws.events():
+                if isinstance(event, wsproto.events.TextMessage):
+                    buffer.append(event.data)
+                    size += len(event.data)
+                    if size > limit:
+                        await self._close(1009, f"message larger than {limit} bytes")
+                        return
+                    if event.message_finished:
+                        text, buffer, size = "".join(buffer), [], 0
+                        reply = await handle_body(self.ctx, text, self._override)
+                        self.server.requests_served += 1
+                        if reply is not None:
+                            await self.send_text(reply.decode())
+                elif isinstance(event, wsproto.events.BytesMessage):
+                    await self.send_text(dumps(error_response(errors.RPCError(
+                        errors.PARSE_ERROR, "binary frames are not accepted; send JSON text"))).decode())
+                elif isinstance(event, wsproto.events.Ping):
+                    await self._send_ws(event.response())
+                elif isinstance(event, wsproto.events.CloseConnection):
+                    if self.ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                        await self._send_ws(event.response())
+                    return
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                return
+            self.ws.receive_data(data)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self._send_ws(wsproto.events.CloseConnection(code=code, reason=reason[:100]))
+        except Exception:
+            pass
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+
+    async def _override(self, method: Method, params: dict[str, Any], request_id: Any) -> Any:
+        if method.name == "subscribe":
+            return self._subscribe(params["query"], request_id)
+        if method.name == "unsubscribe":
+            entry = self.subscriptions.pop(params["query"].strip(), None)
+            if entry is None:
+                raise errors.not_found(f"no subscription to {params['query']!r} on this connection")
+            self._drop(entry)
+            return {}
+        if method.name == "unsubscribe_all":
+            for entry in self.subscriptions.values():
+                self._drop(entry)
+            self.subscriptions.clear()
+            return {}
+        raise errors.RPCError(errors.METHOD_NOT_FOUND, method.name)
+
+    def _drop(self, entry: tuple[Subscription, trio.CancelScope]) -> None:
+        self.ctx.bus.unsubscribe(entry[0])
+        entry[1].cancel()
+
+    def _subscribe(self, text: str, request_id: Any) -> Any:
+        try:
+            query = parse_query(text)
+        except QueryError as exc:
+            raise errors.invalid_params(f"query: {exc}") from None
+        if query.text in self.subscriptions:
+            raise errors.invalid_params(f"already subscribed to {query.text!r}")
+        limit = self.server.limits.max_subscriptions_per_client
+        if len(self.subscriptions) >= limit:
+            raise errors.RPCError(errors.LIMIT_EXCEEDED, f"subscription limit of {limit} per client reached")
+        subscription = self.ctx.bus.subscribe(query, self.server.limits.subscriber_queue)
+        scope = trio.CancelScope()
+        self.subscriptions[query.text] = (subscription, scope)
+        if self.nursery is None:
+            raise errors.RPCError(errors.INTERNAL_ERROR, "session not running")
+        self.nursery.start_soon(self._forward, subscription, scope, request_id)
+        return {}
+
+    async def _forward(self, subscription: Subscription, scope: trio.CancelScope, request_id: Any) -> None:
+        """Send a subscription's events; a client too slow to keep up is disconnected."""
+        with scope:
+            async for message in subscription.receive:
+                reply = {"jsonrpc": "2.0", "id": request_id, "result": {
+                    "query": subscription.query.text, "data": message.data, "events": message.keys}}
+                try:
+                    await self.send_text(json.dumps(reply, separators=(",", ":")))
+                except trio.TooSlowError:
+                    subscription.overflowed = True
+                    break
+            if subscription.overflowed:
+                queue = self.server.limits.subscriber_queue
+                try:
+                    with trio.move_on_after(1):
+                        await self.send_text(dumps(error_response(errors.RPCError(
+                            errors.LIMIT_EXCEEDED,
+                            f"subscriber too slow: more than {queue} undelivered events for "
+                            f"{subscription.query.text!r}; disconnecting"), request_id)).decode())
+                except Exception:
+                    pass
+                await self._close(1008, "subscriber too slow")
+
+
+def method_names() -> list[str]:
+    return sorted(METHODS)
