@@ -1,0 +1,303 @@
+"""The versioned Merkle state store: the app hash, proofs, historical reads and pruning.
+
+It implements :class:`state.kv.StateStore` over any plyvel-like database (a ``plyvel.DB`` or
+:class:`state.store.memdb.MemoryDB`) under a key prefix, so the node keeps state and blocks in
+ONE LevelDB and commits both with one write batch. See ``layout`` for the tree and the keys,
+and ``README.md`` for why this structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+from consensus import codec
+from state.kv import WriteBatch
+from state.store.errors import PrunedVersionError, StoreCorruptionError, UnknownVersionError
+from state.store.layout import (
+    EMPTY_ROOT,
+    EMPTY_SLOT,
+    EXTRA_OFF,
+    EXTRA_SIZE,
+    INTERNAL,
+    KIND_OFF,
+    LEAF,
+    LIVE,
+    META_KEY,
+    VALUE_TAG,
+    Slot,
+    decode_root,
+    encode_root,
+    node_key,
+    root_key,
+    split_value_key,
+    stale_key,
+    value_key,
+    value_key_ceiling,
+    value_key_floor,
+)
+from state.store.trie import Op, TrieUpdate, nibble
+
+_sha256 = hashlib.sha256
+DEFAULT_PREFIX = b"s/"
+DEFAULT_CACHE_DEPTH = 3
+
+
+class MerkleStore:
+    """A :class:`state.kv.StateStore` whose root commits to every key and value.
+
+    ``keep_versions``: how many committed versions stay readable (``get_at``, ``prove``);
+    0 keeps all. ``cache_depth``: internal nodes up to this depth stay in memory (depth 3 is
+    4,369 nodes, about 7 MB; 4 adds 65,536 more, about 115 MB).
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        prefix: bytes = DEFAULT_PREFIX,
+        keep_versions: int = 0,
+        cache_depth: int = DEFAULT_CACHE_DEPTH,
+    ) -> None:
+        if keep_versions < 0:
+            raise ValueError("keep_versions must be >= 0 (0 keeps every version)")
+        self._db = db
+        self._prefix = bytes(prefix)
+        self.keep_versions = keep_versions
+        self.cache_depth = cache_depth
+        self._cache: dict[bytes, bytes] = {}
+        self._pending: dict[bytes, bytes | None] = {}
+        meta = db.get(self._prefix + META_KEY)
+        if meta is None:
+            self._version = -1
+            self._oldest = 0
+            self._root: Slot = EMPTY_SLOT
+        else:
+            self._version, self._oldest = codec.decode(meta)
+            self._root = self._root_slot(self._version)
+
+    # -- the StateStore protocol -------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def oldest_version(self) -> int:
+        """Oldest version still readable (0 until pruning starts)."""
+        return self._oldest
+
+    def get(self, key: bytes) -> bytes | None:
+        pending = self._pending
+        if key in pending:
+            return pending[key]
+        if self._version < 0:
+            return None
+        return self._read(key, self._version)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        if not isinstance(key, (bytes, bytearray)) or not isinstance(value, (bytes, bytearray)):
+            raise TypeError("state keys and values are bytes")
+        self._pending[bytes(key)] = bytes(value)
+
+    def delete(self, key: bytes) -> None:
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError("state keys are bytes")
+        self._pending[bytes(key)] = None
+
+    def iterate(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Key-ordered ``(key, value)`` with ``start <= key < end`` over committed + pending."""
+        pending = sorted(
+            (k, v) for k, v in self._pending.items() if k >= start and (end is None or k < end)
+        )
+        committed = self._iterate_committed(start, end) if self._version >= 0 else iter(())
+        index = 0
+        for key, value in committed:
+            while index < len(pending) and pending[index][0] < key:
+                pkey, pvalue = pending[index]
+                index += 1
+                if pvalue is not None:
+                    yield pkey, pvalue
+            if index < len(pending) and pending[index][0] == key:
+                pvalue = pending[index][1]
+                index += 1
+                if pvalue is not None:
+                    yield key, pvalue
+                continue
+            yield key, value
+        for pkey, pvalue in pending[index:]:
+            if pvalue is not None:
+                yield pkey, pvalue
+
+    def commit(self, batch: WriteBatch | None = None) -> bytes:
+        """Make the pending writes version ``version + 1``; return its root (the app hash).
+
+        With ``batch`` every write (tree nodes, values, root, pruning, metadata) is staged
+        there and the caller must write it; without, one synced batch is written here.
+        """
+        version = self._version + 1
+        ops: list[Op] = []
+        for key, value in self._pending.items():
+            vh = None if value is None else _sha256(value).digest()
+            ops.append((_sha256(key).digest(), key, value, vh))
+        ops.sort(key=_first)
+        update = TrieUpdate(version, self._load)
+        root = update.apply(self._root, ops)
+
+        own_batch = batch is None
+        out: Any = self._db.write_batch(sync=True) if own_batch else batch
+        p = self._prefix
+        for nkey, record in update.node_puts:
+            out.put(p + nkey, record)
+        tombstones: list[bytes] = []
+        for key, value in update.value_puts:
+            vkey = value_key(key, version)
+            if value is None:
+                out.put(p + vkey, b"")
+                tombstones.append(vkey)
+            else:
+                out.put(p + vkey, LIVE + value)
+        stale_values = [value_key(key, old) for key, old in update.stale_values] + tombstones
+        out.put(p + stale_key(version), codec.encode([update.stale_nodes, stale_values]))
+        out.put(p + root_key(version), encode_root(root))
+        oldest = self._oldest
+        if self.keep_versions:
+            oldest = max(oldest, version - self.keep_versions + 1)
+            self._stage_pruning(out, version, oldest, update.stale_nodes + stale_values)
+        out.put(p + META_KEY, codec.encode([version, oldest]))
+        if own_batch:
+            out.write()
+
+        cache = self._cache
+        for nkey in update.stale_nodes:
+            cache.pop(nkey, None)
+        limit = self.cache_depth
+        for nkey, record in update.node_puts:
+            if nkey[9] <= limit:
+                cache[nkey] = record
+        self._root = root
+        self._version = version
+        self._oldest = oldest
+        self._pending = {}
+        return self.root_hash()
+
+    def root_hash(self) -> bytes:
+        return _slot_hash(self._root)
+
+    # -- history and proofs ----------------------------------------------------------------
+
+    def root_at(self, version: int) -> bytes:
+        """The app hash of a kept version."""
+        self._check_version(version)
+        return _slot_hash(self._root_slot(version))
+
+    def get_at(self, version: int, key: bytes) -> bytes | None:
+        """The value of ``key`` in committed ``version`` (pending writes are not seen)."""
+        self._check_version(version)
+        return self._read(key, version)
+
+    def prove(self, key: bytes, version: int | None = None) -> list[Any]:
+        """A proof that ``key`` has its value (or is absent) at ``version`` (default: latest).
+
+        The proof is ``[nodes, leaf]``: ``nodes`` lists, root first, each internal node on the
+        key's path as ``[bitmap, sibling hashes]``; ``leaf`` is None, or ``[hk, vh]`` of the
+        other key whose leaf occupies the path. Plain lists, ints and bytes: encodable with
+        ``consensus.codec`` and checked by :func:`state.store.proof.verify_proof`.
+        """
+        if version is None:
+            version = self._version
+        self._check_version(version)
+        slot = self._root if version == self._version else self._root_slot(version)
+        hk = _sha256(key).digest()
+        nodes: list[list[Any]] = []
+        depth = 0
+        latest = version == self._version
+        while slot[0] == INTERNAL:
+            record = self._load(node_key(slot[2][:8], depth, hk), cache=latest)
+            nib = nibble(hk, depth)
+            bitmap = 0
+            siblings = []
+            for i in range(16):
+                if record[KIND_OFF + i]:
+                    bitmap |= 1 << i
+                    if i != nib:
+                        siblings.append(record[i * 32 : i * 32 + 32])
+            nodes.append([bitmap, siblings])
+            e0 = EXTRA_OFF + nib * EXTRA_SIZE
+            slot = (record[KIND_OFF + nib], record[nib * 32 : nib * 32 + 32], record[e0 : e0 + 72])
+            depth += 1
+        leaf = None
+        if slot[0] == LEAF and slot[2][:32] != hk:
+            leaf = [slot[2][:32], slot[2][32:64]]
+        return [nodes, leaf]
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_version(self, version: int) -> None:
+        if not isinstance(version, int) or version < 0 or version > self._version:
+            raise UnknownVersionError(version, self._version)
+        if version < self._oldest:
+            raise PrunedVersionError(version, self._oldest, self._version, self.keep_versions)
+
+    def _root_slot(self, version: int) -> Slot:
+        data = self._db.get(self._prefix + root_key(version))
+        if data is None:
+            raise StoreCorruptionError(f"root record of version {version} is missing")
+        return decode_root(data)
+
+    def _load(self, nkey: bytes, cache: bool = True) -> bytes:
+        """An internal node; ``cache`` only for nodes of the latest tree (old ones would leak)."""
+        record = self._cache.get(nkey)
+        if record is None:
+            record = self._db.get(self._prefix + nkey)
+            if record is None:
+                raise StoreCorruptionError(f"tree node {nkey.hex()} is missing")
+            if cache and nkey[9] <= self.cache_depth:
+                self._cache[nkey] = record
+        return record
+
+    def _read(self, key: bytes, version: int) -> bytes | None:
+        p = self._prefix
+        with self._db.iterator(
+            start=p + value_key(key, version), stop=p + value_key_ceiling(key)
+        ) as it:
+            for _, stored in it:
+                return stored[1:] if stored else None
+        return None
+
+    def _iterate_committed(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        p = self._prefix
+        plen = len(p)
+        lo = p + value_key_floor(start)
+        hi = p + (value_key_floor(end) if end is not None else bytes((VALUE_TAG[0] + 1,)))
+        with self._db.iterator(start=lo, stop=hi) as it:
+            for dbkey, stored in it:
+                key, _ = split_value_key(dbkey[plen:])
+                if stored:
+                    yield key, stored[1:]
+                it.seek(p + value_key_ceiling(key))
+
+    def _stage_pruning(self, out: Any, version: int, oldest: int, current: list[bytes]) -> None:
+        """Delete what only versions below ``oldest`` need, in the same batch as the commit."""
+        p = self._prefix
+        for stale_version in range(self._oldest + 1, oldest + 1):
+            if stale_version == version:
+                keys = current
+            else:
+                data = self._db.get(p + stale_key(stale_version))
+                if data is None:
+                    continue
+                nodes, values = codec.decode(data)
+                keys = nodes + values
+            for key in keys:
+                out.delete(p + key)
+            out.delete(p + stale_key(stale_version))
+            out.delete(p + root_key(stale_version - 1))
+
+
+def _first(op: Op) -> bytes:
+    return op[0]
+
+
+def _slot_hash(slot: Slot) -> bytes:
+    return EMPTY_ROOT if slot[0] == 0 else slot[1]
