@@ -1,0 +1,172 @@
+"""The block store: blocks, commit certificates, per-tx results and the tx index on LevelDB.
+
+It shares the node's ONE plyvel database with the state store (different key prefixes), and
+:meth:`BlockStore.save_block` writes a block, its commit, its results, the state changes and
+the new height in ONE synced write batch: after a crash the node finds either the old height
+or the new one, never a part of a block.
+
+Blocks, commits and results are opaque bytes encoded by the caller with the consensus types,
+so this module depends on no consensus type. Layout under the prefix:
+
+    b"h" height(8)            block bytes
+    b"H" block hash           height(8)
+    b"c" height(8)            commit certificate for that height
+    b"x" height(8) index(4)   result of the index-th tx of the block
+    b"t" tx hash              height(8) index(4)
+    b"s"                      seen commit of the latest height: [height, commit bytes]
+    b"m"                      latest: [height, block hash, app hash]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from consensus import codec
+
+DEFAULT_PREFIX = b"b/"
+
+
+class BlockStoreError(Exception):
+    """A block that cannot be stored as asked (wrong height, mismatched inputs)."""
+
+
+@dataclass(frozen=True)
+class LatestBlock:
+    height: int
+    """Height of the latest stored block."""
+    block_hash: bytes
+    """Its hash, as the caller computed it."""
+    app_hash: bytes
+    """The state root after executing it (the next header's app hash)."""
+
+
+@dataclass(frozen=True)
+class TxLocation:
+    height: int
+    """Height of the block that holds the tx."""
+    index: int
+    """Position of the tx in that block."""
+    result: bytes
+    """Its encoded execution result."""
+
+
+def _h8(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+class BlockStore:
+    """Blocks and their side tables under ``prefix`` of a plyvel-like database."""
+
+    def __init__(self, db: Any, prefix: bytes = DEFAULT_PREFIX) -> None:
+        self._db = db
+        self._p = bytes(prefix)
+        meta = db.get(self._p + b"m")
+        self._latest: LatestBlock | None = None
+        if meta is not None:
+            height, block_hash, app_hash = codec.decode(meta)
+            self._latest = LatestBlock(height, block_hash, app_hash)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def save_block(
+        self,
+        height: int,
+        block_hash: bytes,
+        block_bytes: bytes,
+        commit_bytes: bytes,
+        results: list[bytes],
+        tx_hashes: list[bytes],
+        state_store: Any = None,
+        app_hash: bytes | None = None,
+    ) -> bytes:
+        """Store block ``height`` and commit ``state_store`` with it in ONE synced batch.
+
+        ``state_store`` (a :class:`state.kv.StateStore` on the same database) must be at
+        version ``height - 1`` with the block's writes pending; its ``commit`` is staged into
+        the batch and its root is the returned app hash. Without a state store, ``app_hash``
+        is recorded as given. Raises :class:`BlockStoreError` before writing anything if the
+        height does not follow the latest or the inputs disagree.
+        """
+        latest = self.latest_height()
+        if latest >= 0 and height != latest + 1:
+            raise BlockStoreError(f"block {height} does not follow the latest stored block {latest}")
+        if height < 0:
+            raise BlockStoreError(f"block height {height} is negative")
+        if len(results) != len(tx_hashes):
+            raise BlockStoreError(
+                f"block {height} has {len(tx_hashes)} tx hashes but {len(results)} results"
+            )
+        if self._db.get(self._p + b"H" + block_hash) is not None:
+            raise BlockStoreError(f"block hash {block_hash.hex()} is already stored")
+        if state_store is not None and state_store.version != height - 1:
+            raise BlockStoreError(
+                f"state is at version {state_store.version}, block {height} needs {height - 1}"
+            )
+        if state_store is None and app_hash is None:
+            raise BlockStoreError("pass the state store or the app hash")
+        p = self._p
+        h8 = _h8(height)
+        batch = self._db.write_batch(sync=True)
+        batch.put(p + b"h" + h8, block_bytes)
+        batch.put(p + b"H" + block_hash, h8)
+        batch.put(p + b"c" + h8, commit_bytes)
+        for index, (tx_hash, result) in enumerate(zip(tx_hashes, results, strict=True)):
+            i4 = index.to_bytes(4, "big")
+            batch.put(p + b"x" + h8 + i4, result)
+            batch.put(p + b"t" + tx_hash, h8 + i4)
+        batch.put(p + b"s", codec.encode([height, commit_bytes]))
+        # The state commit is staged last: it is the only step that changes memory.
+        final_hash = state_store.commit(batch) if state_store is not None else cast(bytes, app_hash)
+        batch.put(p + b"m", codec.encode([height, block_hash, final_hash]))
+        batch.write()
+        self._latest = LatestBlock(height, bytes(block_hash), final_hash)
+        return final_hash
+
+    # -- reading -------------------------------------------------------------------------
+
+    def latest(self) -> LatestBlock | None:
+        return self._latest
+
+    def latest_height(self) -> int:
+        """Height of the latest stored block; -1 when none is stored."""
+        return -1 if self._latest is None else self._latest.height
+
+    def block(self, height: int) -> bytes | None:
+        return self._db.get(self._p + b"h" + _h8(height)) if height >= 0 else None
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        data = self._db.get(self._p + b"H" + block_hash)
+        return None if data is None else int.from_bytes(data, "big")
+
+    def block_by_hash(self, block_hash: bytes) -> bytes | None:
+        height = self.height_of(block_hash)
+        return None if height is None else self.block(height)
+
+    def commit(self, height: int) -> bytes | None:
+        return self._db.get(self._p + b"c" + _h8(height)) if height >= 0 else None
+
+    def seen_commit(self) -> tuple[int, bytes] | None:
+        """The commit certificate this node saw for the latest height (what it restarts with)."""
+        data = self._db.get(self._p + b"s")
+        if data is None:
+            return None
+        height, commit_bytes = codec.decode(data)
+        return height, commit_bytes
+
+    def results(self, height: int) -> list[bytes] | None:
+        """Per-tx results of block ``height`` in tx order; None if the block is not stored."""
+        if self.block(height) is None:
+            return None
+        start = self._p + b"x" + _h8(height)
+        with self._db.iterator(start=start, stop=self._p + b"x" + _h8(height + 1)) as it:
+            return [value for _, value in it]
+
+    def tx(self, tx_hash: bytes) -> TxLocation | None:
+        where = self._db.get(self._p + b"t" + tx_hash)
+        if where is None:
+            return None
+        result = self._db.get(self._p + b"x" + where)
+        if result is None:
+            return None
+        return TxLocation(int.from_bytes(where[:8], "big"), int.from_bytes(where[8:], "big"), result)
