@@ -24,6 +24,9 @@ from typing import Any
 
 import h11
 import trio
+import wsproto
+import wsproto.connection
+import wsproto.events
 
 DEFAULT_URL = "http://127.0.0.1:26657"
 
@@ -246,24 +249,26 @@ class AsyncClient:
     @asynccontextmanager
     async def subscribe(self, query: str, queue: int = 1024) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
         """Subscribe over a dedicated WebSocket; yields a channel of event ``result`` objects
-        (``{"query", "data", "events"}``). A server-side error (e.g. too slow) raises."""
-        from trio_websocket import ConnectionClosed, open_websocket_url
-
-        ws_url = f"ws://{self.host}:{self.port}/websocket"
+        (``{"query", "data", "events"}``). A server-side error (e.g. too slow) raises
+        RPCClientError from ``receive``; the server closing ends the channel."""
         send, receive = trio.open_memory_channel[Any](queue)
-        async with open_websocket_url(ws_url) as ws:
-            await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
-                                              "params": {"query": query}}))
-            _result(json.loads(await ws.get_message()))
+        async with await WebSocket.connect(self.host, self.port) as ws:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                                      "params": {"query": query}}))
+            _result(json.loads(await ws.receive()))
 
             async def pump() -> None:
                 async with send:
-                    try:
-                        while True:
-                            reply = json.loads(await ws.get_message())
+                    while True:
+                        text = await ws.receive()
+                        if text is None:
+                            return
+                        reply = json.loads(text)
+                        try:
                             await send.send(_result(reply))
-                    except ConnectionClosed:
-                        return
+                        except RPCClientError as exc:
+                            await send.send(exc)
+                            return
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(pump)
@@ -271,6 +276,104 @@ class AsyncClient:
                     yield receive
                 finally:
                     nursery.cancel_scope.cancel()
+
+
+class WebSocket:
+    """A minimal trio WebSocket client (text messages) on wsproto, closing its socket reliably.
+
+    ``receive`` returns the next text message, or None once the connection is closed.
+    """
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self._pending: list[str] = []
+        self._parts: list[str] = []
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+
+    @classmethod
+    async def connect(cls, host: str, port: int, path: str = "/websocket") -> WebSocket:
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            raise ConnectionFailed(f"ws://{host}:{port}{path}: {exc}") from exc
+        self = cls(stream)
+        try:
+            await stream.send_all(self.ws.send(wsproto.events.Request(host=f"{host}:{port}", target=path)))
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    raise ConnectionFailed("connection closed during the WebSocket handshake")
+                self.ws.receive_data(data)
+                for event in self.ws.events():
+                    if isinstance(event, wsproto.events.AcceptConnection):
+                        return self
+                    if isinstance(event, wsproto.events.RejectConnection):
+                        raise ConnectionFailed(f"WebSocket rejected: HTTP {event.status_code}")
+                    self._handle(event)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+
+    def _handle(self, event: Any) -> bytes:
+        if isinstance(event, wsproto.events.TextMessage):
+            self._parts.append(event.data)
+            if event.message_finished:
+                self._pending.append("".join(self._parts))
+                self._parts = []
+        elif isinstance(event, wsproto.events.Ping):
+            return self.ws.send(event.response())
+        elif isinstance(event, wsproto.events.CloseConnection):
+            self.close_code, self.close_reason = event.code, event.reason or ""
+            if self.ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                return self.ws.send(event.response())
+        return b""
+
+    async def send(self, text: str) -> None:
+        if self.close_code is not None:
+            raise ConnectionFailed(f"WebSocket closed ({self.close_code} {self.close_reason})")
+        await self.stream.send_all(self.ws.send(wsproto.events.TextMessage(data=text)))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.stream.send_all(self.ws.send(wsproto.events.BytesMessage(data=data)))
+
+    async def receive(self) -> str | None:
+        while not self._pending:
+            if self.close_code is not None:
+                return None
+            try:
+                data = await self.stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self.close_code = self.close_code or 1006
+                return None
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                reply = self._handle(event)
+                if reply:
+                    try:
+                        await self.stream.send_all(reply)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+        return self._pending.pop(0)
+
+    async def aclose(self) -> None:
+        try:
+            if self.ws.state is wsproto.connection.ConnectionState.OPEN:
+                with trio.move_on_after(1):
+                    await self.stream.send_all(self.ws.send(wsproto.events.CloseConnection(code=1000)))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            await self.stream.aclose()
+
+    async def __aenter__(self) -> WebSocket:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
 
 
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:

@@ -270,6 +270,7 @@ class WebSocketSession:
         self.send_lock = trio.Lock()
         self.subscriptions: dict[str, tuple[Subscription, trio.CancelScope]] = {}
         self.nursery: trio.Nursery | None = None
+        self.closing = False
 
     async def run(self) -> None:
         try:
@@ -297,39 +298,50 @@ class WebSocketSession:
         limit = self.server.limits.max_body_bytes
         while True:
             for event in self.ws.events():
+                if isinstance(event, wsproto.events.CloseConnection):
+                    if self.ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                        await self._send_ws(event.response())
+                    return
+                if self.closing:
+                    continue  # after our close frame, only the peer's close matters
                 if isinstance(event, wsproto.events.TextMessage):
                     buffer.append(event.data)
                     size += len(event.data)
                     if size > limit:
+                        buffer, size = [], 0
                         await self._close(1009, f"message larger than {limit} bytes")
-                        return
+                        continue
                     if event.message_finished:
                         text, buffer, size = "".join(buffer), [], 0
                         reply = await handle_body(self.ctx, text, self._override)
                         self.server.requests_served += 1
-                        if reply is not None:
+                        if reply is not None and not self.closing:
                             await self.send_text(reply.decode())
                 elif isinstance(event, wsproto.events.BytesMessage):
                     await self.send_text(dumps(error_response(errors.RPCError(
                         errors.PARSE_ERROR, "binary frames are not accepted; send JSON text"))).decode())
                 elif isinstance(event, wsproto.events.Ping):
                     await self._send_ws(event.response())
-                elif isinstance(event, wsproto.events.CloseConnection):
-                    if self.ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
-                        await self._send_ws(event.response())
-                    return
             data = await self.stream.receive_some(RECEIVE_SIZE)
             if not data:
                 return
             self.ws.receive_data(data)
 
     async def _close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; the peer gets one second to answer before we hang up."""
+        if self.closing:
+            return
+        self.closing = True
+        for subscription, scope in self.subscriptions.values():
+            self.ctx.bus.unsubscribe(subscription)
         try:
             await self._send_ws(wsproto.events.CloseConnection(code=code, reason=reason[:100]))
         except Exception:
-            pass
+            if self.nursery is not None:
+                self.nursery.cancel_scope.cancel()
+            return
         if self.nursery is not None:
-            self.nursery.cancel_scope.cancel()
+            self.nursery.cancel_scope.deadline = trio.current_time() + 1.0
 
     async def _override(self, method: Method, params: dict[str, Any], request_id: Any) -> Any:
         if method.name == "subscribe":
@@ -391,6 +403,7 @@ class WebSocketSession:
                 except Exception:
                     pass
                 await self._close(1008, "subscriber too slow")
+                scope.cancel()
 
 
 def method_names() -> list[str]:
