@@ -1,0 +1,333 @@
+"""The clearing application the consensus layer drives: check, begin, deliver, end, commit.
+
+Pure and deterministic: no clock, randomness or I/O beyond the ``StateStore`` it is given; block
+time comes from ``begin_block``. Per-node caches (decoded txs, signature verdicts, the
+liquidation index) never change results, only speed: every signature is verified once per node,
+whether check_tx or deliver_tx sees the tx first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.hashing import sha256
+
+from state import execute, governance, waterfall
+from state.codes import Code, TxRejected
+from state.genesis import Genesis
+from state.kv import StateStore, WriteBatch
+from state.ledger import Ledger
+from state.model import (
+    PPM, Account, Globals, Market, event_key, order_key, prefix_end, seen_key,
+)
+from state.risk import capped_price, dynamic_imf, funding_rate, next_volatility, risk_of, weighted_median
+from state.txs import Tx, decode_tx, verify_tx
+
+CACHE_SIZE = 200_000
+
+
+@dataclass
+class TxResult:
+    code: int
+    log: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    priority: int = 0  # the fee: the mempool orders by it
+    sender: bytes = b""
+    tx_hash: bytes = b""
+    kind: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == Code.OK
+
+
+@dataclass(frozen=True)
+class ValidatorUpdate:
+    pub_key: bytes
+    power: int  # 0 removes (or jails) the validator
+
+
+@dataclass
+class EndBlockResult:
+    events: list[dict[str, Any]]
+    validator_updates: list[ValidatorUpdate]
+
+
+class ClearingApp:
+    def __init__(self, store: StateStore, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.ledger = Ledger(store, genesis)
+        self.height = 0
+        self.time_ms = genesis.genesis_time_ms
+        self.proposer = b""
+        self.touched: set[bytes] = set()
+        self.seen_buckets: dict[int, set[bytes]] = {}
+        self.order_buckets: dict[int, set[bytes]] = {}
+        self.proposals: dict[bytes, dict[str, Any]] = {}
+        self.validator_updates: dict[bytes, int] = {}
+        self.liquidations = waterfall.LiquidationIndex()
+        self._decoded: OrderedDict[bytes, Tx | TxRejected] = OrderedDict()
+        self._verdicts: dict[bytes, TxRejected | None] = {}
+        self._event_seq = 0
+        self._block_events: list[dict[str, Any]] = []
+        if store.version >= 0:
+            self._open()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def last_height(self) -> int:
+        return self.store.version
+
+    @property
+    def app_hash(self) -> bytes:
+        return self.store.root_hash()
+
+    def _open(self) -> None:
+        from consensus.codec import decode  # noqa: PLC0415
+
+        self.ledger.load()
+        self.height = self.store.version
+        for key, value in self.store.iterate(b"t/", prefix_end(b"t/")):
+            self.seen_buckets.setdefault(decode(value), set()).add(key[2:])
+        for key, value in self.store.iterate(b"r/", prefix_end(b"r/")):
+            self.order_buckets.setdefault(decode(value)[3], set()).add(key)
+        for key, value in self.store.iterate(b"p/", prefix_end(b"p/")):
+            self.proposals[key[2:]] = decode(value)
+        self.liquidations.rebuild(self)
+
+    def init_chain(self) -> bytes:
+        """Write the genesis state as version 0 (a no-op returning the root if already there)."""
+        if self.store.version >= 0:
+            return self.store.root_hash()
+        app_state = self.genesis.app_state
+        ledger = self.ledger
+        g = Globals(app_state.risk, app_state.min_tx_fee, app_state.replay_window_blocks)
+        for v in self.genesis.validators:
+            g.validators[v.address] = [v.pub_key, v.power, v.name, False]
+        g.feeders_follow_validators = not app_state.feeders
+        g.feeders = {m.address: m.power for m in app_state.feeders}
+        g.operators_follow_validators = not app_state.bridge_operators
+        g.operators = {m.address: m.power for m in app_state.bridge_operators}
+        g.insurance = app_state.risk.insurance_fund_seed
+        quote = app_state.quote.symbol
+        g.deposits = {quote: g.insurance}
+        ledger.globals = g
+        for params in app_state.markets:
+            t0 = self.genesis.genesis_time_ms
+            ledger.markets[params.id] = Market(params, params.initial_price, t0, t0 + params.funding_interval_ms)
+            ledger.holders[params.id] = set()
+        ledger.set_pricing()
+        ledger.start_block()
+        credits: list[tuple[bytes, int, tuple[tuple[str, int], ...]]] = []
+        if app_state.validator_initial_quote:
+            credits += [(v.address, app_state.validator_initial_quote, ()) for v in self.genesis.validators]
+        credits += [(b.address, b.quote, b.collateral) for b in app_state.initial_balances]
+        for address, amount, collateral in credits:
+            account = ledger.account_mut(address)
+            account.quote += amount
+            g2 = ledger.g
+            g2.deposits[quote] = g2.deposits.get(quote, 0) + amount
+            for symbol, units in collateral:
+                if units:
+                    account.collateral[symbol] = account.collateral.get(symbol, 0) + units
+                    g2.deposits[symbol] = g2.deposits.get(symbol, 0) + units
+        root = ledger.commit(None)
+        self.liquidations.rebuild(self)
+        return root
+
+    # --- mempool -----------------------------------------------------------------------------
+
+    def _decode(self, tx_bytes: bytes) -> Tx:
+        key = sha256(tx_bytes)
+        cached = self._decoded.get(key)
+        if cached is None:
+            try:
+                cached = decode_tx(tx_bytes, self.chain_id)
+            except TxRejected as exc:
+                cached = exc
+            self._decoded[key] = cached
+            if len(self._decoded) > CACHE_SIZE:
+                self._decoded.popitem(last=False)
+        if isinstance(cached, TxRejected):
+            raise cached
+        return cached
+
+    def _verify(self, tx: Tx) -> None:
+        """Signature verdict, computed once per node and tx."""
+        verdict = self._verdicts.get(tx.hash, False)
+        if verdict is False:
+            verdict = verify_tx(tx)
+            self._verdicts[tx.hash] = verdict
+            if len(self._verdicts) > CACHE_SIZE:
+                self._verdicts.pop(next(iter(self._verdicts)))
+        if verdict is not None:
+            raise verdict
+
+    def check_tx(self, tx_bytes: bytes) -> TxResult:
+        """Stateless and cheap stateful checks against the last committed state (no writes)."""
+        try:
+            tx = self._decode(tx_bytes)
+            self._verify(tx)
+            ledger = self.ledger
+            if ledger.globals is None:
+                raise TxRejected(Code.INVALID_FIELD, "the chain is not initialised")
+            self._ante(tx, self.last_height + 1, ledger.globals, self.store.get(seen_key(tx.hash)) is not None)
+            account = ledger.accounts.get(tx.sender)
+            self._check_fee_funds(tx, account, ledger.markets)
+        except TxRejected as exc:
+            return TxResult(int(exc.code), exc.message)
+        return TxResult(Code.OK, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
+
+    @staticmethod
+    def _ante(tx: Tx, height: int, g: Globals, seen: bool) -> None:
+        if tx.expiry < height:
+            raise TxRejected(Code.TX_EXPIRED, f"tx expired at height {tx.expiry}")
+        if tx.expiry > height + g.replay_window:
+            raise TxRejected(Code.EXPIRY_TOO_FAR, f"expiry may be at most {g.replay_window} blocks ahead")
+        if seen:
+            raise TxRejected(Code.DUPLICATE_TX, "tx was already included")
+        if tx.fee < g.min_tx_fee:
+            raise TxRejected(Code.FEE_TOO_LOW, f"fee {tx.fee} is below the minimum {g.min_tx_fee}")
+
+    def _check_fee_funds(self, tx: Tx, account: Account | None, markets: dict[str, Market]) -> None:
+        if tx.fee == 0:
+            return
+        if account is None or account.quote < tx.fee:
+            raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"quote balance cannot pay the fee {tx.fee}")
+        if account.positions:
+            equity, imr, _mmr = risk_of(account, markets, self.ledger.pricing)
+            if equity - tx.fee < imr:
+                raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, "paying the fee would break initial margin")
+
+    # --- block execution ---------------------------------------------------------------------
+
+    def begin_block(self, height: int, time_ms: int, proposer_address: bytes = b"",
+                    evidence: list[tuple[bytes, int]] | None = None) -> list[dict[str, Any]]:
+        if height != self.last_height + 1:
+            raise ValueError(f"begin_block({height}) after committed height {self.last_height}")
+        self.height, self.time_ms, self.proposer = height, max(time_ms, self.time_ms), proposer_address
+        ledger = self.ledger
+        ledger.start_block()
+        self.touched = set()
+        self.validator_updates = {}
+        self._event_seq = 0
+        events: list[dict[str, Any]] = []
+        g = ledger.g
+        for address, _height in sorted(evidence or []):
+            validator = g.validators.get(address)
+            if validator is not None and not validator[3]:
+                validator[3] = True
+                self.validator_updates[validator[0]] = 0
+                events.append(execute.event("jail", validator=address, evidence_height=_height))
+        moves = {}
+        feeders = g.feeder_power()
+        total = sum(feeders.values())
+        for market_id in sorted(ledger.w_markets):
+            market = ledger.w_markets[market_id]
+            old_price, old_index = market.price, market.funding_index
+            fresh = [
+                (price, feeders[f]) for f, (price, t) in sorted(ledger.reports.get(market_id, {}).items())
+                if f in feeders and self.time_ms - t <= g.risk.oracle_staleness_ms
+            ]
+            if total and 3 * sum(p for _, p in fresh) > 2 * total:
+                new = capped_price(old_price, weighted_median(fresh), g.risk.max_price_move_ppm)
+                market.vol_ewma_ppm = next_volatility(market.vol_ewma_ppm, old_price, new,
+                                                      g.risk.volatility_ewma_alpha_ppm)
+                market.price, market.last_price_ms = new, self.time_ms
+                if new != old_price:
+                    events.append(execute.event("price", market=market_id, price=new, previous=old_price))
+            if self.time_ms >= market.next_funding_ms:
+                rate = funding_rate(market)
+                market.funding_index += rate * market.price * market.params.value_multiplier
+                market.premium_sum = market.premium_weight = 0
+                market.last_rate_ppm = rate
+                interval = market.params.funding_interval_ms
+                market.next_funding_ms += ((self.time_ms - market.next_funding_ms) // interval + 1) * interval
+                events.append(execute.event("funding", market=market_id, rate_ppm=rate, index=market.funding_index))
+            market.imf_ppm = dynamic_imf(market)
+            moves[market_id] = (old_price, market.price, market.funding_index - old_index)
+        self.liquidations.on_moves(moves, ledger.w_markets)
+        self._block_events = events
+        return events
+
+    def deliver_tx(self, tx_bytes: bytes) -> TxResult:
+        try:
+            tx = self._decode(tx_bytes)
+            self._verify(tx)
+            ledger = self.ledger
+            self._ante(tx, self.height, ledger.g, ledger.get_raw(seen_key(tx.hash)) is not None)
+            account = ledger.account(tx.sender)
+            if account is not None and account.positions and tx.fee:
+                account = ledger.account_mut(tx.sender)
+                execute.settle_all(self, account)
+            self._check_fee_funds(tx, account, ledger.w_markets)
+        except TxRejected as exc:
+            return TxResult(int(exc.code), exc.message)
+        if tx.fee:
+            payer = ledger.account_mut(tx.sender)
+            payer.quote -= tx.fee
+            ledger.g.fee_pool += tx.fee
+            self.touched.add(tx.sender)
+        ledger.put_raw(seen_key(tx.hash), tx.expiry)
+        self.seen_buckets.setdefault(tx.expiry, set()).add(tx.hash)
+        try:
+            events = execute.HANDLERS[tx.kind](self, tx)
+        except TxRejected as exc:
+            return TxResult(int(exc.code), exc.message, [], tx.fee, tx.sender, tx.hash, tx.kind)
+        return TxResult(Code.OK, "", events, tx.fee, tx.sender, tx.hash, tx.kind)
+
+    def end_block(self) -> EndBlockResult:
+        ledger = self.ledger
+        height = self.height
+        for expiry in [e for e in self.seen_buckets if e <= height]:
+            for tx_hash in sorted(self.seen_buckets.pop(expiry)):
+                ledger.delete_raw(seen_key(tx_hash))
+        for expiry in [e for e in self.order_buckets if e <= height]:
+            for key in sorted(self.order_buckets.pop(expiry)):
+                ledger.delete_raw(key)
+        events, _changed = governance.end_block(self)
+        events += waterfall.run(self)
+        updates = [ValidatorUpdate(pub, power) for pub, power in sorted(self.validator_updates.items())]
+        return EndBlockResult(events, updates)
+
+    def commit(self, batch: WriteBatch | None = None) -> bytes:
+        root = self.ledger.commit(batch)
+        self.touched = set()
+        return root
+
+    # --- helpers used by the handlers --------------------------------------------------------
+
+    def touch(self, *addresses: bytes) -> None:
+        self.touched.update(addresses)
+
+    def emit(self, events: list[dict[str, Any]], ev: dict[str, Any]) -> None:
+        """Append a waterfall event and keep it in the event log (``e/<height><index>``)."""
+        events.append(ev)
+        self.ledger.put_raw(event_key(self.height, self._event_seq), ev)
+        self._event_seq += 1
+
+    def market_status(self, market: Market) -> str:
+        if market.params.status != "active":
+            return market.params.status
+        if self.time_ms - market.last_price_ms > self.ledger.g.risk.oracle_staleness_ms:
+            return "stale"
+        return "active"
+
+    def market_active(self, market: Market) -> bool:
+        return self.market_status(market) == "active"
+
+    def prime_signature(self, tx_bytes: bytes) -> bool:
+        """Decode and verify ahead of execution (benchmarks, block sync warm-up)."""
+        try:
+            self._verify(self._decode(tx_bytes))
+        except TxRejected:
+            return False
+        return True
+
+
+__all__ = ["ClearingApp", "EndBlockResult", "TxResult", "ValidatorUpdate", "PPM", "order_key"]

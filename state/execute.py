@@ -1,0 +1,319 @@
+"""Transaction execution: each kind as validate-then-apply, raising TxRejected with its code.
+
+Every handler checks everything before its first write, so a rejected tx leaves no trace except
+the fee and its seen hash (charged by the ante step in ``state.app``). Funding settlement of the
+sender is the one write allowed before the checks: it does not change equity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from state import governance
+from state.codes import Code, TxRejected
+from state.model import FUNDING_SCALE, PPM, Account, deposit_key, order_key, withdrawal_key
+from state.risk import ceil_div, margin_allows, risk_of, settle_funding
+from state.txs import (
+    BUY, SIDE_NAMES, BackstopRegistration, Cancel, Deposit, OracleReport, Transfer, Tx, Vote, Withdraw,
+)
+
+if TYPE_CHECKING:
+    from state.app import ClearingApp
+
+Event = dict[str, Any]
+MAX_PRICE = 10**15
+
+
+def event(kind: str, **attrs: Any) -> Event:
+    return {"type": kind, "attrs": attrs}
+
+
+def settle_all(app: ClearingApp, account: Account) -> None:
+    markets = app.ledger.w_markets
+    for market_id in sorted(account.positions):
+        settle_funding(account, markets[market_id], market_id)
+
+
+def _balance(app: ClearingApp, account: Account, asset: str) -> int:
+    if asset == app.ledger.quote_symbol:
+        return account.quote
+    return account.collateral.get(asset, 0)
+
+
+def _check_asset(app: ClearingApp, asset: str) -> None:
+    if asset != app.ledger.quote_symbol and asset not in app.ledger.pricing:
+        raise TxRejected(Code.UNKNOWN_ASSET, f"unknown asset {asset!r}")
+
+
+def _move(app: ClearingApp, account: Account, asset: str, amount: int) -> None:
+    if asset == app.ledger.quote_symbol:
+        account.quote += amount
+    else:
+        left = account.collateral.get(asset, 0) + amount
+        if left:
+            account.collateral[asset] = left
+        else:
+            account.collateral.pop(asset, None)
+
+
+def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) -> Account:
+    """The sender's account after settling funding, if ``amount`` can leave it (balance and IM)."""
+    ledger = app.ledger
+    account = ledger.account_mut(address)
+    settle_all(app, account)
+    if _balance(app, account, asset) < amount:
+        raise TxRejected(Code.INSUFFICIENT_BALANCE, f"balance of {asset} is below {amount}")
+    trial = account.copy()
+    _move(app, trial, asset, -amount)
+    equity, imr, _mmr = risk_of(trial, ledger.w_markets, ledger.pricing)
+    if equity < imr:
+        raise TxRejected(Code.INSUFFICIENT_MARGIN, f"equity {equity} would fall below initial margin {imr}")
+    return account
+
+
+# --- collateral ----------------------------------------------------------------------------
+
+
+def transfer(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: Transfer = tx.msg  # type: ignore[assignment]
+    _check_asset(app, msg.asset)
+    if msg.to == tx.sender:
+        raise TxRejected(Code.SELF_TRANSFER, "sender and recipient are the same account")
+    account = _debit_checked(app, tx.sender, msg.asset, msg.amount)
+    _move(app, account, msg.asset, -msg.amount)
+    _move(app, app.ledger.account_mut(msg.to), msg.asset, msg.amount)
+    app.touch(tx.sender, msg.to)
+    return [event("transfer", sender=tx.sender, to=msg.to, asset=msg.asset, amount=msg.amount)]
+
+
+def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: Deposit = tx.msg  # type: ignore[assignment]
+    ledger = app.ledger
+    operators = ledger.g.operator_power()
+    if tx.sender not in operators:
+        raise TxRejected(Code.NOT_BRIDGE_OPERATOR, "signer is not a bridge operator")
+    _check_asset(app, msg.asset)
+    key = deposit_key(msg.external_id)
+    raw = ledger.get_raw(key)
+    record: dict[str, Any] = {"done": 0, "votes": {}} if raw is None else _decode(raw)
+    if record["done"]:
+        raise TxRejected(Code.DEPOSIT_ALREADY_CREDITED, f"deposit {msg.external_id!r} was already credited")
+    if any(tx.sender in voters for voters in record["votes"].values()):
+        raise TxRejected(Code.DEPOSIT_ALREADY_ATTESTED, f"signer already attested deposit {msg.external_id!r}")
+    from consensus.hashing import hash_value  # noqa: PLC0415
+
+    content = hash_value([msg.account, msg.asset, msg.amount])
+    voters = sorted(record["votes"].get(content, []) + [tx.sender])
+    record["votes"][content] = voters
+    events = [event("deposit_attested", external_id=msg.external_id, operator=tx.sender)]
+    power = sum(operators.get(v, 0) for v in voters)
+    if 3 * power > 2 * sum(operators.values()):
+        record = {"done": 1, "votes": {}}
+        _move(app, ledger.account_mut(msg.account), msg.asset, msg.amount)
+        ledger.g.deposits[msg.asset] = ledger.g.deposits.get(msg.asset, 0) + msg.amount
+        app.touch(msg.account)
+        events.append(event("deposit", external_id=msg.external_id, account=msg.account, asset=msg.asset,
+                            amount=msg.amount))
+    ledger.put_raw(key, record)
+    return events
+
+
+def withdraw(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: Withdraw = tx.msg  # type: ignore[assignment]
+    _check_asset(app, msg.asset)
+    ledger = app.ledger
+    account = _debit_checked(app, tx.sender, msg.asset, msg.amount)
+    _move(app, account, msg.asset, -msg.amount)
+    g = ledger.g
+    g.withdrawals[msg.asset] = g.withdrawals.get(msg.asset, 0) + msg.amount
+    g.withdrawal_seq += 1
+    receipt = {"seq": g.withdrawal_seq, "account": tx.sender, "asset": msg.asset, "amount": msg.amount,
+               "destination": msg.destination, "height": app.height, "tx": tx.hash}
+    ledger.put_raw(withdrawal_key(g.withdrawal_seq), receipt)
+    app.touch(tx.sender)
+    return [event("withdraw", **receipt)]
+
+
+def _decode(raw: bytes) -> Any:
+    from consensus.codec import decode  # noqa: PLC0415
+
+    return decode(raw)
+
+
+# --- orders and trades ---------------------------------------------------------------------
+
+
+def _order_record(app: ClearingApp, address: bytes, order_id: int) -> list[Any] | None:
+    raw = app.ledger.get_raw(order_key(address, order_id))
+    return None if raw is None else _decode(raw)
+
+
+def trade(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg = tx.msg
+    ledger = app.ledger
+    maker, taker = msg.maker, msg.taker  # type: ignore[union-attr]
+    size, price = msg.size, msg.price  # type: ignore[union-attr]
+    if maker.market != taker.market:
+        raise TxRejected(Code.MARKET_MISMATCH, "maker and taker orders are for different markets")
+    market_id = maker.market
+    market = ledger.w_markets.get(market_id)
+    if market is None:
+        raise TxRejected(Code.UNKNOWN_MARKET, f"unknown market {market_id!r}")
+    if maker.side == taker.side:
+        raise TxRejected(Code.SIDE_MISMATCH, "maker and taker orders are on the same side")
+    if maker.account == taker.account:
+        raise TxRejected(Code.SAME_ACCOUNT, "an account cannot trade with itself")
+    p = market.params
+    if size % p.lot_size or maker.size % p.lot_size or taker.size % p.lot_size:
+        raise TxRejected(Code.NOT_LOT_MULTIPLE, f"sizes must be multiples of the lot size {p.lot_size}")
+    if price % p.tick_size:
+        raise TxRejected(Code.NOT_TICK_MULTIPLE, f"price must be a multiple of the tick size {p.tick_size}")
+    height = app.height
+    lifetime = ledger.g.risk.max_order_lifetime_blocks
+    for order in (maker, taker):
+        if order.expiry < height:
+            raise TxRejected(Code.ORDER_EXPIRED, f"order {order.order_id} expired at height {order.expiry}")
+        if order.expiry > height + lifetime:
+            raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, f"order {order.order_id} lives beyond {lifetime} blocks")
+    buyer, seller = (maker, taker) if maker.side == BUY else (taker, maker)
+    if price > buyer.price or price < seller.price:
+        raise TxRejected(Code.PRICE_OUTSIDE_LIMIT, f"price {price} is outside the orders' limits")
+    records = []
+    for order in (maker, taker):
+        record = _order_record(app, order.account, order.order_id)
+        filled = 0
+        if record is not None:
+            if record[2]:
+                raise TxRejected(Code.ORDER_CANCELLED, f"order {order.order_id} was cancelled")
+            if record[0] != order.hash:
+                raise TxRejected(Code.ORDER_ID_REUSED, f"order id {order.order_id} belongs to another order")
+            filled = record[1]
+        if filled + size > order.size:
+            raise TxRejected(Code.ORDER_OVERFILL, f"order {order.order_id} has only {order.size - filled} left")
+        records.append((order, filled, record is None))
+    active = app.market_active(market)
+    mult = p.value_multiplier
+    notional = size * price * mult
+    fees = (ceil_div(notional * p.maker_fee_ppm, PPM), ceil_div(notional * p.taker_fee_ppm, PPM))
+    for order, fee in zip((maker, taker), fees):
+        account = ledger.account(order.account) or Account()
+        old = account.positions[market_id][0] if market_id in account.positions else 0
+        new = old + order.side * size
+        if not active and not (abs(new) < abs(old) and old * new >= 0):
+            raise TxRejected(Code.MARKET_NOT_ACTIVE, f"market {market_id} is {app.market_status(market)}: "
+                                                     "only risk-reducing trades")
+        before = risk_of(account, ledger.w_markets, ledger.pricing)
+        after = risk_of(account, ledger.w_markets, ledger.pricing,
+                        (market_id, new, -order.side * notional - fee))
+        if not margin_allows(before, after):
+            raise TxRejected(Code.INSUFFICIENT_MARGIN,
+                             f"account of order {order.order_id} would hold equity {after[0]} against "
+                             f"initial margin {after[1]}")
+    # --- apply
+    for (order, filled, fresh), fee in zip(records, fees):
+        account = ledger.account_mut(order.account)
+        apply_fill(app, order.account, account, market_id, order.side * size, -order.side * notional)
+        account.quote -= fee
+        ledger.put_raw(order_key(order.account, order.order_id), [order.hash, filled + size, 0, order.expiry])
+        if fresh:
+            app.order_buckets.setdefault(order.expiry, set()).add(order_key(order.account, order.order_id))
+    ledger.g.fee_pool += fees[0] + fees[1]
+    market.premium_sum += (price - market.price) * size
+    market.premium_weight += size
+    return [event("trade", market=market_id, size=size, price=price, buyer=buyer.account, seller=seller.account,
+                  maker=maker.account, maker_side=SIDE_NAMES[maker.side], maker_fee=fees[0], taker_fee=fees[1])]
+
+
+def apply_fill(app: ClearingApp, address: bytes, account: Account, market_id: str, delta: int, cash: int) -> None:
+    """Change a position by ``delta`` for ``cash`` quote (settles funding first); keeps OI and holders."""
+    market = app.ledger.w_markets[market_id]
+    if market_id in account.positions:
+        settle_funding(account, market, market_id)
+        size, _snapshot, cost = account.positions[market_id]
+    else:
+        size, cost = 0, 0
+    new = size + delta
+    if size == 0 or (size > 0) == (delta > 0):
+        cost -= cash
+    elif abs(delta) <= abs(size):
+        cost = cost * (abs(size) - abs(delta)) // abs(size)
+    else:
+        cost = -(cash * abs(new) // abs(delta))
+    account.quote += cash
+    if new == 0:
+        del account.positions[market_id]
+    else:
+        account.positions[market_id] = (new, market.funding_index, cost)
+    market.open_interest += max(new, 0) - max(size, 0)
+    app.ledger.track_position(address, market_id, size != 0, new != 0)
+    app.touch(address)
+
+
+def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: Cancel = tx.msg  # type: ignore[assignment]
+    height = app.height
+    if msg.order_expiry < height:
+        raise TxRejected(Code.ORDER_EXPIRED, "the order has already expired")
+    if msg.order_expiry > height + app.ledger.g.risk.max_order_lifetime_blocks:
+        raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, "order_expiry is beyond the longest order lifetime")
+    key = order_key(tx.sender, msg.order_id)
+    record = _order_record(app, tx.sender, msg.order_id)
+    if record is not None and record[2]:
+        raise TxRejected(Code.ORDER_CANCELLED, f"order {msg.order_id} is already cancelled")
+    expiry = msg.order_expiry if record is None else max(record[3], msg.order_expiry)
+    filled = 0 if record is None else record[1]
+    order_hash = b"" if record is None else record[0]
+    app.ledger.put_raw(key, [order_hash, filled, 1, expiry])
+    app.order_buckets.setdefault(expiry, set()).add(key)
+    return [event("cancel", account=tx.sender, order_id=msg.order_id)]
+
+
+# --- oracle, backstop, governance ----------------------------------------------------------
+
+
+def oracle(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: OracleReport = tx.msg  # type: ignore[assignment]
+    ledger = app.ledger
+    if tx.sender not in ledger.g.feeder_power():
+        raise TxRejected(Code.NOT_FEEDER, "signer is not a registered oracle feeder")
+    for market_id, price in msg.prices:
+        if market_id not in ledger.w_markets:
+            raise TxRejected(Code.UNKNOWN_MARKET, f"unknown market {market_id!r}")
+        if price > MAX_PRICE:
+            raise TxRejected(Code.INVALID_PRICE, f"price {price} for {market_id} is out of range")
+    for market_id, price in msg.prices:
+        ledger.set_report(market_id, tx.sender, price, app.time_ms)
+    return [event("oracle_report", feeder=tx.sender, markets=len(msg.prices))]
+
+
+def backstop(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: BackstopRegistration = tx.msg  # type: ignore[assignment]
+    ledger = app.ledger
+    market = ledger.w_markets.get(msg.market)
+    if market is None:
+        raise TxRejected(Code.UNKNOWN_MARKET, f"unknown market {msg.market!r}")
+    if msg.max_size % market.params.lot_size:
+        raise TxRejected(Code.NOT_LOT_MULTIPLE, f"max_size must be a multiple of {market.params.lot_size}")
+    if msg.max_size == 0 and tx.sender not in ledger.backstops.get(msg.market, {}):
+        raise TxRejected(Code.INVALID_BACKSTOP, "no registration to withdraw")
+    if msg.max_size and msg.discount_ppm >= market.params.maintenance_margin_ppm:
+        raise TxRejected(Code.INVALID_BACKSTOP, "discount must be below the maintenance margin fraction")
+    ledger.set_backstop(msg.market, tx.sender, msg.max_size, msg.discount_ppm)
+    return [event("backstop", provider=tx.sender, market=msg.market, max_size=msg.max_size,
+                  discount_ppm=msg.discount_ppm)]
+
+
+def vote(app: ClearingApp, tx: Tx) -> list[Event]:
+    msg: Vote = tx.msg  # type: ignore[assignment]
+    if tx.sender not in app.ledger.g.validator_power():
+        raise TxRejected(Code.NOT_VALIDATOR, "signer is not an active validator")
+    governance.validate(app, msg.proposal)
+    return governance.record_vote(app, msg.proposal_hash, msg.proposal, tx.sender)
+
+
+HANDLERS = {
+    "transfer": transfer, "deposit": deposit, "withdraw": withdraw, "trade": trade, "cancel": cancel,
+    "oracle": oracle, "backstop": backstop, "vote": vote,
+}
+
+__all__ = ["HANDLERS", "FUNDING_SCALE", "apply_fill", "event", "settle_all"]

@@ -1,0 +1,201 @@
+"""Read-only queries for RPC (plain dicts of ints, strings and bytes) and the invariant checker.
+
+Queries read the last committed state only, never the block being executed. Addresses come in as
+20 raw bytes and go out as raw bytes (RPC renders them).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from consensus.codec import decode
+
+from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key
+from state.risk import ceil_div, margin_allows, pending_funding, risk_of
+from state.txs import SIDES
+
+if TYPE_CHECKING:
+    from state.app import ClearingApp
+
+
+def _market_view(app: ClearingApp, market: Market) -> dict[str, Any]:
+    p = market.params
+    return {
+        "id": p.id, "base_asset": p.base_asset, "status": app.market_status(market),
+        "oracle_price": market.price, "price_exponent": p.price_exponent, "size_exponent": p.size_exponent,
+        "lot_size": p.lot_size, "tick_size": p.tick_size, "value_multiplier": p.value_multiplier,
+        "initial_margin_ppm": market.imf_ppm, "base_initial_margin_ppm": p.initial_margin_ppm,
+        "maintenance_margin_ppm": p.maintenance_margin_ppm, "open_interest": market.open_interest,
+        "funding_index": market.funding_index, "last_funding_rate_ppm": market.last_rate_ppm,
+        "next_funding_ms": market.next_funding_ms, "volatility_ewma_ppm": market.vol_ewma_ppm,
+        "last_price_ms": market.last_price_ms, "maker_fee_ppm": p.maker_fee_ppm, "taker_fee_ppm": p.taker_fee_ppm,
+        "oi_lower_cap": p.oi_lower_cap, "oi_upper_cap": p.oi_upper_cap,
+        "funding_interval_ms": p.funding_interval_ms, "funding_clamp_ppm": p.funding_clamp_ppm,
+    }
+
+
+def positions(app: ClearingApp, address: bytes) -> list[dict[str, Any]]:
+    account = app.ledger.accounts.get(address) or Account()
+    out = []
+    for market_id in sorted(account.positions):
+        size, snapshot, cost = account.positions[market_id]
+        market = app.ledger.markets[market_id]
+        value = size * market.price * market.params.value_multiplier
+        out.append({
+            "market": market_id, "size": size, "oracle_price": market.price, "value": value,
+            "cost": cost, "unrealized_pnl": value - cost,
+            "pending_funding": pending_funding(size, snapshot, market.funding_index) // FUNDING_SCALE,
+        })
+    return out
+
+
+def account(app: ClearingApp, address: bytes) -> dict[str, Any] | None:
+    acct = app.ledger.accounts.get(address)
+    if acct is None:
+        return None
+    g = app.ledger.globals
+    next_height = app.last_height + 1
+    return {
+        "address": address, "quote": acct.quote, "collateral": dict(sorted(acct.collateral.items())),
+        "positions": positions(app, address), "health": account_health(app, address),
+        "replay": {"next_height": next_height, "max_expiry": next_height + g.replay_window,
+                   "replay_window_blocks": g.replay_window, "min_tx_fee": g.min_tx_fee},
+    }
+
+
+def account_health(app: ClearingApp, address: bytes) -> dict[str, Any]:
+    ledger = app.ledger
+    acct = ledger.accounts.get(address) or Account()
+    equity, imr, mmr = risk_of(acct, ledger.markets, ledger.pricing)
+    return {
+        "equity": equity, "initial_margin": imr, "maintenance_margin": mmr,
+        "free_collateral": equity - imr, "liquidatable": mmr > 0 and equity < mmr,
+        "distance_to_liquidation": equity - mmr,
+        "margin_ratio_ppm": equity * PPM // mmr if mmr else None,
+    }
+
+
+def markets(app: ClearingApp) -> list[dict[str, Any]]:
+    return [_market_view(app, app.ledger.markets[m]) for m in sorted(app.ledger.markets)]
+
+
+def market(app: ClearingApp, market_id: str) -> dict[str, Any] | None:
+    m = app.ledger.markets.get(market_id)
+    return None if m is None else _market_view(app, m)
+
+
+def prices(app: ClearingApp) -> dict[str, Any]:
+    return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent, "status": app.market_status(mk),
+                "last_price_ms": mk.last_price_ms}
+            for m, mk in sorted(app.ledger.markets.items())}
+
+
+def insurance_fund(app: ClearingApp) -> dict[str, Any]:
+    g = app.ledger.globals
+    return {"insurance_fund": g.insurance, "fee_pool": g.fee_pool, "deposits": dict(g.deposits),
+            "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq}
+
+
+def liquidations(app: ClearingApp, min_height: int, max_height: int, offset: int = 0,
+                 limit: int = 100) -> dict[str, Any]:
+    """Waterfall events (liquidation, fills, insurance, deleveraging) in a height range, oldest first."""
+    items, total = [], 0
+    for key, value in app.store.iterate(event_key(max(0, min_height), 0), event_key(max_height + 1, 0)):
+        if total >= offset and len(items) < limit:
+            ev = decode(value)
+            ev["height"] = int.from_bytes(key[2:10], "big")
+            items.append(ev)
+        total += 1
+    return {"items": items, "total": total}
+
+
+def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:
+    from state.model import withdrawal_key  # noqa: PLC0415
+
+    raw = app.store.get(withdrawal_key(seq))
+    return None if raw is None else decode(raw)
+
+
+def order(app: ClearingApp, address: bytes, order_id: int) -> dict[str, Any] | None:
+    raw = app.store.get(order_key(address, order_id))
+    if raw is None:
+        return None
+    order_hash, filled, cancelled, expiry = decode(raw)
+    return {"hash": order_hash, "filled": filled, "cancelled": bool(cancelled), "expiry": expiry}
+
+
+def check_margin(app: ClearingApp, address: bytes, order: dict[str, Any]) -> dict[str, Any]:
+    """What-if: would filling ``order`` (market, side, size, price) pass the margin check now?"""
+    ledger = app.ledger
+    mk = ledger.markets.get(order.get("market", ""))
+    if mk is None:
+        return {"allowed": False, "reason": "unknown market"}
+    side = SIDES.get(order.get("side", ""))
+    size, price = order.get("size"), order.get("price", mk.price)
+    if side is None or type(size) is not int or size <= 0 or type(price) is not int or price <= 0:
+        return {"allowed": False, "reason": "order needs side buy|sell and positive integer size and price"}
+    acct = ledger.accounts.get(address) or Account()
+    held = acct.positions[mk.params.id][0] if mk.params.id in acct.positions else 0
+    notional = size * price * mk.params.value_multiplier
+    fee = ceil_div(notional * mk.params.taker_fee_ppm, PPM)
+    before = risk_of(acct, ledger.markets, ledger.pricing)
+    after = risk_of(acct, ledger.markets, ledger.pricing, (mk.params.id, held + side * size, -side * notional - fee))
+    allowed = margin_allows(before, after)
+    return {"allowed": allowed, "reason": "" if allowed else "insufficient margin",
+            "before": {"equity": before[0], "initial_margin": before[1], "maintenance_margin": before[2]},
+            "after": {"equity": after[0], "initial_margin": after[1], "maintenance_margin": after[2],
+                      "position": held + side * size}, "fee": fee}
+
+
+def invariants(app: ClearingApp) -> list[str]:
+    """Problems with the committed state (empty when sound). O(accounts): tests and audits only.
+
+    - per market, sizes sum to zero and open interest is the sum of long sizes;
+    - quote held by accounts (plus exact unsettled funding and the funding rounding kept by the
+      system), the insurance fund and the fee pool equals deposits minus withdrawals;
+    - collateral held equals deposits minus withdrawals, per asset;
+    - no account has negative equity, the fund and fee pool are not negative.
+    """
+    ledger = app.ledger
+    g = ledger.globals
+    problems: list[str] = []
+    sizes = {m: 0 for m in ledger.markets}
+    longs = {m: 0 for m in ledger.markets}
+    holders: dict[str, set[bytes]] = {m: set() for m in ledger.markets}
+    quote_scaled = 0
+    collateral: dict[str, int] = {}
+    for address, acct in ledger.accounts.items():
+        quote_scaled += acct.quote * FUNDING_SCALE
+        for market_id, (size, snapshot, _cost) in acct.positions.items():
+            if size == 0:
+                problems.append(f"account {address.hex()} holds an empty position in {market_id}")
+            sizes[market_id] += size
+            longs[market_id] += max(size, 0)
+            holders[market_id].add(address)
+            quote_scaled += pending_funding(size, snapshot, ledger.markets[market_id].funding_index)
+        for symbol, amount in acct.collateral.items():
+            if amount < 0:
+                problems.append(f"account {address.hex()} holds negative {symbol}")
+            collateral[symbol] = collateral.get(symbol, 0) + amount
+        equity, _imr, _mmr = risk_of(acct, ledger.markets, ledger.pricing)
+        if equity < 0:
+            problems.append(f"account {address.hex()} has negative equity {equity}")
+    for market_id, mk in ledger.markets.items():
+        if sizes[market_id]:
+            problems.append(f"sizes in {market_id} sum to {sizes[market_id]}, not 0")
+        if longs[market_id] != mk.open_interest:
+            problems.append(f"open interest of {market_id} is {mk.open_interest}, longs hold {longs[market_id]}")
+        if holders[market_id] != ledger.holders.get(market_id, set()):
+            problems.append(f"holder index of {market_id} is out of date")
+        quote_scaled += mk.funding_dust
+    quote = ledger.quote_symbol
+    expected = g.deposits.get(quote, 0) - g.withdrawals.get(quote, 0) - g.insurance - g.fee_pool
+    if quote_scaled != expected * FUNDING_SCALE:
+        problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {FUNDING_SCALE}, expected {expected}")
+    for symbol in ledger.pricing:
+        held = collateral.get(symbol, 0)
+        if held != g.deposits.get(symbol, 0) - g.withdrawals.get(symbol, 0):
+            problems.append(f"{symbol} is not conserved: accounts hold {held}")
+    if g.insurance < 0 or g.fee_pool < 0:
+        problems.append(f"insurance fund {g.insurance} or fee pool {g.fee_pool} is negative")
+    return problems
