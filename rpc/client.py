@@ -88,7 +88,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _post(self, body: bytes) -> Any:
@@ -174,7 +174,7 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def _exchange(self, connection: _AsyncConnection, body: bytes) -> tuple[int, bytes]:
@@ -372,7 +372,7 @@ class WebSocket:
     async def __aenter__(self) -> WebSocket:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 

@@ -66,6 +66,8 @@ class FakeNode:
     def _check(self, tx: bytes) -> tuple[TxResult, dict[str, Any] | None]:
         try:
             decoded = codec.decode(tx, max_bytes=65536)
+            if isinstance(decoded, dict) and set(decoded) == {"body", "sig"}:
+                return self._check_real(tx)
             kind, body, pub, sig = decoded["type"], decoded["body"], decoded["pub"], decoded["sig"]
         except (codec.CodecError, KeyError, TypeError) as exc:
             return TxResult(CODE_UNDECODABLE, f"cannot decode tx: {exc}", "fake"), None
@@ -75,8 +77,32 @@ class FakeNode:
             return TxResult(CODE_REPLAY, "tx already seen (replay)", "fake"), None
         return TxResult(), decoded
 
+    def _check_real(self, tx: bytes) -> tuple[TxResult, dict[str, Any] | None]:
+        """The application's own tx format (state/txs.py): decoding and signatures only."""
+        from state.codes import TxRejected
+        from state.txs import decode_tx, verify_tx
+
+        try:
+            decoded = decode_tx(tx, self.chain_id)
+        except TxRejected as exc:
+            return TxResult(int(exc.code), exc.message, "clearing"), None
+        rejected = verify_tx(decoded)
+        if rejected is not None:
+            return TxResult(int(rejected.code), rejected.message, "clearing"), None
+        if sha256(tx) in self.seen:
+            return TxResult(12, "tx already seen (replay)", "clearing"), None
+        msg = decoded.msg
+        body: dict[str, Any] = {}
+        if decoded.kind == "transfer":
+            body = {"amount": msg.amount, "to": msg.to}
+        elif decoded.kind == "deposit":
+            body = {"amount": msg.amount}
+        kind = decoded.kind if decoded.kind in ("transfer", "deposit") else "noop"
+        return TxResult(), {"type": kind, "kind": decoded.kind, "body": body, "pub": decoded.signer,
+                            "account": getattr(msg, "account", None)}
+
     def _deliver(self, decoded: dict[str, Any]) -> tuple[TxResult, list[bytes]]:
-        sender = address_of(decoded["pub"])
+        sender = decoded.get("account") or address_of(decoded["pub"])
         kind, body = decoded["type"], decoded["body"]
         if kind == "deposit":
             self.balances[sender] = self.balances.get(sender, 0) + int(body["amount"])
@@ -111,7 +137,7 @@ class FakeNode:
             self.seen.add(tx_hash)
             result, accounts = (checked, []) if decoded is None else self._deliver(decoded)
             record = TxRecord(tx_hash, height, index, tx, result,
-                              tx_type=decoded["type"] if decoded else "", accounts=accounts)
+                              tx_type=decoded.get("kind", decoded["type"]) if decoded else "", accounts=accounts)
             self.txs[tx_hash] = record
             records.append(record)
             results.append(result)

@@ -12,9 +12,8 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpc.methods import METHODS
 from rpc.fake_node import FakeNode
-from rpc.methods import Limits
+from rpc.methods import METHODS, Limits
 from rpc.server import RPCServer
 from tests.rpc.conftest import assert_valid_reply
 

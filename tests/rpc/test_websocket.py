@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import trio
+import trio.lowlevel
+
 from consensus.crypto import PrivateKey, format_address
 from rpc import errors
 from rpc.client import RPCClientError, WebSocket
@@ -115,7 +117,7 @@ async def test_slow_subscriber_is_disconnected_and_node_never_waits(served):
         with trio.fail_after(2):
             for _ in range(200):
                 served.node.make_block()
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         messages = []
         with trio.fail_after(5):
             while (text := await ws.receive()) is not None:
@@ -150,7 +152,7 @@ async def test_async_client_subscribe_reports_slow_disconnect(served):
     async with served.client.subscribe("tm.event='NewBlock'", queue=1) as events:
         for _ in range(100):  # neither the client's pump nor the server queue keeps up
             served.node.make_block()
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         received = []
         with trio.fail_after(5):
             async for item in events:
