@@ -36,7 +36,7 @@ class TxResult:
     code: int = 0
     log: str = ""
     codespace: str = ""
-    events: Sequence[Mapping[str, Any]] = ()  # each {"type": str, "attributes": {str: value}}
+    events: Sequence[Mapping[str, Any]] = ()  # each {"type": str, "attrs": {str: value}} (state/)
     gas_wanted: int = 0
     gas_used: int = 0
 
@@ -213,7 +213,9 @@ class NodeAPI(Protocol):
     async def insurance_fund(self, height: int | None) -> Any: ...
     async def liquidations(
         self, min_height: int, max_height: int, offset: int, limit: int
-    ) -> LiquidationPage: ...
+    ) -> LiquidationPage | Mapping[str, Any]:
+        """A LiquidationPage, or state/queries.py's ``{"items": [...], "total": n}``."""
+        ...
     async def account_health(self, address: bytes, height: int | None) -> Any:
         """Equity, IMR, MMR and distance to liquidation of one account."""
         ...

@@ -7,7 +7,9 @@ values; a subscription query is a conjunction of ``key = 'value'`` conditions ma
     tm.event = 'NewBlock'
     tm.event = 'Tx' AND tx.account = 'clr1...'
     tm.event = 'Tx' AND tx.type = 'trade'
-    tm.event = 'Liquidation'            (also 'Trade', 'Deleverage', 'OraclePrice', 'Clearing')
+    tm.event = 'Liquidation'            (also 'Trade', 'Deleverage', 'OraclePrice', 'InsuranceFund',
+                                         'Funding'; 'Clearing' = every application event)
+    tm.event = 'Clearing' AND clearing.account = 'clr1...'
 
 Publishing never blocks and never waits on a subscriber: each subscription has a bounded queue;
 one that is full is closed and flagged ``overflowed`` (the WebSocket handler then tells the client
@@ -38,23 +40,23 @@ _CONDITION = re.compile(
 # Application event types (lower-cased) -> the ``tm.event`` name subscribers use.
 CLEARING_EVENT_NAMES = {
     "trade": "Trade",
-    "fill": "Trade",
     "liquidation": "Liquidation",
-    "liquidate": "Liquidation",
+    "liquidation_fill": "Liquidation",
+    "liquidation_fee": "Liquidation",
+    "liquidation_done": "Liquidation",
+    "insurance_cover": "InsuranceFund",
     "deleverage": "Deleverage",
-    "deleveraging": "Deleverage",
-    "adl": "Deleverage",
-    "auto_deleverage": "Deleverage",
-    "oracle": "OraclePrice",
-    "oracle_price": "OraclePrice",
     "price": "OraclePrice",
-    "insurance_fund": "InsuranceFund",
+    "oracle_report": "OracleReport",
     "funding": "Funding",
+    "deposit": "Deposit",
+    "withdraw": "Withdraw",
+    "transfer": "Transfer",
 }
 # Event attributes whose values name accounts (for ``clearing.account`` filtering).
 ACCOUNT_ATTRIBUTES = frozenset(
-    {"account", "address", "maker", "taker", "buyer", "seller", "liquidated", "counterparty",
-     "sender", "recipient", "owner", "from", "to"}
+    {"account", "address", "buyer", "seller", "counterparty", "sender", "to", "operator", "feeder",
+     "provider", "voter", "validator", "maker", "taker"}
 )
 
 
@@ -238,7 +240,7 @@ def tx_message(record: TxRecord) -> Message:
 
 def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | None = None) -> Message:
     kind = str(event.get("type", ""))
-    attributes = event.get("attributes", {}) or {}
+    attributes = event.get("attrs", event.get("attributes", {})) or {}
     names = ["Clearing"]
     alias = CLEARING_EVENT_NAMES.get(kind.lower())
     if alias:

@@ -106,7 +106,7 @@ class FakeNode:
         kind, body = decoded["type"], decoded["body"]
         if kind == "deposit":
             self.balances[sender] = self.balances.get(sender, 0) + int(body["amount"])
-            return TxResult(events=[{"type": "deposit", "attributes": {"account": sender, "amount": body["amount"]}}]), [sender]
+            return TxResult(events=[{"type": "deposit", "attrs": {"account": sender, "amount": body["amount"]}}]), [sender]
         if kind == "transfer":
             amount, to = int(body["amount"]), bytes(body["to"])
             if self.balances.get(sender, 0) < amount:
@@ -120,7 +120,7 @@ class FakeNode:
                 book = self.positions_by.setdefault(account, {})
                 book[market] = book.get(market, 0) + signed
                 self.balances.setdefault(account, 0)
-            return TxResult(events=[{"type": "trade", "attributes": {
+            return TxResult(events=[{"type": "trade", "attrs": {
                 "market": market, "buyer": sender, "seller": other, "size": size,
                 "price": self.price.get(market, 0)}}]), [sender, other]
         return TxResult(), [sender]
@@ -143,7 +143,7 @@ class FakeNode:
             results.append(result)
         for event in end_events:
             if event.get("type") == "liquidation":
-                self.liquidation_log.append({"height": height, **dict(event.get("attributes", {}))})
+                self.liquidation_log.append({"height": height, **dict(event.get("attrs", {}))})
         app_hash = sha256(codec.encode(sorted((k, v) for k, v in self.balances.items())))
         header = {"chain_id": self.chain_id, "height": height, "time": 1_700_000_000_000_000_000 + height,
                   "app_hash": self.results[-1].app_hash if self.results else b"",

@@ -15,7 +15,7 @@ import trio
 
 from consensus.hashing import sha256
 from rpc import errors
-from rpc.api import BlockView, NodeAPI, TxResult
+from rpc.api import BlockView, LiquidationPage, NodeAPI, TxResult
 from rpc.events import EventBus, block_json, tx_json
 from rpc.render import (
     b64,
@@ -399,6 +399,8 @@ async def liquidations(
         raise errors.invalid_params(f"min_height {low} is greater than max_height {high}")
     per_page = min(per_page, ctx.limits.max_per_page)
     found = await ctx.node.liquidations(low, high, (page - 1) * per_page, per_page)
+    if isinstance(found, Mapping):  # state/queries.py answers {"items", "total"}
+        found = LiquidationPage(found["items"], found["total"])
     return {"liquidations": render(list(found.items)), "total": str(found.total),
             "page": str(page), "per_page": str(per_page)}
 
@@ -410,7 +412,9 @@ async def account_health(ctx: Context, address: bytes, height: int | None) -> An
 async def check_margin(
     ctx: Context, address: bytes, market: str, side: str, size: int, price: int | None
 ) -> Any:
-    order = {"market": market, "side": side, "size": size, "price": price}
+    order: dict[str, Any] = {"market": market, "side": side, "size": size}
+    if price is not None:
+        order["price"] = price
     return render(_found(await ctx.node.check_margin(address, order), "account not found"))
 
 

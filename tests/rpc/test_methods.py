@@ -175,7 +175,7 @@ async def test_clearing_queries(served, key):
     await deposit(served, other, 500)
     trade = build_fake_tx(key, "trade", {"market": "BTC-USD", "size": 3, "counterparty": other.address})
     await served.client.broadcast_tx_sync(trade)
-    served.node.make_block([{"type": "liquidation", "attributes": {"account": other.address, "size": 3}}])
+    served.node.make_block([{"type": "liquidation", "attrs": {"account": other.address, "size": 3}}])
     c, address = served.client, format_address(key.address)
     account = await c.call("account", address=address)
     assert account["quote_balance"] == "500"

@@ -65,7 +65,7 @@ async def test_tx_filters_by_account_and_type_and_liquidation_events(served):
         await served.client.broadcast_tx_sync(build_fake_tx(bob, "deposit", {"amount": 2}))
         await served.client.broadcast_tx_sync(
             build_fake_tx(alice, "trade", {"market": "BTC-USD", "size": 1, "counterparty": bob.address}))
-        served.node.make_block([{"type": "liquidation", "attributes": {"account": bob.address, "size": 1}}])
+        served.node.make_block([{"type": "liquidation", "attrs": {"account": bob.address, "size": 1}}])
         received = [await next_message(ws) for _ in range(4)]
         by_id: dict = {}
         for message in received:
@@ -74,7 +74,7 @@ async def test_tx_filters_by_account_and_type_and_liquidation_events(served):
         assert [r["events"]["tx.type"] for r in by_id[2]] == [["trade"]]
         liquidation = by_id[3][0]["data"]
         assert liquidation["type"] == "clearchain/event/Liquidation"
-        assert liquidation["value"]["event"]["attributes"]["account"] == bob.address.hex().upper()
+        assert liquidation["value"]["event"]["attrs"]["account"] == bob.address.hex().upper()
         with trio.move_on_after(0.2):
             extra = await ws.receive()
             raise AssertionError(f"unexpected extra event {extra}")
