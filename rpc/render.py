@@ -22,6 +22,11 @@ from consensus.crypto import parse_address as _parse_bech32
 from rpc.errors import invalid_params
 
 MAX_RENDER_DEPTH = 64
+# Map keys whose 20-byte values are account addresses: rendered as bech32 ``clr1...``.
+ADDRESS_KEYS = frozenset(
+    {"address", "account", "buyer", "seller", "counterparty", "sender", "to", "operator", "feeder",
+     "provider", "voter", "maker", "taker"}
+)
 _DECIMAL = re.compile(r"-?[0-9]{1,40}\Z")
 
 
@@ -38,10 +43,11 @@ def render(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex().upper()
     if isinstance(value, Mapping):
-        return {_render_key(k): render(v, depth + 1) for k, v in value.items()}
+        return {_render_key(k): _render_field(k, v, depth + 1) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: render(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+            f.name: _render_field(f.name, getattr(value, f.name), depth + 1)
+            for f in dataclasses.fields(value)
         }
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value) if isinstance(value, (set, frozenset)) else value
@@ -49,6 +55,12 @@ def render(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float):  # never produced by the chain; rendered rather than crashing
         return repr(value)
     raise ValueError(f"cannot render a {type(value).__name__}")
+
+
+def _render_field(key: Any, value: Any, depth: int) -> Any:
+    if key in ADDRESS_KEYS and isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        return format_address(bytes(value))
+    return render(value, depth)
 
 
 def _render_key(key: Any) -> str:

@@ -74,7 +74,7 @@ async def test_tx_filters_by_account_and_type_and_liquidation_events(served):
         assert [r["events"]["tx.type"] for r in by_id[2]] == [["trade"]]
         liquidation = by_id[3][0]["data"]
         assert liquidation["type"] == "clearchain/event/Liquidation"
-        assert liquidation["value"]["event"]["attrs"]["account"] == bob.address.hex().upper()
+        assert liquidation["value"]["event"]["attrs"]["account"] == format_address(bob.address)
         with trio.move_on_after(0.2):
             extra = await ws.receive()
             raise AssertionError(f"unexpected extra event {extra}")
