@@ -28,6 +28,19 @@ from state.txs import Tx, decode_tx, verify_tx
 CACHE_SIZE = 200_000
 
 
+def _cash(account: Account, markets: dict[str, Market]) -> int:
+    """Quote balance net of position values: what the account holds in quote beyond its positions.
+
+    Quote may go negative by what positions are worth (buying moves quote down), but fees,
+    withdrawals and transfers never borrow against haircut collateral.
+    """
+    cash = account.quote
+    for market_id, (size, _snapshot, _cost) in account.positions.items():
+        market = markets[market_id]
+        cash += size * market.price * market.params.value_multiplier
+    return cash
+
+
 @dataclass
 class TxResult:
     code: int
@@ -195,14 +208,14 @@ class ClearingApp:
             raise TxRejected(Code.FEE_TOO_LOW, f"fee {tx.fee} is below the minimum {g.min_tx_fee}")
 
     def _check_fee_funds(self, tx: Tx, account: Account | None, markets: dict[str, Market]) -> None:
+        """The fee comes out of free collateral: equity after it must still cover initial margin."""
         if tx.fee == 0:
             return
-        if account is None or account.quote < tx.fee:
-            raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"quote balance cannot pay the fee {tx.fee}")
-        if account.positions:
-            equity, imr, _mmr = risk_of(account, markets, self.ledger.pricing)
-            if equity - tx.fee < imr:
-                raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, "paying the fee would break initial margin")
+        if account is None:
+            raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"account has nothing to pay the fee {tx.fee}")
+        equity, imr, _mmr = risk_of(account, markets, self.ledger.pricing)
+        if equity - tx.fee < imr or _cash(account, markets) < tx.fee:
+            raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"free collateral cannot pay the fee {tx.fee}")
 
     # --- block execution ---------------------------------------------------------------------
 

@@ -35,8 +35,11 @@ def settle_all(app: ClearingApp, account: Account) -> None:
 
 
 def _balance(app: ClearingApp, account: Account, asset: str) -> int:
+    """What can leave: collateral held, or quote net of position values (no borrowing on haircuts)."""
     if asset == app.ledger.quote_symbol:
-        return account.quote
+        from state.app import _cash  # noqa: PLC0415
+
+        return _cash(account, app.ledger.w_markets)
     return account.collateral.get(asset, 0)
 
 

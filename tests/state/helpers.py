@@ -54,6 +54,12 @@ class Chain:
         self.check = check
         self.hashes: list[bytes] = []
         self.end_events: list[dict[str, Any]] = []
+        self._nonce = 0
+
+    def nonce(self) -> int:
+        """Deterministic nonces, so that independent runs build identical txs."""
+        self._nonce += 1
+        return self._nonce
 
     @property
     def height(self) -> int:
@@ -76,7 +82,7 @@ class Chain:
     def one(self, tx: bytes) -> TxResult:
         return self.block([tx])[0]
 
-    def expiry(self, ahead: int = 10) -> int:
+    def expiry(self, ahead: int = 100) -> int:
         return self.height + ahead
 
     def fee(self) -> int:
@@ -88,12 +94,14 @@ class Chain:
 
     def order(self, who: Signer, market: str, side: str, size: int, price: int, order_id: int, expiry: int | None = None):
         return builders.build_order(who, self.cid(), market=market, side=side, size=size, price=price,
-                                    order_id=order_id, expiry=expiry or self.expiry(50))
+                                    order_id=order_id, expiry=500 if expiry is None else expiry)
 
     def trade(self, venue: Signer, maker, taker, size: int, price: int, **kw) -> bytes:
         return builders.build_trade_tx(venue, self.cid(), maker, taker, size, price,
-                                       fee=kw.pop("fee", self.fee()), expiry=kw.pop("expiry", self.expiry()), **kw)
+                                       fee=kw.pop("fee", self.fee()), expiry=kw.pop("expiry", self.expiry()),
+                                       nonce=kw.pop("nonce", self.nonce()), **kw)
 
     def prices(self, prices: dict[str, int], feeders: int = 4) -> list[bytes]:
-        return [builders.build_oracle_tx(signer(f"v{i}"), self.cid(), prices, fee=self.fee(), expiry=self.expiry())
+        return [builders.build_oracle_tx(signer(f"v{i}"), self.cid(), prices, fee=self.fee(), expiry=self.expiry(),
+                                           nonce=self.nonce())
                 for i in range(feeders)]
