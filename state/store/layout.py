@@ -6,14 +6,15 @@ Tree
     shape is therefore a function of the set of keys alone, and so is the root.
 
     leaf hash      sha256(0x00 || hk || sha256(value))
-    internal hash  sha256(0x01 || child_hash[0] || ... || child_hash[15])   (ZERO32 if empty)
+    internal hash  sha256(0x01 || bitmap(2) || hashes of the occupied slots, in slot order)
     empty tree     sha256(b"")
 
-Internal node record (fixed size, so nothing is parsed in Python: slots are slices)
-    [0:512)      16 child hashes
-    [512:528)    16 kinds: 0 empty, 1 leaf, 2 internal
-    [528:1680)   16 extras of 72 bytes: leaf -> hk(32) vh(32) version(8); internal -> version(8)
-    Leaves live inline in their parent, so a key update rewrites the path and nothing else.
+Internal node record (compact; its first 3 + 32n bytes are exactly the hash input)
+    0x01 | bitmap(2) | n child hashes (32 each) | leafmap(2) | n extras
+    extra of a leaf child: hk(32) vh(32) version(8); of an internal child: version(8).
+    bitmap bit i: slot i occupied; leafmap bit i: slot i holds a leaf. Leaves live inline in
+    their parent, so a key update rewrites the nodes on its path and nothing else. A slot is
+    read or replaced by offset arithmetic (popcounts) and slice assignment: nothing is parsed.
 
 Database keys (under the store's prefix)
     b"n" version(8) depth(1) packed-path   internal node written at ``version``
@@ -28,12 +29,8 @@ from __future__ import annotations
 import hashlib
 
 ZERO32 = bytes(32)
-ZERO64 = bytes(64)
-HASH_AREA = 512
-KIND_OFF = 512
-EXTRA_OFF = 528
-EXTRA_SIZE = 72
-RECORD_SIZE = EXTRA_OFF + 16 * EXTRA_SIZE
+LEAF_EXTRA = 72
+NODE_EXTRA = 8
 
 EMPTY = 0
 LEAF = 1
@@ -54,7 +51,7 @@ LIVE = b"\x01"  # first byte of a stored value; a deletion is stored as b""
 
 # A slot as the update code passes it around: (kind, hash, extra).
 Slot = tuple[int, bytes, bytes]
-EMPTY_SLOT: Slot = (EMPTY, ZERO32, bytes(EXTRA_SIZE))
+EMPTY_SLOT: Slot = (EMPTY, ZERO32, b"")
 
 
 def v8(version: int) -> bytes:
@@ -112,4 +109,64 @@ def encode_root(slot: Slot) -> bytes:
 
 
 def decode_root(data: bytes) -> Slot:
-    return (data[0], data[1:33], data[33:105])
+    return (data[0], data[1:33], data[33:])
+
+
+def read_slot(record: bytes | bytearray, nib: int) -> Slot:
+    """The slot ``nib`` of an internal node record."""
+    bitmap = (record[1] << 8) | record[2]
+    bit = 1 << nib
+    if not bitmap & bit:
+        return EMPTY_SLOT
+    below = bit - 1
+    pos = (bitmap & below).bit_count()
+    base = 3 + (bitmap.bit_count() << 5)
+    leafmap = (record[base] << 8) | record[base + 1]
+    leaves_below = (leafmap & below).bit_count()
+    offset = base + 2 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+    h0 = 3 + (pos << 5)
+    if leafmap & bit:
+        return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[offset : offset + LEAF_EXTRA]))
+    return (INTERNAL, bytes(record[h0 : h0 + 32]), bytes(record[offset : offset + NODE_EXTRA]))
+
+
+def write_slot(record: bytearray, nib: int, slot: Slot) -> None:
+    """Replace slot ``nib`` of ``record`` in place (inserting or removing bytes as needed)."""
+    kind = slot[0]
+    bitmap = (record[1] << 8) | record[2]
+    bit = 1 << nib
+    below = bit - 1
+    pos = (bitmap & below).bit_count()
+    count = bitmap.bit_count()
+    base = 3 + (count << 5)
+    leafmap = (record[base] << 8) | record[base + 1]
+    leaves_below = (leafmap & below).bit_count()
+    offset = base + 2 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+    if bitmap & bit:
+        old_extra = LEAF_EXTRA if leafmap & bit else NODE_EXTRA
+        old_hash = 32
+    else:
+        old_extra = old_hash = 0
+    # Back to front, so the offsets computed above stay valid.
+    record[offset : offset + old_extra] = slot[2]
+    leafmap = leafmap | bit if kind == LEAF else leafmap & ~bit
+    record[base : base + 2] = leafmap.to_bytes(2, "big")
+    h0 = 3 + (pos << 5)
+    if kind == EMPTY:
+        record[h0 : h0 + old_hash] = b""
+        bitmap &= ~bit
+    else:
+        record[h0 : h0 + old_hash] = slot[1]
+        bitmap |= bit
+    record[1:3] = bitmap.to_bytes(2, "big")
+
+
+def new_record() -> bytearray:
+    """An internal node record with no occupied slot (filled by :func:`write_slot`)."""
+    return bytearray(b"\x01\x00\x00\x00\x00")
+
+
+def record_hash_area(record: bytes | bytearray) -> int:
+    """Length of the prefix of ``record`` that is hashed: 0x01, bitmap, child hashes."""
+    return 3 + ((((record[1] << 8) | record[2]).bit_count()) << 5)
+

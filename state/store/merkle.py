@@ -18,10 +18,7 @@ from state.store.errors import PrunedVersionError, StoreCorruptionError, Unknown
 from state.store.layout import (
     EMPTY_ROOT,
     EMPTY_SLOT,
-    EXTRA_OFF,
-    EXTRA_SIZE,
     INTERNAL,
-    KIND_OFF,
     LEAF,
     LIVE,
     META_KEY,
@@ -30,6 +27,7 @@ from state.store.layout import (
     decode_root,
     encode_root,
     node_key,
+    read_slot,
     root_key,
     split_value_key,
     stale_key,
@@ -213,18 +211,14 @@ class MerkleStore:
         depth = 0
         latest = version == self._version
         while slot[0] == INTERNAL:
-            record = self._load(node_key(slot[2][:8], depth, hk), cache=latest)
+            record = self._load(node_key(slot[2], depth, hk), cache=latest)
             nib = nibble(hk, depth)
-            bitmap = 0
-            siblings = []
-            for i in range(16):
-                if record[KIND_OFF + i]:
-                    bitmap |= 1 << i
-                    if i != nib:
-                        siblings.append(record[i * 32 : i * 32 + 32])
+            bitmap = (record[1] << 8) | record[2]
+            siblings = [bytes(record[3 + 32 * i : 35 + 32 * i]) for i in range(bitmap.bit_count())]
+            if bitmap >> nib & 1:
+                del siblings[(bitmap & ((1 << nib) - 1)).bit_count()]
             nodes.append([bitmap, siblings])
-            e0 = EXTRA_OFF + nib * EXTRA_SIZE
-            slot = (record[KIND_OFF + nib], record[nib * 32 : nib * 32 + 32], record[e0 : e0 + 72])
+            slot = read_slot(record, nib)
             depth += 1
         leaf = None
         if slot[0] == LEAF and slot[2][:32] != hk:

@@ -4,7 +4,7 @@ Depends on nothing but ``hashlib`` and the canonical codec, never on the store, 
 copied out alone. The rules it checks are those of ``state.store.layout``:
 
     leaf hash      sha256(0x00 || sha256(key) || sha256(value))
-    internal hash  sha256(0x01 || 16 child hashes, 32 zero bytes for an empty slot)
+    internal hash  sha256(0x01 || bitmap(2, big-endian) || hashes of the occupied slots in order)
     empty tree     sha256(b"")
 
 A proof is ``[nodes, leaf]``: ``nodes`` are the internal nodes on the path of ``sha256(key)``,
@@ -24,7 +24,6 @@ from consensus import codec
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 MAX_DEPTH = 64
 MAX_PROOF_BYTES = 64 * 1024
-_ZERO32 = bytes(32)
 
 
 def encode_proof(proof: list[Any]) -> bytes:
@@ -104,18 +103,11 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: Any) -> bool:
                 return False
         elif not on_path or len(siblings) != bitmap.bit_count() - 1:
             return False
-        parts = []
-        index = 0
-        for i in range(16):
-            if i == nib and current is not None:
-                parts.append(current)
-            elif bitmap >> i & 1:
-                sibling = siblings[index]
-                if not _is_hash(sibling):
-                    return False
-                parts.append(sibling)
-                index += 1
-            else:
-                parts.append(_ZERO32)
-        current = hashlib.sha256(b"\x01" + b"".join(parts)).digest()
+        for sibling in siblings:
+            if not _is_hash(sibling):
+                return False
+        parts = list(siblings)
+        if current is not None:
+            parts.insert((bitmap & ((1 << nib) - 1)).bit_count(), current)
+        current = hashlib.sha256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(parts)).digest()
     return current == root

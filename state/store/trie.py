@@ -2,8 +2,8 @@
 
 The pending writes are sorted by key hash and pushed down the tree together, so every node on
 the union of their paths is loaded, patched and hashed exactly once per commit, however many
-keys pass through it. Records are fixed-size byte strings patched by slicing: the per-node work
-is a handful of C-level copies and one SHA-256 over 513 bytes.
+keys pass through it. Records are patched in place by offset arithmetic and slice assignment:
+the per-node work is a handful of C-level copies and one SHA-256.
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ from collections.abc import Callable
 from state.store.layout import (
     EMPTY,
     EMPTY_SLOT,
-    EXTRA_OFF,
-    EXTRA_SIZE,
-    HASH_AREA,
     INTERNAL,
-    KIND_OFF,
     LEAF,
     LEAF_PREFIX,
-    NODE_PREFIX,
-    RECORD_SIZE,
-    ZERO64,
     Slot,
+    new_record,
     node_key,
+    read_slot,
+    write_slot,
 )
 
 _sha256 = hashlib.sha256
@@ -71,7 +67,7 @@ class TrieUpdate:
         """New content of a slot at ``depth`` after ``ops[lo:hi]``; None if nothing changed."""
         kind = slot[0]
         if kind == INTERNAL:
-            key = node_key(slot[2][:8], depth, ops[lo][0])
+            key = node_key(slot[2], depth, ops[lo][0])
             return self._update_node(self.load(key), key, depth, ops, lo, hi)
         entries: list[Entry] = []
         version8 = self.version8
@@ -131,39 +127,37 @@ class TrieUpdate:
                 if (b & 15 if shift_low else b >> 4) != nib:
                     break
                 j += 1
-            h0 = nib << 5
-            e0 = EXTRA_OFF + nib * EXTRA_SIZE
-            old = (record[KIND_OFF + nib], record[h0 : h0 + 32], record[e0 : e0 + EXTRA_SIZE])
-            slot = self._update_slot(old, depth + 1, ops, i, j)
+            slot = self._update_slot(read_slot(record, nib), depth + 1, ops, i, j)
             if slot is not None:
                 changed = True
-                new[KIND_OFF + nib] = slot[0]
-                new[h0 : h0 + 32] = slot[1]
-                new[e0 : e0 + EXTRA_SIZE] = slot[2]
+                write_slot(new, nib, slot)
             i = j
         if not changed:
             return None
         self.stale_nodes.append(key)
-        kinds = new[KIND_OFF : KIND_OFF + 16]
-        present = 16 - kinds.count(0)
-        if present == 0:
+        return self._finish(new, depth, ops[lo][0])
+
+    def _finish(self, record: bytearray, depth: int, hk: bytes) -> Slot:
+        """Canonical form of a patched node: empty, a lone leaf moved up, or a stored node."""
+        bitmap = (record[1] << 8) | record[2]
+        count = bitmap.bit_count()
+        if count == 0:
             return EMPTY_SLOT
-        if present == 1:
-            nib = next(n for n in range(16) if kinds[n])
-            if kinds[nib] == LEAF:  # a lone leaf moves up: no node holds a single key
-                h0 = nib << 5
-                e0 = EXTRA_OFF + nib * EXTRA_SIZE
-                return (LEAF, bytes(new[h0 : h0 + 32]), bytes(new[e0 : e0 + EXTRA_SIZE]))
-        digest = _sha256(NODE_PREFIX + new[:HASH_AREA]).digest()
-        self.node_puts.append((node_key(self.version8, depth, ops[lo][0]), bytes(new)))
-        return (INTERNAL, digest, self.version8 + ZERO64)
+        if count == 1:
+            base = 3 + 32
+            if record[base] or record[base + 1]:  # the one child is a leaf: no node for one key
+                return (LEAF, bytes(record[3:35]), bytes(record[base + 2 : base + 74]))
+        data = bytes(record)
+        digest = _sha256(data[: 3 + (count << 5)]).digest()
+        self.node_puts.append((node_key(self.version8, depth, hk), data))
+        return (INTERNAL, digest, self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
         """The subtree at ``depth`` holding exactly ``entries`` (sorted by hk)."""
         if len(entries) == 1:
             hk, vh, version8, lh = entries[0]
             return (LEAF, lh, hk + vh + version8)
-        record = bytearray(RECORD_SIZE)
+        record = new_record()
         i = 0
         n = len(entries)
         while i < n:
@@ -171,13 +165,6 @@ class TrieUpdate:
             j = i + 1
             while j < n and nibble(entries[j][0], depth) == nib:
                 j += 1
-            kind, digest, extra = self._build(depth + 1, entries[i:j])
-            record[KIND_OFF + nib] = kind
-            h0 = nib << 5
-            record[h0 : h0 + 32] = digest
-            e0 = EXTRA_OFF + nib * EXTRA_SIZE
-            record[e0 : e0 + EXTRA_SIZE] = extra
+            write_slot(record, nib, self._build(depth + 1, entries[i:j]))
             i = j
-        digest = _sha256(NODE_PREFIX + record[:HASH_AREA]).digest()
-        self.node_puts.append((node_key(self.version8, depth, entries[0][0]), bytes(record)))
-        return (INTERNAL, digest, self.version8 + ZERO64)
+        return self._finish(record, depth, entries[0][0])
