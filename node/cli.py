@@ -19,6 +19,7 @@ from node import __version__
 COMMAND_MODULES = (
     "node.cli_keys",
     "node.cli_init",
+    "node.cli_genesis",
     "node.cli_start",
     "node.testnet",
     "rpc.cli_tx",
