@@ -1,0 +1,377 @@
+"""Demo load, driven through RPC only: funded traders, a small matching venue, oracle feeders
+publishing a random walk, then a crash that liquidates the most leveraged accounts.
+
+The cast (keys derived from fixed names, so every run and every tool agrees on them):
+- ``long-0..3``: modest collateral, buy BTC-PERP up to 4x-13x leverage;
+- ``short-0..3``: deep pockets, sell to the longs and trade among themselves (volume);
+- ``backstop``: registers limited liquidation liquidity at a 2% discount;
+- ``venue``: pairs orders (price-time, crossing limits) and submits the fills as trade txs;
+- the validators' keys: oracle feeders.
+
+After trading, the feeders report a 40% lower price; the circuit breaker walks it down 5% per
+block, accounts fall below maintenance margin, and the waterfall runs: backstop fills, the
+insurance fund covers, auto-deleveraging hits the profitable shorts once the fund is empty.
+Everything is printed as it happens from a WebSocket subscription, and :func:`check_invariants`
+verifies the books through RPC at the end.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from consensus.crypto import KeyFileError, PrivateKey, Signer, format_address, save_key
+from consensus.hashing import sha256
+from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
+from state import builders
+
+MARKET = "BTC-PERP"
+LONGS = 4
+SHORTS = 4
+LONG_QUOTE = 20_000 * 10**6  # micro-USDC
+SHORT_QUOTE = 2_000_000 * 10**6
+BACKSTOP_QUOTE = 300_000 * 10**6
+VENUE_QUOTE = 50_000 * 10**6
+INSURANCE_SEED = 3_000 * 10**6  # small on purpose: the crash drains it and ADL follows
+BACKSTOP_SIZE = 100_000  # 1 BTC at size exponent -5
+LEVERAGES = (13, 9, 5, 2)  # the 2x account survives a 40% crash
+CRASH_PPM = 400_000
+
+
+def demo_signer(name: str) -> Signer:
+    return Signer(PrivateKey(sha256(f"clearchain demo key {name}".encode())))
+
+
+def demo_names() -> list[str]:
+    return [f"long-{i}" for i in range(LONGS)] + [f"short-{i}" for i in range(SHORTS)] + ["backstop", "venue"]
+
+
+def save_demo_keys(directory: Path) -> None:
+    """Write the cast's keys as a keyring (``clearchain tx --keyring-dir DIR/keys``)."""
+    for name in demo_names():
+        try:
+            save_key(demo_signer(name).key, directory / f"{name}.json", name=name)
+        except KeyFileError:
+            pass  # already there from an earlier run
+
+
+def patch_genesis(document: dict[str, Any]) -> dict[str, Any]:
+    """Fund the cast in the genesis and shrink the insurance fund (so the crash reaches ADL)."""
+    quotes = {"backstop": BACKSTOP_QUOTE, "venue": VENUE_QUOTE}
+    quotes.update({f"long-{i}": LONG_QUOTE for i in range(LONGS)})
+    quotes.update({f"short-{i}": SHORT_QUOTE for i in range(SHORTS)})
+    app_state = document["app_state"]
+    app_state["initial_balances"] = [
+        {"address": format_address(demo_signer(name).address), "quote": quote} for name, quote in quotes.items()
+    ]
+    app_state["risk"]["insurance_fund_seed"] = INSURANCE_SEED
+    return document
+
+
+def usd(micro: Any) -> str:
+    value = int(micro)
+    return f"{'-' if value < 0 else ''}{abs(value) // 10**6:,}.{abs(value) % 10**6 // 10**4:02d}"
+
+
+@dataclass
+class Market:
+    price: int
+    tick: int
+    lot: int
+    price_exponent: int
+    size_exponent: int
+
+    def show_price(self, price: int) -> str:
+        return f"{price * 10.0 ** self.price_exponent:,.1f}"
+
+    def show_size(self, size: int) -> str:
+        return f"{size * 10.0 ** self.size_exponent:.4f}"
+
+    def round_price(self, price: int) -> int:
+        return max(self.tick, price // self.tick * self.tick)
+
+
+@dataclass
+class Stats:
+    submitted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    trades: int = 0
+    liquidations: int = 0
+    deleverages: int = 0
+    insurance_draws: int = 0
+    backstop_fills: int = 0
+    price_updates: int = 0
+    last_height: int = 0
+
+
+class Demo:
+    """The scenario. ``urls`` are node RPC URLs (txs are spread over them); ``feeders`` sign prices."""
+
+    def __init__(self, urls: Sequence[str], feeders: Sequence[Signer], *, out: Callable[[str], None] = print,
+                 seed: int = 7, trade_interval: float = 0.05) -> None:
+        self.clients = [AsyncClient(url, max_connections=8) for url in urls]
+        self.feeders = list(feeders)
+        self.out = out
+        self.rng = random.Random(seed)
+        self.trade_interval = trade_interval
+        self.longs = [demo_signer(f"long-{i}") for i in range(LONGS)]
+        self.shorts = [demo_signer(f"short-{i}") for i in range(SHORTS)]
+        self.backstop = demo_signer("backstop")
+        self.venue = demo_signer("venue")
+        self.names = {s.address: name for name, s in zip(demo_names(), self.longs + self.shorts + [self.backstop, self.venue])}
+        self.names.update({f.address: f"validator-{i}" for i, f in enumerate(self.feeders)})
+        self.stats = Stats()
+        self.chain_id = ""
+        self.fee = 0
+        self.height = 0
+        self._market: Market | None = None
+        self.reference_price = 0
+        self.crashed = False
+        self.order_ids = 0
+        self.started = time.monotonic()
+        self._next_client = 0
+
+    @property
+    def market(self) -> Market:
+        if self._market is None:
+            raise RuntimeError("call setup() first")
+        return self._market
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def client(self) -> AsyncClient:
+        self._next_client = (self._next_client + 1) % len(self.clients)
+        return self.clients[self._next_client]
+
+    def say(self, text: str) -> None:
+        self.out(f"[{time.monotonic() - self.started:6.1f}s h={self.height}] {text}")
+
+    def name(self, address_text: str) -> str:
+        for address, name in self.names.items():
+            if format_address(address) == address_text:
+                return name
+        return address_text[:12] + "..."
+
+    async def submit(self, tx: bytes, what: str) -> bool:
+        try:
+            answer = await self.client().broadcast_tx_sync(tx)
+        except (RPCClientError, ConnectionFailed) as exc:
+            self.stats.rejected[f"{what}: {exc}"[:80]] = self.stats.rejected.get(f"{what}: {exc}"[:80], 0) + 1
+            return False
+        self.stats.submitted += 1
+        if answer["code"] != "0":
+            key = f"{what} code {answer['code']}: {answer['log'][:60]}"
+            self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
+            return False
+        return True
+
+    @property
+    def expiry(self) -> int:
+        return self.height + 50
+
+    async def setup(self) -> None:
+        client = self.clients[0]
+        status = await client.call("status")
+        self.chain_id = status["node_info"]["network"]
+        self.height = int(status["sync_info"]["latest_block_height"])
+        genesis = (await client.call("genesis"))["genesis"]
+        self.fee = int(genesis["app_state"]["min_tx_fee"])
+        market = await client.call("market", market=MARKET)
+        self._market = Market(int(market["oracle_price"]), int(market["tick_size"]), int(market["lot_size"]),
+                             int(market["price_exponent"]), int(market["size_exponent"]))
+        self.reference_price = self.market.price
+
+    # --- the tasks -----------------------------------------------------------------------------
+
+    async def follow_height(self) -> None:
+        while True:
+            try:
+                self.height = await self.clients[0].latest_height()
+            except (RPCClientError, ConnectionFailed):
+                pass
+            await trio.sleep(0.25)
+
+    async def feed_prices(self) -> None:
+        """Every feeder reports the same random walk twice a second (the oracle needs > 2/3)."""
+        while True:
+            if self.crashed:
+                target = self.reference_price * (1_000_000 - CRASH_PPM) // 1_000_000
+            else:
+                step = self.rng.gauss(0, 0.002)
+                self.reference_price = self.market.round_price(int(self.reference_price * (1 + step)))
+                target = self.reference_price
+            price = self.market.round_price(target)
+            async with trio.open_nursery() as nursery:
+                for feeder in self.feeders:
+                    tx = builders.build_oracle_tx(feeder, self.chain_id, {MARKET: price}, fee=self.fee, expiry=self.expiry)
+                    nursery.start_soon(self.submit, tx, "oracle")
+            await trio.sleep(0.5)
+
+    def order(self, signer: Signer, side: str, size: int, limit: int) -> dict[str, bytes]:
+        self.order_ids += 1
+        return builders.build_order(signer, self.chain_id, market=MARKET, side=side, size=size, price=limit,
+                                    order_id=self.order_ids, expiry=self.height + 100)
+
+    async def match(self, buyer: Signer, seller: Signer, size: int) -> bool:
+        """The venue: both sides post limits around the oracle; the resting (maker) price fills."""
+        m = self.market
+        price = m.round_price(m.price)
+        spread = m.tick * self.rng.randint(0, 3)
+        bid = self.order(buyer, "buy", size, price + spread)
+        ask = self.order(seller, "sell", size, max(m.tick, price - spread))
+        maker, taker = (bid, ask) if self.rng.random() < 0.5 else (ask, bid)
+        tx = builders.build_trade_tx(self.venue, self.chain_id, maker, taker, size, price, fee=self.fee, expiry=self.expiry)
+        return await self.submit(tx, "trade")
+
+    async def trade(self, build_until: float) -> None:
+        """Longs build leverage against the shorts; shorts churn among themselves for volume."""
+        lot = self.market.lot
+        targets = [lev * LONG_QUOTE // (self.market.price * 1) for lev in LEVERAGES]  # value multiplier 1
+        built = [0] * LONGS
+        while True:
+            if not self.crashed and time.monotonic() < build_until:
+                i = self.rng.randrange(LONGS)
+                if built[i] < targets[i]:
+                    size = min(targets[i] - built[i], targets[i] // 6 + lot) // lot * lot
+                    if size and await self.match(self.longs[i], self.rng.choice(self.shorts), size):
+                        built[i] += size
+            a, b = self.rng.sample(self.shorts, 2)
+            await self.match(a, b, self.rng.randrange(1, 50) * lot)
+            await trio.sleep(self.trade_interval)
+
+    async def watch(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Print the clearing story from a WebSocket subscription to every application event."""
+        m = self.market
+        async with self.clients[0].subscribe("tm.event='Clearing'", queue=100_000) as events:
+            task_status.started()
+            async for item in events:
+                if isinstance(item, Exception):
+                    self.say(f"subscription ended: {item}")
+                    return
+                event = item["data"]["value"]["event"]
+                kind, a = event["type"], event.get("attrs", {})
+                if kind == "trade":
+                    self.stats.trades += 1
+                elif kind == "price":
+                    self.stats.price_updates += 1
+                    m.price = int(a["price"])
+                    if self.crashed:
+                        self.say(f"oracle {MARKET} {m.show_price(int(a['previous']))} -> {m.show_price(m.price)}")
+                elif kind == "liquidation":
+                    self.stats.liquidations += 1
+                    self.say(f"LIQUIDATION {self.name(a['account'])}: equity {usd(a['equity'])} < "
+                             f"maintenance margin {usd(a['mmr'])}")
+                elif kind == "liquidation_fill":
+                    self.stats.backstop_fills += 1
+                    self.say(f"  backstop {self.name(a['counterparty'])} takes {m.show_size(-int(a['size']))} BTC "
+                             f"at oracle {m.show_price(int(a['oracle_price']))} - {int(a['discount_ppm']) / 10_000:.1f}%")
+                elif kind == "insurance_cover":
+                    self.stats.insurance_draws += 1
+                    self.say(f"  insurance fund pays {usd(a['amount'])} (left {usd(a['fund_left'])})")
+                elif kind == "liquidation_fee":
+                    self.say(f"  liquidation fee {usd(a['amount'])} to the insurance fund ({usd(a['fund'])})")
+                elif kind == "deleverage":
+                    self.stats.deleverages += 1
+                    self.say(f"  AUTO-DELEVERAGE: {self.name(a['counterparty'])} takes over "
+                             f"{m.show_size(-int(a['size']))} BTC at the bankruptcy price")
+                elif kind == "liquidation_done":
+                    self.say(f"  done: {self.name(a['account'])} equity {usd(a['equity'])}, "
+                             f"{a['positions']} position(s) left")
+                elif kind == "backstop":
+                    self.say(f"backstop {self.name(a['provider'])} registered {m.show_size(int(a['max_size']))} BTC")
+
+    async def report_progress(self) -> None:
+        while True:
+            await trio.sleep(3)
+            fund = await self.clients[0].call("insurance_fund")
+            self.say(f"trades {self.stats.trades}, {MARKET} {self.market.show_price(self.market.price)}, "
+                     f"insurance {usd(fund['insurance_fund'])}, liquidations {self.stats.liquidations}, "
+                     f"ADL {self.stats.deleverages}")
+
+    # --- the scenario --------------------------------------------------------------------------
+
+    async def run(self, duration: float) -> Stats:
+        """Trade for ~55% of ``duration``, crash, let the waterfall run, then summarise."""
+        await self.setup()
+        self.say(f"demo on {self.chain_id}: {LONGS} leveraged longs, {SHORTS} shorts, a backstop, a venue; "
+                 f"{len(self.feeders)} feeders; {MARKET} at {self.market.show_price(self.market.price)}")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.watch)
+            nursery.start_soon(self.follow_height)
+            await self.submit(builders.build_backstop_tx(self.backstop, self.chain_id, MARKET, BACKSTOP_SIZE, 20_000,
+                                                         fee=self.fee, expiry=self.expiry), "backstop")
+            nursery.start_soon(self.feed_prices)
+            nursery.start_soon(self.trade, time.monotonic() + duration * 0.45)
+            nursery.start_soon(self.report_progress)
+            await trio.sleep(duration * 0.55)
+            await self.print_accounts("before the crash")
+            self.crashed = True
+            self.say(f"*** CRASH: feeders now report {MARKET} 40% lower; the circuit breaker walks it down ***")
+            await trio.sleep(duration * 0.40)
+            nursery.cancel_scope.cancel()
+        await trio.sleep(1)
+        await self.print_accounts("after the crash")
+        self.say(f"summary: {self.stats.trades} trades cleared, {self.stats.liquidations} liquidations, "
+                 f"{self.stats.backstop_fills} backstop fills, {self.stats.insurance_draws} insurance draws, "
+                 f"{self.stats.deleverages} auto-deleverages; {self.stats.submitted} txs accepted")
+        for reason, count in sorted(self.stats.rejected.items(), key=lambda kv: -kv[1])[:6]:
+            self.say(f"  rejected x{count}: {reason}")
+        return self.stats
+
+    async def print_accounts(self, title: str) -> None:
+        rows = []
+        for signer in self.longs + self.shorts + [self.backstop]:
+            health = await self.clients[0].call("account_health", address=format_address(signer.address))
+            positions = await self.clients[0].call("positions", address=format_address(signer.address))
+            size = sum(int(p["size"]) for p in positions if p["market"] == MARKET)
+            rows.append(f"  {self.names[signer.address]:>9}  {self.market.show_size(size):>9} BTC  "
+                        f"equity {usd(health['equity']):>14}  MMR {usd(health['maintenance_margin']):>12}"
+                        f"{'  LIQUIDATABLE' if health['liquidatable'] else ''}")
+        fund = await self.clients[0].call("insurance_fund")
+        self.say(f"accounts {title} (insurance fund {usd(fund['insurance_fund'])}, fee pool {usd(fund['fee_pool'])}):")
+        for row in rows:
+            self.out(row)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> list[str]:
+    """The clearing invariants, checked through RPC over every account that ever held anything.
+
+    Sizes per market sum to zero; quote held by accounts + insurance fund + fee pool equals
+    deposits - withdrawals; no account has negative equity. ``addresses`` must cover every funded
+    account (genesis balances and validators).
+    """
+    problems = []
+    sizes: dict[str, int] = {}
+    quote_total = 0
+    for address in addresses:
+        try:
+            account = await client.call("account", address=format_address(address))
+        except RPCClientError as exc:
+            if exc.code == -32001:  # never funded, never traded
+                continue
+            raise
+        quote_total += int(account["quote"])
+        for position in account["positions"]:
+            sizes[position["market"]] = sizes.get(position["market"], 0) + int(position["size"])
+        if int(account["health"]["equity"]) < 0:
+            problems.append(f"{format_address(address)} has negative equity {account['health']['equity']}")
+    for market_id, total in sorted(sizes.items()):
+        if total != 0:
+            problems.append(f"sizes in {market_id} sum to {total}, not 0")
+    fund = await client.call("insurance_fund")
+    quote_symbol = "USDC"
+    expected = int(fund["deposits"].get(quote_symbol, "0")) - int(fund["withdrawals"].get(quote_symbol, "0"))
+    held = quote_total + int(fund["insurance_fund"]) + int(fund["fee_pool"])
+    if held != expected:
+        problems.append(f"quote held {held} != deposits - withdrawals {expected} (difference {held - expected})")
+    return problems

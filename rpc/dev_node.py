@@ -1,0 +1,252 @@
+"""A single-process development chain: the real clearing application behind ``NodeAPI``.
+
+No consensus and no p2p: one trio task makes a block every ``block_interval`` seconds from its
+mempool and executes it with :class:`state.app.ClearingApp` over an in-memory Merkle store.
+It serves three purposes: RPC tests against the real application (codes, events, queries,
+proofs), a reference for how a node maps its parts onto :class:`rpc.api.NodeAPI`, and a quick
+local chain (``await nursery.start(DevNode(genesis).run)``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import trio
+
+from consensus.crypto import PrivateKey
+from consensus.hashing import hash_value, merkle_root, sha256
+from rpc.api import (
+    BlockResults,
+    BlockView,
+    CommitView,
+    MempoolInfo,
+    NetInfo,
+    NodeStatus,
+    QueryResult,
+    TxRecord,
+    TxResult,
+    ValidatorView,
+)
+from rpc.errors import unavailable
+from rpc.events import EventBus, publish_block
+from state import queries
+from state.app import ClearingApp
+from state.app import TxResult as AppTxResult
+from state.genesis import Genesis
+from state.store import MemoryDB, MerkleStore, encode_proof
+
+CODE_MEMPOOL_FULL = 100
+CODE_IN_MEMPOOL = 101
+
+
+def _result(app_result: AppTxResult) -> TxResult:
+    return TxResult(code=int(app_result.code), log=app_result.log, codespace="clearing" if app_result.code else "",
+                    events=tuple(app_result.events))
+
+
+def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[bytes]:
+    """Addresses a tx touched (its sender and any 20-byte account attribute of its events)."""
+    found = [sender] if sender else []
+    for event in events:
+        for value in (event.get("attrs") or {}).values():
+            if isinstance(value, bytes) and len(value) == 20 and value not in found:
+                found.append(value)
+    return found
+
+
+class DevNode:
+    """``NodeAPI`` over a ClearingApp; blocks on a timer (``run``) or on demand (``make_block``)."""
+
+    def __init__(self, genesis: Genesis, validator_key: PrivateKey | None = None,
+                 block_interval: float = 0.2, max_block_txs: int = 5000, max_mempool: int = 50_000) -> None:
+        self.genesis_doc = genesis
+        self.events = EventBus()
+        self.store = MerkleStore(MemoryDB())
+        self.app = ClearingApp(self.store, genesis)
+        self.app.init_chain()
+        self.validator_key = validator_key or PrivateKey(b"\x42" * 32)
+        self.block_interval = block_interval
+        self.max_block_txs = max_block_txs
+        self.max_mempool = max_mempool
+        self.blocks: list[BlockView] = []
+        self.results: list[BlockResults] = []
+        self.records: dict[bytes, TxRecord] = {}
+        self.pending: dict[bytes, bytes] = {}  # hash -> tx, in arrival order
+        self.start_ms = int(time.time() * 1000)
+
+    # --- block production ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self.block_interval)
+            self.make_block()
+
+    def make_block(self) -> BlockView:
+        app = self.app
+        height = app.last_height + 1
+        hashes = list(self.pending)[: self.max_block_txs]
+        txs = [self.pending.pop(h) for h in hashes]
+        time_ms = max(int(time.time() * 1000), self.genesis_doc.genesis_time_ms + height)
+        previous = self.blocks[-1] if self.blocks else None
+        header = {
+            "chain_id": self.genesis_doc.chain_id, "height": height, "time": time_ms * 1_000_000,
+            "last_block_hash": previous.hash if previous else b"", "data_hash": merkle_root(hashes),
+            "app_hash": app.app_hash, "proposer": self.validator_key.address,
+        }
+        begin_events = app.begin_block(height, time_ms, self.validator_key.address)
+        results, records = [], []
+        for index, (tx_hash, tx) in enumerate(zip(hashes, txs)):
+            outcome = app.deliver_tx(tx)
+            result = _result(outcome)
+            record = TxRecord(tx_hash, height, index, tx, result, outcome.kind,
+                              tuple(_accounts_of(outcome.events, outcome.sender)))
+            results.append(result)
+            records.append(record)
+        end = app.end_block()
+        app_hash = app.commit()
+        block = BlockView(height, hash_value(header), header, tuple(txs),
+                          {"height": height - 1, "signatures": []}, size=sum(map(len, txs)))
+        block_results = BlockResults(height, tuple(results), tuple(begin_events), tuple(end.events),
+                                     tuple({"pub_key": u.pub_key, "power": u.power} for u in end.validator_updates),
+                                     app_hash)
+        self.blocks.append(block)
+        self.results.append(block_results)
+        for record in records:
+            self.records[record.hash] = record
+        self._recheck()
+        publish_block(self.events, block, block_results, records)
+        return block
+
+    def _recheck(self) -> None:
+        for tx_hash, tx in list(self.pending.items()):
+            if self.app.check_tx(tx).code != 0:
+                del self.pending[tx_hash]
+
+    def _latest(self, height: int | None) -> int:
+        latest = len(self.blocks)
+        if height is not None and height != latest:
+            raise unavailable(f"the dev node serves state at the latest height ({latest}) only")
+        return latest
+
+    def _at(self, height: int | None) -> int | None:
+        latest = len(self.blocks)
+        if height is None:
+            return latest or None
+        return height if 1 <= height <= latest else None
+
+    # --- NodeAPI: chain ------------------------------------------------------------------------
+
+    async def status(self) -> NodeStatus:
+        last = self.blocks[-1] if self.blocks else None
+        return NodeStatus(
+            node_id="dev", moniker="dev-node", chain_id=self.genesis_doc.chain_id, version="0.1.0-dev",
+            listen_addr="", rpc_addr="", latest_block_height=len(self.blocks),
+            latest_block_hash=last.hash if last else b"", latest_app_hash=self.app.app_hash,
+            latest_block_time_ns=int(last.header["time"]) if last else 0,
+            earliest_block_height=1 if last else 0, catching_up=False,
+            validator_address=self.validator_key.address, validator_pub_key=self.validator_key.public_key,
+            validator_voting_power=sum(v.power for v in self.genesis_doc.validators),
+        )
+
+    async def net_info(self) -> NetInfo:
+        return NetInfo(False, [])
+
+    async def genesis(self) -> Mapping[str, Any]:
+        return self.genesis_doc.to_dict()
+
+    async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
+        return (height or len(self.blocks),
+                [ValidatorView(v.address, v.pub_key, v.power) for v in self.genesis_doc.validators])
+
+    async def block(self, height: int | None) -> BlockView | None:
+        at = self._at(height)
+        return None if at is None else self.blocks[at - 1]
+
+    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        return next((b for b in self.blocks if b.hash == block_hash), None)
+
+    async def block_results(self, height: int | None) -> BlockResults | None:
+        at = self._at(height)
+        return None if at is None else self.results[at - 1]
+
+    async def commit(self, height: int | None) -> CommitView | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        found = self.blocks[at - 1]
+        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
+
+    async def tx(self, tx_hash: bytes) -> TxRecord | None:
+        return self.records.get(tx_hash)
+
+    # --- NodeAPI: mempool ----------------------------------------------------------------------
+
+    async def check_tx(self, tx: bytes) -> TxResult:
+        return _result(self.app.check_tx(tx))
+
+    async def broadcast_tx(self, tx: bytes) -> TxResult:
+        tx_hash = sha256(tx)
+        if tx_hash in self.pending:
+            return TxResult(CODE_IN_MEMPOOL, "tx is already in the mempool", "mempool")
+        if len(self.pending) >= self.max_mempool:
+            return TxResult(CODE_MEMPOOL_FULL, f"mempool is full ({self.max_mempool} txs)", "mempool")
+        result = _result(self.app.check_tx(tx))
+        if result.code == 0:
+            self.pending[tx_hash] = tx
+        return result
+
+    async def mempool(self, limit: int) -> MempoolInfo:
+        txs = list(self.pending.values())
+        return MempoolInfo(len(txs), sum(map(len, txs)), tuple(txs[:limit]))
+
+    # --- NodeAPI: state ------------------------------------------------------------------------
+
+    async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        if path not in ("/store", "store"):
+            return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
+        version = self.store.version if height is None else height
+        try:
+            value = self.store.get_at(version, data)
+            proof = encode_proof(self.store.prove(data, version)) if prove else None
+        except Exception as exc:  # pruned or unknown versions come as several store errors
+            return QueryResult(code=2, log=str(exc), key=data, height=version)
+        return QueryResult(key=data, value=value, height=version,
+                           proof=None if proof is None else {"ops": [{"type": "clearchain/merkle", "data": proof}],
+                                                             "root": self.store.root_at(version)})
+
+    async def account(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.account(self.app, address)
+
+    async def positions(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.positions(self.app, address)
+
+    async def markets(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.markets(self.app)
+
+    async def market(self, market_id: str, height: int | None) -> Any:
+        self._latest(height)
+        return queries.market(self.app, market_id)
+
+    async def prices(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.prices(self.app)
+
+    async def insurance_fund(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.insurance_fund(self.app)
+
+    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+        return queries.liquidations(self.app, min_height, max_height, offset, limit)
+
+    async def account_health(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.account_health(self.app, address)
+
+    async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        return queries.check_margin(self.app, address, dict(order))
