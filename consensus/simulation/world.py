@@ -1,0 +1,402 @@
+"""The simulated world: a seeded event loop, a faulty network, byzantine behaviour, checks.
+
+Time is an integer number of simulated milliseconds; the only randomness comes from one
+``random.Random`` seeded by the scenario, so a run is a pure function of its configuration.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from consensus.blocks import make_block
+from consensus.crypto import PrivateKey, Signer, verify
+from consensus.events import ProposalMessage, ScheduleTimeout, TimeoutFired
+from consensus.hashing import sha256
+from consensus.simulation.node import Bundle, SimNode, tx_is_valid
+from consensus.simulation.scenario import Scenario, SimConfig, make_scenario
+from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
+from consensus.validators import Validator, ValidatorSet
+
+CHAIN_ID = "clearchain-sim"
+MAX_STEPS = 400_000
+
+
+def _key(i: int) -> Signer:
+    return Signer(PrivateKey(sha256(b"clearchain-sim-validator-%d" % i)))
+
+
+_SIGNERS = [_key(i) for i in range(16)]
+_VERIFY_CACHE: dict[tuple[bytes, bytes, bytes], bool] = {}
+
+
+def cached_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """The one verifier with its verdicts cached: the simulator only (verification dominates)."""
+    key = (public_key, message, signature)
+    verdict = _VERIFY_CACHE.get(key)
+    if verdict is None:
+        if len(_VERIFY_CACHE) > 200_000:
+            _VERIFY_CACHE.clear()
+        verdict = _VERIFY_CACHE[key] = verify(public_key, message, signature)
+    return verdict
+
+
+@dataclass
+class SimResult:
+    config: SimConfig
+    ok: bool
+    violations: list[str] = field(default_factory=list)
+    heights: dict[int, int] = field(default_factory=dict)
+    time_ms: int = 0
+    steps: int = 0
+    messages: int = 0
+    evidence_committed: int = 0
+    equivocations: int = 0
+    refusals: int = 0
+    crashes: int = 0
+
+    def summary(self) -> str:
+        status = "OK" if self.ok else "FAILED"
+        lines = [
+            f"{status} seed={self.config.seed} validators={self.config.validators} "
+            f"time={self.time_ms}ms steps={self.steps} messages={self.messages} "
+            f"heights={sorted(self.heights.values())} evidence_committed={self.evidence_committed} "
+            f"equivocations={self.equivocations} privval_refusals={self.refusals} crashes={self.crashes}"
+        ]
+        lines += [f"  violation: {v}" for v in self.violations]
+        if not self.ok:
+            lines.append(f"  replay: {self.config.command()}")
+        return "\n".join(lines)
+
+
+class World:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.scenario: Scenario = make_scenario(config)
+        self.rng = random.Random(f"world:{config.seed}")
+        self.chain_id = CHAIN_ID
+        self.verify = cached_verify
+        self.now = 0
+        self.queue: list[tuple[int, int, str, Any, Any, Any]] = []
+        self.seq = 0
+        self.steps = 0
+        self.messages = 0
+        self.refusals = 0
+        self.replayed_events = 0
+        self.crash_count = 0
+        sc = self.scenario
+        genesis = [Validator.from_public_key(_SIGNERS[i].public_key, p) for i, p in enumerate(sc.powers)]
+        self._valsets = [ValidatorSet.from_genesis(genesis)]
+        self.nodes = [SimNode(self, i, _SIGNERS[i], sc.byzantine.get(i, frozenset())) for i in range(len(sc.powers))]
+        self.correct = [n for n in self.nodes if not n.byzantine]
+        # observations for the checks
+        self.committed: dict[int, dict[int, BlockID]] = {n.index: {} for n in self.nodes}
+        self.proposed: set[BlockID] = set()
+        self.signed: dict[tuple[bytes, int, int, int], tuple] = {}
+        self.privval_conflicts: list[str] = []
+        self.byz_votes: dict[tuple[bytes, int, int, int], set[BlockID | None]] = {}
+        self.both_delivered: set[tuple[bytes, int, int, int]] = set()
+        self.delivered: dict[tuple, set[BlockID | None]] = {}
+        self.detected: set[tuple[bytes, int, int, int]] = set()
+        self.committed_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self.height_at_gst: dict[int, int] = {}
+        self.proposal_blocks: dict[BlockID, Block] = {}
+
+    # --- validator sets -------------------------------------------------------------------
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        """The set of ``height`` (>= 1): constant membership, priorities advanced per height."""
+        while len(self._valsets) < height:
+            self._valsets.append(self._valsets[-1].advance())
+        return self._valsets[height - 1]
+
+    # --- the event loop -------------------------------------------------------------------
+
+    def _push(self, at: int, kind: str, a: Any = None, b: Any = None, c: Any = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (at, self.seq, kind, a, b, c))
+
+    def schedule_timeout(self, node: SimNode, action: ScheduleTimeout) -> None:
+        event = TimeoutFired(action.height, action.round, action.step)
+        self._push(self.now + action.duration_ms, "timeout", node.index, node.epoch, event)
+
+    def schedule_gossip(self, node: SimNode) -> None:
+        jitter = self.rng.randint(0, 10)
+        self._push(self.now + self.scenario.gossip_interval_ms + jitter, "gossip", node.index, node.epoch)
+
+    def run(self) -> SimResult:
+        sc = self.scenario
+        for node in self.nodes:
+            node.start()
+        for plan in sc.crashes:
+            self._push(plan.at_ms, "crash", plan.node)
+            self._push(plan.restart_ms, "restart", plan.node)
+        self._push(sc.gst_ms, "gst")
+        deadline = sc.gst_ms + sc.liveness_window_ms
+        violations: list[str] = []
+        while self.queue:
+            at, _, kind, a, b, c = heapq.heappop(self.queue)
+            if at > deadline:
+                break
+            self.now = at
+            if kind == "deliver":
+                self.nodes[a].on_message(b, c)
+            elif kind == "timeout":
+                node = self.nodes[a]
+                if node.up and node.epoch == b:
+                    node.feed(c)
+            elif kind == "gossip":
+                node = self.nodes[a]
+                if node.up and node.epoch == b:
+                    for message in node.gossip():
+                        self.broadcast(node, message, bundle=False)
+                    self.schedule_gossip(node)
+            elif kind == "crash":
+                node = self.nodes[a]
+                node.crash(self.rng.randint(0, 3))
+                self.crash_count += 1
+            elif kind == "restart":
+                self.nodes[a].start()
+            elif kind == "gst":
+                self.height_at_gst = {n.index: n.height for n in self.correct}
+            if self.steps > MAX_STEPS:
+                violations.append(f"step budget of {MAX_STEPS} exceeded at {self.now} ms")
+                break
+            if at >= sc.gst_ms and self._done():
+                break
+        return self._result(violations)
+
+    def _done(self) -> bool:
+        goal = self.config.heights
+        for node in self.correct:
+            h = node.height
+            if h < goal or h < self.height_at_gst.get(node.index, 0) + 2:
+                return False
+        # every detected equivocation must have been committed as evidence
+        return self._uncommitted_detections() == set()
+
+    # --- network --------------------------------------------------------------------------
+
+    def send(self, src: SimNode, dst: int, message: Any) -> None:
+        sc = self.scenario
+        self.messages += 1
+        if self.now < sc.gst_ms:
+            if sc.partition is not None:
+                start, end, side = sc.partition
+                if start <= self.now < end and ((src.index in side) != (dst in side)):
+                    return
+            if self.rng.random() < sc.drop_p:
+                return
+        copies = 2 if (self.now < sc.gst_ms and self.rng.random() < sc.dup_p) else 1
+        for _ in range(copies):
+            delay = self.rng.randint(1, sc.max_delay_ms)
+            self._push(self.now + delay, "deliver", dst, src.index, message)
+
+    def broadcast(self, src: SimNode, message: Any, bundle: bool = False) -> None:
+        for node in self.nodes:
+            if node is not src:
+                self.send(src, node.index, message)
+
+    def broadcast_own(self, src: SimNode, message: Any) -> None:
+        """Our own signed message leaves; a byzantine node may misbehave here."""
+        if src.byzantine and isinstance(message, Vote) and message.height <= self.config.heights:
+            self._byzantine_vote(src, message)
+            return
+        self.broadcast(src, message)
+
+    # --- byzantine behaviour --------------------------------------------------------------
+
+    def _sign_raw_vote(self, node: SimNode, vote: Vote) -> Vote:
+        return replace(vote, signature=node.signer.sign(vote.sign_bytes(self.chain_id)))
+
+    def _byzantine_vote(self, node: SimNode, vote: Vote) -> None:
+        behaviours = node.behaviours
+        self._note_byz_vote(node, vote)
+        peers = [n.index for n in self.nodes if n is not node]
+        if "equivocate" in behaviours and ("split" in behaviours or self.rng.random() < 0.5):
+            other = self._other_block(node, vote)
+            twin = self._sign_raw_vote(node, replace(vote, block_id=other, timestamp_ms=self.now))
+            self._note_byz_vote(node, twin)
+            if "split" in behaviours:
+                self.rng.shuffle(peers)
+                half = len(peers) // 2
+                for dst in peers[:half]:
+                    self.send(node, dst, vote)
+                for dst in peers[half:]:
+                    self.send(node, dst, twin)
+                return
+            for dst in peers:
+                first, second = (vote, twin) if self.rng.random() < 0.5 else (twin, vote)
+                self.send(node, dst, first)
+                self.send(node, dst, second)
+            return
+        for dst in peers:
+            self.send(node, dst, vote)
+        if "random_votes" in behaviours and self.rng.random() < 0.3:
+            kind = self.rng.choice([VoteType.PREVOTE, VoteType.PRECOMMIT])
+            bogus = BlockID(sha256(b"random:%d" % self.rng.getrandbits(64)))
+            extra = self._sign_raw_vote(node, replace(vote, type=kind, block_id=bogus, timestamp_ms=self.now))
+            self._note_byz_vote(node, extra)
+            self.broadcast(node, extra)
+        if "bad_signatures" in behaviours and self.rng.random() < 0.5:
+            victim = self.rng.choice(self.correct) if self.correct else node
+            vs = self.validator_set(vote.height)
+            forged = replace(
+                vote,
+                validator_address=victim.address,
+                validator_index=vs.index_of(victim.address),
+                block_id=BlockID(sha256(b"forged:%d" % self.rng.getrandbits(64))),
+                signature=bytes(64),
+            )
+            self.broadcast(node, forged)
+            bad = replace(vote, signature=bytes([vote.signature[0] ^ 1]) + vote.signature[1:])
+            self.broadcast(node, bad)
+
+    def _other_block(self, node: SimNode, vote: Vote) -> BlockID | None:
+        state = node.state
+        if state is not None:
+            for bid in state.proposals.get(vote.round, {}):
+                if bid != vote.block_id:
+                    return bid
+        if vote.block_id is None:
+            return BlockID(sha256(b"twin:%d" % self.rng.getrandbits(64)))
+        return None
+
+    def byzantine_alt_proposal(self, node: SimNode, message: ProposalMessage) -> None:
+        """Sign a second, different block for the same (height, round) and send it around."""
+        block = message.block
+        tag = b"bad" if self.rng.random() < 0.3 else b"ok"
+        txs = (b"%s:alt:%d:%d" % (tag, block.height, self.rng.getrandbits(32)),)
+        alt = make_block(
+            chain_id=self.chain_id,
+            height=block.height,
+            time_ms=block.header.time_ms,
+            last_block_id=block.header.last_block_id,
+            last_commit=block.last_commit,
+            txs=txs,
+            evidence=block.evidence,
+            validators=self.validator_set(block.height),
+            next_validators=self.validator_set(block.height + 1),
+            app_hash=block.header.app_hash,
+            last_results_hash=block.header.last_results_hash,
+            proposer_address=block.header.proposer_address,
+        )
+        p = replace(message.proposal, block_id=alt.block_id(), timestamp_ms=self.now)
+        p = replace(p, signature=node.signer.sign(p.sign_bytes(self.chain_id)))
+        self.proposed.add(p.block_id)
+        self.proposal_blocks[p.block_id] = alt
+        alt_message = ProposalMessage(p, alt)
+        peers = [n.index for n in self.nodes if n is not node]
+        self.rng.shuffle(peers)
+        for dst in peers[: max(1, len(peers) // 2)]:
+            self.send(node, dst, alt_message)
+
+    def _note_byz_vote(self, node: SimNode, vote: Vote) -> None:
+        key = (node.address, vote.height, vote.round, int(vote.type))
+        self.byz_votes.setdefault(key, set()).add(vote.block_id)
+
+    # --- observations ---------------------------------------------------------------------
+
+    def note_delivery(self, node: SimNode, vote: Vote) -> None:
+        if node.byzantine or node.state is None or vote.height != node.state.height:
+            return
+        key = (vote.validator_address, vote.height, vote.round, int(vote.type))
+        if key not in self.byz_votes:
+            return
+        vs = self.validator_set(vote.height)
+        signer = vs.get(vote.validator_address)
+        if signer is None or not self.verify(signer.public_key, vote.sign_bytes(self.chain_id), vote.signature):
+            return
+        seen = self.delivered.setdefault((node.index, node.epoch, *key), set())
+        seen.add(vote.block_id)
+        if len(seen) > 1 and node.state.decision is None:
+            self.both_delivered.add(key)
+
+    def note_detection(self, node: SimNode, ev: DuplicateVoteEvidence) -> None:
+        if node.byzantine:
+            return
+        v = ev.vote_a
+        self.detected.add((v.validator_address, v.height, v.round, int(v.type)))
+
+    def note_signed(self, node: SimNode, vote: Vote) -> None:
+        step = 2 if vote.type == VoteType.PREVOTE else 3
+        self._note_sign(node, (vote.height, vote.round, step), (vote.block_id,))
+
+    def note_proposal(self, node: SimNode, proposal: Proposal) -> None:
+        self.proposed.add(proposal.block_id)
+        self._note_sign(node, (proposal.height, proposal.round, 1), (proposal.block_id, proposal.pol_round))
+
+    def _note_sign(self, node: SimNode, hrs: tuple[int, int, int], content: tuple) -> None:
+        key = (node.address, *hrs)
+        previous = self.signed.setdefault(key, content)
+        if previous != content:
+            self.privval_conflicts.append(f"validator {node.index} signed {content} and {previous} at {hrs}")
+
+    def note_commit(self, node: SimNode, block: Block, commit: Commit) -> None:
+        self.committed[node.index][block.height] = block.block_id()
+        self.proposal_blocks.setdefault(block.block_id(), block)
+        for ev in block.evidence:
+            self.committed_evidence[ev.hash()] = ev
+
+    def _uncommitted_detections(self) -> set:
+        committed = {
+            (e.vote_a.validator_address, e.height, e.vote_a.round, int(e.vote_a.type))
+            for e in self.committed_evidence.values()
+        }
+        return (self.detected | self.both_delivered) - committed
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _result(self, violations: list[str]) -> SimResult:
+        correct = [n.index for n in self.correct]
+        # agreement: one block per height across correct nodes
+        by_height: dict[int, set[BlockID]] = {}
+        for i in correct:
+            for h, bid in self.committed[i].items():
+                by_height.setdefault(h, set()).add(bid)
+        for h, bids in sorted(by_height.items()):
+            if len(bids) > 1:
+                violations.append(f"agreement: height {h} committed as {sorted(b.hash.hex()[:8] for b in bids)}")
+        # validity: committed blocks were proposed and hold only valid txs
+        for i in correct:
+            for h, (block, _) in self.nodes[i].blocks.items():
+                if block.block_id() not in self.proposed:
+                    violations.append(f"validity: node {i} committed unproposed block at {h}")
+                if not all(tx_is_valid(tx) for tx in block.txs):
+                    violations.append(f"validity: node {i} committed an invalid tx at {h}")
+                for ev in block.evidence:
+                    if ev.validator_address in {self.nodes[j].address for j in correct}:
+                        violations.append(f"evidence against correct validator at {h}")
+        # liveness after the network healed
+        for node in self.correct:
+            start = self.height_at_gst.get(node.index, 0)
+            if node.height < max(self.config.heights, start + 2):
+                violations.append(
+                    f"liveness: node {node.index} at height {node.height} (height {start} at GST "
+                    f"{self.scenario.gst_ms} ms), deadline {self.scenario.gst_ms + self.scenario.liveness_window_ms} ms"
+                )
+        # evidence: every detected or fully delivered equivocation is committed
+        missing = self._uncommitted_detections()
+        for key in sorted(missing, key=lambda k: (k[1], k[2], k[3], k[0])):
+            violations.append(f"evidence: equivocation at h={key[1]} r={key[2]} type={key[3]} not committed")
+        violations.extend(f"privval: {c}" for c in self.privval_conflicts)
+        equivocations = sum(1 for ids in self.byz_votes.values() if len(ids) > 1)
+        return SimResult(
+            config=self.config,
+            ok=not violations,
+            violations=violations,
+            heights={n.index: n.height for n in self.correct},
+            time_ms=self.now,
+            steps=self.steps,
+            messages=self.messages,
+            evidence_committed=len(self.committed_evidence),
+            equivocations=equivocations,
+            refusals=self.refusals,
+            crashes=self.crash_count,
+        )
+
+
+def run_simulation(config: SimConfig) -> SimResult:
+    return World(config).run()
