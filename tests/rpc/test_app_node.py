@@ -1,0 +1,154 @@
+"""RPC in front of the real clearing application (DevNode): codes, events, queries, proofs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import trio
+
+from consensus import codec
+from consensus.crypto import PrivateKey, Signer, format_address
+from consensus.hashing import sha256
+from node.cli_init import default_genesis_path, validator_entry
+from rpc import errors
+from rpc.client import AsyncClient, RPCClientError, WebSocket
+from rpc.demo import check_invariants, demo_names, demo_signer, patch_genesis
+from rpc.dev_node import DevNode
+from rpc.server import RPCServer
+from state import builders
+from state.codes import Code
+from state.genesis import parse_genesis
+from state.store import decode_proof, verify_proof
+
+VALIDATOR = PrivateKey(b"\x31" * 32)
+
+
+@pytest.fixture
+async def chain(nursery):
+    document = json.loads(default_genesis_path().read_text())
+    document["validators"] = [validator_entry(VALIDATOR, "v0")]
+    document["genesis_time_ms"] = int(time.time() * 1000) - 1000
+    node = DevNode(parse_genesis(patch_genesis(document)), VALIDATOR)
+    port = await nursery.start(RPCServer(node).serve, "127.0.0.1", 0)
+    client = AsyncClient(f"http://127.0.0.1:{port}")
+    node.make_block()
+    yield node, client, port
+    await client.aclose()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_transfer_commit_and_lookup(chain):
+    node, client, _ = chain
+    alice, bob = demo_signer("venue"), PrivateKey(b"\x32" * 32)
+    tx = builders.build_transfer_tx(alice, node.genesis_doc.chain_id, bob.address, "USDC", 5_000_000, fee=1000, expiry=50)
+    assert (await client.broadcast_tx_sync(tx))["code"] == "0"
+    node.make_block()
+    record = await client.call("tx", hash=sha256(tx).hex())
+    assert record["tx_result"]["code"] == "0"
+    assert record["tx_result"]["events"][0]["type"] == "transfer"
+    assert (await client.call("account", address=format_address(bob.address)))["quote"] == "5000000"
+
+
+async def test_rejections_carry_app_codes(chain):
+    node, client, _ = chain
+    chain_id = node.genesis_doc.chain_id
+    venue = demo_signer("venue")
+    good = builders.build_transfer_tx(venue, chain_id, b"\x01" * 20, "USDC", 1, fee=1000, expiry=50)
+    envelope = codec.decode(good)
+    envelope["sig"] = bytes([envelope["sig"][0] ^ 1]) + envelope["sig"][1:]  # corrupt the signature
+    assert (await client.broadcast_tx_sync(codec.encode(envelope)))["code"] == str(int(Code.BAD_SIGNATURE))
+    wrong_chain = builders.build_transfer_tx(venue, "other", b"\x01" * 20, "USDC", 1, fee=1000, expiry=50)
+    assert (await client.broadcast_tx_sync(wrong_chain))["code"] == str(int(Code.WRONG_CHAIN))
+    cheap = builders.build_transfer_tx(venue, chain_id, b"\x01" * 20, "USDC", 1, fee=1, expiry=50)
+    answer = await client.broadcast_tx_sync(cheap)
+    assert answer["code"] == str(int(Code.FEE_TOO_LOW)) and "minimum" in answer["log"]
+    assert (await client.broadcast_tx_sync(good))["code"] == "0"
+    node.make_block()
+    replay = await client.broadcast_tx_sync(good)
+    assert replay["code"] == str(int(Code.DUPLICATE_TX))
+    with pytest.raises(RPCClientError) as info:
+        await client.call("broadcast_tx_sync", tx="not base64!")
+    assert info.value.code == errors.INVALID_PARAMS
+    assert (await client.call("health")) == {}
+
+
+async def test_clearing_queries_against_the_app(chain):
+    node, client, _ = chain
+    long0 = format_address(demo_signer("long-0").address)
+    markets = await client.call("markets")
+    assert [m["id"] for m in markets][:1] == ["BTC-PERP"]
+    assert (await client.call("market", market="BTC-PERP"))["oracle_price"] == "500000"
+    assert (await client.call("prices"))["BTC-PERP"]["price"] == "500000"
+    assert (await client.call("insurance_fund"))["insurance_fund"] == str(3_000 * 10**6)
+    health = await client.call("account_health", address=long0)
+    assert health["equity"] == str(20_000 * 10**6) and health["liquidatable"] is False
+    ok = await client.call("check_margin", address=long0, market="BTC-PERP", side="buy", size=100_000)
+    assert ok["allowed"] is True
+    too_big = await client.call("check_margin", address=long0, market="BTC-PERP", side="buy", size=10_000_000)
+    assert too_big["allowed"] is False and too_big["reason"] == "insufficient margin"
+    assert (await client.call("liquidations"))["total"] == "0"
+    with pytest.raises(RPCClientError) as info:
+        await client.call("market", market="NOPE")
+    assert info.value.code == errors.NOT_FOUND
+
+
+async def test_query_proof_verifies_against_app_hash(chain):
+    node, client, _ = chain
+    key = b"g/"
+    for candidate, _value in node.store.iterate(b"", None):
+        key = candidate
+        break
+    answer = (await client.call("query", path="/store", data=key.hex(), prove=True))["response"]
+    value = base64.b64decode(answer["value"])
+    proof = decode_proof(bytes.fromhex(answer["proofOps"]["ops"][0]["data"]))
+    root = bytes.fromhex(answer["proofOps"]["root"])
+    assert root == node.app.app_hash
+    assert verify_proof(root, key, value, proof)
+    assert not verify_proof(root, key, value + b"x", proof)
+
+
+async def test_liquidation_events_over_websocket(chain):
+    """Build a leveraged long, crash the oracle, and receive the waterfall over /websocket."""
+    node, client, port = chain
+    chain_id = node.genesis_doc.chain_id
+    long0, short0, venue = demo_signer("long-0"), demo_signer("short-0"), demo_signer("venue")
+    feeder = Signer(VALIDATOR)
+    async with await WebSocket.connect("127.0.0.1", port) as ws:
+        for query in ["tm.event='NewBlock'", "tm.event='Liquidation'"]:
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": query, "method": "subscribe", "params": {"query": query}}))
+            assert json.loads(await ws.receive())["result"] == {}
+        bid = builders.build_order(long0, chain_id, market="BTC-PERP", side="buy", size=500_000, price=500_000,
+                                   order_id=1, expiry=100)
+        ask = builders.build_order(short0, chain_id, market="BTC-PERP", side="sell", size=500_000, price=500_000,
+                                   order_id=1, expiry=100)
+        trade = builders.build_trade_tx(venue, chain_id, bid, ask, 500_000, 500_000, fee=1000, expiry=50)
+        assert (await client.broadcast_tx_sync(trade))["code"] == "0"
+        node.make_block()
+        price = 500_000
+        for _ in range(8):  # walk down 5% per block: 10x leverage is gone well before 40%
+            price = price * 95 // 100 // 10 * 10
+            oracle = builders.build_oracle_tx(feeder, chain_id, {"BTC-PERP": price}, fee=1000, expiry=60)
+            assert (await client.broadcast_tx_sync(oracle))["code"] == "0"
+            node.make_block()
+        kinds = []
+        with trio.fail_after(5):
+            while (text := await ws.receive()) is not None:
+                message = json.loads(text)
+                if message["id"] == "tm.event='Liquidation'":
+                    kinds.append(message["result"]["data"]["value"]["event"]["type"])
+                    if kinds[-1] == "liquidation_done":
+                        break
+                else:
+                    assert message["result"]["data"]["type"] == "tendermint/event/NewBlock"
+        assert kinds[0] == "liquidation" and kinds[-1] == "liquidation_done"
+    liquidations = await client.call("liquidations")
+    assert int(liquidations["total"]) >= 2
+    assert liquidations["liquidations"][0]["type"] == "liquidation"
+    addresses = [demo_signer(n).address for n in demo_names()] + [VALIDATOR.address]
+    assert await check_invariants(client, addresses) == []
