@@ -1,0 +1,414 @@
+"""``clearchain testnet``: a local multi-validator chain in one command, optionally with demo load.
+
+::
+
+    DIR/
+      testnet.json        name, home, RPC URL, p2p address and pid of every node (scripts read it)
+      node0/ .. nodeN-1/  node homes (``clearchain init`` layout), one shared genesis
+      keys/               the demo cast's keyring (``clearchain tx --keyring-dir DIR/keys``)
+      logs/nodeI.log      each node's output
+
+The first run writes the homes (distinct ports from ``--base-port``: p2p = base + 2i,
+RPC = base + 2i + 1) and a genesis listing every validator and funding the demo cast; later
+runs with the same DIR start the same homes, so the chain resumes where it stopped. Nodes run
+as ``clearchain start --home nodeI`` child processes; Ctrl-C (or ``--duration``) stops them
+with SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+
+from consensus.crypto import Signer, format_address
+from node.cli_init import default_genesis_path, init_home, read_genesis, validator_entry, write_genesis
+from node.config import Config, load_config, replace, save_config
+from node.home import Home
+from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
+from rpc.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
+
+MANIFEST = "testnet.json"
+DEFAULT_BASE_PORT = 26600
+STOP_GRACE_S = 15.0
+
+
+class TestnetError(click.ClickException):
+    """A testnet that cannot be created or started; the message says why."""
+
+
+@dataclass
+class NodeEntry:
+    name: str
+    home: str
+    rpc_url: str
+    p2p_address: str
+    pid: int | None = None
+
+
+# --- creating the homes ---------------------------------------------------------------------------
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def create_testnet(directory: Path, validators: int, base_port: int, chain_id: str) -> list[NodeEntry]:
+    """Write N homes, one genesis with every validator and the demo cast funded, and peers."""
+    from node.p2p.identity import peer_id_of
+
+    ports = [base_port + k for k in range(2 * validators)]
+    busy = [p for p in ports if not _port_free(p)]
+    if busy:
+        raise TestnetError(f"ports {busy} are in use; pick another --base-port")
+    document = read_genesis(default_genesis_path())
+    document["chain_id"] = chain_id
+    document["genesis_time_ms"] = int(time.time() * 1000)
+    patch_genesis(document)
+    results, entries = [], []
+    for i in range(validators):
+        name = f"node{i}"
+        home = Home.at(directory / name)
+        p2p_port, rpc_port = base_port + 2 * i, base_port + 2 * i + 1
+        config = replace(Config(), node={"moniker": name},
+                         p2p={"listen_address": f"/ip4/127.0.0.1/tcp/{p2p_port}"},
+                         rpc={"listen_address": f"127.0.0.1:{rpc_port}"},
+                         consensus={"create_empty_blocks": True})
+        results.append(init_home(home, moniker=name, genesis=document, add_self_as_validator=False, config=config))
+        entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
+                                 f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}"))
+    document["validators"] = [validator_entry(r.validator_key, f"node{i}") for i, r in enumerate(results)]
+    for i, result in enumerate(results):
+        write_genesis(result.home, document)
+        config = load_config(result.home.config_file)
+        peers = tuple(e.p2p_address for j, e in enumerate(entries) if j != i)
+        save_config(replace(config, p2p={"persistent_peers": peers}), result.home.config_file)
+    save_demo_keys(directory / "keys")
+    write_manifest(directory, entries)
+    return entries
+
+
+def write_manifest(directory: Path, entries: list[NodeEntry]) -> None:
+    temporary = directory / (MANIFEST + ".tmp")
+    temporary.write_text(json.dumps({"nodes": [asdict(e) for e in entries]}, indent=2) + "\n")
+    os.replace(temporary, directory / MANIFEST)
+
+
+def read_manifest(directory: Path) -> list[NodeEntry]:
+    try:
+        document = json.loads((directory / MANIFEST).read_text())
+        return [NodeEntry(**item) for item in document["nodes"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TestnetError(f"{directory / MANIFEST} is unreadable ({exc}); remove {directory} to start over") from exc
+
+
+# --- running the nodes ------------------------------------------------------------------------------
+
+
+class Processes:
+    """The node child processes: started in their own sessions, stopped politely, then firmly."""
+
+    def __init__(self, directory: Path, entries: list[NodeEntry]) -> None:
+        self.directory = directory
+        self.entries = entries
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def start(self) -> None:
+        (self.directory / "logs").mkdir(exist_ok=True)
+        for entry in self.entries:
+            log = open(self.directory / "logs" / f"{entry.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self.logs.append(log)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "start", "--home", entry.home],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            self.procs.append(proc)
+            entry.pid = proc.pid
+        write_manifest(self.directory, self.entries)
+
+    def exited(self) -> list[tuple[str, int]]:
+        return [(e.name, p.returncode) for e, p in zip(self.entries, self.procs) if p.poll() is not None]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for entry, proc in zip(self.entries, self.procs):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                click.echo(f"{entry.name} did not stop within {STOP_GRACE_S:.0f} s; killing it", err=True)
+                proc.kill()
+                proc.wait()
+            entry.pid = None
+        for log in self.logs:
+            log.close()
+        write_manifest(self.directory, self.entries)
+
+
+@dataclass
+class NodeView:
+    height: int = 0
+    peers: int = 0
+    mempool: int = 0
+    app_hash: str = ""
+    last_commit: float = 0.0
+    error: str = ""
+
+
+class Monitor:
+    """Polls every node's RPC once a second and draws the progress table."""
+
+    def __init__(self, entries: list[NodeEntry], processes: Processes | None, live: bool) -> None:
+        self.entries = entries
+        self.processes = processes
+        self.clients = [AsyncClient(e.rpc_url, timeout=2, max_connections=2) for e in entries]
+        self.views = [NodeView() for _ in entries]
+        self.live = live
+        self.txs_seen = 0
+        self.samples: list[tuple[float, int]] = []
+        self.counted_height = 0
+        self._drawn = 0
+
+    async def poll(self, index: int) -> None:
+        client, view = self.clients[index], self.views[index]
+        try:
+            status = await client.call("status")
+            height = int(status["sync_info"]["latest_block_height"])
+            if height != view.height:
+                view.last_commit = time.monotonic()
+            view.height, view.app_hash = height, status["sync_info"]["latest_app_hash"]
+            view.peers = int((await client.call("net_info"))["n_peers"])
+            view.mempool = int((await client.call("num_unconfirmed_txs"))["n_txs"])
+            view.error = ""
+        except (RPCClientError, ConnectionFailed, KeyError, ValueError) as exc:
+            view.error = str(exc)[:40] or type(exc).__name__
+
+    async def count_txs(self) -> None:
+        """Txs committed per second, from block headers' tx counts on the first live node."""
+        top = max(v.height for v in self.views)
+        source = next((c for c, v in zip(self.clients, self.views) if v.height == top and not v.error), None)
+        if source is None or top <= self.counted_height:
+            return
+        low = max(self.counted_height + 1, top - 19)
+        try:
+            metas = (await source.call("blockchain", minHeight=low, maxHeight=top))["block_metas"]
+        except (RPCClientError, ConnectionFailed):
+            return
+        self.txs_seen += sum(int(m["num_txs"]) for m in metas if int(m["header"]["height"]) > self.counted_height)
+        self.counted_height = top
+        now = time.monotonic()
+        self.samples = [(t, n) for t, n in self.samples if now - t <= 10] + [(now, self.txs_seen)]
+
+    def txs_per_s(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def table(self) -> list[str]:
+        now = time.monotonic()
+        exited = dict(self.processes.exited()) if self.processes else {}
+        lines = [f"{'node':<7} {'height':>7} {'peers':>5} {'mempool':>7} {'last commit':>11}  app hash / state",
+                 "-" * 72]
+        for entry, view in zip(self.entries, self.views):
+            if entry.name in exited:
+                state = f"EXITED (code {exited[entry.name]}), see logs/{entry.name}.log"
+            else:
+                state = view.error or (view.app_hash[:16] + "...")
+            ago = f"{now - view.last_commit:.1f}s ago" if view.last_commit else "-"
+            lines.append(f"{entry.name:<7} {view.height:>7} {view.peers:>5} {view.mempool:>7} {ago:>11}  {state}")
+        lines.append(f"committed txs: {self.txs_seen}  ({self.txs_per_s():.0f} txs/s over the last 10 s)")
+        return lines
+
+    def draw(self) -> None:
+        lines = self.table()
+        if self.live:
+            if self._drawn:
+                sys.stdout.write(f"\x1b[{self._drawn}F\x1b[J")
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+            self._drawn = len(lines)
+        else:
+            click.echo(" | ".join(f"{e.name} h={v.height} p={v.peers}" for e, v in zip(self.entries, self.views))
+                       + f" | {self.txs_per_s():.0f} txs/s")
+
+    def forget_drawing(self) -> None:
+        """Other output is about to be printed: the next draw starts below it."""
+        self._drawn = 0
+
+    async def run(self, every: float, draw: bool) -> None:
+        last_draw = 0.0
+        while True:
+            async with trio.open_nursery() as nursery:
+                for index in range(len(self.entries)):
+                    nursery.start_soon(self.poll, index)
+            await self.count_txs()
+            if self.all_exited():
+                self.draw()
+                raise TestnetError("every node process has exited; see the logs")
+            if draw and (self.live or time.monotonic() - last_draw >= 5):
+                self.draw()
+                last_draw = time.monotonic()
+            await trio.sleep(every)
+
+    def all_exited(self) -> bool:
+        return self.processes is not None and len(self.processes.exited()) == len(self.entries)
+
+    async def wait_for_height(self, height: int, timeout: float) -> bool:
+        with trio.move_on_after(timeout):
+            while not self.all_exited():
+                async with trio.open_nursery() as nursery:
+                    for index in range(len(self.entries)):
+                        nursery.start_soon(self.poll, index)
+                if min(v.height for v in self.views) >= height:
+                    return True
+                await trio.sleep(0.5)
+        return False
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+async def same_app_hash(clients: list[AsyncClient]) -> tuple[int, dict[str, str]]:
+    """The highest height every node has, and each node's block hash + app hash there."""
+    heights = [await c.latest_height() for c in clients]
+    common = min(heights)
+    seen = {}
+    for client in clients:
+        block = await client.call("block", height=common)
+        seen[client.url] = f"{block['block_id']['hash']}/{block['block']['header']['app_hash']}"
+    return common, seen
+
+
+async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, duration: float | None,
+                      progress: bool) -> int:
+    processes = Processes(directory, entries)
+    live = progress and sys.stdout.isatty()
+    monitor = Monitor(entries, processes, live)
+    status = 0
+    processes.start()
+    click.echo(f"started {len(entries)} nodes; manifest {directory / MANIFEST}; logs in {directory / 'logs'}")
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for signum in signals:
+                        click.echo(f"\n{signal.Signals(signum).name}: stopping the testnet")
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(stop_on_signal)
+                if duration is not None:
+                    nursery.cancel_scope.deadline = trio.current_time() + duration
+                if not await monitor.wait_for_height(1, timeout=90):
+                    for name, code in processes.exited():
+                        click.echo(f"{name} exited with code {code}; see {directory / 'logs' / name}.log", err=True)
+                    click.echo("the nodes did not commit a first block; see the logs", err=True)
+                    status = 1
+                    nursery.cancel_scope.cancel()
+                    return status
+                if demo:
+                    demo_time = max(20.0, (duration or 90.0) - 25.0)
+                    nursery.start_soon(monitor.run, 1.0, False)
+                    status = await run_demo(entries, demo_time)
+                    click.echo(monitor.table()[-1])
+                    if duration is None:
+                        click.echo("demo finished; the testnet keeps running (Ctrl-C stops it)")
+                        monitor.forget_drawing()
+                        await monitor.run(1.0, progress)
+                    nursery.cancel_scope.cancel()
+                else:
+                    await monitor.run(1.0, progress)
+    finally:
+        with trio.CancelScope(shield=True):
+            await monitor.aclose()
+            await trio.to_thread.run_sync(processes.stop)
+        click.echo("all nodes stopped; run the same command again to resume the chain")
+    return status
+
+
+async def run_demo(entries: list[NodeEntry], seconds: float) -> int:
+    feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
+    demo = Demo([e.rpc_url for e in entries], feeders, out=click.echo)
+    try:
+        stats = await demo.run(seconds)
+        clients = demo.clients
+        height, hashes = await same_app_hash(clients)
+        agree = len(set(hashes.values())) == 1
+        click.echo(f"height {height}: {'all nodes agree on block and app hash' if agree else 'NODES DISAGREE'}")
+        if not agree:
+            for url, value in hashes.items():
+                click.echo(f"  {url}: {value}")
+        addresses = [demo_signer(name).address for name in demo_names()] + [f.address for f in feeders]
+        problems = await check_invariants(clients[0], addresses)
+        click.echo("clearing invariants hold" if not problems else "INVARIANTS BROKEN: " + "; ".join(problems))
+        ok = agree and not problems and stats.trades > 0
+        return 0 if ok else 1
+    finally:
+        await demo.aclose()
+
+
+@click.command("testnet")
+@click.option("--validators", "-n", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="./testnet", show_default=True,
+              help="where the homes live; an existing one is resumed")
+@click.option("--demo", is_flag=True, help="drive demo load: trades, oracle prices, a crash, liquidations")
+@click.option("--duration", type=click.FloatRange(min=1), default=None, help="stop everything after S seconds")
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT, show_default=True)
+@click.option("--chain-id", default="clearchain-testnet-1", show_default=True)
+@click.option("--no-progress", is_flag=True, help="no live table (a line every 5 s instead)")
+def command(validators: int, directory: str, demo: bool, duration: float | None, base_port: int, chain_id: str,
+            no_progress: bool) -> None:
+    """Run a local testnet of N validators, each its own process, on 127.0.0.1.
+
+    \b
+      clearchain testnet --validators 4 --demo          # trades, a crash, liquidations
+      clearchain testnet --dir ./testnet                 # resume the same chain later
+      clearchain query status --node http://127.0.0.1:26601
+    """
+    root = Path(directory).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / MANIFEST).exists():
+        entries = read_manifest(root)
+        if len(entries) != validators:
+            click.echo(f"{root} holds a testnet of {len(entries)} validators; resuming it as is")
+        for entry in entries:
+            if entry.pid is not None and _alive(entry.pid):
+                raise TestnetError(f"{entry.name} (pid {entry.pid}) from an earlier run is still running; stop it first")
+        click.echo(f"resuming the testnet in {root}")
+    else:
+        entries = create_testnet(root, validators, base_port, chain_id)
+        click.echo(f"created {validators} validator homes in {root} (chain {chain_id})")
+        for entry in entries:
+            click.echo(f"  {entry.name}: rpc {entry.rpc_url}  p2p {entry.p2p_address}")
+        click.echo(f"  demo keys in {root / 'keys'}: " + ", ".join(
+            f"{n} {format_address(demo_signer(n).address)[:14]}..." for n in demo_names()[:2]) + ", ...")
+    status = trio.run(run_testnet, root, entries, demo, duration, not no_progress)
+    sys.exit(status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
