@@ -85,6 +85,7 @@ class ClearingApp:
         self.liquidations = waterfall.LiquidationIndex()
         self._decoded: OrderedDict[bytes, Tx | TxRejected] = OrderedDict()
         self._verdicts: dict[bytes, TxRejected | None] = {}
+        self._verified_orders: set[bytes] = set()
         self._event_seq = 0
         self._block_events: list[dict[str, Any]] = []
         if store.version >= 0:
@@ -174,10 +175,12 @@ class ClearingApp:
         """Signature verdict, computed once per node and tx."""
         verdict = self._verdicts.get(tx.hash, False)
         if verdict is False:
-            verdict = verify_tx(tx)
+            verdict = verify_tx(tx, self._verified_orders)
             self._verdicts[tx.hash] = verdict
             if len(self._verdicts) > CACHE_SIZE:
                 self._verdicts.pop(next(iter(self._verdicts)))
+            if len(self._verified_orders) > CACHE_SIZE:
+                self._verified_orders.clear()
         if verdict is not None:
             raise verdict
 
@@ -273,7 +276,7 @@ class ClearingApp:
             tx = self._decode(tx_bytes)
             self._verify(tx)
             ledger = self.ledger
-            self._ante(tx, self.height, ledger.g, ledger.get_raw(seen_key(tx.hash)) is not None)
+            self._ante(tx, self.height, ledger.g, ledger.has(seen_key(tx.hash)))
             account = ledger.account(tx.sender)
             if account is not None and account.positions and tx.fee:
                 account = ledger.account_mut(tx.sender)

@@ -97,8 +97,7 @@ def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
         raise TxRejected(Code.NOT_BRIDGE_OPERATOR, "signer is not a bridge operator")
     _check_asset(app, msg.asset)
     key = deposit_key(msg.external_id)
-    raw = ledger.get_raw(key)
-    record: dict[str, Any] = {"done": 0, "votes": {}} if raw is None else _decode(raw)
+    record: dict[str, Any] = ledger.get_value(key) or {"done": 0, "votes": {}}
     if record["done"]:
         raise TxRejected(Code.DEPOSIT_ALREADY_CREDITED, f"deposit {msg.external_id!r} was already credited")
     if any(tx.sender in voters for voters in record["votes"].values()):
@@ -107,7 +106,7 @@ def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
 
     content = hash_value([msg.account, msg.asset, msg.amount])
     voters = sorted(record["votes"].get(content, []) + [tx.sender])
-    record["votes"][content] = voters
+    record = {"done": 0, "votes": {**record["votes"], content: voters}}
     events = [event("deposit_attested", external_id=msg.external_id, operator=tx.sender)]
     power = sum(operators.get(v, 0) for v in voters)
     if 3 * power > 2 * sum(operators.values()):
@@ -137,18 +136,11 @@ def withdraw(app: ClearingApp, tx: Tx) -> list[Event]:
     return [event("withdraw", **receipt)]
 
 
-def _decode(raw: bytes) -> Any:
-    from consensus.codec import decode  # noqa: PLC0415
-
-    return decode(raw)
-
-
 # --- orders and trades ---------------------------------------------------------------------
 
 
 def _order_record(app: ClearingApp, address: bytes, order_id: int) -> list[Any] | None:
-    raw = app.ledger.get_raw(order_key(address, order_id))
-    return None if raw is None else _decode(raw)
+    return app.ledger.get_value(order_key(address, order_id))
 
 
 def trade(app: ClearingApp, tx: Tx) -> list[Event]:

@@ -36,7 +36,7 @@ class Ledger:
         self.w_globals: Globals | None = None
         self._market_bytes: dict[str, bytes] = {}
         self._globals_bytes = b""
-        self.raw: dict[bytes, bytes | None] = {}  # pending writes of other keys
+        self.raw: dict[bytes, Any] = {}  # pending writes of other keys: values, encoded at commit
         self.reports: dict[str, dict[bytes, tuple[int, int]]] = {}  # market -> feeder -> (price, time)
         self.backstops: dict[str, dict[bytes, list[int]]] = {}  # market -> provider -> [size, disc]
         self.holders: dict[str, set[bytes]] = {}  # market -> addresses with a position
@@ -111,13 +111,27 @@ class Ledger:
             self.block_accounts[address] = account
         return account
 
-    def get_raw(self, key: bytes) -> bytes | None:
+    def get_value(self, key: bytes) -> Any:
+        """The decoded value under ``key`` in the block view (None when absent).
+
+        Values written during the block stay decoded until commit encodes them, so a key written
+        and read again in one block (order fills, deposits) is never encoded twice.
+        """
         if key in self.raw:
             return self.raw[key]
-        return self.store.get(key)
+        data = self.store.get(key)
+        return None if data is None else decode(data)
+
+    def has(self, key: bytes) -> bool:
+        if key in self.raw:
+            return self.raw[key] is not None
+        return self.store.get(key) is not None
 
     def put_raw(self, key: bytes, value: Any) -> None:
-        self.raw[key] = encode(value)
+        """Stage ``value`` (not to be mutated afterwards) for ``key``; encoded at commit."""
+        if value is None:
+            raise ValueError("use delete_raw")
+        self.raw[key] = value
 
     def delete_raw(self, key: bytes) -> None:
         self.raw[key] = None
@@ -172,7 +186,7 @@ class Ledger:
             if value is None:
                 store.delete(key)
             else:
-                store.set(key, value)
+                store.set(key, encode(value))
         self.raw = {}
         root = store.commit(batch)
         self.start_block()

@@ -281,11 +281,20 @@ def decode_tx(data: bytes, chain_id: str) -> Tx:
     )
 
 
-def verify_tx(tx: Tx) -> TxRejected | None:
-    """Check every signature of ``tx`` with THE verifier; None when all hold."""
+def verify_tx(tx: Tx, verified_orders: set[bytes] | None = None) -> TxRejected | None:
+    """Check every signature of ``tx`` with THE verifier; None when all hold.
+
+    ``verified_orders`` (per node) remembers orders already verified, so an order filled by many
+    trades is verified once.
+    """
     if not verify(tx.signer, tx.sign_message, tx.signature):
         return TxRejected(Code.BAD_SIGNATURE, "tx signature does not verify")
     for order in tx.orders():
+        key = order.hash + order.signature
+        if verified_orders is not None and key in verified_orders:
+            continue
         if not verify(order.account_key, order.sign_message, order.signature):
             return TxRejected(Code.BAD_ORDER_SIGNATURE, f"order {order.order_id} signature does not verify")
+        if verified_orders is not None:
+            verified_orders.add(key)
     return None

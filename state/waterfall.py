@@ -135,7 +135,7 @@ def run(app: ClearingApp) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for _health, address in sorted(at_risk):
         liquidate(app, address, events)
-    for address in app.touched:
+    for address in app.touched | {address for _health, address in at_risk}:
         index.update(app, address)
     app.touched = set()
     return events

@@ -58,12 +58,16 @@ def v8(version: int) -> bytes:
     return version.to_bytes(8, "big")
 
 
+def node_path(depth: int, hk: bytes) -> bytes:
+    """The position of the node at ``depth`` on the path of ``hk``: depth and packed nibbles."""
+    if depth & 1:
+        return bytes((depth,)) + hk[: depth >> 1] + bytes((hk[depth >> 1] & 0xF0,))
+    return bytes((depth,)) + hk[: depth >> 1]
+
+
 def node_key(version8: bytes, depth: int, hk: bytes) -> bytes:
     """Key of the internal node at ``depth`` on the path of ``hk``, written at ``version8``."""
-    packed = hk[: (depth + 1) >> 1]
-    if depth & 1:
-        packed = packed[:-1] + bytes((packed[-1] & 0xF0,))
-    return NODE_TAG + version8 + bytes((depth,)) + packed
+    return NODE_TAG + version8 + node_path(depth, hk)
 
 
 def root_key(version: int) -> bytes:

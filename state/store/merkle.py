@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import msgpack
+
 from consensus import codec
 from state.kv import WriteBatch
 from state.store.errors import PrunedVersionError, StoreCorruptionError, UnknownVersionError
@@ -156,7 +158,7 @@ class MerkleStore:
             else:
                 out.put(p + vkey, LIVE + value)
         stale_values = [value_key(key, old) for key, old in update.stale_values] + tombstones
-        out.put(p + stale_key(version), codec.encode([update.stale_nodes, stale_values]))
+        out.put(p + stale_key(version), msgpack.packb([update.stale_nodes, stale_values]))
         out.put(p + root_key(version), encode_root(root))
         oldest = self._oldest
         if self.keep_versions:
@@ -281,7 +283,7 @@ class MerkleStore:
                 data = self._db.get(p + stale_key(stale_version))
                 if data is None:
                     continue
-                nodes, values = codec.decode(data)
+                nodes, values = msgpack.unpackb(data)
                 keys = nodes + values
             for key in keys:
                 out.delete(p + key)

@@ -17,9 +17,10 @@ from state.store.layout import (
     INTERNAL,
     LEAF,
     LEAF_PREFIX,
+    NODE_TAG,
     Slot,
     new_record,
-    node_key,
+    node_path,
     read_slot,
     write_slot,
 )
@@ -67,8 +68,11 @@ class TrieUpdate:
         """New content of a slot at ``depth`` after ``ops[lo:hi]``; None if nothing changed."""
         kind = slot[0]
         if kind == INTERNAL:
-            key = node_key(slot[2], depth, ops[lo][0])
-            return self._update_node(self.load(key), key, depth, ops, lo, hi)
+            if hi - lo == 1:
+                return self._update_one(slot, depth, ops[lo])
+            path = node_path(depth, ops[lo][0])
+            key = NODE_TAG + slot[2] + path
+            return self._update_node(self.load(key), key, path, depth, ops, lo, hi)
         entries: list[Entry] = []
         version8 = self.version8
         value_puts = self.value_puts
@@ -110,8 +114,34 @@ class TrieUpdate:
             return EMPTY_SLOT
         return self._build(depth, entries)
 
+    def _update_one(self, slot: Slot, depth: int, op: Op) -> Slot | None:
+        """The common case below the top levels: one op under an internal node, iteratively."""
+        hk = op[0]
+        stack = []
+        load = self.load
+        while slot[0] == INTERNAL:
+            path = node_path(depth, hk)
+            key = NODE_TAG + slot[2] + path
+            record = load(key)
+            b = hk[depth >> 1]
+            nib = b & 15 if depth & 1 else b >> 4
+            stack.append((record, key, path, nib, depth))
+            slot = read_slot(record, nib)
+            depth += 1
+        new = self._update_slot(slot, depth, [op], 0, 1)
+        if new is None:
+            return None
+        stale = self.stale_nodes
+        while stack:
+            record, key, path, nib, depth = stack.pop()
+            patched = bytearray(record)
+            write_slot(patched, nib, new)
+            stale.append(key)
+            new = self._finish(patched, path)
+        return new
+
     def _update_node(
-        self, record: bytes, key: bytes, depth: int, ops: list[Op], lo: int, hi: int
+        self, record: bytes, key: bytes, path: bytes, depth: int, ops: list[Op], lo: int, hi: int
     ) -> Slot | None:
         new = bytearray(record)
         changed = False
@@ -135,9 +165,9 @@ class TrieUpdate:
         if not changed:
             return None
         self.stale_nodes.append(key)
-        return self._finish(new, depth, ops[lo][0])
+        return self._finish(new, path)
 
-    def _finish(self, record: bytearray, depth: int, hk: bytes) -> Slot:
+    def _finish(self, record: bytearray, path: bytes) -> Slot:
         """Canonical form of a patched node: empty, a lone leaf moved up, or a stored node."""
         bitmap = (record[1] << 8) | record[2]
         count = bitmap.bit_count()
@@ -149,7 +179,7 @@ class TrieUpdate:
                 return (LEAF, bytes(record[3:35]), bytes(record[base + 2 : base + 74]))
         data = bytes(record)
         digest = _sha256(data[: 3 + (count << 5)]).digest()
-        self.node_puts.append((node_key(self.version8, depth, hk), data))
+        self.node_puts.append((NODE_TAG + self.version8 + path, data))
         return (INTERNAL, digest, self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
@@ -167,4 +197,4 @@ class TrieUpdate:
                 j += 1
             write_slot(record, nib, self._build(depth + 1, entries[i:j]))
             i = j
-        return self._finish(record, depth, entries[0][0])
+        return self._finish(record, node_path(depth, entries[0][0]))

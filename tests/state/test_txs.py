@@ -291,3 +291,16 @@ def test_decoded_tx_fields_round_trip() -> None:
     raw = builders.build_withdraw_tx(signer("a"), c.cid(), "USDC", 5, "dest", fee=1, expiry=9, nonce=3)
     t = decode_tx(raw, c.cid())
     assert (t.kind, t.fee, t.expiry, t.nonce, t.msg.amount, t.sender) == ("withdraw", 1, 9, 3, 5, signer("a").address)
+
+
+def test_an_order_filled_by_many_trades_is_verified_once(chain: Chain, monkeypatch) -> None:
+    import state.txs as txs_module
+
+    calls = []
+    real = txs_module.verify
+    monkeypatch.setattr(txs_module, "verify", lambda *a: calls.append(1) or real(*a))
+    maker = chain.order(signer("alice"), BTC, "buy", 10_000, P, 3)
+    takers = [chain.order(signer("bob"), BTC, "sell", 1000, P, 10 + i) for i in range(4)]
+    results = chain.block([trade(chain, size=1000, maker=maker, taker=t) for t in takers])
+    assert all(r.ok for r in results)
+    assert len(calls) == 4 + 1 + 4  # 4 venue signatures, the maker once, 4 takers
