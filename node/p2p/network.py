@@ -1,0 +1,398 @@
+"""The node's p2p network on py-libp2p: Noise-secured TCP, one stream per peer and protocol.
+
+Why direct streams and not gossipsub: gossipsub as shipped rate-limits topics to 10 msg/s and
+drops bursts over 32 queued messages with only a debug log (DESIGN.md section 8). Consensus
+needs every message delivered or the loss made visible, so:
+
+- each connected peer gets, per protocol, a bounded send queue and a sender task that packs all
+  queued messages into one length-prefixed frame per write (:mod:`node.p2p.frames`);
+- a full queue makes the sender wait (backpressure); a peer whose queue stays full for
+  ``stall_timeout`` is disconnected with a warning (its queued messages are discarded *loudly*,
+  and the reactors re-send what matters when it reconnects: ``on_peer_connected``);
+- inbound frames are handed message by message to the protocol's handler, which may wait
+  (backpressure reaches the peer through yamux flow control) or raise :class:`PeerMisbehaviour`
+  to have the peer disconnected and the reason logged;
+- persistent peers are dialled at start and re-dialled with exponential backoff.
+
+Security is Noise only: py-libp2p offers plaintext, TLS and secio as well unless ``sec_opt`` is
+given, and we never want a plaintext connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import multiaddr
+import trio
+from libp2p import create_yamux_muxer_option, new_host
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.network.config import ConnectionConfig
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+from consensus.crypto import PrivateKey
+from node.config import P2PSection
+from node.p2p.frames import FrameError, FrameReader, message_cost, pack_frame
+from node.p2p.identity import libp2p_keypair
+
+log = logging.getLogger("clearchain.p2p")
+
+CONSENSUS_PROTOCOL = "/clearchain/consensus/1"
+MEMPOOL_PROTOCOL = "/clearchain/mempool/1"
+BLOCKSYNC_PROTOCOL = "/clearchain/blocksync/1"
+
+MessageHandler = Callable[[str, bytes], Awaitable[None]]
+PeerCallback = Callable[[str], Awaitable[None]]
+
+
+class PeerMisbehaviour(Exception):
+    """Raised by a message handler: the peer sent undecodable or badly signed data."""
+
+
+class PeerUnavailable(Exception):
+    """The peer is not connected (or was disconnected while we waited to send)."""
+
+
+@dataclass
+class _PeerSession:
+    peer_id: ID
+    queues: dict[str, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]]
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    closed: bool = False
+
+
+class _Notifee(INotifee):
+    def __init__(self, network: Network) -> None:
+        self._network = network
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._network._on_connected(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._network._on_disconnected(conn.muxed_conn.peer_id)
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        pass
+
+
+class Network:
+    """A libp2p host plus per-peer framed, batched, bounded protocol channels."""
+
+    def __init__(self, key: PrivateKey, config: P2PSection, *, protocols: Sequence[str],
+                 stall_timeout: float = 3.0, dial_timeout: float = 5.0) -> None:
+        self.config = config
+        self.protocols = tuple(protocols)
+        self.stall_timeout = stall_timeout
+        self.dial_timeout = dial_timeout
+        self._keypair = libp2p_keypair(key)
+        self._handlers: dict[str, MessageHandler] = {}
+        self._on_connected_callbacks: list[PeerCallback] = []
+        self._on_disconnected_callbacks: list[PeerCallback] = []
+        self._sessions: dict[ID, _PeerSession] = {}
+        self._nursery: trio.Nursery | None = None
+        self.host = new_host(
+            key_pair=self._keypair,
+            sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(
+                self._keypair, noise_privkey=create_x25519_key_pair().private_key)},
+            muxer_opt=create_yamux_muxer_option(),
+            listen_addrs=[multiaddr.Multiaddr(config.listen_address)],
+            # We dial exactly our persistent peers; the library's auto-connector would dial
+            # everyone in the peerstore to reach 100 connections (and leak half-dialled
+            # sockets when cancelled at shutdown).
+            connection_config=ConnectionConfig(
+                min_connections=0, low_watermark=0, dial_timeout=dial_timeout,
+                max_connections_per_peer=2),
+        )
+        self.peer_id = self.host.get_id().to_base58()
+
+    # --- registration (before run) ------------------------------------------------------------
+
+    def set_handler(self, protocol: str, handler: MessageHandler) -> None:
+        if protocol not in self.protocols:
+            raise ValueError(f"protocol {protocol} was not declared")
+        self._handlers[protocol] = handler
+
+    def on_peer_connected(self, callback: PeerCallback) -> None:
+        self._on_connected_callbacks.append(callback)
+
+    def on_peer_disconnected(self, callback: PeerCallback) -> None:
+        self._on_disconnected_callbacks.append(callback)
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, dial persistent peers, and serve until cancelled."""
+        for protocol in self.protocols:
+            self.host.set_stream_handler(protocol, self._make_stream_handler(protocol))
+        self.host.get_network().register_notifee(_Notifee(self))
+        stop = trio.Event()
+        async with trio.open_nursery() as outer:
+            await outer.start(self._run_host, stop)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    log.info("p2p listening on %s as %s", ", ".join(self.listen_addrs()),
+                             self.peer_id)
+                    for peer_id in list(self.host.get_network().connections):
+                        self._on_connected(peer_id)  # arrived before we could take them
+                    for address in self.config.persistent_peers:
+                        nursery.start_soon(self._keep_dialling, address)
+                    task_status.started()
+                    await trio.sleep_forever()
+            finally:
+                self._nursery = None
+                for session in list(self._sessions.values()):
+                    self._end_session(session)
+                stop.set()
+
+    async def _run_host(self, stop: trio.Event, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The libp2p host, shielded so that it closes its connections before its tasks die.
+
+        Cancelling the library's tasks first (the plain nursery way) leaves half-closed
+        connections and unclosed sockets behind; here the node's shutdown sets ``stop``.
+        """
+        with trio.CancelScope(shield=True):
+            async with self.host.run([multiaddr.Multiaddr(self.config.listen_address)]):
+                task_status.started()
+                await stop.wait()
+                with trio.move_on_after(3):
+                    await self._close_all()
+
+    async def _close_all(self) -> None:
+        network = self.host.get_network()
+        for peer_id in list(network.connections):
+            try:
+                await network.close_peer(peer_id)
+            except Exception as exc:
+                log.debug("closing %s: %r", peer_id, exc)
+        await self.host.close()
+
+    def listen_addrs(self) -> list[str]:
+        return [str(addr) for addr in self.host.get_addrs()]
+
+    def peers(self) -> list[str]:
+        return sorted(p.to_base58() for p, s in self._sessions.items() if not s.closed)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send(self, peer: str, protocol: str, message: bytes) -> None:
+        """Queue one message for a peer, waiting while its queue is full (backpressure).
+
+        A peer that cannot take a message within ``stall_timeout`` is disconnected and
+        :class:`PeerUnavailable` raised, so one stuck peer never halts the node.
+        """
+        session = self._sessions.get(ID.from_base58(peer))
+        if session is None or session.closed:
+            raise PeerUnavailable(peer)
+        await self._put(session, protocol, message)
+
+    async def broadcast(self, protocol: str, message: bytes, *, exclude: str | None = None) -> None:
+        """Queue a message for every connected peer; stalled peers are waited for in parallel."""
+        waiting: list[_PeerSession] = []
+        for peer_id, session in list(self._sessions.items()):
+            if session.closed or (exclude is not None and peer_id.to_base58() == exclude):
+                continue
+            try:
+                session.queues[protocol][0].send_nowait(message)
+            except trio.WouldBlock:
+                waiting.append(session)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                pass
+        if waiting:
+            async with trio.open_nursery() as nursery:
+                for session in waiting:
+                    nursery.start_soon(self._put_quietly, session, protocol, message)
+
+    async def _put_quietly(self, session: _PeerSession, protocol: str, message: bytes) -> None:
+        try:
+            await self._put(session, protocol, message)
+        except PeerUnavailable:
+            pass
+
+    async def _put(self, session: _PeerSession, protocol: str, message: bytes) -> None:
+        if message_cost(message) > self.config.max_frame_bytes - 4:
+            raise ValueError(f"message of {len(message)} bytes exceeds p2p.max_frame_bytes")
+        channel = session.queues[protocol][0]
+        try:
+            with trio.fail_after(self.stall_timeout):
+                await channel.send(message)
+        except trio.TooSlowError:
+            queued = channel.statistics().current_buffer_used
+            self.disconnect(session.peer_id.to_base58(),
+                            f"stalled: {queued} {protocol} messages queued for "
+                            f"{self.stall_timeout:.1f}s; discarding them")
+            raise PeerUnavailable(session.peer_id.to_base58()) from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise PeerUnavailable(session.peer_id.to_base58()) from None
+
+    def disconnect(self, peer: str, reason: str) -> None:
+        """Close every connection to a peer, logging why (misbehaviour, stall)."""
+        log.warning("disconnecting peer %s: %s", peer, reason)
+        peer_id = ID.from_base58(peer)
+        session = self._sessions.get(peer_id)
+        if session is not None:
+            self._end_session(session)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_peer, peer_id)
+
+    async def _close_peer(self, peer_id: ID) -> None:
+        with trio.move_on_after(5):
+            try:
+                await self.host.disconnect(peer_id)
+            except Exception as exc:  # the library raises many types on already-dead conns
+                log.debug("closing connection to %s: %r", peer_id, exc)
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def _on_connected(self, peer_id: ID) -> None:
+        existing = self._sessions.get(peer_id)
+        if (existing is not None and not existing.closed) or self._nursery is None:
+            return
+        queues = {p: trio.open_memory_channel[bytes](self.config.send_queue_size)
+                  for p in self.protocols}
+        session = _PeerSession(peer_id, queues)
+        self._sessions[peer_id] = session
+        self._nursery.start_soon(self._run_session, session)
+
+    def _on_disconnected(self, peer_id: ID) -> None:
+        session = self._sessions.get(peer_id)
+        if session is None:
+            return
+        if self.host.get_network().get_connections(peer_id):
+            return  # another connection to the same peer is still up
+        self._end_session(session)
+
+    def _end_session(self, session: _PeerSession) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        dropped = 0
+        for send, receive in session.queues.values():
+            dropped += send.statistics().current_buffer_used
+            send.close()
+            receive.close()
+        if dropped:
+            log.info("peer %s gone with %d queued messages discarded", session.peer_id, dropped)
+        session.cancel_scope.cancel()
+
+    async def _run_session(self, session: _PeerSession) -> None:
+        peer = session.peer_id.to_base58()
+        log.info("peer connected: %s", peer)
+        try:
+            with session.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    for protocol in self.protocols:
+                        nursery.start_soon(self._sender, session, protocol)
+                    for callback in self._on_connected_callbacks:
+                        nursery.start_soon(callback, peer)
+        finally:
+            self._end_session(session)
+            if self._sessions.get(session.peer_id) is session:
+                del self._sessions[session.peer_id]
+            log.info("peer disconnected: %s", peer)
+            if self._nursery is not None:
+                for callback in self._on_disconnected_callbacks:
+                    self._nursery.start_soon(callback, peer)
+
+    async def _sender(self, session: _PeerSession, protocol: str) -> None:
+        """Open our stream to the peer and write queued messages, batched into frames."""
+        receive = session.queues[protocol][1]
+        try:
+            with trio.fail_after(self.dial_timeout):
+                stream = await self.host.new_stream(session.peer_id, [protocol])
+        except Exception as exc:
+            log.info("cannot open %s stream to %s: %r", protocol, session.peer_id, exc)
+            session.cancel_scope.cancel()
+            return
+        limit = self.config.max_batch_bytes
+        try:
+            while True:
+                first = await receive.receive()
+                batch, size = [first], message_cost(first)
+                while size < limit:
+                    try:
+                        message = receive.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    batch.append(message)
+                    size += message_cost(message)
+                await stream.write(pack_frame(batch))
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            pass
+        except Exception as exc:
+            log.info("writing %s to %s failed: %r", protocol, session.peer_id, exc)
+        finally:
+            session.cancel_scope.cancel()
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                try:
+                    await stream.reset()
+                except Exception:
+                    pass
+
+    def _make_stream_handler(self, protocol: str) -> Callable[[INetStream], Awaitable[None]]:
+        async def handle(stream: INetStream) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            reader = FrameReader(stream, self.config.max_frame_bytes)
+            handler = self._handlers.get(protocol)
+            try:
+                while True:
+                    messages = await reader.read_frame()
+                    if messages is None:
+                        return
+                    if handler is None:
+                        continue
+                    for message in messages:
+                        await handler(peer, message)
+            except (FrameError, PeerMisbehaviour) as exc:
+                self.disconnect(peer, f"misbehaviour on {protocol}: {exc}")
+            except trio.Cancelled:
+                raise
+            except Exception as exc:  # a broken connection surfaces as many library types
+                log.debug("%s stream from %s ended: %r", protocol, peer, exc)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    try:
+                        await stream.reset()
+                    except Exception:
+                        pass
+
+        return handle
+
+    # --- dialling -----------------------------------------------------------------------------
+
+    async def _keep_dialling(self, address: str) -> None:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        delay = self.config.dial_backoff_min_ms / 1000
+        maximum = self.config.dial_backoff_max_ms / 1000
+        while True:
+            session = self._sessions.get(info.peer_id)
+            if session is not None and not session.closed:
+                delay = self.config.dial_backoff_min_ms / 1000
+                await trio.sleep(delay)
+                continue
+            try:
+                with trio.fail_after(self.dial_timeout):
+                    await self.host.connect(info)
+                log.debug("dialled %s", address)
+                # connected notifications start the session
+                await trio.sleep(self.config.dial_backoff_min_ms / 1000)
+                continue
+            except Exception as exc:
+                log.debug("dial %s failed (%r); retrying in %.2fs", address, exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, maximum)

@@ -1,0 +1,158 @@
+"""The p2p layer on 127.0.0.1 with in-process hosts: Noise only, framing, batching, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import trio
+
+from consensus.crypto import PrivateKey
+from node.config import P2PSection
+from node.p2p.frames import FrameError, pack_frame, unpack_body
+from node.p2p.network import CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network, PeerMisbehaviour
+
+PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL)
+
+
+def test_frame_round_trip_and_bad_lengths() -> None:
+    frame = pack_frame([b"a", b"", b"xyz" * 100])
+    assert unpack_body(frame[4:]) == [b"a", b"", b"xyz" * 100]
+    with pytest.raises(FrameError):
+        unpack_body(frame[4:-1])
+    with pytest.raises(FrameError):
+        unpack_body(b"\x00\x00")
+
+
+def _network(peers: tuple[str, ...] = (), **changes: object) -> Network:
+    config = dataclasses.replace(P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0",
+                                 persistent_peers=peers, dial_backoff_min_ms=50,
+                                 dial_backoff_max_ms=400, **changes)
+    return Network(PrivateKey.generate(), config, protocols=PROTOCOLS, stall_timeout=1.0)
+
+
+async def _wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.02)
+
+
+async def test_noise_is_the_only_security_transport() -> None:
+    network = _network()
+    upgrader = network.host.get_network().upgrader
+    assert list(upgrader.security_multistream.transports) == ["/noise"]
+
+
+async def test_three_hosts_exchange_batched_messages_in_order() -> None:
+    a = _network()
+    received: dict[str, list[tuple[str, bytes]]] = {"b": [], "c": []}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        address = a.listen_addrs()[0]
+        b, c = _network((address,)), _network((address,))
+        b.set_handler(CONSENSUS_PROTOCOL, lambda peer, m: _append(received["b"], peer, m))
+        c.set_handler(CONSENSUS_PROTOCOL, lambda peer, m: _append(received["c"], peer, m))
+        await nursery.start(b.run)
+        await nursery.start(c.run)
+        await _wait_for(lambda: len(a.peers()) == 2 and b.peers() == [a.peer_id] == c.peers())
+        for i in range(2000):
+            await a.broadcast(CONSENSUS_PROTOCOL, i.to_bytes(4, "big") + b"v" * 150)
+        await _wait_for(lambda: len(received["b"]) == 2000 == len(received["c"]))
+        for name in ("b", "c"):
+            assert [int.from_bytes(m[:4], "big") for _, m in received[name]] == list(range(2000))
+            assert {peer for peer, _ in received[name]} == {a.peer_id}
+        nursery.cancel_scope.cancel()
+
+
+async def _append(into: list, peer: str, message: bytes) -> None:  # type: ignore[type-arg]
+    into.append((peer, message))
+
+
+async def test_misbehaving_peer_is_disconnected_and_redialled() -> None:
+    a = _network()
+    strikes: list[str] = []
+
+    async def strict(peer: str, message: bytes) -> None:
+        if message == b"garbage":
+            strikes.append(peer)
+            raise PeerMisbehaviour("undecodable message")
+
+    a.set_handler(MEMPOOL_PROTOCOL, strict)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = _network((a.listen_addrs()[0],))
+        await nursery.start(b.run)
+        await _wait_for(lambda: a.peers() == [b.peer_id])
+        await b.send(a.peer_id, MEMPOOL_PROTOCOL, b"garbage")
+        await _wait_for(lambda: strikes == [b.peer_id])
+        await _wait_for(lambda: a.peers() == [])
+        # b keeps a as a persistent peer and re-dials it with backoff
+        await _wait_for(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
+        nursery.cancel_scope.cancel()
+
+
+async def test_oversized_frame_disconnects_sender() -> None:
+    a = _network(max_frame_bytes=2048, max_batch_bytes=2048)
+    got: list[bytes] = []
+    a.set_handler(MEMPOOL_PROTOCOL, lambda peer, m: _append(got, peer, m))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        b = _network((a.listen_addrs()[0],))  # b allows 8 MiB frames
+        await nursery.start(b.run)
+        await _wait_for(lambda: a.peers() == [b.peer_id])
+        await b.send(a.peer_id, MEMPOOL_PROTOCOL, b"x" * 5000)
+        await _wait_for(lambda: a.peers() == [])
+        assert got == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_slow_handler_applies_backpressure_without_loss() -> None:
+    a = _network(send_queue_size=8)
+    got: list[bytes] = []
+    release = trio.Event()
+
+    async def slow(peer: str, message: bytes) -> None:
+        await release.wait()
+        got.append(message)
+
+    async with trio.open_nursery() as nursery:
+        b = _network(send_queue_size=8)
+        b.set_handler(CONSENSUS_PROTOCOL, slow)
+        await nursery.start(b.run)
+        a = dataclasses.replace  # keep mypy quiet about reuse
+        a = _network((b.listen_addrs()[0],), send_queue_size=8)
+        await nursery.start(a.run)
+        await _wait_for(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
+
+        async def produce() -> None:
+            for i in range(300):
+                await a.send(b.peer_id, CONSENSUS_PROTOCOL, i.to_bytes(2, "big") * 100)
+
+        nursery.start_soon(produce)
+        await trio.sleep(0.3)
+        release.set()
+        await _wait_for(lambda: len(got) == 300)
+        assert [int.from_bytes(m[:2], "big") for m in got] == list(range(300))
+        nursery.cancel_scope.cancel()
+
+
+async def test_stalled_peer_is_disconnected_not_waited_for_forever() -> None:
+    stuck = trio.Event()  # never set: b's handler stops reading
+    gone: list[str] = []
+
+    async def never(peer: str, message: bytes) -> None:
+        await stuck.wait()
+
+    async with trio.open_nursery() as nursery:
+        b = _network(send_queue_size=8)
+        b.set_handler(CONSENSUS_PROTOCOL, never)
+        await nursery.start(b.run)
+        a = _network((b.listen_addrs()[0],), send_queue_size=8)
+        a.on_peer_disconnected(lambda peer: _append(gone, peer, b""))
+        await nursery.start(a.run)
+        await _wait_for(lambda: a.peers() == [b.peer_id])
+        with trio.fail_after(20):  # flow control fills, then a gives up on b after 1 s
+            for _ in range(3000):
+                await a.broadcast(CONSENSUS_PROTOCOL, b"z" * 1000)
+        await _wait_for(lambda: [p for p, _ in gone][:1] == [b.peer_id])
+        nursery.cancel_scope.cancel()
