@@ -31,6 +31,7 @@ def _market_view(app: ClearingApp, market: Market) -> dict[str, Any]:
         "last_price_ms": market.last_price_ms, "maker_fee_ppm": p.maker_fee_ppm, "taker_fee_ppm": p.taker_fee_ppm,
         "oi_lower_cap": p.oi_lower_cap, "oi_upper_cap": p.oi_upper_cap,
         "funding_interval_ms": p.funding_interval_ms, "funding_clamp_ppm": p.funding_clamp_ppm,
+        "funding_dust_scaled": market.funding_dust, "funding_scale": FUNDING_SCALE,
     }
 
 
@@ -45,6 +46,7 @@ def positions(app: ClearingApp, address: bytes) -> list[dict[str, Any]]:
             "market": market_id, "size": size, "oracle_price": market.price, "value": value,
             "cost": cost, "unrealized_pnl": value - cost,
             "pending_funding": pending_funding(size, snapshot, market.funding_index) // FUNDING_SCALE,
+            "pending_funding_scaled": pending_funding(size, snapshot, market.funding_index),
         })
     return out
 
