@@ -25,9 +25,8 @@ from typing import Any
 
 import trio
 
-from consensus.crypto import format_address
 from rpc.api import BlockResults, BlockView, TxRecord
-from rpc.render import b64, render
+from rpc.render import b64, format_address, render
 
 MAX_QUERY_LENGTH = 512
 MAX_CONDITIONS = 8
@@ -141,6 +140,16 @@ class EventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    def wanted_events(self) -> set[str] | None:
+        """The ``tm.event`` values some subscription asks for; None if one takes any event."""
+        wanted: set[str] = set()
+        for subscription in self._subscriptions:
+            names = [v for k, v in subscription.query.conditions if k == "tm.event"]
+            if not names:
+                return None
+            wanted.update(names)
+        return wanted
 
     def wait_for_tx(self, tx_hash: bytes) -> trio.MemoryReceiveChannel[TxRecord]:
         """A channel that receives the tx's record when a block including it is published.
@@ -265,15 +274,26 @@ def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | Non
 
 
 def block_messages(
-    block: BlockView, results: BlockResults | None, txs: Iterable[TxRecord]
+    block: BlockView, results: BlockResults | None, txs: Iterable[TxRecord], wanted: set[str] | None = None
 ) -> list[Message]:
-    """Every message one committed block produces, in order: block, txs, clearing events."""
-    messages = [new_block_message(block, results)]
+    """Every message one committed block produces, in order: block, txs, clearing events.
+
+    ``wanted`` (from :meth:`EventBus.wanted_events`) skips kinds nobody subscribed to, so a
+    NewBlock-only audience costs nothing per tx.
+    """
+    every = wanted is None
+    messages = [new_block_message(block, results)] if every or "NewBlock" in wanted else []
+    want_txs = every or "Tx" in wanted
+    want_clearing = every or bool(wanted - {"NewBlock", "Tx"})
+    if not (want_txs or want_clearing):
+        return messages
     for record in txs:
-        messages.append(tx_message(record))
-        for event in record.result.events:
-            messages.append(clearing_message(block.height, event, record.hash))
-    if results is not None:
+        if want_txs:
+            messages.append(tx_message(record))
+        if want_clearing:
+            for event in record.result.events:
+                messages.append(clearing_message(block.height, event, record.hash))
+    if results is not None and want_clearing:
         for event in list(results.begin_block_events) + list(results.end_block_events):
             messages.append(clearing_message(block.height, event))
     return messages
@@ -290,7 +310,7 @@ def publish_block(
     if not bus.subscriber_count:
         bus.published += 1
         return
-    for message in block_messages(block, results, txs):
+    for message in block_messages(block, results, txs, bus.wanted_events()):
         bus.publish(message)
 
 

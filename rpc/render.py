@@ -13,11 +13,13 @@ import base64
 import binascii
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from consensus.crypto import AddressError, format_address
+from consensus.crypto import AddressError
+from consensus.crypto import format_address as _format_address
 from consensus.crypto import parse_address as _parse_bech32
 from rpc.errors import invalid_params
 
@@ -28,6 +30,12 @@ ADDRESS_KEYS = frozenset(
      "provider", "voter", "maker", "taker"}
 )
 _DECIMAL = re.compile(r"-?[0-9]{1,40}\Z")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def format_address(address: bytes) -> str:
+    """bech32 is pure Python and slow; the same few thousand accounts recur in every block."""
+    return _format_address(address)
 
 
 def render(value: Any, depth: int = 0) -> Any:
