@@ -226,7 +226,7 @@ class ClearingApp:
                     evidence: list[tuple[bytes, int]] | None = None) -> list[dict[str, Any]]:
         if height != self.last_height + 1:
             raise ValueError(f"begin_block({height}) after committed height {self.last_height}")
-        self.height, self.time_ms, self.proposer = height, max(time_ms, self.time_ms), proposer_address
+        self.height, self.time_ms, self.proposer = height, time_ms, proposer_address
         ledger = self.ledger
         ledger.start_block()
         self.touched = set()

@@ -197,10 +197,8 @@ def trade(app: ClearingApp, tx: Tx) -> list[Event]:
         if not active and not (abs(new) < abs(old) and old * new >= 0):
             raise TxRejected(Code.MARKET_NOT_ACTIVE, f"market {market_id} is {app.market_status(market)}: "
                                                      "only risk-reducing trades")
-        before = risk_of(account, ledger.w_markets, ledger.pricing)
-        after = risk_of(account, ledger.w_markets, ledger.pricing,
-                        (market_id, new, -order.side * notional - fee))
-        if not margin_allows(before, after):
+        after = risk_of(account, ledger.w_markets, ledger.pricing, (market_id, new, -order.side * notional - fee))
+        if after[0] < after[1] and not margin_allows(risk_of(account, ledger.w_markets, ledger.pricing), after):
             raise TxRejected(Code.INSUFFICIENT_MARGIN,
                              f"account of order {order.order_id} would hold equity {after[0]} against "
                              f"initial margin {after[1]}")
