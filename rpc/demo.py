@@ -346,13 +346,17 @@ class Demo:
 async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> list[str]:
     """The clearing invariants, checked through RPC over every account that ever held anything.
 
-    Sizes per market sum to zero; quote held by accounts + insurance fund + fee pool equals
-    deposits - withdrawals; no account has negative equity. ``addresses`` must cover every funded
-    account (genesis balances and validators).
+    Mirrors ``state.queries.invariants``: per market, sizes sum to zero and longs equal open
+    interest; quote held by accounts (with exact unsettled funding and the funding rounding the
+    markets keep), the insurance fund and the fee pool equals deposits - withdrawals; no account
+    has negative equity. ``addresses`` must cover every funded account (genesis and validators).
     """
     problems = []
-    sizes: dict[str, int] = {}
-    quote_total = 0
+    markets = {m["id"]: m for m in await client.call("markets")}
+    scale = int(next(iter(markets.values())).get("funding_scale", "1"))
+    sizes = {m: 0 for m in markets}
+    longs = {m: 0 for m in markets}
+    quote_scaled = 0
     for address in addresses:
         try:
             account = await client.call("account", address=format_address(address))
@@ -360,18 +364,26 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
             if exc.code == -32001:  # never funded, never traded
                 continue
             raise
-        quote_total += int(account["quote"])
+        quote_scaled += int(account["quote"]) * scale
         for position in account["positions"]:
-            sizes[position["market"]] = sizes.get(position["market"], 0) + int(position["size"])
+            size = int(position["size"])
+            sizes[position["market"]] += size
+            longs[position["market"]] += max(size, 0)
+            quote_scaled += int(position.get("pending_funding_scaled", "0"))
         if int(account["health"]["equity"]) < 0:
             problems.append(f"{format_address(address)} has negative equity {account['health']['equity']}")
-    for market_id, total in sorted(sizes.items()):
-        if total != 0:
-            problems.append(f"sizes in {market_id} sum to {total}, not 0")
+    for market_id, market in sorted(markets.items()):
+        if sizes[market_id] != 0:
+            problems.append(f"sizes in {market_id} sum to {sizes[market_id]}, not 0")
+        if longs[market_id] != int(market["open_interest"]):
+            problems.append(f"open interest of {market_id} is {market['open_interest']}, longs hold {longs[market_id]}")
+        quote_scaled += int(market.get("funding_dust_scaled", "0"))
     fund = await client.call("insurance_fund")
     quote_symbol = "USDC"
-    expected = int(fund["deposits"].get(quote_symbol, "0")) - int(fund["withdrawals"].get(quote_symbol, "0"))
-    held = quote_total + int(fund["insurance_fund"]) + int(fund["fee_pool"])
-    if held != expected:
-        problems.append(f"quote held {held} != deposits - withdrawals {expected} (difference {held - expected})")
+    expected = (int(fund["deposits"].get(quote_symbol, "0")) - int(fund["withdrawals"].get(quote_symbol, "0"))
+                - int(fund["insurance_fund"]) - int(fund["fee_pool"]))
+    if quote_scaled != expected * scale:
+        problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {scale}, expected {expected}")
+    if int(fund["insurance_fund"]) < 0 or int(fund["fee_pool"]) < 0:
+        problems.append("insurance fund or fee pool is negative")
     return problems
