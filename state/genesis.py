@@ -172,10 +172,16 @@ class Genesis:
         """The JSON document this genesis was parsed from (a deep copy)."""
         return json.loads(json.dumps(self.raw))
 
-    def with_validators(self, validators: list[dict[str, Any]]) -> Genesis:
-        """A copy whose ``validators`` list is replaced (``init``/``testnet`` use it)."""
+    def with_validators(self, validators: list[dict[str, Any]] | list[GenesisValidator]) -> Genesis:
+        """A copy whose ``validators`` list is replaced (``init``/``testnet`` use it).
+
+        Entries are genesis ``validators`` dicts or :class:`GenesisValidator` objects.
+        """
         document = self.to_dict()
-        document["validators"] = [dict(v) for v in validators]
+        document["validators"] = [
+            validator_entry(v.name, v.pub_key, v.power) if isinstance(v, GenesisValidator) else dict(v)
+            for v in validators
+        ]
         return parse_genesis(document)
 
 

@@ -96,3 +96,11 @@ def test_init_chain_is_idempotent_and_reopening_continues_identically() -> None:
     assert ClearingApp(store, genesis).init_chain() == root
     other = ClearingApp(MemoryStore(), copy.deepcopy(genesis))
     assert other.init_chain() == root
+
+
+def test_with_validators_accepts_typed_validators() -> None:
+    from state.genesis import GenesisValidator
+
+    g = load_genesis(GENESIS_PATH).with_validators([GenesisValidator("b", signer("b").public_key, 3)])
+    assert g.validators == (GenesisValidator("b", signer("b").public_key, 3),)
+    assert g.to_dict()["validators"][0]["address"].startswith("clr1")
