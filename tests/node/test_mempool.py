@@ -1,0 +1,153 @@
+"""Mempool: admission, dedup, limits and eviction, reap order, update and recheck, gossip."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus.hashing import sha256
+from node.config import MempoolSection
+from node.mempool import CODE_IN_MEMPOOL, CODE_MEMPOOL_FULL, CODE_TX_TOO_LARGE, Mempool
+
+
+@dataclass
+class Verdict:
+    code: int
+    log: str = ""
+    priority: int = 0
+
+
+class FakeApp:
+    """Fee is the tx's first byte; txs in ``invalid`` fail; counts calls per tx."""
+
+    def __init__(self) -> None:
+        self.invalid: set[bytes] = set()
+        self.calls: dict[bytes, int] = {}
+
+    def check_tx(self, tx: bytes) -> Verdict:
+        self.calls[tx] = self.calls.get(tx, 0) + 1
+        if tx in self.invalid:
+            return Verdict(4, "bad signature")
+        return Verdict(0, "", tx[0])
+
+
+def tx(fee: int, tag: int, size: int = 10) -> bytes:
+    return bytes([fee]) + tag.to_bytes(4, "big") + b"." * (size - 5)
+
+
+def pool(**limits: int) -> tuple[Mempool, FakeApp]:
+    app = FakeApp()
+    return Mempool(app, dataclasses.replace(MempoolSection(), **limits)), app
+
+
+def test_admits_valid_rejects_invalid_with_app_code() -> None:
+    mempool, app = pool()
+    bad = tx(5, 1)
+    app.invalid.add(bad)
+    assert mempool.check_tx(tx(5, 0)).ok
+    result = mempool.check_tx(bad)
+    assert (result.code, result.log) == (4, "bad signature")
+    assert len(mempool) == 1
+
+
+def test_duplicates_are_not_checked_twice() -> None:
+    mempool, app = pool()
+    t = tx(5, 0)
+    assert mempool.check_tx(t).ok
+    assert mempool.check_tx(t).code == CODE_IN_MEMPOOL
+    assert mempool.check_tx(t, peer="p1").code == CODE_IN_MEMPOOL
+    assert app.calls[t] == 1
+
+
+def test_failed_tx_leaves_cache_and_can_be_resubmitted() -> None:
+    mempool, app = pool()
+    t = tx(5, 0)
+    app.invalid.add(t)
+    assert not mempool.check_tx(t).ok
+    app.invalid.clear()
+    assert mempool.check_tx(t).ok
+
+
+def test_committed_tx_is_not_readmitted() -> None:
+    mempool, app = pool()
+    t = tx(5, 0)
+    assert mempool.check_tx(t).ok
+    assert mempool.update([t, tx(1, 99)]) == 1
+    assert len(mempool) == 0
+    assert mempool.check_tx(t).code == CODE_IN_MEMPOOL
+    assert mempool.check_tx(tx(1, 99)).code == CODE_IN_MEMPOOL  # committed elsewhere
+    assert app.calls[t] == 1
+
+
+def test_size_limit() -> None:
+    mempool, _ = pool(max_tx_bytes=64, max_bytes=1000)
+    assert mempool.check_tx(tx(1, 0, size=65)).code == CODE_TX_TOO_LARGE
+
+
+def test_full_pool_evicts_only_for_a_higher_fee() -> None:
+    mempool, _ = pool(max_txs=3)
+    low_old, low_new, mid = tx(1, 0), tx(1, 1), tx(5, 2)
+    for t in (low_old, low_new, mid):
+        assert mempool.check_tx(t).ok
+    assert mempool.check_tx(tx(1, 3)).code == CODE_MEMPOOL_FULL  # same fee: refused
+    assert mempool.check_tx(tx(9, 4)).ok  # evicts the cheapest, newest first
+    assert sha256(low_new) not in mempool and sha256(low_old) in mempool
+    assert mempool.check_tx(low_new).ok is False  # still full of better txs
+    assert len(mempool) == 3
+
+
+def test_byte_limit_evicts_enough_cheaper_txs() -> None:
+    mempool, _ = pool(max_bytes=100, max_tx_bytes=100, max_txs=100)
+    for i in range(4):
+        assert mempool.check_tx(tx(1, i, size=25)).ok
+    assert mempool.check_tx(tx(2, 9, size=60)).ok
+    assert mempool.total_bytes <= 100
+    assert len(mempool) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(6, 40)), min_size=0, max_size=40),
+       st.integers(0, 400), st.integers(0, 30))
+def test_reap_orders_by_fee_then_arrival_within_limits(specs: list[tuple[int, int]], max_bytes: int,
+                                                       max_txs: int) -> None:
+    mempool, _ = pool()
+    txs = [tx(fee, i, size) for i, (fee, size) in enumerate(specs)]
+    for t in txs:
+        assert mempool.check_tx(t).ok
+    reaped = mempool.reap(max_bytes, max_txs)
+    assert len(reaped) <= max_txs and sum(map(len, reaped)) <= max_bytes
+    keys = [(-t[0], txs.index(t)) for t in reaped]
+    assert keys == sorted(keys)
+    # greedy: every skipped tx ahead of the last reaped one was too big for the room left
+    expected, room = [], max_bytes
+    for t in sorted(txs, key=lambda t: (-t[0], txs.index(t))):
+        if len(expected) < max_txs and len(t) <= room:
+            expected.append(t)
+            room -= len(t)
+    assert reaped == expected
+
+
+async def test_recheck_drops_txs_that_became_invalid() -> None:
+    mempool, app = pool()
+    keep, spoil = tx(3, 0), tx(3, 1)
+    mempool.check_tx(keep)
+    mempool.check_tx(spoil)
+    app.invalid.add(spoil)
+    assert await mempool.recheck() == 1
+    assert mempool.txs() == [keep]
+    app.invalid.clear()
+    assert mempool.check_tx(spoil).ok  # dropped txs may come back once valid
+
+
+async def test_gossip_batches_new_txs_with_their_senders() -> None:
+    mempool, _ = pool()
+    a, b = tx(1, 0), tx(1, 1)
+    mempool.check_tx(a)
+    mempool.check_tx(b, peer="peerB")
+    mempool.check_tx(b, peer="peerC")
+    await mempool.wait_gossip()
+    assert mempool.take_gossip() == [(a, frozenset()), (b, frozenset({"peerB", "peerC"}))]
+    assert mempool.take_gossip() == []
