@@ -24,6 +24,7 @@ import h11
 import trio
 import wsproto.connection
 import wsproto.events
+import wsproto.utilities
 from wsproto import ConnectionType
 
 from rpc import errors
@@ -43,6 +44,9 @@ SERVER_NAME = b"clearchain-rpc"
 
 class _Closed(Exception):
     """The peer went away or broke the protocol: end this connection quietly."""
+
+
+QUIET_ERRORS = (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError)
 
 
 class RPCServer:
@@ -278,6 +282,10 @@ class WebSocketSession:
                 self.nursery = nursery
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a peer that vanished is not an error worth a trace
+            _quiet, rest = group.split(QUIET_ERRORS)
+            if rest is not None:
+                raise rest from None
         finally:
             for subscription, _ in self.subscriptions.values():
                 self.ctx.bus.unsubscribe(subscription)
@@ -285,7 +293,10 @@ class WebSocketSession:
 
     async def _send_ws(self, event: Any) -> None:
         async with self.send_lock:
-            data = self.ws.send(event)
+            try:
+                data = self.ws.send(event)
+            except wsproto.utilities.LocalProtocolError as exc:  # the connection is closing
+                raise _Closed() from exc
             with trio.fail_after(SEND_TIMEOUT_S):
                 await self.stream.send_all(data)
 
@@ -392,6 +403,10 @@ class WebSocketSession:
                 except trio.TooSlowError:
                     subscription.overflowed = True
                     break
+                except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    if self.nursery is not None:
+                        self.nursery.cancel_scope.cancel()
+                    return
             if subscription.overflowed:
                 queue = self.server.limits.subscriber_queue
                 try:

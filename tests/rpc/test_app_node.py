@@ -153,4 +153,4 @@ async def test_liquidation_events_over_websocket(chain):
     addresses = [demo_signer(n).address for n in demo_names()] + [VALIDATOR.address]
     assert await check_invariants(client, addresses) == []
     missing_short = [a for a in addresses if a != short0.address]  # the check must notice a gap
-    assert any("sum to" in p for p in await check_invariants(client, missing_short))
+    assert await check_invariants(client, missing_short) != []
