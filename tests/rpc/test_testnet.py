@@ -1,0 +1,112 @@
+"""``clearchain testnet``: homes, genesis, ports, peers and manifest (fast), and the end-to-end
+demo on 4 real validator processes (slow; skipped until ``clearchain start`` exists)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.cli import main
+from node.config import load_config
+from node.home import Home
+from node.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
+from rpc.client import AsyncClient
+from rpc.demo import check_invariants, demo_names, demo_signer
+from state.genesis import load_genesis
+
+
+def free_base_port() -> int:
+    return 28000 + (os.getpid() % 500) * 8
+
+
+def test_create_testnet_writes_homes_genesis_peers_and_manifest(tmp_path: Path):
+    entries = create_testnet(tmp_path, 4, free_base_port(), "tn-test-1")
+    assert [e.name for e in entries] == ["node0", "node1", "node2", "node3"]
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert [n["rpc_url"] for n in manifest["nodes"]] == [e.rpc_url for e in entries]
+    assert read_manifest(tmp_path)[2].p2p_address == entries[2].p2p_address
+    geneses = {(Path(e.home) / "config" / "genesis.json").read_text() for e in entries}
+    assert len(geneses) == 1  # one genesis, byte for byte
+    genesis = load_genesis(Path(entries[0].home) / "config" / "genesis.json")
+    assert genesis.chain_id == "tn-test-1" and len(genesis.validators) == 4
+    assert {v.pub_key for v in genesis.validators} == {Home.at(e.home).validator_key().public_key for e in entries}
+    funded = {b.address for b in genesis.app_state.initial_balances}
+    assert {demo_signer(n).address for n in demo_names()} <= funded
+    ports = set()
+    for i, entry in enumerate(entries):
+        config = load_config(Path(entry.home) / "config" / "config.toml")
+        ports.add(config.rpc.listen_address)
+        ports.add(config.p2p.listen_address)
+        assert set(config.p2p.persistent_peers) == {e.p2p_address for j, e in enumerate(entries) if j != i}
+    assert len(ports) == 8
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(f"{n}.json" for n in demo_names())
+
+
+def _has_start_command() -> bool:
+    return "start" in main.commands
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_start_command(), reason="clearchain start is not available yet")
+async def test_testnet_demo_end_to_end(tmp_path: Path):
+    """4 validators + demo: trades clear, >= 1 liquidation, same app hash everywhere, invariants
+    hold (checked here through RPC), and Ctrl-C stops every node; a second run resumes."""
+    directory = tmp_path / "tn"
+    command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "4", "--dir", str(directory),
+               "--demo", "--duration", "150", "--no-progress", "--base-port", str(free_base_port())]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        with trio.fail_after(170):
+            while not any("summary:" in line for line in lines):
+                assert proc.poll() is None, "".join(lines[-40:])
+                await trio.sleep(1)
+        entries = read_manifest(directory)
+        clients = [AsyncClient(e.rpc_url) for e in entries]
+        try:
+            height, hashes = await same_app_hash(clients)
+            assert height > 1 and len(set(hashes.values())) == 1, hashes
+            first = clients[0]
+            liquidations = await first.call("liquidations")
+            assert int(liquidations["total"]) >= 1
+            trades = 0
+            for h in range(1, height + 1):
+                results = await first.call("block_results", height=h)
+                trades += sum(1 for r in results["txs_results"] if r["code"] == "0"
+                              and any(e["type"] == "trade" for e in r["events"]))
+            assert trades > 0
+            validators = [Home.at(e.home).validator_key().address for e in entries]
+            addresses = [demo_signer(n).address for n in demo_names()] + validators
+            assert await check_invariants(first, addresses) == []
+        finally:
+            for client in clients:
+                await client.aclose()
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(40):
+            while proc.poll() is None:
+                await trio.sleep(0.2)
+        for entry in read_manifest(directory):
+            assert entry.pid is None
+        assert "all nodes stopped" in "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # resume: the same DIR continues the chain from where it stopped
+    again = subprocess.run([c for c in command if c != "--demo"][:-5] + ["--duration", "30", "--no-progress"],
+                           capture_output=True, text=True, timeout=120)
+    assert "resuming the testnet" in again.stdout, again.stdout[-2000:]
+    resumed = [int(h) for h in re.findall(r"node0 h=(\d+)", again.stdout)]
+    assert resumed and max(resumed) > height, again.stdout[-2000:]
+
