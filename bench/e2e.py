@@ -32,13 +32,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import trio  # noqa: E402
+import trio
 
-from consensus.crypto import PrivateKey, Signer, verify  # noqa: E402
-from consensus.hashing import sha256  # noqa: E402
-from rpc.client import AsyncClient, RPCClientError, WebSocket  # noqa: E402
-from rpc.demo import MARKET, demo_signer  # noqa: E402
-from state import builders  # noqa: E402
+from consensus.crypto import PrivateKey, verify
+from consensus.hashing import sha256
+from rpc.client import AsyncClient, RPCClientError, WebSocket
+from rpc.demo import MARKET, demo_signer
+from state import builders
 
 SIGNATURES_PER_TRADE = 3
 BATCH = 20

@@ -32,7 +32,13 @@ import click
 import trio
 
 from consensus.crypto import Signer, format_address
-from node.cli_init import default_genesis_path, init_home, read_genesis, validator_entry, write_genesis
+from node.cli_init import (
+    default_genesis_path,
+    init_home,
+    read_genesis,
+    validator_entry,
+    write_genesis,
+)
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError

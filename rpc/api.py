@@ -56,13 +56,15 @@ class TxRecord:
 
 @dataclass(frozen=True)
 class BlockView:
-    """One committed block. ``header`` and ``last_commit`` are plain data (bytes rendered hex)."""
+    """One committed block. ``header`` and ``last_commit`` are plain data or the consensus
+    dataclasses themselves (``consensus.types.Header``/``Commit``): both render (bytes as hex).
+    ``header`` must expose ``app_hash`` (a key or attribute) for clients comparing nodes."""
 
     height: int
     hash: bytes
-    header: Mapping[str, Any]
+    header: Any
     txs: Sequence[bytes]
-    last_commit: Mapping[str, Any] | None = None
+    last_commit: Any = None
     evidence: Sequence[Any] = ()
     size: int = 0  # encoded size in bytes
 
@@ -84,8 +86,8 @@ class CommitView:
     """The signed header of a height: the header and the +2/3 precommits that commit it."""
 
     height: int
-    header: Mapping[str, Any]
-    commit: Mapping[str, Any]
+    header: Any  # a Mapping or consensus.types.Header
+    commit: Any  # a Mapping or consensus.types.Commit
     block_hash: bytes
     canonical: bool = True
 

@@ -31,7 +31,7 @@ from rpc import errors
 from rpc.api import NodeAPI
 from rpc.dispatch import dumps, error_response, handle_body, handle_one
 from rpc.events import QueryError, Subscription, parse_query
-from rpc.methods import METHODS, Context, Limits, Method, method_listing
+from rpc.methods import Context, Limits, Method, method_listing
 
 log = logging.getLogger(__name__)
 
@@ -421,5 +421,15 @@ class WebSocketSession:
                 scope.cancel()
 
 
-def method_names() -> list[str]:
-    return sorted(METHODS)
+async def serve(
+    node: NodeAPI, listen_address: str = "127.0.0.1:26657", limits: Limits | None = None, *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """What a node runs: ``port = await nursery.start(serve, node, config.rpc.listen_address, limits)``.
+
+    ``listen_address`` is ``host:port`` (port 0 = any free port, reported through task_status).
+    """
+    host, _, port = listen_address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"RPC listen address must be host:port, got {listen_address!r}")
+    await RPCServer(node, limits).serve(host.strip("[]"), int(port), task_status=task_status)
