@@ -18,7 +18,7 @@ import itertools
 import json
 import socket
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -147,6 +147,62 @@ class Client:
 
     def latest_height(self) -> int:
         return int(self.call("status")["sync_info"]["latest_block_height"])
+
+    def subscribe(self, query: str, timeout: float | None = None) -> Iterator[Any]:
+        """Blocking subscription over its own WebSocket: yields event ``result`` objects until
+        the server closes (or ``timeout`` seconds pass without an event: ``TimeoutError``).
+        Closing the generator closes the socket."""
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+            sock.sendall(ws.send(wsproto.events.Request(host=f"{self.host}:{self.port}", target="/websocket")))
+            sock.settimeout(timeout)
+            pending: list[str] = []
+            parts: list[str] = []
+            accepted = subscribed = False
+
+            def pump() -> bool:
+                nonlocal accepted
+                data = sock.recv(65536)
+                if not data:
+                    return False
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, wsproto.events.AcceptConnection):
+                        accepted = True
+                    elif isinstance(event, wsproto.events.RejectConnection):
+                        raise ConnectionFailed(f"WebSocket rejected: HTTP {event.status_code}")
+                    elif isinstance(event, wsproto.events.TextMessage):
+                        parts.append(event.data)
+                        if event.message_finished:
+                            pending.append("".join(parts))
+                            parts.clear()
+                    elif isinstance(event, wsproto.events.Ping):
+                        sock.sendall(ws.send(event.response()))
+                    elif isinstance(event, wsproto.events.CloseConnection):
+                        if ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                            sock.sendall(ws.send(event.response()))
+                        return False
+                return True
+
+            while not accepted:
+                if not pump():
+                    raise ConnectionFailed("connection closed during the WebSocket handshake")
+            sock.sendall(ws.send(wsproto.events.TextMessage(data=json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"query": query}}))))
+            while True:
+                while pending:
+                    result = _result(json.loads(pending.pop(0)))
+                    if subscribed:
+                        yield result
+                    subscribed = True
+                try:
+                    if not pump():
+                        return
+                except socket.timeout:
+                    raise TimeoutError(f"no event for {timeout} s") from None
+        finally:
+            sock.close()
 
 
 class _AsyncConnection:

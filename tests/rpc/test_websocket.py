@@ -159,3 +159,25 @@ async def test_async_client_subscribe_reports_slow_disconnect(served):
                 received.append(item)
         assert isinstance(received[-1], RPCClientError)
         assert received[-1].code == errors.LIMIT_EXCEEDED
+
+
+async def test_sync_client_subscribe(served):
+    from rpc.client import Client
+
+    def listen() -> list:
+        with Client(served.url) as client:
+            events = client.subscribe("tm.event='NewBlock'", timeout=5)
+            got = [next(events), next(events)]
+            events.close()
+            return got
+
+    async with trio.open_nursery() as nursery:
+        async def blocks() -> None:
+            while True:
+                await trio.sleep(0.05)
+                served.node.make_block()
+
+        nursery.start_soon(blocks)
+        got = await trio.to_thread.run_sync(listen)
+        nursery.cancel_scope.cancel()
+    assert [int(e["data"]["value"]["block"]["header"]["height"]) for e in got][1] > 1
