@@ -25,7 +25,7 @@ from state.model import (
 from state.risk import capped_price, dynamic_imf, funding_rate, next_volatility, risk_of, weighted_median
 from state.txs import Tx, decode_tx, verify_tx
 
-CACHE_SIZE = 200_000
+CACHE_SIZE = 100_000  # decoded txs and verdicts kept per node (a full mempool and then some)
 
 
 def _cash(account: Account, markets: dict[str, Market]) -> int:
