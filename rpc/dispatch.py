@@ -45,15 +45,14 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _checked(reply: dict[str, Any]) -> dict[str, Any]:
-    """The reply itself, or an INTERNAL_ERROR if its result cannot be serialised."""
-    if "result" in reply:
-        try:
-            json.dumps(reply["result"])
-        except (TypeError, ValueError, RecursionError) as exc:
-            log.error("unserialisable result: %s", exc)
-            return error_response(errors.RPCError(errors.INTERNAL_ERROR, f"unserialisable result: {exc}"), reply["id"])
-    return reply
+def safe_dumps(reply: dict[str, Any]) -> bytes:
+    """The encoded reply, or an INTERNAL_ERROR reply if its result cannot be serialised."""
+    try:
+        return dumps(reply)
+    except (TypeError, ValueError, RecursionError) as exc:
+        log.error("unserialisable result: %s", exc)
+        return dumps(error_response(errors.RPCError(errors.INTERNAL_ERROR, f"unserialisable result: {exc}"),
+                                    reply.get("id")))
 
 
 async def handle_one(ctx: Context, request: Any, override: Override = None) -> dict[str, Any] | None:
@@ -90,7 +89,7 @@ async def handle_one(ctx: Context, request: Any, override: Override = None) -> d
         )
     if is_notification:
         return None
-    return _checked({"jsonrpc": "2.0", "id": request_id, "result": result})
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
 async def handle_body(ctx: Context, body: bytes | str, override: Override = None) -> bytes | None:
@@ -110,7 +109,7 @@ async def handle_body(ctx: Context, body: bytes | str, override: Override = None
         for request in decoded:
             reply = await handle_one(ctx, request, override)
             if reply is not None:
-                replies.append(reply)
-        return dumps(replies) if replies else None
+                replies.append(safe_dumps(reply))
+        return b"[" + b",".join(replies) + b"]" if replies else None
     reply = await handle_one(ctx, decoded, override)
-    return None if reply is None else dumps(reply)
+    return None if reply is None else safe_dumps(reply)

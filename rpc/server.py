@@ -29,7 +29,7 @@ from wsproto import ConnectionType
 
 from rpc import errors
 from rpc.api import NodeAPI
-from rpc.dispatch import dumps, error_response, handle_body, handle_one
+from rpc.dispatch import dumps, error_response, handle_body, handle_one, safe_dumps
 from rpc.events import QueryError, Subscription, parse_query
 from rpc.methods import Context, Limits, Method, method_listing
 
@@ -241,7 +241,7 @@ class RPCServer:
                 value = value[1:-1]
             params[key] = value
         reply = await handle_one(self.ctx, {"jsonrpc": "2.0", "id": -1, "method": name, "params": params})
-        return dumps(reply)
+        return safe_dumps(reply) if reply is not None else b""
 
     # --- WebSocket -----------------------------------------------------------------------------
 

@@ -221,3 +221,13 @@ async def test_idle_connection_is_closed_after_header_timeout(nursery):
             assert await stream.receive_some(100) == b""
     assert served.server.open_connections == 0
     await served.client.aclose()
+
+
+async def test_unserialisable_result_is_an_internal_error(served):
+    async def broken_genesis():
+        return {"x": object()}
+
+    served.node.genesis = broken_genesis
+    reply = await post(served.port, [{"jsonrpc": "2.0", "id": 1, "method": "genesis"},
+                                     {"jsonrpc": "2.0", "id": 2, "method": "health"}])
+    assert reply[0]["error"]["code"] == errors.INTERNAL_ERROR and reply[1]["result"] == {}
