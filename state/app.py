@@ -13,16 +13,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consensus.hashing import sha256
-
 from state import execute, governance, waterfall
 from state.codes import Code, TxRejected
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
 from state.model import (
-    PPM, Account, Globals, Market, event_key, order_key, prefix_end, seen_key,
+    PPM,
+    Account,
+    Globals,
+    Market,
+    event_key,
+    order_key,
+    prefix_end,
+    seen_key,
 )
-from state.risk import capped_price, dynamic_imf, funding_rate, next_volatility, risk_of, weighted_median
+from state.risk import (
+    capped_price,
+    dynamic_imf,
+    funding_rate,
+    next_volatility,
+    risk_of,
+    weighted_median,
+)
 from state.txs import Tx, decode_tx, verify_tx
 
 CACHE_SIZE = 100_000  # decoded txs and verdicts kept per node (a full mempool and then some)
@@ -102,7 +115,7 @@ class ClearingApp:
         return self.store.root_hash()
 
     def _open(self) -> None:
-        from consensus.codec import decode  # noqa: PLC0415
+        from consensus.codec import decode
 
         self.ledger.load()
         self.height = self.store.version
@@ -346,4 +359,4 @@ class ClearingApp:
         return True
 
 
-__all__ = ["ClearingApp", "EndBlockResult", "TxResult", "ValidatorUpdate", "PPM", "order_key"]
+__all__ = ["PPM", "ClearingApp", "EndBlockResult", "TxResult", "ValidatorUpdate", "order_key"]

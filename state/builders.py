@@ -13,7 +13,6 @@ from typing import Any
 
 from consensus.codec import encode
 from consensus.crypto import Signer, sign_bytes
-
 from state.txs import ORDER_TAG, SIDE_NAMES, TX_TAG
 
 Envelope = dict[str, bytes]

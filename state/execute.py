@@ -14,7 +14,16 @@ from state.codes import Code, TxRejected
 from state.model import FUNDING_SCALE, PPM, Account, deposit_key, order_key, withdrawal_key
 from state.risk import ceil_div, margin_allows, risk_of, settle_funding
 from state.txs import (
-    BUY, SIDE_NAMES, BackstopRegistration, Cancel, Deposit, OracleReport, Transfer, Tx, Vote, Withdraw,
+    BUY,
+    SIDE_NAMES,
+    BackstopRegistration,
+    Cancel,
+    Deposit,
+    OracleReport,
+    Transfer,
+    Tx,
+    Vote,
+    Withdraw,
 )
 
 if TYPE_CHECKING:
@@ -37,7 +46,7 @@ def settle_all(app: ClearingApp, account: Account) -> None:
 def _balance(app: ClearingApp, account: Account, asset: str) -> int:
     """What can leave: collateral held, or quote net of position values (no borrowing on haircuts)."""
     if asset == app.ledger.quote_symbol:
-        from state.app import _cash  # noqa: PLC0415
+        from state.app import _cash
 
         return _cash(account, app.ledger.w_markets)
     return account.collateral.get(asset, 0)
@@ -102,7 +111,7 @@ def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
         raise TxRejected(Code.DEPOSIT_ALREADY_CREDITED, f"deposit {msg.external_id!r} was already credited")
     if any(tx.sender in voters for voters in record["votes"].values()):
         raise TxRejected(Code.DEPOSIT_ALREADY_ATTESTED, f"signer already attested deposit {msg.external_id!r}")
-    from consensus.hashing import hash_value  # noqa: PLC0415
+    from consensus.hashing import hash_value
 
     content = hash_value([msg.account, msg.asset, msg.amount])
     voters = sorted(record["votes"].get(content, []) + [tx.sender])
@@ -309,4 +318,4 @@ HANDLERS = {
     "oracle": oracle, "backstop": backstop, "vote": vote,
 }
 
-__all__ = ["HANDLERS", "FUNDING_SCALE", "apply_fill", "event", "settle_all"]
+__all__ = ["FUNDING_SCALE", "HANDLERS", "apply_fill", "event", "settle_all"]

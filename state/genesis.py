@@ -490,7 +490,20 @@ def validator_entry(name: str, pub_key: bytes, power: int) -> dict[str, Any]:
 
 
 __all__ = [
-    "AppState", "CollateralAsset", "ConsensusParams", "Genesis", "GenesisError", "GenesisValidator",
-    "MarketParams", "Member", "QuoteAsset", "RiskParams", "load_genesis", "parse_genesis",
-    "parse_market", "parse_risk", "validator_entry", "replace",
+    "AppState",
+    "CollateralAsset",
+    "ConsensusParams",
+    "Genesis",
+    "GenesisError",
+    "GenesisValidator",
+    "MarketParams",
+    "Member",
+    "QuoteAsset",
+    "RiskParams",
+    "load_genesis",
+    "parse_genesis",
+    "parse_market",
+    "parse_risk",
+    "replace",
+    "validator_entry",
 ]

@@ -11,7 +11,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from consensus.crypto import address_of
-
 from state.codes import Code, TxRejected
 from state.genesis import RISK_FIELDS, GenesisError, parse_market, parse_risk
 from state.model import Market, proposal_key

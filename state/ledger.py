@@ -12,11 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from consensus.codec import decode, encode
-
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.model import (
-    GLOBALS_KEY, Account, Globals, Market, account_key, backstop_key, market_key, prefix_end,
+    GLOBALS_KEY,
+    Account,
+    Globals,
+    Market,
+    account_key,
+    backstop_key,
+    market_key,
+    prefix_end,
     report_key,
 )
 from state.risk import CollateralPricing

@@ -21,7 +21,6 @@ from dataclasses import asdict
 from typing import Any
 
 from consensus.codec import decode, encode
-
 from state.genesis import MarketParams, RiskParams
 
 PPM = 1_000_000
@@ -88,7 +87,7 @@ class Account:
     bookkeeping; ``cost`` of a position is kept only to rank deleveraging by profit.
     """
 
-    __slots__ = ("quote", "collateral", "positions")
+    __slots__ = ("collateral", "positions", "quote")
 
     def __init__(self, quote: int = 0, collateral: dict[str, int] | None = None,
                  positions: dict[str, Position] | None = None) -> None:
@@ -118,8 +117,18 @@ class Market:
     """A perpetual market: parameters plus the state the chain updates every block."""
 
     __slots__ = (
-        "params", "price", "last_price_ms", "funding_index", "next_funding_ms", "premium_sum",
-        "premium_weight", "open_interest", "vol_ewma_ppm", "imf_ppm", "funding_dust", "last_rate_ppm",
+        "funding_dust",
+        "funding_index",
+        "imf_ppm",
+        "last_price_ms",
+        "last_rate_ppm",
+        "next_funding_ms",
+        "open_interest",
+        "params",
+        "premium_sum",
+        "premium_weight",
+        "price",
+        "vol_ewma_ppm",
     )
 
     def __init__(self, params: MarketParams, price: int, last_price_ms: int, next_funding_ms: int) -> None:
@@ -154,7 +163,7 @@ class Market:
 
     @classmethod
     def decode(cls, data: bytes, quote_decimals: int) -> Market:
-        from state.genesis import parse_market  # noqa: PLC0415
+        from state.genesis import parse_market
 
         value = decode(data)
         params = parse_market(value.pop("params"), "market", quote_decimals)
@@ -171,9 +180,19 @@ class Globals:
     """Chain-wide balances, totals, parameters and the validator / feeder / operator sets."""
 
     __slots__ = (
-        "insurance", "fee_pool", "deposits", "withdrawals", "withdrawal_seq", "risk", "min_tx_fee",
-        "replay_window", "validators", "feeders", "operators", "feeders_follow_validators",
+        "deposits",
+        "fee_pool",
+        "feeders",
+        "feeders_follow_validators",
+        "insurance",
+        "min_tx_fee",
+        "operators",
         "operators_follow_validators",
+        "replay_window",
+        "risk",
+        "validators",
+        "withdrawal_seq",
+        "withdrawals",
     )
 
     def __init__(self, risk: RiskParams, min_tx_fee: int, replay_window: int) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from consensus.codec import decode
-
 from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key
 from state.risk import ceil_div, margin_allows, pending_funding, risk_of
 from state.txs import SIDES
@@ -112,7 +111,7 @@ def liquidations(app: ClearingApp, min_height: int, max_height: int, offset: int
 
 
 def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:
-    from state.model import withdrawal_key  # noqa: PLC0415
+    from state.model import withdrawal_key
 
     raw = app.store.get(withdrawal_key(seq))
     return None if raw is None else decode(raw)

@@ -20,7 +20,7 @@ def ceil_div(a: int, b: int) -> int:
 class CollateralPricing:
     """How a haircut collateral asset is valued: ``amount * price * num // den`` quote micro-units."""
 
-    __slots__ = ("symbol", "market", "num", "den")
+    __slots__ = ("den", "market", "num", "symbol")
 
     def __init__(self, asset: CollateralAsset, price_exponent: int, quote_decimals: int) -> None:
         exponent = price_exponent - asset.decimals + quote_decimals
@@ -50,7 +50,7 @@ def risk_of(account: Account, markets: Mapping[str, Market], pricing: Mapping[st
     imr = mmr = 0
     positions = account.positions
     if override is not None:
-        o_market, o_size, o_quote = override
+        o_market, _o_size, o_quote = override
         equity += o_quote
         if o_market not in positions:
             positions = dict(positions)

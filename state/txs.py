@@ -24,7 +24,6 @@ from typing import Any
 from consensus.codec import CodecError, decode
 from consensus.crypto import address_of, sign_bytes, verify
 from consensus.hashing import sha256
-
 from state.codes import Code, TxRejected
 
 MAX_TX_BYTES = 64 * 1024
@@ -251,7 +250,7 @@ def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
         proposal = m["proposal"]
         if type(proposal) is not dict or proposal.get("kind") not in PROPOSAL_KINDS:
             raise _bad(f"proposal must be a map whose kind is one of {', '.join(PROPOSAL_KINDS)}")
-        from consensus.codec import encode  # noqa: PLC0415 - only votes need it
+        from consensus.codec import encode
 
         return Vote(proposal, sha256(encode(proposal)))
     raise TxRejected(Code.UNKNOWN_KIND, f"unknown tx kind {kind!r}")

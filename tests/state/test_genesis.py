@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from state.app import ClearingApp
 from state.genesis import GenesisError, load_genesis, parse_genesis, validator_entry
 from state.kv import MemoryStore
-from state.app import ClearingApp
 from tests.state.helpers import GENESIS_PATH, make_genesis, signer
 
 

@@ -184,7 +184,7 @@ def test_trade_rejections(chain: Chain) -> None:
 
 
 def test_orders_fill_partially_then_overfill_cancel_and_id_reuse(chain: Chain) -> None:
-    a, b = signer("alice"), signer("bob")
+    a = signer("alice")
     maker = chain.order(a, BTC, "buy", 3000, P, 7)
     assert chain.one(trade(chain, size=2000, maker=maker)).ok
     assert queries.order(chain.app, a.address, 7)["filled"] == 2000
@@ -253,7 +253,7 @@ def test_backstop_registration(chain: Chain) -> None:
 
 
 def test_votes_change_params_markets_and_validators(chain: Chain) -> None:
-    vote = lambda i, p: tx(chain, "vote", f"v{i}", proposal=p)  # noqa: E731
+    vote = lambda i, p: tx(chain, "vote", f"v{i}", proposal=p)
     risk = builders.risk_proposal("raise fee", liquidation_fee_ppm=12_000)
     assert code(chain, vote(0, risk).replace(b"", b"") and tx(chain, "vote", "alice", proposal=risk)) == \
         Code.NOT_VALIDATOR
