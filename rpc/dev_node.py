@@ -24,18 +24,16 @@ from rpc.api import (
     MempoolInfo,
     NetInfo,
     NodeStatus,
-    QueryResult,
     TxRecord,
     TxResult,
     ValidatorView,
 )
-from rpc.errors import unavailable
+from rpc.app_queries import ClearingQueries
 from rpc.events import EventBus, publish_block
-from state import queries
 from state.app import ClearingApp
 from state.app import TxResult as AppTxResult
 from state.genesis import Genesis
-from state.store import MemoryDB, MerkleStore, encode_proof
+from state.store import MemoryDB, MerkleStore
 
 CODE_MEMPOOL_FULL = 100
 CODE_IN_MEMPOOL = 101
@@ -56,7 +54,7 @@ def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[byt
     return found
 
 
-class DevNode:
+class DevNode(ClearingQueries):
     """``NodeAPI`` over a ClearingApp; blocks on a timer (``run``) or on demand (``make_block``)."""
 
     def __init__(self, genesis: Genesis, validator_key: PrivateKey | None = None,
@@ -124,12 +122,6 @@ class DevNode:
         for tx_hash, tx in list(self.pending.items()):
             if self.app.check_tx(tx).code != 0:
                 del self.pending[tx_hash]
-
-    def _latest(self, height: int | None) -> int:
-        latest = len(self.blocks)
-        if height is not None and height != latest:
-            raise unavailable(f"the dev node serves state at the latest height ({latest}) only")
-        return latest
 
     def _at(self, height: int | None) -> int | None:
         latest = len(self.blocks)
@@ -201,52 +193,3 @@ class DevNode:
     async def mempool(self, limit: int) -> MempoolInfo:
         txs = list(self.pending.values())
         return MempoolInfo(len(txs), sum(map(len, txs)), tuple(txs[:limit]))
-
-    # --- NodeAPI: state ------------------------------------------------------------------------
-
-    async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
-        if path not in ("/store", "store"):
-            return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
-        version = self.store.version if height is None else height
-        try:
-            value = self.store.get_at(version, data)
-            proof = encode_proof(self.store.prove(data, version)) if prove else None
-        except Exception as exc:  # pruned or unknown versions come as several store errors
-            return QueryResult(code=2, log=str(exc), key=data, height=version)
-        return QueryResult(key=data, value=value, height=version,
-                           proof=None if proof is None else {"ops": [{"type": "clearchain/merkle", "data": proof}],
-                                                             "root": self.store.root_at(version)})
-
-    async def account(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account(self.app, address)
-
-    async def positions(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.positions(self.app, address)
-
-    async def markets(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.markets(self.app)
-
-    async def market(self, market_id: str, height: int | None) -> Any:
-        self._latest(height)
-        return queries.market(self.app, market_id)
-
-    async def prices(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.prices(self.app)
-
-    async def insurance_fund(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.insurance_fund(self.app)
-
-    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
-        return queries.liquidations(self.app, min_height, max_height, offset, limit)
-
-    async def account_health(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account_health(self.app, address)
-
-    async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
-        return queries.check_margin(self.app, address, dict(order))

@@ -154,3 +154,19 @@ async def test_liquidation_events_over_websocket(chain):
     assert await check_invariants(client, addresses) == []
     missing_short = [a for a in addresses if a != short0.address]  # the check must notice a gap
     assert await check_invariants(client, missing_short) != []
+
+
+async def test_old_heights(chain):
+    node, client, _ = chain
+    node.make_block()
+    with pytest.raises(RPCClientError) as info:
+        await client.call("markets", height=1)
+    assert info.value.code == errors.UNAVAILABLE and "latest" in info.value.data
+    key = next(iter(node.store.iterate(b"", None)))[0]
+    old = (await client.call("query", data=key.hex(), height=1, prove=True))["response"]
+    assert old["height"] == "1" and old["code"] == "0"
+    root = bytes.fromhex(old["proofOps"]["root"])
+    assert verify_proof(root, key, base64.b64decode(old["value"]),
+                        decode_proof(bytes.fromhex(old["proofOps"]["ops"][0]["data"])))
+    missing = (await client.call("query", data=key.hex(), height=99))["response"]
+    assert missing["code"] == "2" and missing["log"]
