@@ -62,13 +62,13 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
     hold (checked here through RPC), and Ctrl-C stops every node; a second run resumes."""
     directory = tmp_path / "tn"
     command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "4", "--dir", str(directory),
-               "--demo", "--duration", "150", "--no-progress", "--base-port", str(free_base_port())]
+               "--demo", "--duration", "100", "--no-progress", "--base-port", str(free_base_port())]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     try:
-        with trio.fail_after(170):
+        with trio.fail_after(150):
             while not any("summary:" in line for line in lines):
                 assert proc.poll() is None, "".join(lines[-40:])
                 await trio.sleep(1)
