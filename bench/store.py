@@ -21,8 +21,6 @@ import statistics
 import tempfile
 import time
 
-import plyvel
-
 from node.blockstore import open_db
 from state.store import MerkleStore, encode_proof, verify_proof
 

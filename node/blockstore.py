@@ -90,7 +90,9 @@ class BlockStore:
         """
         latest = self.latest_height()
         if latest >= 0 and height != latest + 1:
-            raise BlockStoreError(f"block {height} does not follow the latest stored block {latest}")
+            raise BlockStoreError(
+                f"block {height} does not follow the latest stored block {latest}"
+            )
         if height < 0:
             raise BlockStoreError(f"block height {height} is negative")
         if len(results) != len(tx_hashes):
@@ -169,14 +171,17 @@ class BlockStore:
         result = self._db.get(self._p + b"x" + where)
         if result is None:
             return None
-        return TxLocation(int.from_bytes(where[:8], "big"), int.from_bytes(where[8:], "big"), result)
+        return TxLocation(
+            int.from_bytes(where[:8], "big"), int.from_bytes(where[8:], "big"), result
+        )
 
 
 def open_db(path: str) -> Any:
     """Open (creating) the node's one LevelDB with options sized for the state tree.
 
-    A 128 MB block cache keeps the trie's lower nodes hot; a 64 MB write buffer absorbs a
-    block's batch without stalling on compaction.
+    A 128 MB block cache keeps the trie's lower nodes hot; bloom filters spare point reads
+    (tree nodes, blocks by height) a probe per level; a 64 MB write buffer absorbs a block's
+    batch without stalling on compaction.
     """
     import plyvel
 
@@ -184,6 +189,7 @@ def open_db(path: str) -> Any:
         path,
         create_if_missing=True,
         lru_cache_size=128 * 1024 * 1024,
+        bloom_filter_bits=10,
         write_buffer_size=64 * 1024 * 1024,
         max_open_files=512,
     )

@@ -173,4 +173,3 @@ def new_record() -> bytearray:
 def record_hash_area(record: bytes | bytearray) -> int:
     """Length of the prefix of ``record`` that is hashed: 0x01, bitmap, child hashes."""
     return 3 + ((((record[1] << 8) | record[2]).bit_count()) << 5)
-

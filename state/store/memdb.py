@@ -9,7 +9,8 @@ write while one of their own iterators is open.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sortedcontainers import SortedDict
 
@@ -90,10 +91,15 @@ class MemoryBatch:
     def __len__(self) -> int:
         return len(self._ops)
 
-    def __enter__(self) -> MemoryBatch:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is not None and self._transaction:
             return
         self.write()
@@ -143,8 +149,8 @@ class MemoryIterator:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> MemoryIterator:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass

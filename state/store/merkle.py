@@ -105,7 +105,9 @@ class MerkleStore:
             raise TypeError("state keys are bytes")
         self._pending[bytes(key)] = None
 
-    def iterate(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(
+        self, start: bytes = b"", end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Key-ordered ``(key, value)`` with ``start <= key < end`` over committed + pending."""
         pending = sorted(
             (k, v) for k, v in self._pending.items() if k >= start and (end is None or k < end)
