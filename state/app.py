@@ -208,6 +208,7 @@ class ClearingApp:
             self._ante(tx, self.last_height + 1, ledger.globals, self.store.get(seen_key(tx.hash)) is not None)
             account = ledger.accounts.get(tx.sender)
             self._check_fee_funds(tx, account, ledger.markets)
+            self._check_role(tx, ledger.globals)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message)
         return TxResult(Code.OK, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
@@ -222,6 +223,16 @@ class ClearingApp:
             raise TxRejected(Code.DUPLICATE_TX, "tx was already included")
         if tx.fee < g.min_tx_fee:
             raise TxRejected(Code.FEE_TOO_LOW, f"fee {tx.fee} is below the minimum {g.min_tx_fee}")
+
+    @staticmethod
+    def _check_role(tx: Tx, g: Globals) -> None:
+        """Cheap membership checks for the privileged kinds, so the mempool holds no spam."""
+        if tx.kind == "oracle" and tx.sender not in g.feeder_power():
+            raise TxRejected(Code.NOT_FEEDER, "signer is not a registered oracle feeder")
+        if tx.kind == "deposit" and tx.sender not in g.operator_power():
+            raise TxRejected(Code.NOT_BRIDGE_OPERATOR, "signer is not a bridge operator")
+        if tx.kind == "vote" and tx.sender not in g.validator_power():
+            raise TxRejected(Code.NOT_VALIDATOR, "signer is not an active validator")
 
     def _check_fee_funds(self, tx: Tx, account: Account | None, markets: dict[str, Market]) -> None:
         """The fee comes out of free collateral: equity after it must still cover initial margin."""
@@ -253,6 +264,9 @@ class ClearingApp:
                 validator[3] = True
                 self.validator_updates[validator[0]] = 0
                 events.append(execute.event("jail", validator=address, evidence_height=_height))
+        if height == self.genesis.initial_height:  # the genesis prices count as reported now
+            for market in ledger.w_markets.values():
+                market.last_price_ms = max(market.last_price_ms, time_ms)
         moves = {}
         feeders = g.feeder_power()
         total = sum(feeders.values())

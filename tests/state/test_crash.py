@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from state import builders, queries
 from tests.state.helpers import USDC, Chain, make_genesis, signer
 
@@ -19,10 +21,9 @@ def setup_chain() -> Chain:
     venue = signer("venue")
     txs = [builders.build_backstop_tx(signer("backstop"), chain.cid(), BTC, 100_000, 20_000, fee=chain.fee(),
                                       expiry=chain.expiry(), nonce=chain.nonce())]
-    order_id = 0
     plan = [(name, 38_000) for name in LONGS_19X] + [(name, 16_000) for name in LONGS_8X]
     for i, (name, size) in enumerate(plan):
-        order_id += 1
+        order_id = i + 1
         short = SHORTS[0] if i % 3 else SHORTS[1]
         maker = chain.order(signer(short), BTC, "sell", size, 500_000, order_id)
         taker = chain.order(signer(name), BTC, "buy", size, 500_000, 1)
@@ -47,7 +48,7 @@ def test_crash_walks_down_liquidates_draws_the_fund_and_deleverages() -> None:
     # reports of block N set the price at block N+1
     assert prices[:2] == [495_000, 470_250]  # 5% below 495,000: the cap, not the report
     assert prices[-1] == 300_000
-    assert all(a > b for a, b in zip(prices, prices[1:]) if a != 300_000)
+    assert all(a > b for a, b in pairwise(prices) if a != 300_000)
 
     kinds = [e["type"] for e in seen]
     for kind in ("liquidation", "liquidation_fill", "insurance_cover", "liquidation_fee", "deleverage",
@@ -89,3 +90,26 @@ def test_crash_is_deterministic_across_independent_runs() -> None:
             chain.block(chain.prices({BTC: 300_000}))
         hashes.append(chain.hashes)
     assert hashes[0] == hashes[1]
+
+
+def test_crash_replays_identically_when_the_app_is_reopened_midway() -> None:
+    from state.app import ClearingApp
+
+    runs = []
+    for reopen in (None, 3):
+        chain = setup_chain()
+        chain.block(chain.prices({BTC: 495_000}))
+        for number in range(6):
+            if number == reopen:
+                chain.app = ClearingApp(chain.store, chain.genesis)
+            chain.block(chain.prices({BTC: 300_000}))
+        runs.append(chain.hashes)
+    assert runs[0] == runs[1]
+
+
+def test_genesis_prices_are_fresh_at_the_first_block_however_late_it_comes() -> None:
+    late = Chain(make_genesis(balances={"a": 1_000 * USDC}))
+    late.block(dt_ms=10 * 86_400_000)
+    assert queries.market(late.app, BTC)["status"] == "active"
+    late.block(dt_ms=31_000)  # then the staleness window runs as usual
+    assert queries.market(late.app, BTC)["status"] == "stale"

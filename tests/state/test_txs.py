@@ -304,3 +304,12 @@ def test_an_order_filled_by_many_trades_is_verified_once(chain: Chain, monkeypat
     results = chain.block([trade(chain, size=1000, maker=maker, taker=t) for t in takers])
     assert all(r.ok for r in results)
     assert len(calls) == 4 + 1 + 4  # 4 venue signatures, the maker once, 4 takers
+
+
+def test_check_tx_turns_away_privileged_kinds_from_outsiders(chain: Chain) -> None:
+    assert Code(chain.app.check_tx(tx(chain, "oracle", "alice", prices={BTC: P})).code) == Code.NOT_FEEDER
+    deposit = tx(chain, "deposit", "alice", external_id="e", account=signer("bob").address, asset="USDC", amount=1)
+    assert Code(chain.app.check_tx(deposit).code) == Code.NOT_BRIDGE_OPERATOR
+    vote = tx(chain, "vote", "alice", proposal=builders.min_fee_proposal("x", 5))
+    assert Code(chain.app.check_tx(vote).code) == Code.NOT_VALIDATOR
+    assert chain.app.check_tx(tx(chain, "oracle", "v0", prices={BTC: P})).ok
