@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consensus.codec import encode
 from consensus.commit import CommitError, Verifier, verify_commit
 from consensus.crypto import verify
 from consensus.hashing import EMPTY_HASH
@@ -107,7 +106,7 @@ def check_block(
         raise InvalidBlockError("evidence_hash does not match the evidence")
     if len(block.txs) > limits.max_txs:
         raise InvalidBlockError(f"{len(block.txs)} txs exceed the limit of {limits.max_txs}")
-    if len(encode(block.to_obj())) > limits.max_bytes:
+    if len(block.encode()) > limits.max_bytes:
         raise InvalidBlockError(f"block exceeds {limits.max_bytes} bytes")
     if h.last_commit_hash != commit_hash(block.last_commit):
         raise InvalidBlockError("last_commit_hash does not match the last commit")

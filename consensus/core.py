@@ -158,15 +158,15 @@ class ConsensusState:
 
     def copy(self) -> ConsensusState:
         """Shallow copy with fresh containers (the values inside are immutable)."""
-        return replace(
-            self,
-            proposals={r: dict(p) for r, p in self.proposals.items()},
-            first_proposal=dict(self.first_proposal),
-            blocks=dict(self.blocks),
-            verdicts=dict(self.verdicts),
-            votes=dict(self.votes),
-            own_requests=dict(self.own_requests),
-        )
+        new = object.__new__(ConsensusState)
+        new.__dict__.update(self.__dict__)
+        new.proposals = {r: dict(p) for r, p in self.proposals.items()}
+        new.first_proposal = dict(self.first_proposal)
+        new.blocks = dict(self.blocks)
+        new.verdicts = dict(self.verdicts)
+        new.votes = dict(self.votes)
+        new.own_requests = dict(self.own_requests)
+        return new
 
     @property
     def my_index(self) -> int:

@@ -73,6 +73,16 @@ def _hash(obj: Any, key: str, what: str, nullable: bool = False) -> bytes | None
     return value
 
 
+def _cached_sign_bytes(message: Any, tag: str, chain_id: str) -> bytes:
+    """Sign bytes of an immutable message, computed once per chain id."""
+    cached = message.__dict__.get("_sign_bytes")
+    if cached is not None and cached[0] == chain_id:
+        return cached[1]
+    data = encode([tag, chain_id, message.sign_body()])
+    object.__setattr__(message, "_sign_bytes", (chain_id, data))
+    return data
+
+
 # --- block id, header ---------------------------------------------------------------------
 
 
@@ -162,7 +172,11 @@ class Header:
         )
 
     def hash(self) -> bytes:
-        return hash_value(self.to_obj())
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash_value(self.to_obj())
+            object.__setattr__(self, "_hash", cached)  # immutable, so computed once
+        return cached
 
     def block_id(self) -> BlockID:
         return BlockID(self.hash())
@@ -194,7 +208,7 @@ class Vote:
         ]
 
     def sign_bytes(self, chain_id: str) -> bytes:
-        return encode([VOTE_TAG, chain_id, self.sign_body()])
+        return _cached_sign_bytes(self, VOTE_TAG, chain_id)
 
     def to_obj(self) -> dict:
         return {
@@ -247,7 +261,7 @@ class Proposal:
         return [self.height, self.round, self.pol_round, self.block_id.hash, self.timestamp_ms]
 
     def sign_bytes(self, chain_id: str) -> bytes:
-        return encode([PROPOSAL_TAG, chain_id, self.sign_body()])
+        return _cached_sign_bytes(self, PROPOSAL_TAG, chain_id)
 
     def to_obj(self) -> dict:
         return {
@@ -354,7 +368,11 @@ class Commit:
         )
 
     def hash(self) -> bytes:
-        return hash_value(self.to_obj())
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash_value(self.to_obj())
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 # --- evidence -----------------------------------------------------------------------------
@@ -395,7 +413,11 @@ class DuplicateVoteEvidence:
         return cls(Vote.from_obj(obj.get("vote_a")), Vote.from_obj(obj.get("vote_b")))
 
     def hash(self) -> bytes:
-        return hash_value(self.to_obj())
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash_value(self.to_obj())
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 # --- blocks -------------------------------------------------------------------------------
@@ -443,7 +465,11 @@ class Block:
         )
 
     def encode(self) -> bytes:
-        return encode(self.to_obj())
+        cached = self.__dict__.get("_encoded")
+        if cached is None:
+            cached = encode(self.to_obj())
+            object.__setattr__(self, "_encoded", cached)
+        return cached
 
     @classmethod
     def decode(cls, data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Block:

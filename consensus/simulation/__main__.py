@@ -16,11 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1, help="run seeds seed..seed+count-1")
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--heights", type=int, default=3)
-    parser.add_argument("--byzantine", choices=["none", "mixed", "split"], default="mixed")
+    parser.add_argument("--byzantine", choices=["none", "mixed", "split", "lock"], default="mixed")
     parser.add_argument("--byzantine-power", choices=["below_third", "above_third"], default="below_third")
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--broken-lock", action="store_true", help="correct nodes ignore their lock")
     parser.add_argument("--no-relay", action="store_true")
+    parser.add_argument("--gossip-ms", type=int, default=60)
     parser.add_argument("--quiet", action="store_true", help="print failures and the total only")
     args = parser.parse_args(argv)
     failures = 0
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             byzantine_power=args.byzantine_power,
             broken_lock=args.broken_lock,
             relay=not args.no_relay,
+            gossip_ms=args.gossip_ms,
         )
         result = run_simulation(config)
         if not result.ok:

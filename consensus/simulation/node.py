@@ -261,10 +261,7 @@ class SimNode:
             self.world.refusals += 1
             return None
         self.world.note_proposal(self, signed)
-        message = ProposalMessage(signed, action.block)
-        if "conflicting_proposals" in self.behaviours and proposal.height <= self.world.config.heights:
-            self.world.byzantine_alt_proposal(self, message)
-        return message
+        return ProposalMessage(signed, action.block)
 
     def _build_block(self, request: RequestProposal, tag: bytes = b"ok") -> Block:
         w = self.world

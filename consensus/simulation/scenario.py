@@ -23,13 +23,15 @@ class SimConfig:
     faults: bool = True
     """Drops, duplicates, partitions and crashes before the network heals."""
     byzantine: str = "mixed"
-    """none | mixed (random subset, random behaviours) | split (equivocate toward halves)."""
+    """none | mixed (random subset, random behaviours) | split | lock (see ``byzantine``)."""
     byzantine_power: str = "below_third"
     """below_third (safety must hold) | above_third (a fork may happen: the checker must see it)."""
     broken_lock: bool = False
     """Run correct nodes with a core that ignores its lock (tests only)."""
     relay: bool = True
     """Correct nodes forward first-seen messages (flood gossip)."""
+    gossip_ms: int = 60
+    """Interval of the periodic re-gossip and catch-up (status) messages."""
 
     def command(self) -> str:
         parts = [f"python -m consensus.simulation --seed {self.seed} --validators {self.validators}"]
@@ -41,6 +43,8 @@ class SimConfig:
             parts.append("--broken-lock")
         if not self.relay:
             parts.append("--no-relay")
+        if self.gossip_ms != 60:
+            parts.append(f"--gossip-ms {self.gossip_ms}")
         return " ".join(parts)
 
 
@@ -89,13 +93,14 @@ def make_scenario(config: SimConfig) -> Scenario:
             if 3 * power >= 2 * total and len(chosen) > 1:  # keep some correct nodes deciding
                 power -= powers[chosen.pop()]
         else:
+            greedy = config.byzantine in ("split", "lock")
             for i in order:
-                if 3 * (power + powers[i]) < total and rng.random() < 0.7:
+                if 3 * (power + powers[i]) < total and (greedy or rng.random() < 0.7):
                     chosen.append(i)
                     power += powers[i]
         for i in chosen:
-            if config.byzantine == "split":
-                byzantine[i] = frozenset({"equivocate", "conflicting_proposals", "split"})
+            if config.byzantine in ("split", "lock"):
+                byzantine[i] = frozenset({config.byzantine})
             else:
                 picks = [b for b in BYZANTINE_BEHAVIOURS if rng.random() < 0.5]
                 byzantine[i] = frozenset(picks or [rng.choice(BYZANTINE_BEHAVIOURS)])
@@ -106,7 +111,7 @@ def make_scenario(config: SimConfig) -> Scenario:
         timeout_prevote_delta=10,
         timeout_precommit=20,
         timeout_precommit_delta=10,
-        timeout_commit=5,
+        timeout_commit=30,
         block_max_bytes=1 << 20,
         block_max_txs=100,
     )
@@ -116,7 +121,7 @@ def make_scenario(config: SimConfig) -> Scenario:
     if config.faults:
         drop_p = rng.choice([0.0, 0.05, 0.2])
         dup_p = rng.choice([0.0, 0.1])
-        gst = rng.randint(50, 400)
+        gst = rng.randint(50, 250)
         if rng.random() < 0.5:
             start = rng.randint(0, gst)
             side = frozenset(i for i in range(n) if rng.random() < 0.5)
@@ -136,4 +141,5 @@ def make_scenario(config: SimConfig) -> Scenario:
         max_delay_ms=max_delay,
         partition=partition,
         crashes=crashes,
+        gossip_interval_ms=config.gossip_ms,
     )

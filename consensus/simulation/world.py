@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.blocks import make_block
 from consensus.crypto import PrivateKey, Signer, verify
 from consensus.events import ProposalMessage, ScheduleTimeout, TimeoutFired
 from consensus.hashing import sha256
-from consensus.simulation.node import Bundle, SimNode, tx_is_valid
+from consensus.simulation import byzantine
+from consensus.simulation.node import SimNode, tx_is_valid
 from consensus.simulation.scenario import Scenario, SimConfig, make_scenario
 from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
 from consensus.validators import Validator, ValidatorSet
@@ -103,6 +103,8 @@ class World:
         self.committed_evidence: dict[bytes, DuplicateVoteEvidence] = {}
         self.height_at_gst: dict[int, int] = {}
         self.proposal_blocks: dict[BlockID, Block] = {}
+        self.byz_proposals: dict[tuple[int, int], tuple[BlockID, BlockID]] = {}
+        self.side_b, self.victim = self._sides()
 
     # --- validator sets -------------------------------------------------------------------
 
@@ -151,7 +153,10 @@ class World:
                 node = self.nodes[a]
                 if node.up and node.epoch == b:
                     for message in node.gossip():
-                        self.broadcast(node, message, bundle=False)
+                        if isinstance(message, (Vote, ProposalMessage)):
+                            self.broadcast_own(node, message)
+                        else:
+                            self.broadcast(node, message)
                     self.schedule_gossip(node)
             elif kind == "crash":
                 node = self.nodes[a]
@@ -179,7 +184,8 @@ class World:
 
     # --- network --------------------------------------------------------------------------
 
-    def send(self, src: SimNode, dst: int, message: Any) -> None:
+    def send(self, src: SimNode, dst: int, message: Any, fast: bool = False) -> None:
+        """Send over the faulty network; ``fast``: the adversary's own 1 ms link."""
         sc = self.scenario
         self.messages += 1
         if self.now < sc.gst_ms:
@@ -191,109 +197,55 @@ class World:
                 return
         copies = 2 if (self.now < sc.gst_ms and self.rng.random() < sc.dup_p) else 1
         for _ in range(copies):
-            delay = self.rng.randint(1, sc.max_delay_ms)
+            delay = 1 if fast else self.rng.randint(1, sc.max_delay_ms)
             self._push(self.now + delay, "deliver", dst, src.index, message)
 
-    def broadcast(self, src: SimNode, message: Any, bundle: bool = False) -> None:
+    def broadcast(self, src: SimNode, message: Any) -> None:
         for node in self.nodes:
             if node is not src:
                 self.send(src, node.index, message)
 
     def broadcast_own(self, src: SimNode, message: Any) -> None:
-        """Our own signed message leaves; a byzantine node may misbehave here."""
-        if src.byzantine and isinstance(message, Vote) and message.height <= self.config.heights:
-            self._byzantine_vote(src, message)
-            return
+        """Our own signed message leaves; a byzantine node misbehaves here (until the goal)."""
+        if src.byzantine:
+            if isinstance(message, Vote) and message.height <= self.config.heights:
+                byzantine.send_vote(self, src, message)
+                return
+            if isinstance(message, ProposalMessage) and message.proposal.height <= self.config.heights:
+                byzantine.send_proposal(self, src, message)
+                return
+        elif isinstance(message, Vote) and self.config.byzantine == "lock":
+            byzantine.shadow_vote(self, src, message)
         self.broadcast(src, message)
 
-    # --- byzantine behaviour --------------------------------------------------------------
+    def _sides(self) -> tuple[set[int], int]:
+        """Side B of the omniscient attacks, and the ``lock`` attack's victim.
 
-    def _sign_raw_vote(self, node: SimNode, vote: Vote) -> Vote:
-        return replace(vote, signature=node.signer.sign(vote.sign_bytes(self.chain_id)))
+        ``split``: two sides of balanced power. ``lock``: side A is the fewest strongest
+        correct nodes that reach +2/3 with the byzantine power; the victim (allowed to decide)
+        is the weakest node of side A.
+        """
+        powers = self.scenario.powers
+        ranked = sorted(self.correct, key=lambda n: (-powers[n.index], n.index))
+        if self.config.byzantine == "lock":
+            total = sum(powers)
+            power = sum(powers[i] for i in self.scenario.byzantine)
+            side_a: list[SimNode] = []
+            for node in ranked:
+                if 3 * power > 2 * total:
+                    break
+                side_a.append(node)
+                power += powers[node.index]
+            victim = side_a[-1].index if side_a else -1
+            return {n.index for n in ranked if n not in side_a}, victim
+        side_a, side_b = [], []
+        for node in ranked:
+            power_a = sum(powers[n.index] for n in side_a)
+            power_b = sum(powers[n.index] for n in side_b)
+            (side_a if power_a <= power_b else side_b).append(node)
+        return {n.index for n in side_b}, -1
 
-    def _byzantine_vote(self, node: SimNode, vote: Vote) -> None:
-        behaviours = node.behaviours
-        self._note_byz_vote(node, vote)
-        peers = [n.index for n in self.nodes if n is not node]
-        if "equivocate" in behaviours and ("split" in behaviours or self.rng.random() < 0.5):
-            other = self._other_block(node, vote)
-            twin = self._sign_raw_vote(node, replace(vote, block_id=other, timestamp_ms=self.now))
-            self._note_byz_vote(node, twin)
-            if "split" in behaviours:
-                self.rng.shuffle(peers)
-                half = len(peers) // 2
-                for dst in peers[:half]:
-                    self.send(node, dst, vote)
-                for dst in peers[half:]:
-                    self.send(node, dst, twin)
-                return
-            for dst in peers:
-                first, second = (vote, twin) if self.rng.random() < 0.5 else (twin, vote)
-                self.send(node, dst, first)
-                self.send(node, dst, second)
-            return
-        for dst in peers:
-            self.send(node, dst, vote)
-        if "random_votes" in behaviours and self.rng.random() < 0.3:
-            kind = self.rng.choice([VoteType.PREVOTE, VoteType.PRECOMMIT])
-            bogus = BlockID(sha256(b"random:%d" % self.rng.getrandbits(64)))
-            extra = self._sign_raw_vote(node, replace(vote, type=kind, block_id=bogus, timestamp_ms=self.now))
-            self._note_byz_vote(node, extra)
-            self.broadcast(node, extra)
-        if "bad_signatures" in behaviours and self.rng.random() < 0.5:
-            victim = self.rng.choice(self.correct) if self.correct else node
-            vs = self.validator_set(vote.height)
-            forged = replace(
-                vote,
-                validator_address=victim.address,
-                validator_index=vs.index_of(victim.address),
-                block_id=BlockID(sha256(b"forged:%d" % self.rng.getrandbits(64))),
-                signature=bytes(64),
-            )
-            self.broadcast(node, forged)
-            bad = replace(vote, signature=bytes([vote.signature[0] ^ 1]) + vote.signature[1:])
-            self.broadcast(node, bad)
-
-    def _other_block(self, node: SimNode, vote: Vote) -> BlockID | None:
-        state = node.state
-        if state is not None:
-            for bid in state.proposals.get(vote.round, {}):
-                if bid != vote.block_id:
-                    return bid
-        if vote.block_id is None:
-            return BlockID(sha256(b"twin:%d" % self.rng.getrandbits(64)))
-        return None
-
-    def byzantine_alt_proposal(self, node: SimNode, message: ProposalMessage) -> None:
-        """Sign a second, different block for the same (height, round) and send it around."""
-        block = message.block
-        tag = b"bad" if self.rng.random() < 0.3 else b"ok"
-        txs = (b"%s:alt:%d:%d" % (tag, block.height, self.rng.getrandbits(32)),)
-        alt = make_block(
-            chain_id=self.chain_id,
-            height=block.height,
-            time_ms=block.header.time_ms,
-            last_block_id=block.header.last_block_id,
-            last_commit=block.last_commit,
-            txs=txs,
-            evidence=block.evidence,
-            validators=self.validator_set(block.height),
-            next_validators=self.validator_set(block.height + 1),
-            app_hash=block.header.app_hash,
-            last_results_hash=block.header.last_results_hash,
-            proposer_address=block.header.proposer_address,
-        )
-        p = replace(message.proposal, block_id=alt.block_id(), timestamp_ms=self.now)
-        p = replace(p, signature=node.signer.sign(p.sign_bytes(self.chain_id)))
-        self.proposed.add(p.block_id)
-        self.proposal_blocks[p.block_id] = alt
-        alt_message = ProposalMessage(p, alt)
-        peers = [n.index for n in self.nodes if n is not node]
-        self.rng.shuffle(peers)
-        for dst in peers[: max(1, len(peers) // 2)]:
-            self.send(node, dst, alt_message)
-
-    def _note_byz_vote(self, node: SimNode, vote: Vote) -> None:
+    def note_byz_vote(self, node: SimNode, vote: Vote) -> None:
         key = (node.address, vote.height, vote.round, int(vote.type))
         self.byz_votes.setdefault(key, set()).add(vote.block_id)
 
@@ -380,7 +332,10 @@ class World:
         # evidence: every detected or fully delivered equivocation is committed
         missing = self._uncommitted_detections()
         for key in sorted(missing, key=lambda k: (k[1], k[2], k[3], k[0])):
-            violations.append(f"evidence: equivocation at h={key[1]} r={key[2]} type={key[3]} not committed")
+            violations.append(
+                f"evidence: equivocation by {key[0].hex()[:8]} at h={key[1]} r={key[2]} type={key[3]} "
+                "not committed"
+            )
         violations.extend(f"privval: {c}" for c in self.privval_conflicts)
         equivocations = sum(1 for ids in self.byz_votes.values() if len(ids) > 1)
         return SimResult(
