@@ -19,6 +19,7 @@ from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
 from state.model import (
+    FUNDING_SCALE,
     PPM,
     Account,
     Globals,
@@ -292,6 +293,9 @@ class ClearingApp:
                 interval = market.params.funding_interval_ms
                 market.next_funding_ms += ((self.time_ms - market.next_funding_ms) // interval + 1) * interval
                 events.append(execute.event("funding", market=market_id, rate_ppm=rate, index=market.funding_index))
+            if market.funding_dust >= FUNDING_SCALE:  # funding rounding kept by the system
+                g.insurance += market.funding_dust // FUNDING_SCALE
+                market.funding_dust %= FUNDING_SCALE
             market.imf_ppm = dynamic_imf(market)
             moves[market_id] = (old_price, market.price, market.funding_index - old_index)
         self.liquidations.on_moves(moves, ledger.w_markets)

@@ -145,3 +145,20 @@ def test_check_margin_what_if_and_query_shapes() -> None:
     assert queries.prices(chain.app)[BTC]["price"] == P
     assert queries.insurance_fund(chain.app)["insurance_fund"] == 1_000_000 * USDC
     assert queries.liquidations(chain.app, 0, 10) == {"items": [], "total": 0}
+
+
+def test_funding_rounding_is_kept_by_the_system_and_swept_to_the_fund() -> None:
+    chain = funded(market_funding_interval_ms=2_000)
+    chain.block(chain.prices({BTC: 500_003}))
+    chain.block()
+    chain.one(trade(chain, "alice", "bob", 10, 500_010))  # premium 13 ppm on a tiny position
+    fund = queries.insurance_fund(chain.app)["insurance_fund"]
+    chain.block(dt_ms=2_000)
+    assert queries.market(chain.app, BTC)["last_funding_rate_ppm"] == 13
+    for name, other in (("alice", "bob"), ("bob", "alice")):  # touch both: each settles, rounded down
+        chain.one(builders.build_transfer_tx(signer(name), chain.cid(), signer(other).address, "USDC", 1,
+                                             fee=chain.fee(), expiry=chain.expiry()))
+    chain.block()
+    # the long owes 65.00039 and pays 66; the short is owed 65.00039 and gets 65: 1 micro-unit to the fund
+    assert queries.insurance_fund(chain.app)["insurance_fund"] == fund + 1
+    assert queries.market(chain.app, BTC)["funding_dust_scaled"] == 0
