@@ -1,0 +1,248 @@
+"""The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
+
+Reads come from the block store and the application at the latest committed state; clearing
+queries answer at the latest height only (the store keeps older roots for ``query`` with
+proofs). After each commit :meth:`NodeView.publish` turns the executed block into the views the
+RPC layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from node import __version__
+from node.chain import Chain, ExecutedBlock, result_to_obj
+from rpc.api import (
+    BlockResults,
+    BlockView,
+    CommitView,
+    MempoolInfo,
+    NetInfo,
+    NodeStatus,
+    PeerView,
+    QueryResult,
+    TxRecord,
+    TxResult,
+    ValidatorView,
+)
+from rpc.errors import unavailable
+from rpc.events import EventBus, publish_block
+from state import queries
+from state.store import encode_proof
+
+if TYPE_CHECKING:
+    from consensus.types import Block
+    from node.node import Node
+
+
+def _tx_result(obj: Mapping[str, Any]) -> TxResult:
+    code = int(obj["code"])
+    return TxResult(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
+                    events=tuple(obj.get("events", ())))
+
+
+def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
+    """Addresses a tx touched: its sender and any 20-byte account attribute of its events."""
+    found = [sender] if sender else []
+    for event in events:
+        for value in (event.get("attrs") or {}).values():
+            if isinstance(value, bytes) and len(value) == 20 and value not in found:
+                found.append(value)
+    return tuple(found)
+
+
+def block_view(block: Block) -> BlockView:
+    header = block.header.to_obj()
+    header["time"] = block.header.time_ms * 1_000_000
+    return BlockView(
+        height=block.height, hash=block.hash(), header=header, txs=block.txs,
+        last_commit=None if block.last_commit is None else block.last_commit.to_obj(),
+        evidence=tuple(e.to_obj() for e in block.evidence), size=len(block.encode()),
+    )
+
+
+class NodeView:
+    """Implements :class:`rpc.api.NodeAPI` for a running :class:`node.node.Node`."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.events = EventBus()
+
+    @property
+    def chain(self) -> Chain:
+        return self.node.chain
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def publish(self, executed: ExecutedBlock) -> None:
+        block = executed.block
+        height = block.height
+        results = [_tx_result(result_to_obj(r)) for r in executed.results]
+        records = [
+            TxRecord(tx_hash, height, index, tx, result, outcome.kind,
+                     _accounts_of(outcome.events, outcome.sender))
+            for index, (tx_hash, tx, result, outcome) in enumerate(
+                zip(executed.tx_hashes, block.txs, results, executed.results))
+        ]
+        block_results = BlockResults(
+            height, tuple(results), tuple(executed.begin_events), tuple(executed.end.events),
+            tuple({"pub_key": u.pub_key, "power": u.power} for u in executed.end.validator_updates),
+            executed.app_hash)
+        publish_block(self.events, block_view(block), block_results, records)
+
+    # --- chain ----------------------------------------------------------------------------
+
+    async def status(self) -> NodeStatus:
+        node, chain = self.node, self.chain
+        height = chain.height
+        block = chain.block(height) if height else None
+        validators = chain.validators(height + 1)
+        me = validators.get(node.validator_address) if validators is not None else None
+        return NodeStatus(
+            node_id=node.network.peer_id, moniker=node.config.node.moniker, chain_id=chain.chain_id,
+            version=__version__, listen_addr=", ".join(node.network.listen_addrs()),
+            rpc_addr=node.config.rpc.listen_address, latest_block_height=height,
+            latest_block_hash=block.hash() if block else b"", latest_app_hash=chain.app_hash,
+            latest_block_time_ns=block.header.time_ms * 1_000_000 if block else 0,
+            earliest_block_height=1 if height else 0, catching_up=node.catching_up,
+            validator_address=node.validator_address, validator_pub_key=node.validator_public_key,
+            validator_voting_power=me.voting_power if me is not None else 0,
+        )
+
+    async def net_info(self) -> NetInfo:
+        network = self.node.network
+        return NetInfo(True, network.listen_addrs(), [PeerView(p, "") for p in network.peers()])
+
+    async def genesis(self) -> Mapping[str, Any]:
+        return self.chain.genesis.to_dict()
+
+    async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
+        at = self.chain.height + 1 if height is None else height
+        validators = self.chain.validators(at)
+        if validators is None:
+            raise unavailable(f"no validator set known for height {at}")
+        return at, [ValidatorView(v.address, v.public_key, v.voting_power, v.proposer_priority)
+                    for v in validators.validators]
+
+    def _at(self, height: int | None) -> int | None:
+        latest = self.chain.height
+        if height is None:
+            return latest or None
+        return height if 1 <= height <= latest else None
+
+    async def block(self, height: int | None) -> BlockView | None:
+        at = self._at(height)
+        block = self.chain.block(at) if at else None
+        return None if block is None else block_view(block)
+
+    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        height = self.chain.blocks.height_of(block_hash)
+        return None if height is None else await self.block(height)
+
+    async def block_results(self, height: int | None) -> BlockResults | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        meta = self.chain.block_meta(at)
+        results = self.chain.tx_results(at)
+        if meta is None or results is None:
+            return None
+        following = self.chain.block(at + 1)
+        app_hash = following.header.app_hash if following else (
+            self.chain.app_hash if at == self.chain.height else b"")
+        return BlockResults(at, tuple(_tx_result(r) for r in results), tuple(meta["begin"]),
+                            tuple(meta["end"]), tuple(meta["updates"]), app_hash)
+
+    async def commit(self, height: int | None) -> CommitView | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        block, commit = self.chain.block(at), self.chain.commit(at)
+        if block is None or commit is None:
+            return None
+        return CommitView(at, block_view(block).header, commit.to_obj(), block.hash())
+
+    async def tx(self, tx_hash: bytes) -> TxRecord | None:
+        location = self.chain.blocks.tx(tx_hash)
+        if location is None:
+            return None
+        block = self.chain.block(location.height)
+        if block is None:
+            return None
+        from consensus.codec import decode
+
+        obj = decode(location.result)
+        return TxRecord(tx_hash, location.height, location.index, block.txs[location.index],
+                        _tx_result(obj), obj.get("kind", ""),
+                        _accounts_of(obj.get("events", ()), obj.get("sender", b"")))
+
+    # --- mempool --------------------------------------------------------------------------
+
+    async def check_tx(self, tx: bytes) -> TxResult:
+        result = self.chain.app.check_tx(tx)
+        return TxResult(int(result.code), result.log, "clearing" if result.code else "")
+
+    async def broadcast_tx(self, tx: bytes) -> TxResult:
+        result = self.node.mempool.check_tx(tx)
+        return TxResult(result.code, result.log, result.codespace)
+
+    async def mempool(self, limit: int) -> MempoolInfo:
+        pool = self.node.mempool
+        return MempoolInfo(len(pool), pool.total_bytes, tuple(pool.txs(limit)))
+
+    # --- state ----------------------------------------------------------------------------
+
+    async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        if path not in ("/store", "store"):
+            return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
+        store = self.chain.store
+        version = store.version if height is None else height
+        try:
+            value = store.get_at(version, data)
+            proof = encode_proof(store.prove(data, version)) if prove else None
+        except Exception as exc:  # pruned or unknown versions come as several store errors
+            return QueryResult(code=2, log=str(exc), key=data, height=version)
+        return QueryResult(key=data, value=value, height=version,
+                           proof=None if proof is None else {
+                               "ops": [{"type": "clearchain/merkle", "data": proof}],
+                               "root": store.root_at(version)})
+
+    def _latest(self, height: int | None) -> None:
+        latest = self.chain.height
+        if height is not None and height != latest:
+            raise unavailable(f"clearing queries answer at the latest height ({latest}) only")
+
+    async def account(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.account(self.chain.app, address)
+
+    async def positions(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.positions(self.chain.app, address)
+
+    async def markets(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.markets(self.chain.app)
+
+    async def market(self, market_id: str, height: int | None) -> Any:
+        self._latest(height)
+        return queries.market(self.chain.app, market_id)
+
+    async def prices(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.prices(self.chain.app)
+
+    async def insurance_fund(self, height: int | None) -> Any:
+        self._latest(height)
+        return queries.insurance_fund(self.chain.app)
+
+    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+        return queries.liquidations(self.chain.app, min_height, max_height, offset, limit)
+
+    async def account_health(self, address: bytes, height: int | None) -> Any:
+        self._latest(height)
+        return queries.account_health(self.chain.app, address)
+
+    async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        return queries.check_margin(self.chain.app, address, dict(order))

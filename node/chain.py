@@ -1,0 +1,238 @@
+"""The committed chain of one node: block store + state store + application on ONE LevelDB.
+
+This is the execution pipeline every committed block takes, whether consensus decided it or
+block sync fetched it (DESIGN.md section 3, steps 5-6)::
+
+    check the header against our state (app hash, results hash, validator set)
+    -> begin_block, deliver_tx for each tx, end_block            (the ClearingApp)
+    -> block, commit, results, state changes, validator sets    (ONE synced write batch)
+
+A header whose ``app_hash`` differs from ours means this node computed a different state than
+the +2/3 that signed the block: :class:`AppHashMismatch` stops the node (never continue on a
+forked state). Validator sets follow CometBFT: updates returned by ``end_block`` of height h take
+effect at h + 2, and each height's set is stored so commits of any height can be verified
+(block sync, light clients, RPC ``validators``).
+
+Keys of our own, beside the block store's ``b/`` and the state store's ``s/`` prefixes::
+
+    n/v height(8)   validator set that signs ``height`` (ValidatorSet.to_obj)
+    n/r height(8)   {begin, end, updates, results_hash, app_hash} of block ``height``
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consensus.codec import decode, encode
+from consensus.hashing import EMPTY_HASH, merkle_root, sha256
+from consensus.types import Block, Commit
+from consensus.validators import Validator, ValidatorSet, ValidatorSetError
+from node.blockstore import BlockStore
+from state.app import ClearingApp, EndBlockResult
+from state.app import TxResult as AppTxResult
+from state.genesis import Genesis
+from state.kv import WriteBatch
+from state.store import MerkleStore
+
+log = logging.getLogger("clearchain.chain")
+
+_VALSET = b"n/v"
+_RESULTS = b"n/r"
+
+
+class ChainHalted(Exception):
+    """The node must stop: continuing would diverge from the network (or the store is bad)."""
+
+
+class AppHashMismatch(ChainHalted):
+    def __init__(self, height: int, ours: bytes, theirs: bytes, what: str = "app_hash") -> None:
+        self.height, self.ours, self.theirs = height, ours, theirs
+        super().__init__(
+            f"CONSENSUS FAILURE: block {height} carries {what} {theirs.hex()} but this node "
+            f"computed {ours.hex()} for the state before it; halting (this node's state differs "
+            "from the validators that signed the block)"
+        )
+
+
+def _h8(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+def result_to_obj(result: AppTxResult) -> dict[str, Any]:
+    return {"code": int(result.code), "log": result.log, "events": list(result.events),
+            "fee": result.priority, "sender": result.sender, "kind": result.kind}
+
+
+def results_hash(results: Sequence[AppTxResult]) -> bytes:
+    """``last_results_hash`` of the next header: what each tx did, deterministically."""
+    return merkle_root([encode([int(r.code), r.log]) for r in results])
+
+
+@dataclass
+class ExecutedBlock:
+    """What executing one block produced (for events, RPC and the mempool)."""
+
+    block: Block
+    commit: Commit
+    results: list[AppTxResult]
+    begin_events: list[dict[str, Any]]
+    end: EndBlockResult
+    app_hash: bytes
+    tx_hashes: list[bytes] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return self.block.height
+
+
+class _CommitWithExtras:
+    """Hands the block store a state store whose commit also stages our own keys in the batch."""
+
+    def __init__(self, app: ClearingApp, extras: list[tuple[bytes, bytes]]) -> None:
+        self._app = app
+        self._extras = extras
+
+    @property
+    def version(self) -> int:
+        return self._app.store.version
+
+    def commit(self, batch: WriteBatch | None = None) -> bytes:
+        if batch is None:
+            raise ChainHalted("a block's state must be committed inside the block's batch")
+        for key, value in self._extras:
+            batch.put(key, value)
+        return self._app.commit(batch)
+
+
+class Chain:
+    def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0) -> None:
+        self.db = db
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.blocks = BlockStore(db)
+        self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
+        self.app = ClearingApp(self.store, genesis)
+        if self.store.version < 0:
+            root = self.app.init_chain()
+            log.info("init_chain: genesis state written, app hash %s", root.hex())
+        if self.db.get(_VALSET + _h8(1)) is None:
+            first = self.genesis_validators()
+            batch = self.db.write_batch(sync=True)
+            batch.put(_VALSET + _h8(1), encode(first.to_obj()))
+            batch.put(_VALSET + _h8(2), encode(first.advance().to_obj()))
+            batch.write()
+        stored = max(self.blocks.latest_height(), 0)
+        if self.store.version != stored:
+            raise ChainHalted(
+                f"the state store is at version {self.store.version} but the block store at "
+                f"height {stored}: the data directory is inconsistent"
+            )
+        self._valsets: dict[int, ValidatorSet] = {}
+
+    def genesis_validators(self) -> ValidatorSet:
+        if not self.genesis.validators:
+            raise ChainHalted("the genesis lists no validators")
+        return ValidatorSet.from_genesis(
+            Validator.from_public_key(v.pub_key, v.power) for v in self.genesis.validators)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        """Latest committed height (0 before the first block)."""
+        return max(self.blocks.latest_height(), 0)
+
+    @property
+    def app_hash(self) -> bytes:
+        return self.app.app_hash
+
+    def validators(self, height: int) -> ValidatorSet | None:
+        """The set that signs ``height`` (known up to the latest height + 2)."""
+        cached = self._valsets.get(height)
+        if cached is not None:
+            return cached
+        data = self.db.get(_VALSET + _h8(height)) if height >= 1 else None
+        if data is None:
+            return None
+        valset = ValidatorSet.from_obj(decode(data))
+        if len(self._valsets) > 64:
+            self._valsets.clear()
+        self._valsets[height] = valset
+        return valset
+
+    def block(self, height: int) -> Block | None:
+        data = self.blocks.block(height)
+        return None if data is None else Block.decode(data, max_bytes=len(data))
+
+    def commit(self, height: int) -> Commit | None:
+        data = self.blocks.commit(height)
+        return None if data is None else Commit.from_obj(decode(data))
+
+    def block_meta(self, height: int) -> dict[str, Any] | None:
+        data = self.db.get(_RESULTS + _h8(height))
+        return None if data is None else decode(data)
+
+    def results_hash(self, height: int) -> bytes:
+        """Results hash of block ``height`` (EMPTY_HASH before the first block)."""
+        if height <= 0:
+            return EMPTY_HASH
+        meta = self.block_meta(height)
+        if meta is None:
+            raise ChainHalted(f"results of block {height} are missing from the store")
+        return meta["results_hash"]
+
+    def tx_results(self, height: int) -> list[dict[str, Any]] | None:
+        raw = self.blocks.results(height)
+        return None if raw is None else [decode(r) for r in raw]
+
+    # --- the pipeline -------------------------------------------------------------------------
+
+    def check_header(self, block: Block) -> None:
+        """The checks that, failing on a block +2/3 signed, mean OUR state is wrong: halt."""
+        height = block.height
+        if block.header.app_hash != self.app_hash:
+            raise AppHashMismatch(height, self.app_hash, block.header.app_hash)
+        ours = self.results_hash(height - 1)
+        if block.header.last_results_hash != ours:
+            raise AppHashMismatch(height, ours, block.header.last_results_hash, "last_results_hash")
+
+    def execute(self, block: Block, commit: Commit) -> ExecutedBlock:
+        """Execute and durably store the next block with its commit certificate."""
+        height = block.height
+        if height != self.height + 1:
+            raise ChainHalted(f"asked to execute block {height} on top of height {self.height}")
+        self.check_header(block)
+        app = self.app
+        header = block.header
+        evidence = [(ev.validator_address, ev.height) for ev in block.evidence]
+        begin_events = app.begin_block(height, header.time_ms, header.proposer_address, evidence)
+        results = [app.deliver_tx(tx) for tx in block.txs]
+        end = app.end_block()
+        following = self.validators(height + 1)
+        if following is None:
+            raise ChainHalted(f"the validator set of height {height + 1} is missing")
+        try:
+            changes = [Validator.from_public_key(u.pub_key, u.power) for u in end.validator_updates]
+            after = (following.apply_updates(changes) if changes else following).advance()
+        except ValidatorSetError as exc:
+            raise ChainHalted(f"validator updates of block {height} cannot be applied: {exc}") from exc
+        tx_hashes = [sha256(tx) for tx in block.txs]
+        meta = {
+            "begin": begin_events, "end": end.events,
+            "updates": [{"pub_key": u.pub_key, "power": u.power} for u in end.validator_updates],
+            "results_hash": results_hash(results), "time_ms": header.time_ms,
+        }
+        extras = [(_VALSET + _h8(height + 2), encode(after.to_obj())),
+                  (_RESULTS + _h8(height), encode(meta))]
+        app_hash = self.blocks.save_block(
+            height, block.hash(), block.encode(), encode(commit.to_obj()),
+            [encode(result_to_obj(r)) for r in results], tx_hashes,
+            state_store=_CommitWithExtras(app, extras),
+        )
+        return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,81 @@
+"""``clearchain start``: run a node from its home until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import click
+import trio
+
+from node.chain import ChainHalted
+from node.config import ConfigError
+from node.home import Home, HomeError
+from node.logs import setup_logging
+
+log = logging.getLogger("clearchain.node")
+
+EXIT_HALTED = 2
+
+
+async def run_until_signal(home: Home) -> None:
+    from node.node import Node
+
+    node = Node(home)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info("received %s: stopping", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(watch)
+            await node.run()
+            nursery.cancel_scope.cancel()
+    log.info("node stopped cleanly")
+
+
+@click.command("start")
+@click.option("--home", "home_dir", required=True, type=click.Path(file_okay=False),
+              help="The node home created by `clearchain init`.")
+@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Override node.log_level of config.toml.")
+def command(home_dir: str, log_level: str | None) -> None:
+    """Run a node: p2p, block sync, consensus, mempool and RPC until SIGINT/SIGTERM.
+
+    \b
+    Reads HOME/config/config.toml and HOME/config/genesis.json, opens HOME/data, replays the
+    consensus WAL and joins the network. A second node on the same home refuses to start.
+      clearchain start --home ~/.clearchain
+    """
+    from node.config import load_config
+
+    home = Home.at(home_dir)
+    try:
+        home.check_initialised()
+        config = load_config(home.config_file)
+    except (HomeError, ConfigError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    setup_logging(log_level or config.node.log_level, config.node.moniker)
+    try:
+        trio.run(run_until_signal, home)
+    except HomeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ChainHalted as exc:
+        log.critical("%s", exc)
+        sys.exit(EXIT_HALTED)
+    except BaseExceptionGroup as group:  # noqa: F821 - py3.11 builtin
+        halted = group.subgroup(ChainHalted)
+        home_error = group.subgroup(HomeError)
+        if halted is not None:
+            log.critical("%s", halted.exceptions[0])
+            sys.exit(EXIT_HALTED)
+        if home_error is not None:
+            click.echo(f"error: {home_error.exceptions[0]}", err=True)
+            sys.exit(1)
+        raise

@@ -1,0 +1,531 @@
+"""The consensus shell: drives the pure core (:mod:`consensus.core`) with real I/O.
+
+One task owns the core state. Every input (peer message, fired timer, signature, application
+verdict, executed block) becomes an event that is appended to the WAL before the core steps on
+it (fsynced for our own signed messages, so a vote is durable before it can leave), and every
+action the core returns is performed here: broadcasts go to the p2p layer, timers are trio
+tasks, signatures come from the private validator (which refuses to double sign), proposals are
+built from the mempool, and a decided block goes through :meth:`node.chain.Chain.execute`.
+
+Liveness after losses (restarts, partitions, a stopped process): every peer gets our Status
+("I am deciding height h") when it connects, on each new height and periodically, together with
+our own messages of the height (:func:`consensus.core.gossip_messages`). A peer that is ahead
+answers with the committed blocks and their commits (catch-up), which the core accepts after
+verifying the commit.
+
+Peer messages are checked here before they reach the core: undecodable data, a vote or proposal
+with a bad signature, or a catch-up with a bad commit disconnect the peer (logged). The same
+signature is then verified again by the core through a cache, so it costs one verification.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from consensus import core
+from consensus.blocks import make_block
+from consensus.commit import CommitError, EvidenceError, verify_commit, verify_duplicate_vote
+from consensus.crypto import verify
+from consensus.events import (
+    BlockExecuted,
+    BlockValidated,
+    Broadcast,
+    CommitBlock,
+    CommitReceived,
+    Event,
+    EvidenceFound,
+    ProposalBlock,
+    ProposalMessage,
+    ProposalReceived,
+    ProposalSigned,
+    Relay,
+    RequestProposal,
+    ScheduleTimeout,
+    SignProposal,
+    SignVote,
+    Step,
+    TimeoutFired,
+    ValidateBlock,
+    VoteReceived,
+    VoteSigned,
+)
+from consensus.privval import DoubleSignError, PrivValidator
+from consensus.types import Block, Commit, DuplicateVoteEvidence, Vote
+from consensus.wal import WAL, EndHeight, encode_record, events_after_height
+from node.chain import Chain, ExecutedBlock
+from node.mempool import Mempool
+from node.messages import (
+    BadMessage,
+    CatchUp,
+    EvidenceMessage,
+    Status,
+    decode_consensus,
+    encode_consensus,
+)
+from node.p2p.network import CONSENSUS_PROTOCOL, Network, PeerMisbehaviour, PeerUnavailable
+
+log = logging.getLogger("clearchain.consensus")
+
+INBOX_SIZE = 2048
+CATCHUP_AHEAD = 8
+"""Committed blocks sent to a peer that reports a lower height, per Status."""
+CATCHUP_BUFFER = 64
+MAX_EVIDENCE_PER_BLOCK = 16
+EVIDENCE_MAX_AGE = 1000
+WAL_ROTATE_BYTES = 32 * 1024 * 1024
+BLOCK_OVERHEAD_BYTES = 64 * 1024
+
+
+class CachedVerifier:
+    """The one verifier with a memory of successes: the shell checks a peer's signature, the
+    core checks it again, libsodium runs once."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._good: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
+        self._size = size
+
+    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
+        key = (public_key, signature, message)
+        if key in self._good:
+            return True
+        if not verify(public_key, message, signature):
+            return False
+        self._good[key] = None
+        if len(self._good) > self._size:
+            self._good.popitem(last=False)
+        return True
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ConsensusDriver:
+    def __init__(
+        self,
+        chain: Chain,
+        network: Network,
+        mempool: Mempool,
+        privval: PrivValidator | None,
+        wal_path: Path,
+        params: core.ConsensusParams,
+        *,
+        on_commit: Callable[[ExecutedBlock], None] | None = None,
+        gossip_interval: float = 1.0,
+    ) -> None:
+        self.chain = chain
+        self.network = network
+        self.mempool = mempool
+        self.privval = privval
+        self.wal_path = Path(wal_path)
+        self.params = params
+        self.on_commit = on_commit
+        self.gossip_interval = gossip_interval
+        self.verifier = CachedVerifier()
+        self.config = core.CoreConfig(
+            chain_id=chain.chain_id, params=params,
+            my_address=privval.address if privval is not None else None, verifier=self.verifier)
+        self.state: core.ConsensusState | None = None
+        self.wal: WAL | None = None
+        self._inbox_send, self._inbox = trio.open_memory_channel[Event](INBOX_SIZE)
+        self._nursery: trio.Nursery | None = None
+        self._seen: set[bytes] = set()
+        self._seen_height = 0
+        self._catchup: dict[int, tuple[Block, Commit]] = {}
+        self._sent_catchup: dict[tuple[str, int], float] = {}
+        self.peer_status: dict[str, Status] = {}
+        self.evidence_pool: dict[bytes, DuplicateVoteEvidence] = {}
+        self.committed_evidence: set[bytes] = set()
+        self.started = trio.Event()
+        self._height_started = time.monotonic()
+        self.last_commit_ms = 0.0
+        network.set_handler(CONSENSUS_PROTOCOL, self.on_message)
+        network.on_peer_connected(self.on_peer_connected)
+        network.on_peer_disconnected(self._forget_peer)
+
+    # --- start --------------------------------------------------------------------------------
+
+    def _fresh_state(self) -> core.ConsensusState:
+        chain = self.chain
+        h = chain.height
+        last = chain.block(h) if h else None
+        validators = chain.validators(h + 1)
+        if validators is None:
+            raise RuntimeError(f"validator set of height {h + 1} is missing")
+        return core.new_height_state(
+            self.config, h + 1, validators,
+            last_validators=chain.validators(h) if h else None,
+            last_block_id=last.block_id() if last else None,
+            last_block_time_ms=last.header.time_ms if last else 0,
+            last_commit=chain.commit(h) if h else None,
+            app_hash=chain.app_hash,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Replay the WAL, resume, and consume events until cancelled."""
+        self.wal = WAL.open(self.wal_path)
+        try:
+            state = self._fresh_state()
+            events = events_after_height(self.wal.records_at_open, self.chain.height)
+            self.state = core.replay(state, events)
+            log.info("consensus starting at height %d round %d step %s (%d WAL events replayed)",
+                     self.state.height, self.state.round, self.state.step.name, len(events))
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._perform_all(core.resume(self.state))
+                nursery.start_soon(self._gossip_loop)
+                self.started.set()
+                task_status.started()
+                async for event in self._inbox:
+                    await self.feed(event)
+                    await self._feed_buffered_catchup()
+        finally:
+            self._nursery = None
+            self.wal.close()
+
+    # --- the event loop -----------------------------------------------------------------------
+
+    async def feed(self, event: Event) -> None:
+        pending: deque[Event] = deque([event])
+        while pending:
+            ev = pending.popleft()
+            assert self.wal is not None and self.state is not None  # noqa: S101 - run() set them
+            self.wal.append(ev, sync=isinstance(ev, (VoteSigned, ProposalSigned)))
+            before = (self.state.height, self.state.round, self.state.step)
+            self.state, actions = core.step(self.state, ev)
+            after = (self.state.height, self.state.round, self.state.step)
+            if after != before:
+                self._on_step_change(before, after)
+            pending.extend(await self._perform_all(actions))
+
+    async def _perform_all(self, actions: list[Any]) -> list[Event]:
+        out: list[Event] = []
+        for action in actions:
+            produced = await self._perform(action)
+            if produced is not None:
+                out.append(produced)
+        return out
+
+    def _on_step_change(self, before: tuple[int, int, Step], after: tuple[int, int, Step]) -> None:
+        height, round_, step = after
+        if round_ > 0 and (before[0], before[1]) != (height, round_):
+            log.info("height=%d round=%d step=%s (new round)", height, round_, step.name)
+        else:
+            log.debug("height=%d round=%d step=%s", height, round_, step.name)
+
+    async def _feed_buffered_catchup(self) -> None:
+        state = self.state
+        while state is not None and state.decision is None and state.height in self._catchup:
+            block, commit = self._catchup.pop(state.height)
+            await self.feed(CommitReceived(block, commit))
+            state = self.state
+
+    # --- actions ------------------------------------------------------------------------------
+
+    async def _perform(self, action: Any) -> Event | None:
+        if isinstance(action, Broadcast):
+            await self._broadcast(action.message)
+        elif isinstance(action, Relay):
+            pass  # persistent peers form a full mesh; Status/catch-up covers the gaps
+        elif isinstance(action, SignVote):
+            return self._sign_vote(action.vote)
+        elif isinstance(action, SignProposal):
+            return self._sign_proposal(action)
+        elif isinstance(action, RequestProposal):
+            return ProposalBlock(action.height, action.round, self._build_block(action))
+        elif isinstance(action, ValidateBlock):
+            return BlockValidated(action.block.block_id(), self._validate(action.block))
+        elif isinstance(action, ScheduleTimeout):
+            if self._nursery is not None:
+                self._nursery.start_soon(self._timer, action)
+        elif isinstance(action, CommitBlock):
+            return self._commit(action.block, action.commit)
+        elif isinstance(action, EvidenceFound):
+            if self._add_evidence(action.evidence):
+                log.warning("double signing detected: validator %s at height %d",
+                            action.evidence.validator_address.hex(), action.evidence.height)
+                await self._broadcast(EvidenceMessage(action.evidence))
+        return None
+
+    async def _broadcast(self, message: Any) -> None:
+        await self.network.broadcast(CONSENSUS_PROTOCOL, encode_consensus(message))
+
+    async def _timer(self, action: ScheduleTimeout) -> None:
+        await trio.sleep(action.duration_ms / 1000)
+        await self._inbox_send.send(TimeoutFired(action.height, action.round, action.step))
+
+    def _sign_vote(self, vote: Vote) -> Event | None:
+        if self.privval is None:
+            return None
+        try:
+            signed = self.privval.sign_vote(self.chain.chain_id, replace(vote, timestamp_ms=now_ms()))
+        except DoubleSignError as exc:
+            log.warning("private validator refused to sign: %s", exc)
+            return None
+        return VoteSigned(signed)
+
+    def _sign_proposal(self, action: SignProposal) -> Event | None:
+        if self.privval is None:
+            return None
+        try:
+            signed = self.privval.sign_proposal(
+                self.chain.chain_id, replace(action.proposal, timestamp_ms=now_ms()))
+        except DoubleSignError as exc:
+            log.warning("private validator refused to sign a proposal: %s", exc)
+            return None
+        log.info("proposing height=%d round=%d txs=%d", signed.height, signed.round,
+                 len(action.block.txs))
+        return ProposalSigned(ProposalMessage(signed, action.block))
+
+    def _build_block(self, request: RequestProposal) -> Block:
+        chain, params = self.chain, self.params
+        height = request.height
+        last = chain.block(height - 1) if height > 1 else None
+        last_time = last.header.time_ms if last else 0
+        budget = max(0, params.block_max_bytes - BLOCK_OVERHEAD_BYTES - 8 * params.block_max_txs)
+        txs = self.mempool.reap(budget, params.block_max_txs)
+        evidence = sorted(self.evidence_pool.values(), key=lambda e: e.hash())[:MAX_EVIDENCE_PER_BLOCK]
+        next_validators = chain.validators(height + 1)
+        if next_validators is None:
+            raise RuntimeError(f"validator set of height {height + 1} is missing")
+        return make_block(
+            chain_id=chain.chain_id, height=height, time_ms=max(now_ms(), last_time + 1),
+            last_block_id=request.last_block_id, last_commit=request.last_commit, txs=txs,
+            evidence=evidence, validators=request.validators, next_validators=next_validators,
+            app_hash=request.app_hash, last_results_hash=chain.results_hash(height - 1),
+            proposer_address=request.proposer_address,
+        )
+
+    def _validate(self, block: Block) -> bool:
+        """The application-level checks of a proposal (the core did the consensus ones)."""
+        chain = self.chain
+        height = block.height
+        if height != chain.height + 1:
+            return False
+        following = chain.validators(height + 1)
+        if following is None or block.header.next_validators_hash != following.hash():
+            log.info("rejecting proposal %d: next_validators_hash differs", height)
+            return False
+        if block.header.last_results_hash != chain.results_hash(height - 1):
+            log.info("rejecting proposal %d: last_results_hash differs", height)
+            return False
+        seen: set[bytes] = set()
+        for evidence in block.evidence:
+            digest = evidence.hash()
+            if digest in seen or digest in self.committed_evidence or not self._evidence_ok(evidence, height):
+                log.info("rejecting proposal %d: bad or repeated evidence", height)
+                return False
+            seen.add(digest)
+        return True
+
+    def _commit(self, block: Block, commit: Commit) -> Event:
+        chain = self.chain
+        height = block.height
+        if height > chain.height:
+            started = time.monotonic()
+            executed = chain.execute(block, commit)  # AppHashMismatch halts the node
+            took = (time.monotonic() - started) * 1000
+            for evidence in block.evidence:
+                digest = evidence.hash()
+                self.committed_evidence.add(digest)
+                self.evidence_pool.pop(digest, None)
+            interval = (time.monotonic() - self._height_started) * 1000
+            self._height_started = time.monotonic()
+            self.last_commit_ms = interval
+            log.info("committed height=%d round=%d txs=%d app_hash=%s exec_ms=%.1f height_ms=%.0f "
+                     "peers=%d", height, commit.round, len(block.txs), executed.app_hash.hex()[:16],
+                     took, interval, len(self.network.peers()))
+            if self.on_commit is not None:
+                self.on_commit(executed)
+        assert self.wal is not None  # noqa: S101
+        self.wal.end_height(height)
+        self._maybe_rotate_wal(height)
+        following = chain.validators(height + 1)
+        if following is None:
+            raise RuntimeError(f"validator set of height {height + 1} is missing")
+        return BlockExecuted(height, chain.app_hash if height == chain.height else
+                             self._stored_app_hash(height), following)
+
+    def _stored_app_hash(self, height: int) -> bytes:
+        following = self.chain.block(height + 1)
+        if following is None:
+            return self.chain.app_hash
+        return following.header.app_hash
+
+    def _maybe_rotate_wal(self, height: int) -> None:
+        """Start a fresh WAL (holding only the end-of-height marker) once the file is large."""
+        assert self.wal is not None  # noqa: S101
+        if self.wal_path.stat().st_size < WAL_ROTATE_BYTES:
+            return
+        self.wal.close()
+        temporary = self.wal_path.with_name(self.wal_path.name + ".new")
+        temporary.write_bytes(encode_record(EndHeight(height)))
+        with temporary.open("rb") as handle:
+            import os
+            os.fsync(handle.fileno())
+        temporary.replace(self.wal_path)
+        self.wal = WAL.open(self.wal_path)
+        log.info("WAL rotated at height %d", height)
+
+    # --- evidence -----------------------------------------------------------------------------
+
+    def _evidence_ok(self, evidence: DuplicateVoteEvidence, at_height: int) -> bool:
+        if not (at_height - EVIDENCE_MAX_AGE <= evidence.height <= at_height):
+            return False
+        validators = self.chain.validators(evidence.height)
+        if validators is None:
+            return False
+        try:
+            verify_duplicate_vote(self.chain.chain_id, validators, evidence, self.verifier)
+        except EvidenceError:
+            return False
+        return True
+
+    def _add_evidence(self, evidence: DuplicateVoteEvidence) -> bool:
+        digest = evidence.hash()
+        if digest in self.evidence_pool or digest in self.committed_evidence:
+            return False
+        if self.state is None or not self._evidence_ok(evidence, self.state.height):
+            return False
+        self.evidence_pool[digest] = evidence
+        return True
+
+    # --- gossip -------------------------------------------------------------------------------
+
+    def status(self) -> Status:
+        s = self.state
+        assert s is not None  # noqa: S101
+        return Status(s.height, s.round, int(s.step))
+
+    def _own_messages(self) -> list[Any]:
+        assert self.state is not None  # noqa: S101
+        return [self.status(), *core.gossip_messages(self.state)]
+
+    async def _gossip_loop(self) -> None:
+        last_height = 0
+        while True:
+            with trio.move_on_after(self.gossip_interval):
+                while self.state is not None and self.state.height == last_height:
+                    await trio.sleep(0.01)
+            if self.state is None:
+                continue
+            if self.state.height != last_height:
+                last_height = self.state.height
+                await self._broadcast(self.status())  # a new height: tell peers at once
+            else:
+                for message in self._own_messages():
+                    await self._broadcast(message)
+
+    async def on_peer_connected(self, peer: str) -> None:
+        await self.started.wait()
+        try:
+            for message in self._own_messages():
+                await self.network.send(peer, CONSENSUS_PROTOCOL, encode_consensus(message))
+        except PeerUnavailable:
+            pass
+
+    async def _forget_peer(self, peer: str) -> None:
+        self.peer_status.pop(peer, None)
+        for key in [k for k in self._sent_catchup if k[0] == peer]:
+            del self._sent_catchup[key]
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    async def on_message(self, peer: str, data: bytes) -> None:
+        try:
+            message = decode_consensus(data, self.network.config.max_frame_bytes)
+        except BadMessage as exc:
+            raise PeerMisbehaviour(str(exc)) from exc
+        state = self.state
+        if state is None:
+            return
+        if state.height != self._seen_height:
+            self._seen_height, self._seen = state.height, set()
+        if isinstance(message, Vote):
+            await self._on_vote(message, state)
+        elif isinstance(message, ProposalMessage):
+            await self._on_proposal(message, state)
+        elif isinstance(message, Status):
+            self.peer_status[peer] = message
+            await self._send_catchup(peer, message.height)
+        elif isinstance(message, CatchUp):
+            await self._on_catchup(message, state)
+        elif isinstance(message, EvidenceMessage):
+            if not self._add_evidence(message.evidence) and not self._evidence_ok(
+                    message.evidence, state.height):
+                raise PeerMisbehaviour("invalid evidence")
+
+    async def _on_vote(self, vote: Vote, state: core.ConsensusState) -> None:
+        if vote.height not in (state.height, state.height + 1) or vote.signature in self._seen:
+            return
+        validators = self.chain.validators(vote.height)
+        if validators is None or vote.validator_index >= len(validators):
+            return
+        validator = validators.validators[vote.validator_index]
+        if validator.address != vote.validator_address:
+            return
+        if not self.verifier(validator.public_key, vote.sign_bytes(self.chain.chain_id), vote.signature):
+            raise PeerMisbehaviour(f"vote {vote!r} has an invalid signature")
+        self._seen.add(vote.signature)
+        await self._inbox_send.send(VoteReceived(vote))
+
+    async def _on_proposal(self, message: ProposalMessage, state: core.ConsensusState) -> None:
+        proposal = message.proposal
+        if proposal.height not in (state.height, state.height + 1) or proposal.signature in self._seen:
+            return
+        validators = self.chain.validators(proposal.height)
+        if validators is None:
+            return
+        proposer = validators.proposer_for_round(proposal.round)
+        if not self.verifier(proposer.public_key, proposal.sign_bytes(self.chain.chain_id),
+                             proposal.signature):
+            raise PeerMisbehaviour(f"proposal {proposal.height}/{proposal.round} has an invalid signature")
+        if message.block.block_id() != proposal.block_id:
+            raise PeerMisbehaviour("proposal block does not match its signed block id")
+        self._seen.add(proposal.signature)
+        await self._inbox_send.send(ProposalReceived(message))
+
+    async def _on_catchup(self, message: CatchUp, state: core.ConsensusState) -> None:
+        block, commit = message.block, message.commit
+        height = block.height
+        if height < state.height or height > state.height + CATCHUP_BUFFER or height in self._catchup:
+            return
+        validators = self.chain.validators(height)
+        if validators is None:
+            return
+        try:
+            verify_commit(self.chain.chain_id, validators, block.block_id(), height, commit, self.verifier)
+        except CommitError as exc:
+            raise PeerMisbehaviour(f"catch-up block {height} has a bad commit: {exc}") from exc
+        self._catchup[height] = (block, commit)
+        if height == state.height and state.decision is None:
+            await self._inbox_send.send(TimeoutFired(-1, -1, Step.NEW_HEIGHT))  # wake the loop
+
+    async def _send_catchup(self, peer: str, their_height: int) -> None:
+        """A peer deciding a height we have stored gets the blocks from there on."""
+        top = self.chain.height
+        if their_height > top or their_height < 1:
+            return
+        now = time.monotonic()
+        for height in range(their_height, min(top, their_height + CATCHUP_AHEAD - 1) + 1):
+            key = (peer, height)
+            if now - self._sent_catchup.get(key, 0.0) < 0.5:
+                continue
+            block, commit = self.chain.block(height), self.chain.commit(height)
+            if block is None or commit is None:
+                return
+            self._sent_catchup[key] = now
+            try:
+                await self.network.send(peer, CONSENSUS_PROTOCOL, encode_consensus(CatchUp(block, commit)))
+            except PeerUnavailable:
+                return
+        if len(self._sent_catchup) > 10_000:
+            self._sent_catchup.clear()

@@ -1,0 +1,32 @@
+"""Operator-readable logs: UTC timestamps, the component, and ``key=value`` facts.
+
+The node logs height, round and step changes, peers coming and going, and every commit with
+its round, tx count, app hash and timings (``committed height=.. round=.. txs=.. exec_ms=..``),
+so ``grep committed`` gives a node's progress. py-libp2p is chatty at INFO: it is held at
+WARNING unless the node runs at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-5s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, moniker: str = "") -> None:
+    formatter = logging.Formatter(
+        FORMAT if not moniker else FORMAT.replace("%(name)s", f"[{moniker}] %(name)s"),
+        datefmt="%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    library_level = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in ("libp2p", "multiaddr", "async_service", "trio_websocket"):
+        logging.getLogger(name).setLevel(library_level)

@@ -1,0 +1,187 @@
+"""The node process: every part of a validator under one trio nursery.
+
+::
+
+    lock the home -> open the ONE LevelDB (block store + state store) -> init_chain if new
+    nursery:
+      p2p network (libp2p, Noise, persistent peers)      node.p2p.network
+      RPC server (HTTP + WebSocket)                       rpc.server
+      tx gossip and mempool recheck                       this module
+      block sync until no peer is ahead, then             node.blocksync
+      consensus (WAL replay, then the core)               node.consensus_driver
+
+Every committed block, from consensus or block sync, takes the same way out
+(:meth:`Node.on_commit`): executed and stored by :class:`node.chain.Chain`, then events to RPC
+subscribers, then the mempool drops the included txs and rechecks the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import trio
+
+from consensus.core import ConsensusParams
+from consensus.privval import FilePrivvalStore, PrivValidator
+from node.api import NodeView
+from node.blocksync import BlockSync
+from node.blockstore import open_db
+from node.chain import Chain, ExecutedBlock
+from node.config import Config, ConsensusSection, load_config
+from node.consensus_driver import ConsensusDriver
+from node.home import Home
+from node.mempool import Mempool
+from node.p2p.network import (
+    BLOCKSYNC_PROTOCOL,
+    CONSENSUS_PROTOCOL,
+    MEMPOOL_PROTOCOL,
+    Network,
+    PeerMisbehaviour,
+    PeerUnavailable,
+)
+from state.codes import Code
+from state.genesis import Genesis, load_genesis
+
+log = logging.getLogger("clearchain.node")
+
+GOSSIP_BATCH_WINDOW = 0.005
+"""Seconds new txs wait to be sent together (one frame per peer instead of one per tx)."""
+MISBEHAVIOUR_CODES = frozenset({Code.DECODE_ERROR, Code.BAD_SIGNATURE, Code.WRONG_CHAIN,
+                                Code.UNKNOWN_KIND})
+"""check_tx verdicts on a gossiped tx that only a broken or malicious peer would send."""
+
+
+def consensus_params(genesis: Genesis, local: ConsensusSection) -> ConsensusParams:
+    """The genesis timeouts and block limits, with the operator's non-zero overrides."""
+    t = genesis.consensus_params.timeouts
+    b = genesis.consensus_params.block
+
+    def pick(override: int, value: int) -> int:
+        return override if override > 0 else value
+
+    return ConsensusParams(
+        timeout_propose=pick(local.timeout_propose_ms, t.propose_ms),
+        timeout_propose_delta=pick(local.timeout_propose_delta_ms, t.propose_delta_ms),
+        timeout_prevote=pick(local.timeout_prevote_ms, t.prevote_ms),
+        timeout_prevote_delta=pick(local.timeout_prevote_delta_ms, t.prevote_delta_ms),
+        timeout_precommit=pick(local.timeout_precommit_ms, t.precommit_ms),
+        timeout_precommit_delta=pick(local.timeout_precommit_delta_ms, t.precommit_delta_ms),
+        timeout_commit=pick(local.timeout_commit_ms, t.commit_ms),
+        block_max_bytes=b.max_bytes,
+        block_max_txs=b.max_txs,
+    )
+
+
+class Node:
+    def __init__(self, home: Home, config: Config | None = None) -> None:
+        home.check_initialised()
+        self.home = home
+        self.config = config or load_config(home.config_file)
+        self.genesis = load_genesis(home.genesis_file)
+        self.node_key = home.node_key()
+        self.validator_key = home.validator_key()
+        self.validator_address = self.validator_key.address
+        self.validator_public_key = self.validator_key.public_key
+        self.catching_up = True
+        self.rpc_port: int | None = None
+        self._recheck_needed = trio.Event()
+        self.chain: Chain
+        self.mempool: Mempool
+        self.network: Network
+        self.driver: ConsensusDriver
+        self.blocksync: BlockSync
+        self.view: NodeView
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ``task_status.started()`` once p2p and RPC listen."""
+        with self.home.lock():
+            self.home.data_dir.mkdir(parents=True, exist_ok=True)
+            db = open_db(str(self.home.store_dir))
+            try:
+                await self._run(db, task_status)
+            finally:
+                db.close()
+
+    async def _run(self, db: object, task_status: trio.TaskStatus[None]) -> None:
+        config = self.config
+        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent)
+        self.mempool = Mempool(chain.app, config.mempool)
+        self.network = network = Network(
+            self.node_key, config.p2p,
+            protocols=(CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, BLOCKSYNC_PROTOCOL))
+        self.view = NodeView(self)
+        privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
+        params = consensus_params(self.genesis, config.consensus)
+        self.driver = ConsensusDriver(chain, network, self.mempool, privval,
+                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit)
+        self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
+                                   verifier=self.driver.verifier)
+        network.set_handler(MEMPOOL_PROTOCOL, self._on_tx)
+        network.on_peer_connected(self._send_mempool)
+        log.info("node %s starting: chain %s at height %d, app hash %s, validator %s",
+                 config.node.moniker, chain.chain_id, chain.height, chain.app_hash.hex()[:16],
+                 self.validator_address.hex())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(network.run)
+            if config.rpc.listen_address:
+                from rpc.methods import Limits
+                from rpc.server import RPCServer
+
+                limits = replace(Limits(), max_body_bytes=config.rpc.max_body_bytes,
+                                 max_batch=config.rpc.max_batch_requests,
+                                 max_connections=config.rpc.max_open_connections,
+                                 max_subscriptions_per_client=config.rpc.max_subscriptions_per_client,
+                                 max_tx_bytes=config.mempool.max_tx_bytes)
+                host, _, port = config.rpc.listen_address.rpartition(":")
+                self.rpc_port = await nursery.start(RPCServer(self.view, limits).serve, host, int(port))
+            nursery.start_soon(self._gossip_txs)
+            nursery.start_soon(self._recheck_loop)
+            task_status.started()
+            await self.blocksync.sync(first_status_wait=3.0 if config.p2p.persistent_peers else 0.0)
+            self.catching_up = False
+            await nursery.start(self.driver.run)
+
+    # --- the way out of every committed block ------------------------------------------------
+
+    def on_commit(self, executed: ExecutedBlock) -> None:
+        self.view.publish(executed)
+        self.mempool.update(executed.block.txs)
+        if len(self.mempool):
+            self._recheck_needed.set()
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await self._recheck_needed.wait()
+            self._recheck_needed = trio.Event()
+            dropped = await self.mempool.recheck()
+            if dropped:
+                log.debug("mempool recheck dropped %d txs", dropped)
+
+    # --- tx gossip ----------------------------------------------------------------------------
+
+    async def _on_tx(self, peer: str, tx: bytes) -> None:
+        result = self.mempool.check_tx(tx, peer=peer)
+        if result.app_result is not None and result.code in MISBEHAVIOUR_CODES:
+            raise PeerMisbehaviour(f"gossiped a tx that fails check_tx with code {result.code}: "
+                                   f"{result.log}")
+
+    async def _gossip_txs(self) -> None:
+        while True:
+            await self.mempool.wait_gossip()
+            await trio.sleep(GOSSIP_BATCH_WINDOW)
+            batch = self.mempool.take_gossip()
+            for peer in self.network.peers():
+                try:
+                    for tx, senders in batch:
+                        if peer not in senders:
+                            await self.network.send(peer, MEMPOOL_PROTOCOL, tx)
+                except PeerUnavailable:
+                    continue
+
+    async def _send_mempool(self, peer: str) -> None:
+        try:
+            for tx in self.mempool.txs():
+                await self.network.send(peer, MEMPOOL_PROTOCOL, tx)
+        except PeerUnavailable:
+            pass
