@@ -45,9 +45,9 @@ def make_genesis(validators: int = 4, balances: dict[str, int] | None = None, **
 class Chain:
     """Drives an app block by block, checking invariants after every block."""
 
-    def __init__(self, genesis: Genesis, check: bool = True) -> None:
+    def __init__(self, genesis: Genesis, check: bool = True, store: Any = None) -> None:
         self.genesis = genesis
-        self.store = MemoryStore()
+        self.store = MemoryStore() if store is None else store
         self.app = ClearingApp(self.store, genesis)
         self.app.init_chain()
         self.time_ms = genesis.genesis_time_ms
