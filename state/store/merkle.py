@@ -24,11 +24,12 @@ from state.store.layout import (
     LEAF,
     LIVE,
     META_KEY,
+    NODE_TAG,
     VALUE_TAG,
     Slot,
     decode_root,
     encode_root,
-    node_key,
+    node_path,
     read_slot,
     root_key,
     split_value_key,
@@ -41,7 +42,7 @@ from state.store.trie import Op, TrieUpdate, nibble
 
 _sha256 = hashlib.sha256
 DEFAULT_PREFIX = b"s/"
-DEFAULT_CACHE_DEPTH = 3
+DEFAULT_CACHE_DEPTH = 64  # the whole latest tree: ~170 bytes of memory per key
 
 
 class MerkleStore:
@@ -65,7 +66,8 @@ class MerkleStore:
         self._prefix = bytes(prefix)
         self.keep_versions = keep_versions
         self.cache_depth = cache_depth
-        self._cache: dict[bytes, bytes] = {}
+        # path -> (version8, record) of the latest tree's nodes down to cache_depth.
+        self._cache: dict[bytes, tuple[bytes, bytes]] = {}
         self._pending: dict[bytes, bytes | None] = {}
         meta = db.get(self._prefix + META_KEY)
         if meta is None:
@@ -170,13 +172,13 @@ class MerkleStore:
         if own_batch:
             out.write()
 
+        # A path's new node replaces its old one; a path that vanished keeps a dead entry
+        # (never matched again: lookups compare the version).
         cache = self._cache
-        for nkey in update.stale_nodes:
-            cache.pop(nkey, None)
         limit = self.cache_depth
         for nkey, record in update.node_puts:
             if nkey[9] <= limit:
-                cache[nkey] = record
+                cache[nkey[9:]] = (nkey[1:9], record)
         self._root = root
         self._version = version
         self._oldest = oldest
@@ -215,7 +217,8 @@ class MerkleStore:
         depth = 0
         latest = version == self._version
         while slot[0] == INTERNAL:
-            record = self._load(node_key(slot[2], depth, hk), cache=latest)
+            path = node_path(depth, hk)
+            record = self._load(slot[2], path) if latest else self._load_uncached(slot[2], path)
             nib = nibble(hk, depth)
             bitmap = (record[1] << 8) | record[2]
             siblings = [bytes(record[3 + 32 * i : 35 + 32 * i]) for i in range(bitmap.bit_count())]
@@ -243,15 +246,23 @@ class MerkleStore:
             raise StoreCorruptionError(f"root record of version {version} is missing")
         return decode_root(data)
 
-    def _load(self, nkey: bytes, cache: bool = True) -> bytes:
-        """An internal node; ``cache`` only for nodes of the latest tree (old ones would leak)."""
-        record = self._cache.get(nkey)
+    def _load(self, version8: bytes, path: bytes) -> bytes:
+        """A node of the latest tree, through the cache."""
+        entry = self._cache.get(path)
+        if entry is not None and entry[0] == version8:
+            return entry[1]
+        record = self._load_uncached(version8, path)
+        if path[0] <= self.cache_depth:
+            self._cache[path] = (version8, record)
+        return record
+
+    def _load_uncached(self, version8: bytes, path: bytes) -> bytes:
+        record = self._db.get(self._prefix + NODE_TAG + version8 + path)
         if record is None:
-            record = self._db.get(self._prefix + nkey)
-            if record is None:
-                raise StoreCorruptionError(f"tree node {nkey.hex()} is missing")
-            if cache and nkey[9] <= self.cache_depth:
-                self._cache[nkey] = record
+            raise StoreCorruptionError(
+                f"tree node at depth {path[0]} of version "
+                f"{int.from_bytes(version8, 'big')} is missing"
+            )
         return record
 
     def _read(self, key: bytes, version: int) -> bytes | None:

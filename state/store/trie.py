@@ -16,7 +16,9 @@ from state.store.layout import (
     EMPTY_SLOT,
     INTERNAL,
     LEAF,
+    LEAF_EXTRA,
     LEAF_PREFIX,
+    NODE_EXTRA,
     NODE_TAG,
     Slot,
     new_record,
@@ -41,13 +43,13 @@ def nibble(hk: bytes, depth: int) -> int:
 class TrieUpdate:
     """Applies sorted ops to the tree as of the last commit and collects the writes of ``version``.
 
-    ``load(node_key) -> record`` fetches an internal node. Results, read by the store:
+    ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
     ``node_puts`` (key, record), ``stale_nodes`` (keys no longer in the new tree),
     ``value_puts`` (key, value or None), ``stale_values`` ((key, version) value entries that
     only older versions need).
     """
 
-    def __init__(self, version: int, load: Callable[[bytes], bytes]) -> None:
+    def __init__(self, version: int, load: Callable[[bytes, bytes], bytes]) -> None:
         self.version8 = version.to_bytes(8, "big")
         self.load = load
         self.node_puts: list[tuple[bytes, bytes]] = []
@@ -71,8 +73,8 @@ class TrieUpdate:
             if hi - lo == 1:
                 return self._update_one(slot, depth, ops[lo])
             path = node_path(depth, ops[lo][0])
-            key = NODE_TAG + slot[2] + path
-            return self._update_node(self.load(key), key, path, depth, ops, lo, hi)
+            record = self.load(slot[2], path)
+            return self._update_node(record, NODE_TAG + slot[2] + path, path, depth, ops, lo, hi)
         entries: list[Entry] = []
         version8 = self.version8
         value_puts = self.value_puts
@@ -115,29 +117,60 @@ class TrieUpdate:
         return self._build(depth, entries)
 
     def _update_one(self, slot: Slot, depth: int, op: Op) -> Slot | None:
-        """The common case below the top levels: one op under an internal node, iteratively."""
+        """The common case below the top levels: one op under an internal node, iteratively.
+
+        Descends remembering each node's slot offsets; on the way back up a slot that keeps
+        its kind is overwritten in place (same length), anything else goes through
+        ``write_slot`` and ``_finish``.
+        """
         hk = op[0]
         stack = []
         load = self.load
         while slot[0] == INTERNAL:
+            version8 = slot[2]
             path = node_path(depth, hk)
-            key = NODE_TAG + slot[2] + path
-            record = load(key)
+            record = load(version8, path)
             b = hk[depth >> 1]
             nib = b & 15 if depth & 1 else b >> 4
-            stack.append((record, key, path, nib, depth))
-            slot = read_slot(record, nib)
+            bitmap = (record[1] << 8) | record[2]
+            bit = 1 << nib
+            base = 3 + (bitmap.bit_count() << 5)
+            if bitmap & bit:
+                below = bit - 1
+                pos = (bitmap & below).bit_count()
+                leafmap = (record[base] << 8) | record[base + 1]
+                leaves_below = (leafmap & below).bit_count()
+                h0 = 3 + (pos << 5)
+                e0 = base + 2 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                if leafmap & bit:
+                    slot = (LEAF, record[h0 : h0 + 32], record[e0 : e0 + LEAF_EXTRA])
+                else:
+                    slot = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + NODE_EXTRA])
+            else:
+                h0 = e0 = 0
+                slot = EMPTY_SLOT
+            stack.append((record, version8, path, nib, slot[0], h0, e0, base))
             depth += 1
         new = self._update_slot(slot, depth, [op], 0, 1)
         if new is None:
             return None
         stale = self.stale_nodes
+        puts = self.node_puts
+        tag = NODE_TAG + self.version8
         while stack:
-            record, key, path, nib, depth = stack.pop()
+            record, version8, path, nib, old_kind, h0, e0, base = stack.pop()
+            stale.append(NODE_TAG + version8 + path)
             patched = bytearray(record)
-            write_slot(patched, nib, new)
-            stale.append(key)
-            new = self._finish(patched, path)
+            kind = new[0]
+            if kind == old_kind and kind != EMPTY:
+                patched[h0 : h0 + 32] = new[1]
+                patched[e0 : e0 + len(new[2])] = new[2]
+                data = bytes(patched)
+                puts.append((tag + path, data))
+                new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
+            else:
+                write_slot(patched, nib, new)
+                new = self._finish(patched, path)
         return new
 
     def _update_node(
