@@ -70,12 +70,23 @@ def command(home_dir: str, log_level: str | None) -> None:
         log.critical("%s", exc)
         sys.exit(EXIT_HALTED)
     except BaseExceptionGroup as group:  # noqa: F821 - py3.11 builtin
-        halted = group.subgroup(ChainHalted)
-        home_error = group.subgroup(HomeError)
+        halted, home_error = _first(group, ChainHalted), _first(group, HomeError)
         if halted is not None:
-            log.critical("%s", halted.exceptions[0])
+            log.critical("%s", halted)
             sys.exit(EXIT_HALTED)
         if home_error is not None:
-            click.echo(f"error: {home_error.exceptions[0]}", err=True)
+            click.echo(f"error: {home_error}", err=True)
             sys.exit(1)
         raise
+
+
+def _first(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:  # noqa: F821
+    """The first leaf exception of ``kind`` inside nested exception groups."""
+    for exc in group.exceptions:
+        if isinstance(exc, kind):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):  # noqa: F821
+            found = _first(exc, kind)
+            if found is not None:
+                return found
+    return None

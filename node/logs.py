@@ -16,6 +16,7 @@ FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-5s %(name)s: %(message)s"
 
 
 def setup_logging(level: str, moniker: str = "") -> None:
+    import libp2p  # noqa: F401 - it configures its loggers on import; ours must come after
     formatter = logging.Formatter(
         FORMAT if not moniker else FORMAT.replace("%(name)s", f"[{moniker}] %(name)s"),
         datefmt="%Y-%m-%dT%H:%M:%S")
@@ -29,4 +30,9 @@ def setup_logging(level: str, moniker: str = "") -> None:
     root.setLevel(level.upper())
     library_level = logging.DEBUG if level == "debug" else logging.WARNING
     for name in ("libp2p", "multiaddr", "async_service", "trio_websocket"):
-        logging.getLogger(name).setLevel(library_level)
+        logger = logging.getLogger(name)
+        logger.setLevel(library_level)
+        logger.propagate = True  # py-libp2p detaches itself unless LIBP2P_DEBUG is set
+    # a failed dial is expected while a peer is down; our dialer reports it with its backoff
+    logging.getLogger("libp2p.transport.tcp").setLevel(
+        logging.DEBUG if level == "debug" else logging.CRITICAL)

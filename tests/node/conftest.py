@@ -40,6 +40,7 @@ class Cluster:
     def __init__(self, root: Path, validators: int = 4, full_nodes: int = 0,
                  genesis_patch: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.root = root
+        self.repo = REPO
         self.size = validators + full_nodes
         self.validators = validators
         self.homes = [Home.at(root / f"node{i}") for i in range(self.size)]

@@ -38,6 +38,18 @@ def test_validators_commit_blocks(cluster) -> None:  # type: ignore[no-untyped-d
     cluster.wait_height([0, 1, 2, 3], 5, timeout=90)
 
 
+def test_second_node_on_the_same_home_refuses_to_start(cluster) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    second = subprocess.run(
+        [sys.executable, "-m", "node.cli", "start", "--home", str(cluster.homes[0].root)],
+        capture_output=True, text=True, timeout=60, cwd=cluster.repo)
+    assert second.returncode != 0
+    assert "already running" in second.stderr
+    assert cluster.alive(0)
+
+
 def test_txs_sent_to_one_node_are_included_by_other_proposers(cluster) -> None:  # type: ignore[no-untyped-def]
     signer = cluster.signer(0)
     recipient = PrivateKey(b"\x07" * 32).address

@@ -1,0 +1,82 @@
+"""The execution pipeline: blocks execute, store atomically, and a forked state halts."""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus.crypto import PrivateKey, Signer
+from consensus.hashing import sha256
+from node.chain import AppHashMismatch, Chain, ChainHalted
+from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.synthetic import append_block, next_block, sign_commit
+from state.builders import build_transfer_tx
+from state.genesis import parse_genesis
+from state.store import MemoryDB
+
+KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
+SIGNERS = {Signer(k).address: Signer(k) for k in KEYS}
+T0 = 1_800_000_000_000
+
+
+def genesis():  # type: ignore[no-untyped-def]
+    document = read_genesis(default_genesis_path())
+    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(KEYS)]
+    return parse_genesis(document)
+
+
+def transfer(i: int, height: int) -> bytes:
+    return build_transfer_tx(Signer(KEYS[0]), "clearchain-local-1", KEYS[1].address, "USDC",
+                             1 + i, fee=1000, expiry=height + 100)
+
+
+def test_blocks_execute_store_and_index_txs() -> None:
+    chain = Chain(MemoryDB(), genesis())
+    genesis_hash = chain.app_hash
+    txs = [transfer(i, 1) for i in range(3)]
+    executed = append_block(chain, SIGNERS, txs, T0)
+    assert chain.height == 1 and executed.app_hash == chain.app_hash != genesis_hash
+    assert [r.code for r in executed.results] == [0, 0, 0]
+    location = chain.blocks.tx(sha256(txs[1]))
+    assert (location.height, location.index) == (1, 1)
+    assert chain.block(1).txs == tuple(txs)
+    assert chain.commit(1).block_id == executed.block.block_id()
+    append_block(chain, SIGNERS, [], T0 + 100)
+    assert chain.block(2).header.app_hash == executed.app_hash
+
+
+def test_same_blocks_give_same_state_on_every_node() -> None:
+    a, b = Chain(MemoryDB(), genesis()), Chain(MemoryDB(), genesis())
+    for height in range(1, 6):
+        executed = append_block(a, SIGNERS, [transfer(height, height)], T0 + height)
+        b.execute(executed.block, executed.commit)
+        assert a.app_hash == b.app_hash
+        assert a.results_hash(height) == b.results_hash(height)
+
+
+def test_app_hash_mismatch_halts_with_height_and_both_hashes() -> None:
+    chain = Chain(MemoryDB(), genesis())
+    append_block(chain, SIGNERS, [], T0)
+    forged = next_block(chain, [], T0 + 1, app_hash=b"\x66" * 32)
+    commit = sign_commit(chain.chain_id, chain.validators(2), SIGNERS, 2, forged.block_id(), T0 + 1)
+    with pytest.raises(AppHashMismatch) as info:
+        chain.execute(forged, commit)
+    message = str(info.value)
+    assert "block 2" in message and "66" * 32 in message and chain.app_hash.hex() in message
+    assert chain.height == 1  # nothing half-written
+
+
+def test_reopening_the_database_resumes_at_the_stored_height() -> None:
+    db = MemoryDB()
+    chain = Chain(db, genesis())
+    for height in range(1, 4):
+        append_block(chain, SIGNERS, [transfer(height, height)], T0 + height)
+    reopened = Chain(db, genesis())
+    assert (reopened.height, reopened.app_hash) == (3, chain.app_hash)
+    assert reopened.validators(5) == chain.validators(5)
+
+
+def test_executing_out_of_order_is_refused() -> None:
+    chain = Chain(MemoryDB(), genesis())
+    executed = append_block(chain, SIGNERS, [], T0)
+    with pytest.raises(ChainHalted):
+        chain.execute(executed.block, executed.commit)
