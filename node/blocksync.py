@@ -75,6 +75,7 @@ class BlockSync:
         self.syncing = False
         self.blocks_synced = 0
         self.txs_synced = 0
+        self.last_fetch_seconds = 0.0
         network.set_handler(BLOCKSYNC_PROTOCOL, self.on_message)
         network.on_peer_connected(self._ask_status)
         network.on_peer_disconnected(self._forget)
@@ -147,6 +148,7 @@ class BlockSync:
             if self.target() <= self.chain.height + 1:
                 return 0
             log.info("block sync: at height %d, peers reach %d; fetching", self.chain.height, self.target())
+            started = time.monotonic()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._refresh_status)
                 await self._fetch_and_apply()
@@ -155,6 +157,7 @@ class BlockSync:
             self.syncing = False
         count = self.blocks_synced - synced_before
         elapsed = max(time.monotonic() - started, 1e-9)
+        self.last_fetch_seconds = elapsed
         log.info("block sync done: %d blocks in %.1fs (%.0f blocks/s), now at height %d",
                  count, elapsed, count / elapsed, self.chain.height)
         return count
