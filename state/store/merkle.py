@@ -21,7 +21,9 @@ from state.store.layout import (
     EMPTY_ROOT,
     EMPTY_SLOT,
     INTERNAL,
+    KEY_TAG,
     LEAF,
+    LEAF_PREFIX,
     LIVE,
     META_KEY,
     NODE_TAG,
@@ -31,14 +33,16 @@ from state.store.layout import (
     encode_root,
     node_path,
     read_slot,
+    record_shape,
     root_key,
+    slot_index,
     split_value_key,
     stale_key,
     value_key,
     value_key_ceiling,
     value_key_floor,
 )
-from state.store.trie import Op, TrieUpdate, nibble
+from state.store.trie import Op, TrieUpdate
 
 _sha256 = hashlib.sha256
 DEFAULT_PREFIX = b"s/"
@@ -142,8 +146,13 @@ class MerkleStore:
         version = self._version + 1
         ops: list[Op] = []
         for key, value in self._pending.items():
-            vh = None if value is None else _sha256(value).digest()
-            ops.append((_sha256(key).digest(), key, value, vh))
+            hk = _sha256(key).digest()
+            lh = (
+                None
+                if value is None
+                else _sha256(LEAF_PREFIX + hk + _sha256(value).digest()).digest()
+            )
+            ops.append((hk, key, value, lh))
         ops.sort(key=_first)
         update = TrieUpdate(version, self._load)
         root = update.apply(self._root, ops)
@@ -162,6 +171,9 @@ class MerkleStore:
             else:
                 out.put(p + vkey, LIVE + value)
         stale_values = [value_key(key, old) for key, old in update.stale_values] + tombstones
+        key_tag = p + KEY_TAG
+        for hk, key in update.new_keys:
+            out.put(key_tag + hk, key)
         out.put(p + stale_key(version), msgpack.packb([update.stale_nodes, stale_values]))
         out.put(p + root_key(version), encode_root(root))
         oldest = self._oldest
@@ -204,7 +216,7 @@ class MerkleStore:
         """A proof that ``key`` has its value (or is absent) at ``version`` (default: latest).
 
         The proof is ``[nodes, leaf]``: ``nodes`` lists, root first, each internal node on the
-        key's path as ``[bitmap, sibling hashes]``; ``leaf`` is None, or ``[hk, vh]`` of the
+        key's path as ``[bitmap bytes, sibling hashes]``; ``leaf`` is None, or ``[hk, vh]`` of the
         other key whose leaf occupies the path. Plain lists, ints and bytes: encodable with
         ``consensus.codec`` and checked by :func:`state.store.proof.verify_proof`.
         """
@@ -219,17 +231,24 @@ class MerkleStore:
         while slot[0] == INTERNAL:
             path = node_path(depth, hk)
             record = self._load(slot[2], path) if latest else self._load_uncached(slot[2], path)
-            nib = nibble(hk, depth)
-            bitmap = (record[1] << 8) | record[2]
-            siblings = [bytes(record[3 + 32 * i : 35 + 32 * i]) for i in range(bitmap.bit_count())]
-            if bitmap >> nib & 1:
-                del siblings[(bitmap & ((1 << nib) - 1)).bit_count()]
-            nodes.append([bitmap, siblings])
-            slot = read_slot(record, nib)
+            index = slot_index(hk, depth)
+            width, count, _ = record_shape(record)
+            bitmap = int.from_bytes(record[1 : 1 + width], "big")
+            first = 1 + width
+            siblings = [bytes(record[first + 32 * i : first + 32 * i + 32]) for i in range(count)]
+            if bitmap >> index & 1:
+                del siblings[(bitmap & ((1 << index) - 1)).bit_count()]
+            nodes.append([bytes(record[1 : 1 + width]), siblings])
+            slot = read_slot(record, index)
             depth += 1
         leaf = None
         if slot[0] == LEAF and slot[2][:32] != hk:
-            leaf = [slot[2][:32], slot[2][32:64]]
+            other_hk = slot[2][:32]
+            other_key = self._db.get(self._prefix + KEY_TAG + other_hk)
+            value = None if other_key is None else self._read(other_key, version)
+            if value is None:
+                raise StoreCorruptionError(f"the key of leaf {other_hk.hex()} is not readable")
+            leaf = [other_hk, _sha256(value).digest()]
         return [nodes, leaf]
 
     # -- internals -------------------------------------------------------------------------

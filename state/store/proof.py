@@ -3,15 +3,19 @@
 Depends on nothing but ``hashlib`` and the canonical codec, never on the store, so it can be
 copied out alone. The rules it checks are those of ``state.store.layout``:
 
-    leaf hash      sha256(0x00 || sha256(key) || sha256(value))
-    internal hash  sha256(0x01 || bitmap(2, big-endian) || hashes of the occupied slots in order)
-    empty tree     sha256(b"")
+    leaf hash         sha256(0x00 || sha256(key) || sha256(value))
+    narrow node hash  sha256(0x01 || bitmap(2)  || hashes of the occupied slots, in order)
+    wide node hash    sha256(0x02 || bitmap(32) || hashes of the occupied slots, in order)
+    empty tree        sha256(b"")
+
+Levels 0-3 are narrow (16 slots, indexed by nibble L of sha256(key)), deeper levels wide
+(256 slots, indexed by byte L - 2); bitmaps are big-endian, bit i for slot i.
 
 A proof is ``[nodes, leaf]``: ``nodes`` are the internal nodes on the path of ``sha256(key)``,
-root first, each as ``[bitmap, sibling hashes]`` (bit i set when slot i is occupied; the
-siblings are the occupied slots other than the path's, in slot order, or all occupied slots
-when the path ends at an empty slot); ``leaf`` is None or ``[hk, vh]`` of another key's leaf
-sitting where the path ends, which proves the key absent.
+root first, each as ``[bitmap, sibling hashes]`` (bitmap: 2 or 32 bytes; the siblings are
+the occupied slots other than the path's, in slot order, or all occupied slots when the path
+ends at an empty slot); ``leaf`` is None or ``[hk, vh]`` of another key's leaf sitting where
+the path ends, which proves the key absent.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 from consensus import codec
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-MAX_DEPTH = 64
+NARROW_LEVELS = 4
+MAX_DEPTH = 34
 MAX_PROOF_BYTES = 64 * 1024
 
 
@@ -49,9 +54,11 @@ def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: Any) -> bo
         return False
 
 
-def _nibble(hk: bytes, depth: int) -> int:
-    byte = hk[depth >> 1]
-    return byte & 15 if depth & 1 else byte >> 4
+def _slot_index(hk: bytes, level: int) -> int:
+    if level < NARROW_LEVELS:
+        byte = hk[level >> 1]
+        return byte & 15 if level & 1 else byte >> 4
+    return hk[level - 2]
 
 
 def _is_hash(value: Any) -> bool:
@@ -84,7 +91,7 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: Any) -> bool:
         if not _is_hash(other_hk) or not _is_hash(other_vh) or other_hk == hk:
             return False
         for d in range(depth):
-            if _nibble(other_hk, d) != _nibble(hk, d):
+            if _slot_index(other_hk, d) != _slot_index(hk, d):
                 return False
         current = hashlib.sha256(b"\x00" + other_hk + other_vh).digest()
     for d in range(depth - 1, -1, -1):
@@ -92,12 +99,18 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: Any) -> bool:
         if not isinstance(entry, (list, tuple)) or len(entry) != 2:
             return False
         bitmap, siblings = entry
-        if type(bitmap) is not int or not 0 < bitmap < 1 << 16:
+        narrow = d < NARROW_LEVELS
+        width = 2 if narrow else 32
+        if type(bitmap) is not bytes or len(bitmap) != width:
+            return False
+        bitmap_bytes = bitmap
+        bitmap = int.from_bytes(bitmap_bytes, "big")
+        if not bitmap:
             return False
         if not isinstance(siblings, (list, tuple)):
             return False
-        nib = _nibble(hk, d)
-        on_path = bitmap >> nib & 1
+        index = _slot_index(hk, d)
+        on_path = bitmap >> index & 1
         if current is None:
             if on_path or len(siblings) != bitmap.bit_count():
                 return False
@@ -108,6 +121,7 @@ def _verify(root: bytes, key: bytes, value: bytes | None, proof: Any) -> bool:
                 return False
         parts = list(siblings)
         if current is not None:
-            parts.insert((bitmap & ((1 << nib) - 1)).bit_count(), current)
-        current = hashlib.sha256(b"\x01" + bitmap.to_bytes(2, "big") + b"".join(parts)).digest()
+            parts.insert((bitmap & ((1 << index) - 1)).bit_count(), current)
+        tag = b"\x01" if narrow else b"\x02"
+        current = hashlib.sha256(tag + bitmap_bytes + b"".join(parts)).digest()
     return current == root

@@ -1,4 +1,4 @@
-"""One commit's batch update of the radix-16 trie (see ``layout`` for the format).
+"""One commit's batch update of the hashed-key trie (see ``layout`` for the format).
 
 The pending writes are sorted by key hash and pushed down the tree together, so every node on
 the union of their paths is loaded, patched and hashed exactly once per commit, however many
@@ -17,27 +17,24 @@ from state.store.layout import (
     INTERNAL,
     LEAF,
     LEAF_EXTRA,
-    LEAF_PREFIX,
+    NARROW_LEVELS,
+    NARROW_TAG,
     NODE_EXTRA,
     NODE_TAG,
     Slot,
     new_record,
     node_path,
     read_slot,
+    slot_index,
     write_slot,
 )
 
 _sha256 = hashlib.sha256
 
-# One pending write: (hk, key, value or None for a deletion, sha256(value) or None).
+# One pending write: (hk, key, value or None for a deletion, its leaf hash or None).
 Op = tuple[bytes, bytes, bytes | None, bytes | None]
-# A leaf while the update rebuilds a subtree: (hk, vh, version8, leaf hash).
-Entry = tuple[bytes, bytes, bytes, bytes]
-
-
-def nibble(hk: bytes, depth: int) -> int:
-    byte = hk[depth >> 1]
-    return byte & 15 if depth & 1 else byte >> 4
+# A leaf while the update rebuilds a subtree: (hk, version8, leaf hash).
+Entry = tuple[bytes, bytes, bytes]
 
 
 class TrieUpdate:
@@ -46,7 +43,7 @@ class TrieUpdate:
     ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
     ``node_puts`` (key, record), ``stale_nodes`` (keys no longer in the new tree),
     ``value_puts`` (key, value or None), ``stale_values`` ((key, version) value entries that
-    only older versions need).
+    only older versions need), ``new_keys`` ((hk, key) of keys that did not exist).
     """
 
     def __init__(self, version: int, load: Callable[[bytes, bytes], bytes]) -> None:
@@ -56,6 +53,7 @@ class TrieUpdate:
         self.stale_nodes: list[bytes] = []
         self.value_puts: list[tuple[bytes, bytes | None]] = []
         self.stale_values: list[tuple[bytes, int]] = []
+        self.new_keys: list[tuple[bytes, bytes]] = []
 
     def apply(self, root: Slot, ops: list[Op]) -> Slot:
         """The new root slot after ``ops`` (sorted by hk, one op per key)."""
@@ -80,37 +78,38 @@ class TrieUpdate:
         value_puts = self.value_puts
         if kind == EMPTY:
             for i in range(lo, hi):
-                hk, key, value, vh = ops[i]
+                hk, key, value, lh = ops[i]
                 if value is not None:
-                    entries.append((hk, vh, version8, _sha256(LEAF_PREFIX + hk + vh).digest()))
+                    entries.append((hk, version8, lh))
                     value_puts.append((key, value))
+                    self.new_keys.append((hk, key))
             if not entries:
                 return None
             return self._build(depth, entries)
         # A leaf: merge it with the ops that reach its slot.
         extra = slot[2]
         leaf_hk = extra[:32]
-        leaf_vh = extra[32:64]
         kept = True
         for i in range(lo, hi):
-            hk, key, value, vh = ops[i]
+            hk, key, value, lh = ops[i]
             if hk == leaf_hk:
                 if value is None:
                     kept = False
                     value_puts.append((key, None))
-                    self.stale_values.append((key, int.from_bytes(extra[64:72], "big")))
-                elif vh != leaf_vh:
+                    self.stale_values.append((key, int.from_bytes(extra[32:40], "big")))
+                elif lh != slot[1]:  # same key, new value (an unchanged value is no write)
                     kept = False
-                    entries.append((hk, vh, version8, _sha256(LEAF_PREFIX + hk + vh).digest()))
+                    entries.append((hk, version8, lh))
                     value_puts.append((key, value))
-                    self.stale_values.append((key, int.from_bytes(extra[64:72], "big")))
+                    self.stale_values.append((key, int.from_bytes(extra[32:40], "big")))
             elif value is not None:
-                entries.append((hk, vh, version8, _sha256(LEAF_PREFIX + hk + vh).digest()))
+                entries.append((hk, version8, lh))
                 value_puts.append((key, value))
+                self.new_keys.append((hk, key))
         if kept:
             if not entries:
                 return None
-            entries.append((leaf_hk, leaf_vh, extra[64:72], slot[1]))
+            entries.append((leaf_hk, extra[32:40], slot[1]))
             entries.sort()
         elif not entries:
             return EMPTY_SLOT
@@ -130,18 +129,22 @@ class TrieUpdate:
             version8 = slot[2]
             path = node_path(depth, hk)
             record = load(version8, path)
-            b = hk[depth >> 1]
-            nib = b & 15 if depth & 1 else b >> 4
-            bitmap = (record[1] << 8) | record[2]
-            bit = 1 << nib
-            base = 3 + (bitmap.bit_count() << 5)
+            if depth < NARROW_LEVELS:
+                b = hk[depth >> 1]
+                index = b & 15 if depth & 1 else b >> 4
+            else:
+                index = hk[depth - 2]
+            width = 2 if record[0] == NARROW_TAG else 32
+            bitmap = int.from_bytes(record[1 : 1 + width], "big")
+            bit = 1 << index
+            base = 1 + width + (bitmap.bit_count() << 5)
             if bitmap & bit:
                 below = bit - 1
                 pos = (bitmap & below).bit_count()
-                leafmap = (record[base] << 8) | record[base + 1]
+                leafmap = int.from_bytes(record[base : base + width], "big")
                 leaves_below = (leafmap & below).bit_count()
-                h0 = 3 + (pos << 5)
-                e0 = base + 2 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                h0 = 1 + width + (pos << 5)
+                e0 = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
                 if leafmap & bit:
                     slot = (LEAF, record[h0 : h0 + 32], record[e0 : e0 + LEAF_EXTRA])
                 else:
@@ -149,16 +152,25 @@ class TrieUpdate:
             else:
                 h0 = e0 = 0
                 slot = EMPTY_SLOT
-            stack.append((record, version8, path, nib, slot[0], h0, e0, base))
+            stack.append((record, version8, path, index, slot[0], h0, e0, base))
             depth += 1
-        new = self._update_slot(slot, depth, [op], 0, 1)
+        value = op[2]
+        if slot[0] == LEAF and value is not None and slot[2][:32] == hk:
+            # The commonest case of all: an existing key gets a new value.
+            if op[3] == slot[1]:
+                return None
+            self.value_puts.append((op[1], value))
+            self.stale_values.append((op[1], int.from_bytes(slot[2][32:40], "big")))
+            new: Slot | None = (LEAF, op[3], hk + self.version8)
+        else:
+            new = self._update_slot(slot, depth, [op], 0, 1)
         if new is None:
             return None
         stale = self.stale_nodes
         puts = self.node_puts
         tag = NODE_TAG + self.version8
         while stack:
-            record, version8, path, nib, old_kind, h0, e0, base = stack.pop()
+            record, version8, path, index, old_kind, h0, e0, base = stack.pop()
             stale.append(NODE_TAG + version8 + path)
             patched = bytearray(record)
             kind = new[0]
@@ -169,7 +181,7 @@ class TrieUpdate:
                 puts.append((tag + path, data))
                 new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
             else:
-                write_slot(patched, nib, new)
+                write_slot(patched, index, new)
                 new = self._finish(patched, path)
         return new
 
@@ -179,21 +191,23 @@ class TrieUpdate:
         new = bytearray(record)
         changed = False
         i = lo
-        shift_low = depth & 1
-        byte_at = depth >> 1
+        if depth < NARROW_LEVELS:
+            at, low = depth >> 1, depth & 1
+        else:
+            at, low = depth - 2, 2
         while i < hi:
-            b = ops[i][0][byte_at]
-            nib = b & 15 if shift_low else b >> 4
+            b = ops[i][0][at]
+            index = b if low == 2 else b & 15 if low else b >> 4
             j = i + 1
             while j < hi:
-                b = ops[j][0][byte_at]
-                if (b & 15 if shift_low else b >> 4) != nib:
+                b = ops[j][0][at]
+                if (b if low == 2 else b & 15 if low else b >> 4) != index:
                     break
                 j += 1
-            slot = self._update_slot(read_slot(record, nib), depth + 1, ops, i, j)
+            slot = self._update_slot(read_slot(record, index), depth + 1, ops, i, j)
             if slot is not None:
                 changed = True
-                write_slot(new, nib, slot)
+                write_slot(new, index, slot)
             i = j
         if not changed:
             return None
@@ -202,32 +216,33 @@ class TrieUpdate:
 
     def _finish(self, record: bytearray, path: bytes) -> Slot:
         """Canonical form of a patched node: empty, a lone leaf moved up, or a stored node."""
-        bitmap = (record[1] << 8) | record[2]
-        count = bitmap.bit_count()
+        width = 2 if record[0] == NARROW_TAG else 32
+        count = int.from_bytes(record[1 : 1 + width], "big").bit_count()
         if count == 0:
             return EMPTY_SLOT
-        if count == 1:
-            base = 3 + 32
-            if record[base] or record[base + 1]:  # the one child is a leaf: no node for one key
-                return (LEAF, bytes(record[3:35]), bytes(record[base + 2 : base + 74]))
+        base = 1 + width + (count << 5)
+        if count == 1 and any(record[base : base + width]):
+            # The one child is a leaf: no node holds a single key, the leaf moves up.
+            h0 = 1 + width
+            e0 = base + width
+            return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + LEAF_EXTRA]))
         data = bytes(record)
-        digest = _sha256(data[: 3 + (count << 5)]).digest()
         self.node_puts.append((NODE_TAG + self.version8 + path, data))
-        return (INTERNAL, digest, self.version8)
+        return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
         """The subtree at ``depth`` holding exactly ``entries`` (sorted by hk)."""
         if len(entries) == 1:
-            hk, vh, version8, lh = entries[0]
-            return (LEAF, lh, hk + vh + version8)
-        record = new_record()
+            hk, version8, lh = entries[0]
+            return (LEAF, lh, hk + version8)
+        record = new_record(depth)
         i = 0
         n = len(entries)
         while i < n:
-            nib = nibble(entries[i][0], depth)
+            index = slot_index(entries[i][0], depth)
             j = i + 1
-            while j < n and nibble(entries[j][0], depth) == nib:
+            while j < n and slot_index(entries[j][0], depth) == index:
                 j += 1
-            write_slot(record, nib, self._build(depth + 1, entries[i:j]))
+            write_slot(record, index, self._build(depth + 1, entries[i:j]))
             i = j
         return self._finish(record, node_path(depth, entries[0][0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import plyvel
@@ -10,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from state.kv import EMPTY_ROOT, MemoryStore
-from state.store import MemoryDB, MerkleStore, PrunedVersionError, UnknownVersionError
+from state.store import (
+    MemoryDB,
+    MerkleStore,
+    PrunedVersionError,
+    UnknownVersionError,
+    verify_proof,
+)
 
 keys = st.binary(min_size=0, max_size=6)
 values = st.binary(min_size=0, max_size=12)
@@ -197,3 +204,40 @@ def test_rejects_non_bytes():
         store.set("a", b"1")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         store.set(b"a", 1)  # type: ignore[arg-type]
+
+
+def keys_sharing_hash_prefix(prefix_bytes: int, pairs: int) -> list[bytes]:
+    """Keys whose sha256 share their first bytes in pairs: they sit below the wide levels."""
+    seen: dict[bytes, bytes] = {}
+    found: list[bytes] = []
+    i = 0
+    while len(found) < 2 * pairs:
+        key = b"deep-%d" % i
+        prefix = hashlib.sha256(key).digest()[:prefix_bytes]
+        if prefix in seen:
+            found += [seen.pop(prefix), key]
+        else:
+            seen[prefix] = key
+        i += 1
+    return found
+
+
+def test_deep_paths_through_wide_levels_prove_and_collapse():
+    deep = keys_sharing_hash_prefix(3, 4)  # equal up to level 4: they meet in a level-5 node
+    store = fresh()
+    contents = {key: b"v-" + key for key in deep}
+    contents.update({b"other-%d" % i: b"x" for i in range(500)})
+    for key, value in contents.items():
+        store.set(key, value)
+    root = store.commit()
+    for key in deep:
+        proof = store.prove(key)
+        assert len(proof[0]) >= 6 and len(proof[0][5][0]) == 32  # a wide bitmap on the path
+        assert verify_proof(root, key, contents[key], proof)
+        assert not verify_proof(root, key, None, proof)
+    assert hashlib.sha256(deep[0]).digest()[:3] == hashlib.sha256(deep[1]).digest()[:3]
+    store.delete(deep[1])
+    del contents[deep[1]]
+    assert store.commit() == root_of(contents)
+    assert verify_proof(store.root_hash(), deep[1], None, store.prove(deep[1]))
+    assert verify_proof(store.root_hash(), deep[0], contents[deep[0]], store.prove(deep[0]))

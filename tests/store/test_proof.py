@@ -59,9 +59,11 @@ def test_every_single_byte_tampering_fails(populated):
             forged[level] = [bitmap, list(siblings)]
             forged[level][1][index] = bytes([siblings[index][0] ^ 1]) + siblings[index][1:]
             assert not verify_proof(root, key, contents[key], [forged, None])
-        for bit in range(16):
+        width = len(bitmap)
+        for bit in range(8 * width):
             forged = [list(node) for node in proof[0]]
-            forged[level] = [bitmap ^ (1 << bit), siblings]
+            flipped = (int.from_bytes(bitmap, "big") ^ (1 << bit)).to_bytes(width, "big")
+            forged[level] = [flipped, siblings]
             assert not verify_proof(root, key, contents[key], [forged, None])
     assert not verify_proof(root, key, contents[key], [proof[0][1:], None])
     assert not verify_proof(root, key, contents[key], [proof[0][:-1], None])
