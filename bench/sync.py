@@ -28,16 +28,16 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from consensus.crypto import PrivateKey, Signer, format_address  # noqa: E402
-from node.blocksync import BlockSync  # noqa: E402
-from node.blockstore import open_db  # noqa: E402
-from node.chain import Chain  # noqa: E402
-from node.cli_init import default_genesis_path, read_genesis, validator_entry  # noqa: E402
-from node.config import P2PSection  # noqa: E402
-from node.p2p.network import BLOCKSYNC_PROTOCOL, Network  # noqa: E402
-from node.synthetic import append_block  # noqa: E402
-from state.builders import build_transfer_tx  # noqa: E402
-from state.genesis import parse_genesis  # noqa: E402
+from consensus.crypto import PrivateKey, Signer, format_address
+from node.blockstore import open_db
+from node.blocksync import BlockSync
+from node.chain import Chain
+from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.config import P2PSection
+from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
+from node.synthetic import append_block
+from state.builders import build_transfer_tx
+from state.genesis import parse_genesis
 
 VALIDATORS = [PrivateKey(bytes([0x10 + i]) * 32) for i in range(4)]
 SENDERS = [Signer(PrivateKey(bytes([0x40 + i]) * 32)) for i in range(64)]

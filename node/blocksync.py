@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
+import trio.lowlevel
 
 from consensus.codec import CodecError, decode
 from consensus.commit import CommitError, verify_commit
@@ -220,7 +221,7 @@ class BlockSync:
                     continue
                 if next_height % 100 == 0:
                     log.info("block sync: height %d of %d", next_height, self.target())
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
             nursery.cancel_scope.cancel()
 
     async def _request(self, peer: str, start: int, count: int) -> list[tuple[bytes, bytes]] | None:

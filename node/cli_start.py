@@ -69,7 +69,7 @@ def command(home_dir: str, log_level: str | None) -> None:
     except ChainHalted as exc:
         log.critical("%s", exc)
         sys.exit(EXIT_HALTED)
-    except BaseExceptionGroup as group:  # noqa: F821 - py3.11 builtin
+    except BaseExceptionGroup as group:
         halted, home_error = _first(group, ChainHalted), _first(group, HomeError)
         if halted is not None:
             log.critical("%s", halted)
@@ -80,12 +80,12 @@ def command(home_dir: str, log_level: str | None) -> None:
         raise
 
 
-def _first(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:  # noqa: F821
+def _first(group: BaseExceptionGroup, kind: type[BaseException]) -> BaseException | None:
     """The first leaf exception of ``kind`` inside nested exception groups."""
     for exc in group.exceptions:
         if isinstance(exc, kind):
             return exc
-        if isinstance(exc, BaseExceptionGroup):  # noqa: F821
+        if isinstance(exc, BaseExceptionGroup):
             found = _first(exc, kind)
             if found is not None:
                 return found

@@ -197,7 +197,7 @@ class ConsensusDriver:
         pending: deque[Event] = deque([event])
         while pending:
             ev = pending.popleft()
-            assert self.wal is not None and self.state is not None  # noqa: S101 - run() set them
+            assert self.wal is not None and self.state is not None
             self.wal.append(ev, sync=isinstance(ev, (VoteSigned, ProposalSigned)))
             before = (self.state.height, self.state.round, self.state.step)
             self.state, actions = core.step(self.state, ev)
@@ -345,7 +345,7 @@ class ConsensusDriver:
                      took, interval, len(self.network.peers()))
             if self.on_commit is not None:
                 self.on_commit(executed)
-        assert self.wal is not None  # noqa: S101
+        assert self.wal is not None
         self.wal.end_height(height)
         self._maybe_rotate_wal(height)
         following = chain.validators(height + 1)
@@ -362,7 +362,7 @@ class ConsensusDriver:
 
     def _maybe_rotate_wal(self, height: int) -> None:
         """Start a fresh WAL (holding only the end-of-height marker) once the file is large."""
-        assert self.wal is not None  # noqa: S101
+        assert self.wal is not None
         if self.wal_path.stat().st_size < WAL_ROTATE_BYTES:
             return
         self.wal.close()
@@ -402,11 +402,11 @@ class ConsensusDriver:
 
     def status(self) -> Status:
         s = self.state
-        assert s is not None  # noqa: S101
+        assert s is not None
         return Status(s.height, s.round, int(s.step))
 
     def _own_messages(self) -> list[Any]:
-        assert self.state is not None  # noqa: S101
+        assert self.state is not None
         return [self.status(), *core.gossip_messages(self.state)]
 
     async def _gossip_loop(self) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
+import trio.lowlevel
 
 from consensus.hashing import sha256
 from node.config import MempoolSection
@@ -239,7 +240,7 @@ class Mempool:
                 dropped += 1
                 log.debug("recheck dropped %s: %s", entry.hash.hex()[:16], result.log)
             if index % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         return dropped
 
     # --- gossip -------------------------------------------------------------------------------

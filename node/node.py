@@ -25,8 +25,8 @@ import trio
 from consensus.core import ConsensusParams
 from consensus.privval import FilePrivvalStore, PrivValidator
 from node.api import NodeView
-from node.blocksync import BlockSync
 from node.blockstore import open_db
+from node.blocksync import BlockSync
 from node.chain import Chain, ExecutedBlock
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver

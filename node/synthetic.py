@@ -56,6 +56,6 @@ def append_block(chain: Chain, signers: Mapping[bytes, Signer], txs: Sequence[by
                  time_ms: int) -> ExecutedBlock:
     block = next_block(chain, txs, time_ms)
     validators = chain.validators(block.height)
-    assert validators is not None  # noqa: S101 - next_block checked it
+    assert validators is not None
     commit = sign_commit(chain.chain_id, validators, signers, block.height, block.block_id(), time_ms)
     return chain.execute(block, commit)

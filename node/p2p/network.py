@@ -28,8 +28,8 @@ import multiaddr
 import trio
 from libp2p import create_yamux_muxer_option, new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
-from libp2p.network.config import ConnectionConfig
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID

@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 
 from consensus.crypto import PrivateKey, Signer
-from node.cli_init import default_genesis_path, init_home, read_genesis, validator_entry, write_genesis
+from node.cli_init import (
+    default_genesis_path,
+    init_home,
+    read_genesis,
+    validator_entry,
+    write_genesis,
+)
 from node.config import Config, replace
 from node.home import Home
 from node.p2p.identity import peer_multiaddr

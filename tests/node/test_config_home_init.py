@@ -15,7 +15,6 @@ from node.cli import main
 from node.config import Config, ConfigError, from_dict, load_config, replace, save_config, to_dict
 from node.home import Home, HomeLockedError
 
-MINIMAL_GENESIS = {"chain_id": "test-chain", "validators": []}
 
 
 def test_config_round_trips_through_toml(tmp_path: Path) -> None:
@@ -77,15 +76,27 @@ def test_second_process_on_same_home_is_refused(tmp_path: Path) -> None:
 
 
 def test_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
-    with Home.at(tmp_path).lock():
-        with pytest.raises(HomeLockedError):
-            Home.at(tmp_path).lock().acquire()
+    with Home.at(tmp_path).lock(), pytest.raises(HomeLockedError):
+        Home.at(tmp_path).lock().acquire()
 
 
-def _genesis_file(tmp_path: Path) -> Path:
+def _genesis_file(tmp_path: Path, **changes: object) -> Path:
+    from node.cli_init import default_genesis_path
+
+    document = json.loads(default_genesis_path().read_text())
+    document.update({"chain_id": "test-chain"}, **changes)
     path = tmp_path / "g.json"
-    path.write_text(json.dumps(MINIMAL_GENESIS))
+    path.write_text(json.dumps(document))
     return path
+
+
+def test_init_with_a_bad_genesis_names_the_field(tmp_path: Path) -> None:
+    home = Home.at(tmp_path / "n0")
+    bad = _genesis_file(tmp_path, initial_height="one")
+    result = CliRunner().invoke(main, ["init", "--home", str(home.root), "--genesis", str(bad)])
+    assert result.exit_code != 0
+    assert "initial_height" in result.output
+    assert not home.validator_key_file.exists()  # nothing half-created
 
 
 def test_init_creates_home_with_private_keys(tmp_path: Path) -> None:
