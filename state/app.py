@@ -339,6 +339,7 @@ class ClearingApp:
                 ledger.delete_raw(key)
         events, _changed = governance.end_block(self)
         events += waterfall.run(self)
+        events += waterfall.cover_collateral_debts(self)
         updates = [ValidatorUpdate(pub, power) for pub, power in sorted(self.validator_updates.items())]
         return EndBlockResult(events, updates)
 

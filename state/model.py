@@ -185,6 +185,7 @@ class Globals:
         "feeders",
         "feeders_follow_validators",
         "insurance",
+        "insurance_collateral",
         "min_tx_fee",
         "operators",
         "operators_follow_validators",
@@ -197,6 +198,7 @@ class Globals:
 
     def __init__(self, risk: RiskParams, min_tx_fee: int, replay_window: int) -> None:
         self.insurance = 0
+        self.insurance_collateral: dict[str, int] = {}  # collateral the fund took over for debts
         self.fee_pool = 0
         self.deposits: dict[str, int] = {}  # asset -> total ever deposited (genesis included)
         self.withdrawals: dict[str, int] = {}
@@ -215,6 +217,7 @@ class Globals:
         for name in Globals.__slots__:
             setattr(other, name, getattr(self, name))
         other.deposits = dict(self.deposits)
+        other.insurance_collateral = dict(self.insurance_collateral)
         other.withdrawals = dict(self.withdrawals)
         other.validators = {a: list(v) for a, v in self.validators.items()}
         other.feeders = dict(self.feeders)

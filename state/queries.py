@@ -93,7 +93,8 @@ def prices(app: ClearingApp) -> dict[str, Any]:
 
 def insurance_fund(app: ClearingApp) -> dict[str, Any]:
     g = app.ledger.globals
-    return {"insurance_fund": g.insurance, "fee_pool": g.fee_pool, "deposits": dict(g.deposits),
+    return {"insurance_fund": g.insurance, "insurance_collateral": dict(sorted(g.insurance_collateral.items())),
+            "fee_pool": g.fee_pool, "deposits": dict(g.deposits),
             "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq}
 
 
@@ -154,8 +155,9 @@ def invariants(app: ClearingApp) -> list[str]:
     - per market, sizes sum to zero and open interest is the sum of long sizes;
     - quote held by accounts (plus exact unsettled funding and the funding rounding kept by the
       system), the insurance fund and the fee pool equals deposits minus withdrawals;
-    - collateral held equals deposits minus withdrawals, per asset;
-    - no account has negative equity, the fund and fee pool are not negative.
+    - collateral held by accounts and the insurance fund equals deposits minus withdrawals;
+    - no account has negative equity; the fee pool is not negative, nor the fund unless it holds
+      collateral taken over for debts.
     """
     ledger = app.ledger
     g = ledger.globals
@@ -194,9 +196,11 @@ def invariants(app: ClearingApp) -> list[str]:
     if quote_scaled != expected * FUNDING_SCALE:
         problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {FUNDING_SCALE}, expected {expected}")
     for symbol in ledger.pricing:
-        held = collateral.get(symbol, 0)
+        held = collateral.get(symbol, 0) + g.insurance_collateral.get(symbol, 0)
         if held != g.deposits.get(symbol, 0) - g.withdrawals.get(symbol, 0):
             problems.append(f"{symbol} is not conserved: accounts hold {held}")
-    if g.insurance < 0 or g.fee_pool < 0:
-        problems.append(f"insurance fund {g.insurance} or fee pool {g.fee_pool} is negative")
+    if g.fee_pool < 0:
+        problems.append(f"fee pool {g.fee_pool} is negative")
+    if g.insurance < 0 and not any(g.insurance_collateral.values()):
+        problems.append(f"insurance fund {g.insurance} is negative and holds no collateral")
     return problems

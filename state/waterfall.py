@@ -281,3 +281,47 @@ def _deleverage(app: ClearingApp, address: bytes, account: Account, market_id: s
         remaining -= take
         app.emit(events, event("deleverage", account=address, counterparty=other_address, market=market_id,
                                size=delta, cash=cash, oracle_price=price))
+
+
+def cover_collateral_debts(app: ClearingApp) -> list[dict[str, Any]]:
+    """Step 5: no account without positions carries quote debt into the next block.
+
+    Quote goes negative by what positions are worth; once the last position is closed (by the
+    account, a liquidation or deleveraging) a loss backed by haircut collateral would leave debt
+    that nothing liquidates, and a later fall of the collateral's price would turn it into
+    negative equity. So, for every account written in this block that holds no position and owes
+    quote, the insurance fund takes over just enough collateral at its haircut value (what equity
+    counts it for, so equity is unchanged and the fund keeps the haircut). The fund pays even
+    when that takes its quote balance below zero: it then owns collateral worth more than it owes
+    (a fund with a negative balance covers no shortfall, so the waterfall goes to deleveraging).
+    """
+    ledger = app.ledger
+    g = ledger.g
+    events: list[dict[str, Any]] = []
+    for address in sorted(ledger.block_accounts):
+        account = ledger.block_accounts[address]
+        if account.positions or account.quote >= 0 or not account.collateral:
+            continue
+        for symbol in sorted(account.collateral):
+            if account.quote >= 0:
+                break
+            pricing = ledger.pricing[symbol]
+            price = ledger.w_markets[pricing.market].price
+            unit = price * pricing.num
+            if unit == 0:
+                continue
+            amount = min(account.collateral[symbol], ceil_div(-account.quote * pricing.den, unit))
+            value = pricing.value(amount, price)
+            if amount == 0 or value == 0:
+                continue
+            left = account.collateral[symbol] - amount
+            if left:
+                account.collateral[symbol] = left
+            else:
+                del account.collateral[symbol]
+            g.insurance_collateral[symbol] = g.insurance_collateral.get(symbol, 0) + amount
+            g.insurance -= value
+            account.quote += value
+            app.emit(events, event("collateral_conversion", account=address, asset=symbol, amount=amount,
+                                   value=value, fund_left=g.insurance))
+    return events

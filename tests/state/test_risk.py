@@ -162,3 +162,28 @@ def test_funding_rounding_is_kept_by_the_system_and_swept_to_the_fund() -> None:
     # the long owes 65.00039 and pays 66; the short is owed 65.00039 and gets 65: 1 micro-unit to the fund
     assert queries.insurance_fund(chain.app)["insurance_fund"] == fund + 1
     assert queries.market(chain.app, BTC)["funding_dust_scaled"] == 0
+
+
+def test_debt_left_without_positions_is_covered_by_collateral_taken_over_by_the_fund() -> None:
+    chain = funded()
+    for v in range(3):
+        chain.block([builders.build_deposit_tx(signer(f"v{v}"), chain.cid(), "btc-1", signer("carol").address,
+                                               "BTC", 10**8, fee=chain.fee(), expiry=chain.expiry())])
+    assert chain.one(trade(chain, "carol", "bob", 100_000)).ok  # long 1 BTC on 1 BTC of collateral
+    chain.block(chain.prices({BTC: 475_000}))
+    chain.block()
+    close = chain.trade(signer("venue"), chain.order(signer("bob"), BTC, "buy", 100_000, 475_000, 2),
+                        chain.order(signer("carol"), BTC, "sell", 100_000, 475_000, 2), 100_000, 475_000)
+    fund = queries.insurance_fund(chain.app)["insurance_fund"]
+    result = chain.one(close)
+    assert result.ok
+    conversion = next(e for e in chain.end_events if e["type"] == "collateral_conversion")["attrs"]
+    carol = queries.account(chain.app, signer("carol").address)
+    assert carol["positions"] == [] and carol["quote"] >= 0 and carol["collateral"]["BTC"] < 10**8
+    assert conversion["amount"] + carol["collateral"]["BTC"] == 10**8
+    funds = queries.insurance_fund(chain.app)
+    assert funds["insurance_collateral"] == {"BTC": conversion["amount"]}
+    assert funds["insurance_fund"] == fund - conversion["value"]
+    for price in (400_000, 330_000, 300_000):  # the collateral crashes; carol owes nothing
+        chain.block(chain.prices({BTC: price}))
+    assert queries.account_health(chain.app, signer("carol").address)["equity"] > 0
