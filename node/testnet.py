@@ -340,10 +340,10 @@ async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, dur
                     if duration is None:
                         click.echo("demo finished; the testnet keeps running (Ctrl-C stops it)")
                         monitor.forget_drawing()
-                        await monitor.run(1.0, progress)
+                        await monitor.run(1.0, True)
                     nursery.cancel_scope.cancel()
                 else:
-                    await monitor.run(1.0, progress)
+                    await monitor.run(1.0, True)
     finally:
         with trio.CancelScope(shield=True):
             await monitor.aclose()
