@@ -250,6 +250,11 @@ class Network:
         if self._nursery is not None:
             self._nursery.start_soon(self._close_peer, peer_id)
 
+    async def _close_stale(self, session: _PeerSession) -> None:
+        current = self._sessions.get(session.peer_id)
+        if current is None or current is session or current.closed:
+            await self._close_peer(session.peer_id)
+
     async def _close_peer(self, peer_id: ID) -> None:
         with trio.move_on_after(5):
             try:
@@ -305,7 +310,11 @@ class Network:
             if self._sessions.get(session.peer_id) is session:
                 del self._sessions[session.peer_id]
             log.info("peer disconnected: %s", peer)
-            if self._nursery is not None:
+            shutting_down = trio.current_effective_deadline() == float("-inf")
+            if self._nursery is not None and not shutting_down:
+                # A session can end on a failed stream while the connection lives on; close it,
+                # or no new "connected" notification would ever start a fresh session.
+                self._nursery.start_soon(self._close_stale, session)
                 for callback in self._on_disconnected_callbacks:
                     self._nursery.start_soon(callback, peer)
 
