@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +504,5 @@ __all__ = [
     "parse_genesis",
     "parse_market",
     "parse_risk",
-    "replace",
     "validator_entry",
 ]
