@@ -108,10 +108,11 @@ def test_sigkill_two_of_four_halts_without_fork_then_resumes(cluster) -> None:  
 
 def test_sigstop_then_sigcont_catches_up(cluster) -> None:  # type: ignore[no-untyped-def]
     cluster.signal(1, signal.SIGSTOP)
+    stopped_at = time.monotonic()
     try:
         start = max(cluster.heights([0, 2, 3]))
-        cluster.wait_height([0, 2, 3], start + 10, timeout=60)
-        time.sleep(1.0)
+        cluster.wait_height([0, 2, 3], start + 10, timeout=60)  # the other three go on
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - stopped_at)))  # stopped >= 5 s
     finally:
         cluster.signal(1, signal.SIGCONT)
     target = max(cluster.heights([0, 2, 3]))
