@@ -18,6 +18,7 @@ import argparse
 import gc
 import hashlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -192,6 +193,7 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=0)
     args = parser.parse_args()
     n_trades = args.trades or (10_000 if args.quick else 20_000)
+    load_before = os.getloadavg()[0]
     results: dict = bench_trades(n_trades)
     print(json.dumps(results), flush=True)
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
@@ -201,6 +203,7 @@ def main() -> None:
         results["end_block_ms"][str(n)] = bench_end_block(n)
         print(f"  {results['end_block_ms'][str(n)]}", flush=True)
     results["machine_note"] = "one process, one core; state built in memory (MemoryStore)"
+    results["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # others' jobs too
     out = ROOT / "bench" / "results" / "clearing.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
