@@ -139,7 +139,8 @@ class ConsensusDriver:
         self._nursery: trio.Nursery | None = None
         self._seen: set[bytes] = set()
         self._seen_height = 0
-        self._catchup: dict[int, tuple[Block, Commit]] = {}
+        self._catchup: dict[int, tuple[Block, Commit, str]] = {}
+        """height -> a peer's committed block, its commit and the peer (verified when due)."""
         self._sent_catchup: dict[tuple[str, int], float] = {}
         self.peer_status: dict[str, Status] = {}
         self.evidence_pool: dict[bytes, DuplicateVoteEvidence] = {}
@@ -223,10 +224,27 @@ class ConsensusDriver:
 
     async def _feed_buffered_catchup(self) -> None:
         state = self.state
+        if state is not None:
+            for stale in [h for h in self._catchup if h < state.height]:
+                del self._catchup[stale]
         while state is not None and state.decision is None and state.height in self._catchup:
-            block, commit = self._catchup.pop(state.height)
+            block, commit, peer = self._catchup.pop(state.height)
+            if not self._commit_ok(block, commit):
+                self.network.disconnect(peer, f"catch-up block {block.height} has a bad commit")
+                return
             await self.feed(CommitReceived(block, commit))
             state = self.state
+
+    def _commit_ok(self, block: Block, commit: Commit) -> bool:
+        validators = self.chain.validators(block.height)
+        if validators is None:
+            return False
+        try:
+            verify_commit(self.chain.chain_id, validators, block.block_id(), block.height, commit,
+                          self.verifier)
+        except CommitError:
+            return False
+        return True
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -457,7 +475,7 @@ class ConsensusDriver:
             self.peer_status[peer] = message
             await self._send_catchup(peer, message.height)
         elif isinstance(message, CatchUp):
-            await self._on_catchup(message, state)
+            await self._on_catchup(message, state, peer)
         elif isinstance(message, EvidenceMessage):
             if not self._add_evidence(message.evidence) and not self._evidence_ok(
                     message.evidence, state.height):
@@ -493,19 +511,16 @@ class ConsensusDriver:
         self._seen.add(proposal.signature)
         await self._inbox_send.send(ProposalReceived(message))
 
-    async def _on_catchup(self, message: CatchUp, state: core.ConsensusState) -> None:
+    async def _on_catchup(self, message: CatchUp, state: core.ConsensusState, peer: str) -> None:
+        """Buffer a peer's committed block; its commit is verified now if the validator set of
+        its height is known, else when the height comes (a bad one disconnects the peer)."""
         block, commit = message.block, message.commit
         height = block.height
         if height < state.height or height > state.height + CATCHUP_BUFFER or height in self._catchup:
             return
-        validators = self.chain.validators(height)
-        if validators is None:
-            return
-        try:
-            verify_commit(self.chain.chain_id, validators, block.block_id(), height, commit, self.verifier)
-        except CommitError as exc:
-            raise PeerMisbehaviour(f"catch-up block {height} has a bad commit: {exc}") from exc
-        self._catchup[height] = (block, commit)
+        if self.chain.validators(height) is not None and not self._commit_ok(block, commit):
+            raise PeerMisbehaviour(f"catch-up block {height} has a bad commit")
+        self._catchup[height] = (block, commit, peer)
         if height == state.height and state.decision is None:
             await self._inbox_send.send(TimeoutFired(-1, -1, Step.NEW_HEIGHT))  # wake the loop
 
