@@ -28,7 +28,7 @@ Database keys (under the store's prefix)
     b"n" version(8) depth(1) packed-path   internal node written at ``version``
     b"r" version(8)                        root slot of that version (kind, hash, extra)
     b"v" escaped-key 0x00 0x00 ~version(8) value at version: 0x01 || value, or b"" (deleted)
-    b"t" version(8)                        what became stale at that version (for pruning)
+    b"t" version(8)                        full database keys that became stale then (pruning)
     b"k" hk                                key (to find a leaf's value for absence proofs)
     b"m"                                   metadata: latest version, oldest kept version
 """

@@ -25,6 +25,7 @@ from state.store.layout import (
     LEAF,
     LEAF_PREFIX,
     LIVE,
+    MAX_VERSION,
     META_KEY,
     NODE_TAG,
     VALUE_TAG,
@@ -154,26 +155,32 @@ class MerkleStore:
             )
             ops.append((hk, key, value, lh))
         ops.sort(key=_first)
-        update = TrieUpdate(version, self._load)
+        p = self._prefix
+        update = TrieUpdate(version, self._load, p)
         root = update.apply(self._root, ops)
 
         own_batch = batch is None
         out: Any = self._db.write_batch(sync=True) if own_batch else batch
-        p = self._prefix
+        put = out.put
         for nkey, record in update.node_puts:
-            out.put(p + nkey, record)
-        tombstones: list[bytes] = []
+            put(nkey, record)
+        # Value keys (see layout.value_key), built inline: this loop runs once per written key.
+        value_tag = p + VALUE_TAG
+        this_version = (MAX_VERSION - version).to_bytes(8, "big")
+        stale: list[bytes] = []
         for key, value in update.value_puts:
-            vkey = value_key(key, version)
+            base = value_tag + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key)
             if value is None:
-                out.put(p + vkey, b"")
-                tombstones.append(vkey)
+                put(base + b"\x00\x00" + this_version, b"")
+                stale.append(base + b"\x00\x00" + this_version)
             else:
-                out.put(p + vkey, LIVE + value)
-        stale_values = [value_key(key, old) for key, old in update.stale_values] + tombstones
+                put(base + b"\x00\x00" + this_version, LIVE + value)
+        for key, old in update.stale_values:
+            stale.append(p + value_key(key, old))
         key_tag = p + KEY_TAG
         for hk, key in update.new_keys:
-            out.put(key_tag + hk, key)
+            put(key_tag + hk, key)
+        stale_values = stale
         out.put(p + stale_key(version), msgpack.packb([update.stale_nodes, stale_values]))
         out.put(p + root_key(version), encode_root(root))
         oldest = self._oldest
@@ -188,9 +195,10 @@ class MerkleStore:
         # (never matched again: lookups compare the version).
         cache = self._cache
         limit = self.cache_depth
+        at = len(p) + 9  # prefix, tag, version: then the path, whose first byte is the level
         for nkey, record in update.node_puts:
-            if nkey[9] <= limit:
-                cache[nkey[9:]] = (nkey[1:9], record)
+            if nkey[at] <= limit:
+                cache[nkey[at:]] = (nkey[at - 8 : at], record)
         self._root = root
         self._version = version
         self._oldest = oldest
@@ -317,8 +325,9 @@ class MerkleStore:
                     continue
                 nodes, values = msgpack.unpackb(data)
                 keys = nodes + values
+            delete = out.delete
             for key in keys:
-                out.delete(p + key)
+                delete(key)
             out.delete(p + stale_key(stale_version))
             out.delete(p + root_key(stale_version - 1))
 

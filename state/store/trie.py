@@ -41,13 +41,17 @@ class TrieUpdate:
     """Applies sorted ops to the tree as of the last commit and collects the writes of ``version``.
 
     ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
-    ``node_puts`` (key, record), ``stale_nodes`` (keys no longer in the new tree),
+    ``node_puts`` (key, record), ``stale_nodes`` (keys no longer in the new tree), both keys
+    with ``prefix`` in front,
     ``value_puts`` (key, value or None), ``stale_values`` ((key, version) value entries that
     only older versions need), ``new_keys`` ((hk, key) of keys that did not exist).
     """
 
-    def __init__(self, version: int, load: Callable[[bytes, bytes], bytes]) -> None:
+    def __init__(
+        self, version: int, load: Callable[[bytes, bytes], bytes], prefix: bytes = b""
+    ) -> None:
         self.version8 = version.to_bytes(8, "big")
+        self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
         self.load = load
         self.node_puts: list[tuple[bytes, bytes]] = []
         self.stale_nodes: list[bytes] = []
@@ -72,7 +76,8 @@ class TrieUpdate:
                 return self._update_one(slot, depth, ops[lo])
             path = node_path(depth, ops[lo][0])
             record = self.load(slot[2], path)
-            return self._update_node(record, NODE_TAG + slot[2] + path, path, depth, ops, lo, hi)
+            key = self.node_tag + slot[2] + path
+            return self._update_node(record, key, path, depth, ops, lo, hi)
         entries: list[Entry] = []
         version8 = self.version8
         value_puts = self.value_puts
@@ -168,10 +173,11 @@ class TrieUpdate:
             return None
         stale = self.stale_nodes
         puts = self.node_puts
-        tag = NODE_TAG + self.version8
+        node_tag = self.node_tag
+        tag = node_tag + self.version8
         while stack:
             record, version8, path, index, old_kind, h0, e0, base = stack.pop()
-            stale.append(NODE_TAG + version8 + path)
+            stale.append(node_tag + version8 + path)
             patched = bytearray(record)
             kind = new[0]
             if kind == old_kind and kind != EMPTY:
@@ -227,7 +233,7 @@ class TrieUpdate:
             e0 = base + width
             return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + LEAF_EXTRA]))
         data = bytes(record)
-        self.node_puts.append((NODE_TAG + self.version8 + path, data))
+        self.node_puts.append((self.node_tag + self.version8 + path, data))
         return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
