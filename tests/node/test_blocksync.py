@@ -1,0 +1,98 @@
+"""Block sync between in-process nodes over libp2p on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import trio
+
+from consensus.crypto import PrivateKey, Signer
+from node.blocksync import BlockSync
+from node.chain import AppHashMismatch, Chain
+from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.config import P2PSection
+from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
+from node.synthetic import append_block
+from state.builders import build_transfer_tx
+from state.genesis import parse_genesis
+from state.store import MemoryDB
+
+KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
+T0 = 1_800_000_000_000
+
+
+def genesis(keys=KEYS, insurance: int | None = None):  # type: ignore[no-untyped-def]
+    document = read_genesis(default_genesis_path())
+    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(keys)]
+    if insurance is not None:
+        document["app_state"]["risk"]["insurance_fund_seed"] = insurance
+    return parse_genesis(document)
+
+
+def source_chain(blocks: int, keys=KEYS, **kwargs) -> Chain:  # type: ignore[no-untyped-def]
+    chain = Chain(MemoryDB(), genesis(keys, **kwargs))
+    signers = {Signer(k).address: Signer(k) for k in keys}
+    for height in range(1, blocks + 1):
+        tx = build_transfer_tx(Signer(keys[0]), chain.chain_id, keys[1].address, "USDC", height,
+                               fee=1000, expiry=height + 50)
+        append_block(chain, signers, [tx], T0 + height * 1000)
+    return chain
+
+
+def network(peers: tuple[str, ...] = ()) -> Network:
+    config = dataclasses.replace(P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0",
+                                 persistent_peers=peers, dial_backoff_min_ms=50)
+    return Network(PrivateKey.generate(), config, protocols=(BLOCKSYNC_PROTOCOL,))
+
+
+async def sync_from(source: Chain, target: Chain) -> tuple[BlockSync, Network, list[str]]:
+    """Run one sync; returns the syncer, its network and the peers it ended up connected to."""
+    server = network()
+    BlockSync(source, server)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        client = network((server.listen_addrs()[0],))
+        syncer = BlockSync(target, client)
+        await nursery.start(client.run)
+        with trio.fail_after(60):
+            await syncer.sync(first_status_wait=10)
+        await trio.sleep(0.2)
+        peers = client.peers()
+        nursery.cancel_scope.cancel()
+    return syncer, client, peers
+
+
+async def test_syncs_to_one_below_the_tip_with_identical_state() -> None:
+    source = source_chain(70)  # more than two windows
+    target = Chain(MemoryDB(), genesis())
+    syncer, _, _ = await sync_from(source, target)
+    assert target.height == 69  # consensus takes the last block (catch-up)
+    assert target.block(69).hash() == source.block(69).hash()
+    assert target.block(70) is None
+    assert target.store.root_hash() == source.store.root_at(69)
+    assert syncer.txs_synced == 69
+
+
+async def test_blocks_signed_by_another_validator_set_are_refused_and_the_peer_dropped(
+        caplog) -> None:  # type: ignore[no-untyped-def]
+    impostors = [PrivateKey(bytes([0x50 + i]) * 32) for i in range(4)]
+    source = source_chain(10, keys=impostors)
+    target = Chain(MemoryDB(), genesis())
+    # same chain id, different validators: the first block's validators_hash cannot match
+    with caplog.at_level("WARNING", logger="clearchain.p2p"):
+        await sync_from(source, target)
+    assert target.height == 0
+    assert any("sent a bad block 1" in r.getMessage() and "validators_hash" in r.getMessage()
+               for r in caplog.records)
+
+
+async def test_a_different_state_halts_instead_of_forking() -> None:
+    source = source_chain(5, insurance=123)  # the same validators, another genesis state
+    target = Chain(MemoryDB(), genesis())
+    try:
+        await sync_from(source, target)
+    except BaseExceptionGroup as group:  # noqa: F821
+        assert group.subgroup(AppHashMismatch) is not None
+    else:
+        raise AssertionError("sync applied a block on top of a different state")
+    assert target.height == 0
