@@ -158,6 +158,22 @@ def read_slot(record: bytes | bytearray, index: int) -> Slot:
     return (INTERNAL, bytes(record[h0 : h0 + 32]), bytes(record[offset : offset + NODE_EXTRA]))
 
 
+def locate(record: bytes | bytearray, index: int) -> tuple[int, int, int]:
+    """(kind, hash offset, extra offset) of slot ``index``; offsets are 0 for an empty slot."""
+    width = 2 if record[0] == NARROW_TAG else 32
+    bitmap = int.from_bytes(record[1 : 1 + width], "big")
+    bit = 1 << index
+    if not bitmap & bit:
+        return EMPTY, 0, 0
+    below = bit - 1
+    pos = (bitmap & below).bit_count()
+    base = 1 + width + (bitmap.bit_count() << 5)
+    leafmap = int.from_bytes(record[base : base + width], "big")
+    leaves_below = (leafmap & below).bit_count()
+    offset = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+    return (LEAF if leafmap & bit else INTERNAL), 1 + width + (pos << 5), offset
+
+
 def write_slot(record: bytearray, index: int, slot: Slot) -> None:
     """Replace slot ``index`` of ``record`` in place (inserting or removing bytes as needed)."""
     kind = slot[0]

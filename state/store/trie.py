@@ -22,9 +22,9 @@ from state.store.layout import (
     NODE_EXTRA,
     NODE_TAG,
     Slot,
+    locate,
     new_record,
     node_path,
-    read_slot,
     slot_index,
     write_slot,
 )
@@ -195,7 +195,7 @@ class TrieUpdate:
         self, record: bytes, key: bytes, path: bytes, depth: int, ops: list[Op], lo: int, hi: int
     ) -> Slot | None:
         new = bytearray(record)
-        changed = False
+        changed = shifted = False
         i = lo
         if depth < NARROW_LEVELS:
             at, low = depth >> 1, depth & 1
@@ -210,10 +210,22 @@ class TrieUpdate:
                 if (b if low == 2 else b & 15 if low else b >> 4) != index:
                     break
                 j += 1
-            slot = self._update_slot(read_slot(record, index), depth + 1, ops, i, j)
+            kind, h0, e0 = locate(record, index)
+            if kind == EMPTY:
+                old = EMPTY_SLOT
+            else:
+                size = LEAF_EXTRA if kind == LEAF else NODE_EXTRA
+                old = (kind, record[h0 : h0 + 32], record[e0 : e0 + size])
+            slot = self._update_slot(old, depth + 1, ops, i, j)
             if slot is not None:
                 changed = True
-                write_slot(new, index, slot)
+                if slot[0] == kind != EMPTY and not shifted:
+                    # Same kind, same length: overwrite in place; other offsets stay valid.
+                    new[h0 : h0 + 32] = slot[1]
+                    new[e0 : e0 + size] = slot[2]
+                else:
+                    write_slot(new, index, slot)
+                    shifted = True
             i = j
         if not changed:
             return None
