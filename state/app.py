@@ -212,7 +212,7 @@ class ClearingApp:
             self._check_role(tx, ledger.globals)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message)
-        return TxResult(Code.OK, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
+        return TxResult(0, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
 
     @staticmethod
     def _ante(tx: Tx, height: int, g: Globals, seen: bool) -> None:
@@ -326,7 +326,7 @@ class ClearingApp:
             events = execute.HANDLERS[tx.kind](self, tx)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message, [], tx.fee, tx.sender, tx.hash, tx.kind)
-        return TxResult(Code.OK, "", events, tx.fee, tx.sender, tx.hash, tx.kind)
+        return TxResult(0, "", events, tx.fee, tx.sender, tx.hash, tx.kind)
 
     def end_block(self) -> EndBlockResult:
         ledger = self.ledger
