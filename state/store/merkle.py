@@ -156,7 +156,7 @@ class MerkleStore:
             ops.append((hk, key, value, lh))
         ops.sort(key=_first)
         p = self._prefix
-        update = TrieUpdate(version, self._load, p)
+        update = TrieUpdate(version, self._load, p, self._cache)
         root = update.apply(self._root, ops)
 
         own_batch = batch is None

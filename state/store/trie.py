@@ -48,9 +48,14 @@ class TrieUpdate:
     """
 
     def __init__(
-        self, version: int, load: Callable[[bytes, bytes], bytes], prefix: bytes = b""
+        self,
+        version: int,
+        load: Callable[[bytes, bytes], bytes],
+        prefix: bytes = b"",
+        cache: dict[bytes, tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.version8 = version.to_bytes(8, "big")
+        self.cache = {} if cache is None else cache  # path -> (version8, record), read first
         self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
         self.load = load
         self.node_puts: list[tuple[bytes, bytes]] = []
@@ -130,10 +135,18 @@ class TrieUpdate:
         hk = op[0]
         stack = []
         load = self.load
+        cache = self.cache
         while slot[0] == INTERNAL:
             version8 = slot[2]
-            path = node_path(depth, hk)
-            record = load(version8, path)
+            path = (
+                bytes((depth,)) + hk[: depth - 2]
+                if depth >= NARROW_LEVELS
+                else node_path(depth, hk)
+            )
+            entry = cache.get(path)
+            record = (
+                entry[1] if entry is not None and entry[0] == version8 else load(version8, path)
+            )
             if depth < NARROW_LEVELS:
                 b = hk[depth >> 1]
                 index = b & 15 if depth & 1 else b >> 4
