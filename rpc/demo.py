@@ -115,7 +115,7 @@ class Demo:
 
     def __init__(self, urls: Sequence[str], feeders: Sequence[Signer], *, out: Callable[[str], None] = print,
                  seed: int = 7, trade_interval: float = 0.05) -> None:
-        self.clients = [AsyncClient(url, max_connections=8) for url in urls]
+        self.clients = [AsyncClient(url, max_connections=8, timeout=5) for url in urls]
         self.feeders = list(feeders)
         self.out = out
         self.rng = random.Random(seed)
@@ -290,7 +290,8 @@ class Demo:
         while True:
             await trio.sleep(3)
             fund = await self.clients[0].call("insurance_fund")
-            self.say(f"trades {self.stats.trades}, {MARKET} {self.market.show_price(self.market.price)}, "
+            self.say(f"trades {self.stats.trades} (txs accepted {self.stats.submitted}), "
+                     f"{MARKET} {self.market.show_price(self.market.price)}, "
                      f"insurance {usd(fund['insurance_fund'])}, liquidations {self.stats.liquidations}, "
                      f"ADL {self.stats.deleverages}")
 

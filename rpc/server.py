@@ -39,6 +39,7 @@ WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEADER_BYTES = 16 * 1024
 RECEIVE_SIZE = 64 * 1024
 SEND_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 30.0  # per HTTP request, after its headers (broadcast_tx_commit waits inside)
 SERVER_NAME = b"clearchain-rpc"
 
 
@@ -138,8 +139,11 @@ class RPCServer:
                     return
                 if not isinstance(event, h11.Request):
                     return
-                with trio.fail_after(self.limits.header_timeout_s + 30):
+                with trio.fail_after(self.limits.header_timeout_s + REQUEST_TIMEOUT_S):
                     keep_going = await self._serve_request(conn, stream, event)
+                if isinstance(keep_going, WebSocketSession):
+                    await keep_going.run()  # a long-lived session: no request deadline
+                    return
             except h11.RemoteProtocolError as exc:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     body = dumps(error_response(errors.RPCError(errors.INVALID_REQUEST, f"bad HTTP: {exc}")))
@@ -154,15 +158,18 @@ class RPCServer:
                 return
             conn.start_next_cycle()
 
-    async def _serve_request(self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request) -> bool:
-        """Answer one HTTP request; False when the connection must close afterwards."""
+    async def _serve_request(
+        self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request
+    ) -> bool | WebSocketSession:
+        """Answer one HTTP request; False when the connection must close afterwards, or the
+        WebSocket session to run once the upgrade handshake is done."""
         target = request.target.decode("latin-1")
         path, _, query_string = target.partition("?")
         method = request.method
         headers = {name.lower(): value for name, value in request.headers}
         if path == "/websocket" and method == b"GET" and headers.get(b"upgrade", b"").lower() == b"websocket":
-            await self._upgrade_websocket(conn, stream, headers)
-            return False
+            session = await self._upgrade_websocket(conn, stream, headers)
+            return session if session is not None else False
         if method == b"POST":
             if path not in ("/", ""):
                 await self._respond(conn, stream, 404, dumps(error_response(errors.RPCError(
@@ -245,12 +252,14 @@ class RPCServer:
 
     # --- WebSocket -----------------------------------------------------------------------------
 
-    async def _upgrade_websocket(self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]) -> None:
+    async def _upgrade_websocket(
+        self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]
+    ) -> WebSocketSession | None:
         key = headers.get(b"sec-websocket-key")
         if key is None or headers.get(b"sec-websocket-version") != b"13":
             await self._respond(conn, stream, 400, dumps(error_response(errors.RPCError(
                 errors.INVALID_REQUEST, "WebSocket upgrade needs Sec-WebSocket-Key and version 13"))), close=True)
-            return
+            return None
         event = await self._next_event(conn, stream)  # EndOfMessage of the GET
         if not isinstance(event, h11.EndOfMessage):
             raise _Closed()
@@ -260,7 +269,7 @@ class RPCServer:
             (b"sec-websocket-accept", accept), (b"server", SERVER_NAME)]))
         trailing, _ = conn.trailing_data
         ws = wsproto.connection.Connection(ConnectionType.SERVER, trailing_data=trailing)
-        await WebSocketSession(self, stream, ws).run()
+        return WebSocketSession(self, stream, ws)
 
 
 class WebSocketSession:

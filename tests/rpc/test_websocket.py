@@ -181,3 +181,13 @@ async def test_sync_client_subscribe(served):
         got = await trio.to_thread.run_sync(listen)
         nursery.cancel_scope.cancel()
     assert [int(e["data"]["value"]["block"]["header"]["height"]) for e in got][1] > 1
+
+
+async def test_websocket_outlives_the_http_request_deadline(served, autojump_clock):
+    """A subscription is long-lived: the per-request deadline must not close it."""
+    async with await open_ws(served) as ws:
+        await request(ws, "subscribe", query="tm.event='NewBlock'")
+        await trio.sleep(300)  # virtual time: far beyond header + request timeouts
+        served.node.make_block()
+        message = await next_message(ws)
+        assert message["result"]["data"]["value"]["block"]["header"]["height"] == "1"
