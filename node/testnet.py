@@ -306,7 +306,7 @@ async def same_app_hash(clients: list[AsyncClient]) -> tuple[int, dict[str, str]
 
 
 async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, duration: float | None,
-                      progress: bool) -> int:
+                      progress: bool, demo_seconds: float = 60.0) -> int:
     processes = Processes(directory, entries)
     live = progress and sys.stdout.isatty()
     monitor = Monitor(entries, processes, live)
@@ -333,15 +333,13 @@ async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, dur
                     nursery.cancel_scope.cancel()
                     return status
                 if demo:
-                    demo_time = max(20.0, (duration or 90.0) - 25.0)
                     nursery.start_soon(monitor.run, 1.0, False)
-                    status = await run_demo(entries, demo_time)
+                    status = await run_demo(entries, demo_seconds)
                     click.echo(monitor.table()[-1])
-                    if duration is None:
-                        click.echo("demo finished; the testnet keeps running (Ctrl-C stops it)")
-                        monitor.forget_drawing()
-                        await monitor.run(1.0, True)
-                    nursery.cancel_scope.cancel()
+                    click.echo("demo finished; the testnet keeps running "
+                               + ("until --duration ends" if duration else "(Ctrl-C stops it)"))
+                    monitor.forget_drawing()
+                    await monitor.run(1.0, True)
                 else:
                     await monitor.run(1.0, True)
     finally:
@@ -379,11 +377,13 @@ async def run_demo(entries: list[NodeEntry], seconds: float) -> int:
               help="where the homes live; an existing one is resumed")
 @click.option("--demo", is_flag=True, help="drive demo load: trades, oracle prices, a crash, liquidations")
 @click.option("--duration", type=click.FloatRange(min=1), default=None, help="stop everything after S seconds")
+@click.option("--demo-seconds", type=click.FloatRange(min=10), default=60, show_default=True,
+              help="length of the demo (trading, then the crash)")
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT, show_default=True)
 @click.option("--chain-id", default="clearchain-testnet-1", show_default=True)
 @click.option("--no-progress", is_flag=True, help="no live table (a line every 5 s instead)")
-def command(validators: int, directory: str, demo: bool, duration: float | None, base_port: int, chain_id: str,
-            no_progress: bool) -> None:
+def command(validators: int, directory: str, demo: bool, duration: float | None, demo_seconds: float,
+            base_port: int, chain_id: str, no_progress: bool) -> None:
     """Run a local testnet of N validators, each its own process, on 127.0.0.1.
 
     \b
@@ -408,7 +408,7 @@ def command(validators: int, directory: str, demo: bool, duration: float | None,
             click.echo(f"  {entry.name}: rpc {entry.rpc_url}  p2p {entry.p2p_address}")
         click.echo(f"  demo keys in {root / 'keys'}: " + ", ".join(
             f"{n} {format_address(demo_signer(n).address)[:14]}..." for n in demo_names()[:2]) + ", ...")
-    status = trio.run(run_testnet, root, entries, demo, duration, not no_progress)
+    status = trio.run(run_testnet, root, entries, demo, duration, not no_progress, demo_seconds)
     sys.exit(status)
 
 

@@ -62,13 +62,14 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
     hold (checked here through RPC), and Ctrl-C stops every node; a second run resumes."""
     directory = tmp_path / "tn"
     command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "4", "--dir", str(directory),
-               "--demo", "--duration", "100", "--no-progress", "--base-port", str(free_base_port())]
+               "--demo", "--demo-seconds", "60", "--duration", "400", "--no-progress",
+               "--base-port", str(free_base_port())]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     try:
-        with trio.fail_after(150):
+        with trio.fail_after(200):
             while not any("summary:" in line for line in lines):
                 assert proc.poll() is None, "".join(lines[-40:])
                 await trio.sleep(1)
@@ -103,8 +104,10 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        reader.join(5)
+        proc.stdout.close()
     # resume: the same DIR continues the chain from where it stopped
-    again = subprocess.run([c for c in command if c != "--demo"][:-5] + ["--duration", "30", "--no-progress"],
+    again = subprocess.run(command[:8] + ["--duration", "30", "--no-progress"],
                            capture_output=True, text=True, timeout=120)
     assert "resuming the testnet" in again.stdout, again.stdout[-2000:]
     resumed = [int(h) for h in re.findall(r"node0 h=(\d+)", again.stdout)]
