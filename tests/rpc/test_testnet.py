@@ -19,7 +19,7 @@ from node.cli import main
 from node.config import load_config
 from node.home import Home
 from node.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
-from rpc.client import AsyncClient
+from rpc.client import AsyncClient, ConnectionFailed
 from rpc.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
 
@@ -68,11 +68,35 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
+    received: dict[str, list] = {"NewBlock": [], "Liquidation": []}
+
+    async def listen(url: str, kind: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with AsyncClient(url) as client, client.subscribe(f"tm.event='{kind}'") as events:
+            task_status.started()
+            async for event in events:
+                received[kind].append(event)
+
     try:
         with trio.fail_after(200):
-            while not any("summary:" in line for line in lines):
+            while not (directory / MANIFEST).exists() or read_manifest(directory)[0].pid is None:
                 assert proc.poll() is None, "".join(lines[-40:])
-                await trio.sleep(1)
+                await trio.sleep(0.5)
+            url = read_manifest(directory)[0].rpc_url
+            async with trio.open_nursery() as nursery:
+                while True:  # the node's RPC comes up a moment after its process
+                    try:
+                        await nursery.start(listen, url, "NewBlock")
+                        await nursery.start(listen, url, "Liquidation")
+                        break
+                    except (ConnectionFailed, OSError):
+                        await trio.sleep(0.5)
+                while not any("summary:" in line for line in lines):
+                    assert proc.poll() is None, "".join(lines[-40:])
+                    await trio.sleep(1)
+                nursery.cancel_scope.cancel()
+        assert received["NewBlock"] and received["Liquidation"]  # events from the real run, over /websocket
+        first_liquidation = received["Liquidation"][0]["data"]["value"]["event"]
+        assert first_liquidation["type"] == "liquidation" and first_liquidation["attrs"]["account"].startswith("clr1")
         entries = read_manifest(directory)
         clients = [AsyncClient(e.rpc_url) for e in entries]
         try:
@@ -107,8 +131,9 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
         reader.join(5)
         proc.stdout.close()
     # resume: the same DIR continues the chain from where it stopped
-    again = subprocess.run(command[:8] + ["--duration", "30", "--no-progress"],
-                           capture_output=True, text=True, timeout=120)
+    again = await trio.to_thread.run_sync(lambda: subprocess.run(
+        command[:8] + ["--duration", "30", "--no-progress"], capture_output=True, text=True, timeout=120,
+        check=False))
     assert "resuming the testnet" in again.stdout, again.stdout[-2000:]
     resumed = [int(h) for h in re.findall(r"node0 h=(\d+)", again.stdout)]
     assert resumed and max(resumed) > height, again.stdout[-2000:]
