@@ -77,6 +77,12 @@ def command(home_dir: str, log_level: str | None) -> None:
         if home_error is not None:
             click.echo(f"error: {home_error}", err=True)
             sys.exit(1)
+        from state.store import StoreError
+
+        store_error = _first(group, StoreError)
+        if store_error is not None:
+            log.critical("the store in %s is unusable: %s", home.data_dir, store_error)
+            sys.exit(EXIT_HALTED)
         raise
 
 

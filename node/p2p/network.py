@@ -89,6 +89,21 @@ class _Notifee(INotifee):
         pass
 
 
+def _disable_auto_dial(swarm: object) -> None:
+    """py-libp2p 0.8.1 keeps an auto-connector dialling every peer of its peerstore toward
+    (low + high watermark) / 2 connections, whatever ``low_watermark`` says; that would re-dial
+    peers we dropped for misbehaviour. We dial our persistent peers ourselves, so it does nothing
+    here (the one library workaround of this module)."""
+    connector = getattr(swarm, "auto_connector", None)
+    if connector is None:
+        return
+
+    async def no_auto_dial() -> None:
+        return None
+
+    connector.maybe_connect = no_auto_dial  # type: ignore[attr-defined]
+
+
 class Network:
     """A libp2p host plus per-peer framed, batched, bounded protocol channels."""
 
@@ -118,6 +133,7 @@ class Network:
                 max_connections_per_peer=2),
         )
         self.peer_id = self.host.get_id().to_base58()
+        _disable_auto_dial(self.host.get_network())
 
     # --- registration (before run) ------------------------------------------------------------
 

@@ -82,7 +82,7 @@ async def test_misbehaving_peer_is_disconnected_and_redialled() -> None:
         await nursery.start(a.run)
         b = _network((a.listen_addrs()[0],))
         await nursery.start(b.run)
-        await _wait_for(lambda: a.peers() == [b.peer_id])
+        await _wait_for(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
         await b.send(a.peer_id, MEMPOOL_PROTOCOL, b"garbage")
         await _wait_for(lambda: strikes == [b.peer_id])
         await _wait_for(lambda: a.peers() == [])
@@ -99,7 +99,7 @@ async def test_oversized_frame_disconnects_sender() -> None:
         await nursery.start(a.run)
         b = _network((a.listen_addrs()[0],))  # b allows 8 MiB frames
         await nursery.start(b.run)
-        await _wait_for(lambda: a.peers() == [b.peer_id])
+        await _wait_for(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
         await b.send(a.peer_id, MEMPOOL_PROTOCOL, b"x" * 5000)
         await _wait_for(lambda: a.peers() == [])
         assert got == []
@@ -150,7 +150,7 @@ async def test_stalled_peer_is_disconnected_not_waited_for_forever() -> None:
         a = _network((b.listen_addrs()[0],), send_queue_size=8)
         a.on_peer_disconnected(lambda peer: _append(gone, peer, b""))
         await nursery.start(a.run)
-        await _wait_for(lambda: a.peers() == [b.peer_id])
+        await _wait_for(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
         with trio.fail_after(20):  # flow control fills, then a gives up on b after 1 s
             for _ in range(3000):
                 await a.broadcast(CONSENSUS_PROTOCOL, b"z" * 1000)
