@@ -336,7 +336,9 @@ class ClearingApp:
                 ledger.delete_raw(seen_key(tx_hash))
         for expiry in [e for e in self.order_buckets if e <= height]:
             for key in sorted(self.order_buckets.pop(expiry)):
-                ledger.delete_raw(key)
+                record = ledger.get_value(key)
+                if record is not None and record[3] <= height:  # a cancel may have extended it
+                    ledger.delete_raw(key)
         events, _changed = governance.end_block(self)
         events += waterfall.run(self)
         events += waterfall.cover_collateral_debts(self)

@@ -209,8 +209,8 @@ def liquidate(app: ClearingApp, address: bytes, events: list[dict[str, Any]]) ->
             cash_b = _bankrupt_cash(delta, price, mult, equity, mmr_m, mmr, q, whole)
             cash_bs = (-delta * price * mult * (PPM + (discount if delta > 0 else -discount))) // PPM
             shortfall = max(0, cash_b - cash_bs)
-            if shortfall > g.insurance:
-                break
+            if shortfall and shortfall > g.insurance:
+                break  # the fund cannot pay this fill's loss: deleverage the rest
             other = ledger.account(provider) or Account()
             held = other.positions[market_id][0] if market_id in other.positions else 0
             e2, i2, _m2 = risk_of(other, markets, ledger.pricing, (market_id, held + sign * q, -cash_bs))

@@ -313,3 +313,15 @@ def test_check_tx_turns_away_privileged_kinds_from_outsiders(chain: Chain) -> No
     vote = tx(chain, "vote", "alice", proposal=builders.min_fee_proposal("x", 5))
     assert Code(chain.app.check_tx(vote).code) == Code.NOT_VALIDATOR
     assert chain.app.check_tx(tx(chain, "oracle", "v0", prices={BTC: P})).ok
+
+
+def test_a_cancel_outlives_the_expiry_of_an_earlier_order_with_the_same_id(chain: Chain) -> None:
+    a = signer("alice")
+    early = chain.order(a, BTC, "buy", 3000, P, 8, expiry=chain.height + 3)
+    assert chain.one(trade(chain, size=1000, maker=early)).ok
+    assert chain.one(tx(chain, "cancel", order_id=8, order_expiry=chain.height + 30)).ok
+    for _ in range(4):
+        chain.block()
+    assert queries.order(chain.app, a.address, 8)["cancelled"]
+    later = chain.order(a, BTC, "buy", 3000, P, 8, expiry=chain.height + 20)
+    assert code(chain, trade(chain, size=1000, maker=later)) == Code.ORDER_CANCELLED
