@@ -156,7 +156,7 @@ class MerkleStore:
                 else _sha256(LEAF_PREFIX + hk + _sha256(value).digest()).digest()
             )
             ops.append((hk, key, value, lh))
-        ops.sort(key=_first)
+        ops.sort()  # by hk: unique, so the comparison never looks further
         p = self._prefix
         update = TrieUpdate(version, self._load, p, self._cache)
         root = update.apply(self._root, ops)
@@ -164,7 +164,7 @@ class MerkleStore:
         own_batch = batch is None
         out: Any = self._db.write_batch(sync=True) if own_batch else batch
         put = out.put
-        for nkey, record in update.node_puts:
+        for nkey, _, record in update.node_puts:
             put(nkey, record)
         # Value keys (see layout.value_key), built inline: this loop runs once per written key.
         value_tag = p + VALUE_TAG
@@ -197,10 +197,10 @@ class MerkleStore:
         # (never matched again: lookups compare the version).
         cache = self._cache
         limit = self.cache_depth
-        at = len(p) + 9  # prefix, tag, version: then the path, whose first byte is the level
-        for nkey, record in update.node_puts:
-            if nkey[at] <= limit:
-                cache[nkey[at:]] = (nkey[at - 8 : at], record)
+        version8 = update.version8
+        for _, path, record in update.node_puts:
+            if path[0] <= limit:
+                cache[path] = (version8, record)
         self._root = root
         self._version = version
         self._oldest = oldest
@@ -332,10 +332,6 @@ class MerkleStore:
                 delete(key)
             out.delete(p + stale_key(stale_version))
             out.delete(p + root_key(stale_version - 1))
-
-
-def _first(op: Op) -> bytes:
-    return op[0]
 
 
 def _slot_hash(slot: Slot) -> bytes:

@@ -41,7 +41,7 @@ class TrieUpdate:
     """Applies sorted ops to the tree as of the last commit and collects the writes of ``version``.
 
     ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
-    ``node_puts`` (key, record), ``stale_nodes`` (keys no longer in the new tree), both keys
+    ``node_puts`` (key, path, record), ``stale_nodes`` (keys no longer in the new tree), keys
     with ``prefix`` in front,
     ``value_puts`` (key, value or None), ``stale_values`` ((key, version) value entries that
     only older versions need), ``new_keys`` ((hk, key) of keys that did not exist).
@@ -58,7 +58,7 @@ class TrieUpdate:
         self.cache = {} if cache is None else cache  # path -> (version8, record), read first
         self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
         self.load = load
-        self.node_puts: list[tuple[bytes, bytes]] = []
+        self.node_puts: list[tuple[bytes, bytes, bytes]] = []
         self.stale_nodes: list[bytes] = []
         self.value_puts: list[tuple[bytes, bytes | None]] = []
         self.stale_values: list[tuple[bytes, int]] = []
@@ -197,7 +197,7 @@ class TrieUpdate:
                 patched[h0 : h0 + 32] = new[1]
                 patched[e0 : e0 + len(new[2])] = new[2]
                 data = bytes(patched)
-                puts.append((tag + path, data))
+                puts.append((tag + path, path, data))
                 new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
             else:
                 write_slot(patched, index, new)
@@ -258,7 +258,7 @@ class TrieUpdate:
             e0 = base + width
             return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + LEAF_EXTRA]))
         data = bytes(record)
-        self.node_puts.append((self.node_tag + self.version8 + path, data))
+        self.node_puts.append((self.node_tag + self.version8 + path, path, data))
         return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
