@@ -1,0 +1,404 @@
+"""The pure core, driven by hand: each rule of Algorithm 1 in isolation."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+from consensus_helpers import CHAIN, Keys
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consensus.blocks import make_block
+from consensus.commit import commit_from_votes
+from consensus.core import (
+    ConsensusParams,
+    CoreConfig,
+    gossip_messages,
+    new_height_state,
+    replay,
+    resume,
+    step,
+)
+from consensus.events import (
+    BlockExecuted,
+    BlockValidated,
+    Broadcast,
+    CommitBlock,
+    CommitReceived,
+    EvidenceFound,
+    ProposalBlock,
+    ProposalMessage,
+    ProposalReceived,
+    ProposalSigned,
+    RequestProposal,
+    ScheduleTimeout,
+    SignProposal,
+    SignVote,
+    Step,
+    TimeoutFired,
+    ValidateBlock,
+    VoteReceived,
+    VoteSigned,
+)
+from consensus.hashing import EMPTY_HASH
+from consensus.privval import MemoryPrivvalStore, PrivValidator
+from consensus.types import Block, Proposal, Vote, VoteType
+
+PARAMS = ConsensusParams(
+    timeout_propose=100,
+    timeout_propose_delta=10,
+    timeout_prevote=50,
+    timeout_prevote_delta=5,
+    timeout_precommit=60,
+    timeout_precommit_delta=6,
+    timeout_commit=7,
+)
+APP_HASH = bytes(32)
+
+
+class Harness:
+    """A minimal shell: signs through a private validator, answers the application's
+    questions at once, and keeps every other action for the test to inspect."""
+
+    def __init__(self, keys: Keys, me: int | None = None, broken: bool = False) -> None:
+        self.keys = keys
+        vs = keys.valset
+        if me is None:  # a validator that proposes in none of the rounds 0-3
+            me = next(
+                i
+                for i, v in enumerate(vs.validators)
+                if all(vs.proposer_for_round(r).address != v.address for r in range(4))
+            )
+        self.me = me
+        self.config = CoreConfig(CHAIN, PARAMS, vs.validators[me].address, ignore_lock_for_tests=broken)
+        self.pv = PrivValidator(keys.signer_at(me), MemoryPrivvalStore())
+        self.state = new_height_state(self.config, 1, vs, app_hash=APP_HASH)
+        self.valid = lambda block: True
+        self.actions: list = []
+        self.events: list = []
+
+    def feed(self, event: object) -> None:
+        queue = [event]
+        while queue:
+            ev = queue.pop(0)
+            self.events.append(ev)
+            self.state, actions = step(self.state, ev)
+            for a in actions:
+                if isinstance(a, SignVote):
+                    queue.append(VoteSigned(self.pv.sign_vote(CHAIN, replace(a.vote, timestamp_ms=1))))
+                elif isinstance(a, SignProposal):
+                    p = self.pv.sign_proposal(CHAIN, replace(a.proposal, timestamp_ms=1))
+                    queue.append(ProposalSigned(ProposalMessage(p, a.block)))
+                elif isinstance(a, ValidateBlock):
+                    queue.append(BlockValidated(a.block.block_id(), self.valid(a.block)))
+                elif isinstance(a, RequestProposal):
+                    queue.append(ProposalBlock(a.height, a.round, self.block(b"mine", a.proposer_address)))
+                self.actions.append(a)
+
+    def start(self) -> None:
+        for a in resume(self.state):
+            self.actions.append(a)
+        self.feed(TimeoutFired(1, 0, Step.NEW_HEIGHT))
+
+    def block(self, tag: bytes, proposer: bytes | None = None, app_hash: bytes = APP_HASH) -> Block:
+        vs = self.keys.valset
+        return make_block(
+            chain_id=CHAIN,
+            height=1,
+            time_ms=5,
+            last_block_id=None,
+            last_commit=None,
+            txs=[tag],
+            evidence=[],
+            validators=vs,
+            next_validators=vs,
+            app_hash=app_hash,
+            last_results_hash=EMPTY_HASH,
+            proposer_address=proposer or vs.proposer_for_round(0).address,
+        )
+
+    def propose(self, round_: int, block: Block, pol_round: int = -1) -> None:
+        """The round's proposer proposes ``block``."""
+        vs = self.keys.valset
+        index = vs.index_of(vs.proposer_for_round(round_).address)
+        signer = self.keys.signer_at(index)
+        p = Proposal(1, round_, pol_round, block.block_id(), 3)
+        p = replace(p, signature=signer.sign(p.sign_bytes(CHAIN)))
+        self.feed(ProposalReceived(ProposalMessage(p, block)))
+
+    def votes(self, kind: VoteType, round_: int, block: Block | None, who: list[int]) -> None:
+        bid = None if block is None else block.block_id()
+        for i in who:
+            self.feed(VoteReceived(self.keys.vote(i, kind, 1, round_, bid)))
+
+    def others(self, n: int) -> list[int]:
+        """The ``n`` most powerful validators other than us."""
+        return [i for i in range(len(self.keys.valset)) if i != self.me][:n]
+
+    def my_votes(self, kind: VoteType, round_: int) -> list:
+        return [
+            a.message.block_id
+            for a in self.actions
+            if isinstance(a, Broadcast) and isinstance(a.message, Vote)
+            and a.message.type == kind and a.message.round == round_
+        ]
+
+    def timeouts(self) -> list[ScheduleTimeout]:
+        return [a for a in self.actions if isinstance(a, ScheduleTimeout)]
+
+
+def test_happy_path_commits_and_moves_to_the_next_height(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    assert h.state.step == Step.PROPOSE and h.timeouts()[-1] == ScheduleTimeout(1, 0, Step.PROPOSE, 100)
+    block = h.block(b"tx")
+    h.propose(0, block)
+    assert h.my_votes(VoteType.PREVOTE, 0) == [block.block_id()]
+    h.votes(VoteType.PREVOTE, 0, block, h.others(2))
+    assert h.state.locked_block == block.block_id() and h.state.locked_round == 0
+    assert h.my_votes(VoteType.PRECOMMIT, 0) == [block.block_id()]
+    h.votes(VoteType.PRECOMMIT, 0, block, h.others(2))
+    commits = [a for a in h.actions if isinstance(a, CommitBlock)]
+    assert len(commits) == 1 and commits[0].block == block
+    assert commits[0].commit.block_id == block.block_id()
+    h.feed(BlockExecuted(1, b"app1", keys.valset.advance()))
+    assert (h.state.height, h.state.step, h.state.app_hash) == (2, Step.NEW_HEIGHT, b"app1")
+    assert h.state.last_commit == commits[0].commit
+    assert h.timeouts()[-1] == ScheduleTimeout(2, 0, Step.NEW_HEIGHT, 7)
+
+
+def test_timeouts_grow_with_the_round(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    h.feed(TimeoutFired(1, 0, Step.PROPOSE))
+    assert h.my_votes(VoteType.PREVOTE, 0) == [None]
+    h.votes(VoteType.PREVOTE, 0, None, h.others(2))
+    assert h.timeouts()[-1] == ScheduleTimeout(1, 0, Step.PREVOTE, 50)  # line 34 fires first
+    assert h.my_votes(VoteType.PRECOMMIT, 0) == [None]
+    h.votes(VoteType.PRECOMMIT, 0, None, h.others(2))
+    assert h.timeouts()[-1] == ScheduleTimeout(1, 0, Step.PRECOMMIT, 60)
+    h.feed(TimeoutFired(1, 0, Step.PRECOMMIT))
+    assert h.state.round == 1
+    assert h.timeouts()[-1] == ScheduleTimeout(1, 1, Step.PROPOSE, 110)
+    h.feed(TimeoutFired(1, 1, Step.PROPOSE))
+    block = h.block(b"x")
+    h.votes(VoteType.PREVOTE, 1, block, h.others(1))
+    h.votes(VoteType.PREVOTE, 1, None, h.others(2)[1:])  # +2/3 prevotes, no majority
+    assert h.timeouts()[-1] == ScheduleTimeout(1, 1, Step.PREVOTE, 55)
+    h.feed(TimeoutFired(1, 0, Step.PREVOTE))  # stale: ignored
+    assert h.state.step == Step.PREVOTE
+    h.feed(TimeoutFired(1, 1, Step.PREVOTE))
+    assert h.state.step == Step.PRECOMMIT and h.my_votes(VoteType.PRECOMMIT, 1) == [None]
+
+
+def _lock_on(h: Harness, block: Block) -> None:
+    h.start()
+    h.propose(0, block)
+    h.votes(VoteType.PREVOTE, 0, block, h.others(2))
+    assert h.state.locked_block == block.block_id()
+    h.votes(VoteType.PRECOMMIT, 0, None, h.others(2))  # no decision in round 0
+    h.feed(TimeoutFired(1, 0, Step.PRECOMMIT))
+    assert h.state.round == 1
+
+
+def test_a_locked_validator_prevotes_nil_for_another_block(keys: Keys) -> None:
+    h = Harness(keys)
+    a, b = h.block(b"a"), h.block(b"b")
+    _lock_on(h, a)
+    h.propose(1, b)
+    assert h.my_votes(VoteType.PREVOTE, 1) == [None]
+    # ... but prevotes its locked block when it is proposed again
+    h.feed(TimeoutFired(1, 1, Step.PREVOTE))
+    h.votes(VoteType.PRECOMMIT, 1, None, h.others(3))
+    h.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
+    h.propose(2, a, pol_round=0)
+    assert h.my_votes(VoteType.PREVOTE, 2) == [a.block_id()]
+
+
+def test_the_broken_core_ignores_its_lock(keys: Keys) -> None:
+    h = Harness(keys, broken=True)
+    a, b = h.block(b"a"), h.block(b"b")
+    _lock_on(h, a)
+    h.propose(1, b)
+    assert h.my_votes(VoteType.PREVOTE, 1) == [b.block_id()]
+
+
+def test_a_later_polka_unlocks(keys: Keys) -> None:
+    """Line 28: a proposal with valid round vr >= lockedRound and a polka in vr is prevoted."""
+    h = Harness(keys)
+    a, b = h.block(b"a"), h.block(b"b")
+    _lock_on(h, a)
+    h.votes(VoteType.PREVOTE, 1, b, h.others(3))  # polka for b in round 1 (we saw no proposal)
+    h.feed(TimeoutFired(1, 1, Step.PROPOSE))
+    h.votes(VoteType.PRECOMMIT, 1, None, h.others(3))
+    h.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
+    h.propose(2, b, pol_round=1)
+    assert h.my_votes(VoteType.PREVOTE, 2) == [b.block_id()]
+    # and a re-proposal whose polka we never saw waits for timeoutPropose
+    h2 = Harness(keys)
+    _lock_on(h2, a)
+    h2.feed(TimeoutFired(1, 1, Step.PROPOSE))
+    h2.votes(VoteType.PRECOMMIT, 1, None, h2.others(3))
+    h2.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
+    h2.propose(2, b, pol_round=1)
+    assert h2.my_votes(VoteType.PREVOTE, 2) == [] and h2.state.step == Step.PROPOSE
+
+
+def test_polka_after_precommit_sets_valid_value(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    block = h.block(b"v")
+    h.feed(TimeoutFired(1, 0, Step.PROPOSE))  # we prevoted nil
+    h.votes(VoteType.PREVOTE, 0, None, h.others(1))
+    h.feed(TimeoutFired(1, 0, Step.PREVOTE))  # we precommit nil
+    assert h.state.step == Step.PRECOMMIT
+    h.propose(0, block)
+    h.votes(VoteType.PREVOTE, 0, block, h.others(3)[1:])
+    h.votes(VoteType.PREVOTE, 0, block, h.others(3)[:1])  # a conflicting vote still counts
+    assert h.state.valid_block == block.block_id() and h.state.locked_round == -1
+
+
+def test_round_skip_on_one_third_of_a_higher_round(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    weakest = [len(keys.valset) - 1]  # power 1 of 10: not enough
+    h.votes(VoteType.PREVOTE, 3, None, weakest)
+    assert h.state.round == 0
+    strongest = [i for i in h.others(3) if keys.valset.validators[i].voting_power >= 3][:1]
+    h.votes(VoteType.PRECOMMIT, 3, None, strongest)  # 1 + (3 or 4) > 10/3
+    assert h.state.round == 3 and h.state.step in (Step.PROPOSE, Step.PREVOTE)
+
+
+def test_invalid_blocks_get_nil_prevotes(keys: Keys) -> None:
+    h = Harness(keys)
+    h.valid = lambda block: False
+    h.start()
+    h.propose(0, h.block(b"app says no"))
+    assert h.my_votes(VoteType.PREVOTE, 0) == [None]
+    h2 = Harness(keys)
+    h2.start()
+    h2.propose(0, h2.block(b"stale app hash", app_hash=b"\x01" * 32))
+    assert h2.my_votes(VoteType.PREVOTE, 0) == [None]
+    assert not any(isinstance(a, ValidateBlock) for a in h2.actions)  # refused before the app
+
+
+def test_forged_and_misattributed_messages_are_ignored(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    block = h.block(b"x")
+    vs = keys.valset
+    wrong = next(i for i in range(len(vs)) if vs.validators[i].address != vs.proposer_for_round(0).address)
+    p = Proposal(1, 0, -1, block.block_id(), 3)
+    p = replace(p, signature=keys.signer_at(wrong).sign(p.sign_bytes(CHAIN)))
+    h.feed(ProposalReceived(ProposalMessage(p, block)))  # signed by a non-proposer
+    h.feed(ProposalReceived(ProposalMessage(replace(p, block_id=h.block(b"y").block_id()), block)))
+    assert h.state.step == Step.PROPOSE and h.state.proposals == {}
+    vote = keys.vote(h.others(1)[0], VoteType.PREVOTE, 1, 0, None)
+    h.feed(VoteReceived(replace(vote, signature=bytes(64))))
+    h.feed(VoteReceived(replace(vote, validator_index=h.me)))
+    h.feed(VoteReceived(keys.vote(h.others(1)[0], VoteType.PREVOTE, 1, 0, None, chain_id="other")))
+    assert h.state.votes == {}
+
+
+def test_equivocation_is_reported_once(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    i = h.others(1)[0]
+    a, b = h.block(b"a"), h.block(b"b")
+    for _ in range(2):
+        h.votes(VoteType.PREVOTE, 0, a, [i])
+        h.votes(VoteType.PREVOTE, 0, b, [i])
+    found = [x.evidence for x in h.actions if isinstance(x, EvidenceFound)]
+    assert len(found) == 1
+    assert {found[0].vote_a.block_id, found[0].vote_b.block_id} == {a.block_id(), b.block_id()}
+
+
+def test_catch_up_with_a_verified_commit(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    block = h.block(b"decided elsewhere")
+    votes = {i: keys.vote(i, VoteType.PRECOMMIT, 1, 4, block.block_id()) for i in (0, 1, 2)}
+    good = commit_from_votes(keys.valset, 1, 4, block.block_id(), votes)
+    h.feed(CommitReceived(block, replace(good, signatures=good.signatures[:2] + good.signatures[3:] + good.signatures[2:3])))
+    assert h.state.decision is None  # bad commit ignored
+    h.feed(CommitReceived(block, good))
+    assert h.state.decision == (block, good)
+    assert any(isinstance(a, CommitBlock) for a in h.actions)
+
+
+def test_next_height_messages_wait_for_the_height(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    early = keys.vote(h.others(1)[0], VoteType.PREVOTE, 2, 0, None)
+    h.feed(VoteReceived(early))
+    assert h.state.future == (VoteReceived(early),)
+    block = h.block(b"x")
+    votes = {i: keys.vote(i, VoteType.PRECOMMIT, 1, 0, block.block_id()) for i in (0, 1, 2)}
+    h.feed(CommitReceived(block, commit_from_votes(keys.valset, 1, 0, block.block_id(), votes)))
+    h.feed(BlockExecuted(1, b"app", keys.valset.advance()))
+    assert h.state.height == 2 and (0, VoteType.PREVOTE) in h.state.votes
+
+
+def test_replay_then_resume_continues_where_it_stopped(keys: Keys) -> None:
+    h = Harness(keys)
+    h.start()
+    block = h.block(b"x")
+    h.propose(0, block)
+    h.votes(VoteType.PREVOTE, 0, None, h.others(1))
+    h.votes(VoteType.PREVOTE, 0, block, h.others(3)[1:])  # +2/3 any, no polka
+    fresh = new_height_state(h.config, 1, keys.valset, app_hash=APP_HASH)
+    rebuilt = replay(fresh, h.events)
+    assert (rebuilt.round, rebuilt.step, rebuilt.votes) == (h.state.round, h.state.step, h.state.votes)
+    actions = resume(rebuilt)
+    assert ScheduleTimeout(1, 0, Step.PREVOTE, 50) in actions
+    own = [a.message for a in actions if isinstance(a, Broadcast)]
+    assert any(isinstance(m, Vote) and m.validator_index == h.me for m in own)
+    assert gossip_messages(rebuilt) == [m for m in own]
+    # a signature requested but not yet logged is requested again
+    pending = replace(rebuilt, own_requests={(0, 2): Vote(VoteType.PRECOMMIT, 1, 0, None, 0, h.config.my_address, h.me)})
+    assert any(isinstance(a, SignVote) for a in resume(pending))
+
+
+def test_we_propose_in_our_round(keys: Keys) -> None:
+    vs = keys.valset
+    proposer = vs.index_of(vs.proposer_for_round(0).address)
+    h = Harness(keys, me=proposer)
+    h.start()
+    requests = [a for a in h.actions if isinstance(a, RequestProposal)]
+    assert len(requests) == 1 and requests[0].round == 0 and requests[0].last_commit is None
+    sent = [a.message for a in h.actions if isinstance(a, Broadcast) and isinstance(a.message, ProposalMessage)]
+    assert len(sent) == 1 and sent[0].proposal.pol_round == -1
+    assert h.my_votes(VoteType.PREVOTE, 0) == [sent[0].block.block_id()]
+
+
+def test_six_of_ten_is_not_a_polka(keys: Keys) -> None:
+    """Powers 4,3,2,1: us (1) + 3 + 2 = 6 of 10 is not more than 2/3; adding 4 is.
+    (Exactly 2/3 is refused too: see test_thresholds_are_strict.)"""
+    h = Harness(keys, me=3)  # the weakest
+    h.start()
+    block = h.block(b"x")
+    if h.state.step == Step.PROPOSE:
+        h.propose(0, block)
+    block = h.state.blocks[h.state.first_proposal[0]]
+    h.votes(VoteType.PREVOTE, 0, block, [1, 2])
+    assert h.state.step == Step.PREVOTE and h.state.locked_round == -1
+    h.votes(VoteType.PREVOTE, 0, block, [0])
+    assert h.state.locked_round == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 2), st.booleans()), max_size=25))
+def test_step_never_mutates_its_input(keys: Keys, script: list) -> None:
+    h = Harness(keys)
+    h.start()
+    blocks = [h.block(b"a"), h.block(b"b")]
+    for who, round_, which, precommit in script:
+        kind = VoteType.PRECOMMIT if precommit else VoteType.PREVOTE
+        bid = None if which == 2 else blocks[which].block_id()
+        event = VoteReceived(keys.vote(who, kind, 1, round_, bid))
+        before = copy.deepcopy(h.state.__dict__)
+        new, _ = step(h.state, event)
+        assert h.state.__dict__ == before
+        h.state = new
