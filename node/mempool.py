@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +71,9 @@ class _Entry:
     priority: int
     seq: int
     senders: set[str] = field(default_factory=set)
+    """Peers that sent us this tx (it is not gossiped back to them)."""
+    account: bytes = b""
+    """The signing account, as check_tx reported it (targets the recheck)."""
 
 
 class Mempool:
@@ -133,12 +136,12 @@ class Mempool:
                                  f"mempool is full ({len(self._entries)} txs, {self._bytes} bytes) "
                                  f"and the fee {result.priority} does not beat the cheapest",
                                  CODESPACE, result.priority, tx_hash)
-        self._add(tx, tx_hash, result.priority, peer)
+        self._add(tx, tx_hash, result.priority, peer, bytes(getattr(result, "sender", b"") or b""))
         return MempoolResult(0, "", "", result.priority, tx_hash, result)
 
-    def _add(self, tx: bytes, tx_hash: bytes, priority: int, peer: str | None) -> None:
+    def _add(self, tx: bytes, tx_hash: bytes, priority: int, peer: str | None, account: bytes) -> None:
         self._seq += 1
-        entry = _Entry(tx, tx_hash, priority, self._seq, {peer} if peer else set())
+        entry = _Entry(tx, tx_hash, priority, self._seq, {peer} if peer else set(), account)
         self._entries[tx_hash] = entry
         self._bytes += len(tx)
         heapq.heappush(self._evict_heap, (priority, -entry.seq, tx_hash))
@@ -223,16 +226,20 @@ class Mempool:
             heapq.heapify(self._evict_heap)
         return removed
 
-    async def recheck(self) -> int:
-        """Re-run ``check_tx`` on every pending tx against the new state; drop the failures.
+    async def recheck(self, accounts: Collection[bytes] | None = None) -> int:
+        """Re-run ``check_tx`` on pending txs against the new state; drop the failures.
 
-        Yields to the event loop every few hundred txs so a large mempool never stalls the node.
+        ``accounts``: only txs signed by these accounts (those a block touched: their balance
+        or orders may have changed); None rechecks everything (expiry, fee changes). Yields to
+        the event loop every few hundred txs so a large mempool never stalls the node.
         """
         if not self.config.recheck:
             return 0
         dropped = 0
         for index, entry in enumerate(list(self._entries.values())):
             if entry.hash not in self._entries:
+                continue
+            if accounts is not None and entry.account and entry.account not in accounts:
                 continue
             result = self.app.check_tx(entry.tx)
             if result.code != 0:

@@ -21,6 +21,7 @@ import logging
 from dataclasses import replace
 
 import trio
+import trio.lowlevel
 
 from consensus.core import ConsensusParams
 from consensus.privval import FilePrivvalStore, PrivValidator
@@ -45,11 +46,27 @@ from state.genesis import Genesis, load_genesis
 
 log = logging.getLogger("clearchain.node")
 
+FULL_RECHECK_EVERY = 10
+"""Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
 GOSSIP_BATCH_WINDOW = 0.005
 """Seconds new txs wait to be sent together (one frame per peer instead of one per tx)."""
 MISBEHAVIOUR_CODES = frozenset({Code.DECODE_ERROR, Code.BAD_SIGNATURE, Code.WRONG_CHAIN,
                                 Code.UNKNOWN_KIND})
 """check_tx verdicts on a gossiped tx that only a broken or malicious peer would send."""
+
+
+def touched_accounts(executed: ExecutedBlock) -> set[bytes]:
+    """Accounts a block may have changed: tx signers and every 20-byte value in its events."""
+    touched = {r.sender for r in executed.results if r.sender}
+    events = [*executed.begin_events, *executed.end.events]
+    for result in executed.results:
+        events.extend(result.events)
+    for event in events:
+        attrs = event.get("attrs") if isinstance(event, dict) else None
+        for value in (attrs or {}).values():
+            if isinstance(value, bytes) and len(value) == 20:
+                touched.add(value)
+    return touched
 
 
 def consensus_params(genesis: Genesis, local: ConsensusSection) -> ConsensusParams:
@@ -86,6 +103,8 @@ class Node:
         self.catching_up = True
         self.rpc_port: int | None = None
         self._recheck_needed = trio.Event()
+        self._touched: set[bytes] = set()
+        self._blocks_since_full_recheck = 0
         self.chain: Chain
         self.mempool: Mempool
         self.network: Network
@@ -147,20 +166,29 @@ class Node:
     def on_commit(self, executed: ExecutedBlock) -> None:
         self.view.publish(executed)
         self.mempool.update(executed.block.txs)
+        self._touched.update(touched_accounts(executed))
+        self._blocks_since_full_recheck += 1
         if len(self.mempool):
             self._recheck_needed.set()
 
     async def _recheck_loop(self) -> None:
+        """After commits: recheck the txs of accounts the blocks touched, and every
+        ``FULL_RECHECK_EVERY`` blocks the whole mempool (expiry, parameter changes)."""
         while True:
             await self._recheck_needed.wait()
             self._recheck_needed = trio.Event()
-            dropped = await self.mempool.recheck()
+            full = self._blocks_since_full_recheck >= FULL_RECHECK_EVERY
+            accounts, self._touched = self._touched, set()
+            if full:
+                self._blocks_since_full_recheck = 0
+            dropped = await self.mempool.recheck(None if full else accounts)
             if dropped:
                 log.debug("mempool recheck dropped %d txs", dropped)
 
     # --- tx gossip ----------------------------------------------------------------------------
 
     async def _on_tx(self, peer: str, tx: bytes) -> None:
+        await trio.lowlevel.checkpoint()  # a burst of gossiped txs must not starve consensus
         result = self.mempool.check_tx(tx, peer=peer)
         if result.app_result is not None and result.code in MISBEHAVIOUR_CODES:
             raise PeerMisbehaviour(f"gossiped a tx that fails check_tx with code {result.code}: "

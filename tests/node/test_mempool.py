@@ -151,3 +151,32 @@ async def test_gossip_batches_new_txs_with_their_senders() -> None:
     await mempool.wait_gossip()
     assert mempool.take_gossip() == [(a, frozenset()), (b, frozenset({"peerB", "peerC"}))]
     assert mempool.take_gossip() == []
+
+
+@dataclass
+class SignedVerdict:
+    code: int
+    log: str = ""
+    priority: int = 0
+    sender: bytes = b""
+
+
+class AccountApp(FakeApp):
+    """The sender is the tx's second byte."""
+
+    def check_tx(self, tx: bytes) -> SignedVerdict:  # type: ignore[override]
+        self.calls[tx] = self.calls.get(tx, 0) + 1
+        return SignedVerdict(4 if tx in self.invalid else 0, "", tx[0], tx[1:2])
+
+
+async def test_targeted_recheck_only_touches_given_accounts() -> None:
+    app = AccountApp()
+    mempool = Mempool(app, MempoolSection())
+    alice, bob = b"\x05A" + b"." * 8, b"\x05B" + b"." * 8
+    mempool.check_tx(alice)
+    mempool.check_tx(bob)
+    app.invalid.update({alice, bob})
+    assert await mempool.recheck({b"A"}) == 1
+    assert mempool.txs() == [bob] and app.calls[bob] == 1
+    assert await mempool.recheck() == 1  # a full recheck catches the rest
+    assert len(mempool) == 0
