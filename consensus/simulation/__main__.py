@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gossip-ms", type=int, default=60)
     parser.add_argument("--quiet", action="store_true", help="print failures and the total only")
     args = parser.parse_args(argv)
+    logging.getLogger("consensus.wal").setLevel(logging.ERROR)  # torn tails are simulated
     failures = 0
     started = time.perf_counter()
     for seed in range(args.seed, args.seed + args.count):

@@ -40,6 +40,7 @@ from consensus.events import (
 from consensus.hashing import EMPTY_HASH, sha256
 from consensus.privval import DoubleSignError, MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Commit, DuplicateVoteEvidence, Vote
+from consensus.wal import decode_records, encode_record
 
 if TYPE_CHECKING:
     from consensus.simulation.world import World
@@ -145,13 +146,34 @@ class SimNode:
         self._perform(core.resume(self.state))
         w.schedule_gossip(self)
 
-    def crash(self, keep_unsynced: int) -> None:
-        """Lose volatile state and all but ``keep_unsynced`` of the unsynced WAL records."""
+    def crash(self, torn_fraction: float) -> None:
+        """Lose volatile state and part of the unsynced WAL tail.
+
+        The WAL since the last end-of-height marker goes through the real record format
+        (:mod:`consensus.wal`): the unsynced bytes are cut at an arbitrary point, so the last
+        record may be torn, and reading drops it as a node would after a power cut.
+        """
         self.up = False
         self.epoch += 1
         self.state = None
-        del self.wal[self.wal_synced + keep_unsynced :]
+        marker = max((i for i, (kind, _) in enumerate(self.wal) if kind == "end"), default=-1)
+        tail = [item for _, item in self.wal[marker + 1 :]]
+        synced = max(0, self.wal_synced - (marker + 1))
+        durable = b"".join(encode_record(ev) for ev in tail[:synced])
+        volatile = b"".join(encode_record(ev) for ev in tail[synced:])
+        records, _ = decode_records(durable + volatile[: int(len(volatile) * torn_fraction)])
+        self.wal = self.wal[: marker + 1] + [("event", r) for r in records]
         self.wal_synced = len(self.wal)
+
+    def _state(self) -> core.ConsensusState:
+        if self.state is None:
+            raise RuntimeError(f"node {self.index} is down")
+        return self.state
+
+    def _privval(self) -> PrivValidator:
+        if self.privval is None:
+            raise RuntimeError(f"node {self.index} is down")
+        return self.privval
 
     # --- inputs ---------------------------------------------------------------------------
 
@@ -162,8 +184,7 @@ class SimNode:
             self.wal.append(("event", ev))
             if isinstance(ev, (VoteSigned, ProposalSigned)):
                 self.wal_synced = len(self.wal)  # fsync before our own message can leave
-            assert self.state is not None  # noqa: S101 - only fed while up
-            self.state, actions = core.step(self.state, ev)
+            self.state, actions = core.step(self._state(), ev)
             self.world.steps += 1
             if self.state.height != self.seen_height:
                 self.seen_height = self.state.height
@@ -177,8 +198,7 @@ class SimNode:
             for item in message.messages:
                 self.on_message(src, item)
             return
-        state = self.state
-        assert state is not None  # noqa: S101
+        state = self._state()
         if isinstance(message, Vote):
             self.world.note_delivery(self, message)
             if message.signature in self.seen:
@@ -203,9 +223,9 @@ class SimNode:
             self._add_evidence(message.evidence)
 
     def gossip(self) -> list[Any]:
-        assert self.state is not None  # noqa: S101
-        messages: list[Any] = list(core.gossip_messages(self.state))
-        messages.append(Status(self.state.height))
+        state = self._state()
+        messages: list[Any] = list(core.gossip_messages(state))
+        messages.append(Status(state.height))
         messages.extend(EvidenceMessage(e) for e in self.evidence_pool.values())
         return messages
 
@@ -243,9 +263,8 @@ class SimNode:
         return out
 
     def _sign_vote(self, vote: Vote) -> Vote | None:
-        assert self.privval is not None  # noqa: S101
         try:
-            signed = self.privval.sign_vote(self.world.chain_id, replace(vote, timestamp_ms=self.world.now))
+            signed = self._privval().sign_vote(self.world.chain_id, replace(vote, timestamp_ms=self.world.now))
         except DoubleSignError:
             self.world.refusals += 1
             return None
@@ -253,10 +272,9 @@ class SimNode:
         return signed
 
     def _sign_proposal(self, action: SignProposal) -> ProposalMessage | None:
-        assert self.privval is not None  # noqa: S101
         proposal = replace(action.proposal, timestamp_ms=self.world.now)
         try:
-            signed = self.privval.sign_proposal(self.world.chain_id, proposal)
+            signed = self._privval().sign_proposal(self.world.chain_id, proposal)
         except DoubleSignError:
             self.world.refusals += 1
             return None

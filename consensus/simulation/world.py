@@ -160,7 +160,7 @@ class World:
                     self.schedule_gossip(node)
             elif kind == "crash":
                 node = self.nodes[a]
-                node.crash(self.rng.randint(0, 3))
+                node.crash(self.rng.random())
                 self.crash_count += 1
             elif kind == "restart":
                 self.nodes[a].start()
