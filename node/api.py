@@ -184,7 +184,7 @@ class NodeView:
         return TxResult(int(result.code), result.log, "clearing" if result.code else "")
 
     async def broadcast_tx(self, tx: bytes) -> TxResult:
-        result = self.node.mempool.check_tx(tx)
+        result = await self.node.admit(tx)
         return TxResult(result.code, result.log, result.codespace)
 
     async def mempool(self, limit: int) -> MempoolInfo:

@@ -32,7 +32,7 @@ from node.chain import Chain, ExecutedBlock
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
 from node.home import Home
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolResult
 from node.p2p.network import (
     BLOCKSYNC_PROTOCOL,
     CONSENSUS_PROTOCOL,
@@ -104,6 +104,7 @@ class Node:
         self.rpc_port: int | None = None
         self._recheck_needed = trio.Event()
         self._touched: set[bytes] = set()
+        self._admission = trio.Lock()
         self._blocks_since_full_recheck = 0
         self.chain: Chain
         self.mempool: Mempool
@@ -187,9 +188,19 @@ class Node:
 
     # --- tx gossip ----------------------------------------------------------------------------
 
+    async def admit(self, tx: bytes, peer: str | None = None) -> MempoolResult:
+        """check_tx one tx into the mempool, one at a time (a fair lock).
+
+        Many RPC connections and gossip streams checking txs concurrently would each get a
+        turn of the event loop before consensus gets its next one; through this lock at most
+        one check runs per turn, so a flood of txs slows admission, never consensus.
+        """
+        async with self._admission:
+            await trio.lowlevel.checkpoint()
+            return self.mempool.check_tx(tx, peer=peer)
+
     async def _on_tx(self, peer: str, tx: bytes) -> None:
-        await trio.lowlevel.checkpoint()  # a burst of gossiped txs must not starve consensus
-        result = self.mempool.check_tx(tx, peer=peer)
+        result = await self.admit(tx, peer)
         if result.app_result is not None and result.code in MISBEHAVIOUR_CODES:
             raise PeerMisbehaviour(f"gossiped a tx that fails check_tx with code {result.code}: "
                                    f"{result.log}")
