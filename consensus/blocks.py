@@ -71,6 +71,21 @@ def make_block(
     return Block(header, tuple(txs), tuple(evidence), last_commit)
 
 
+def check_block_integrity(block: Block) -> None:
+    """The header's hashes match the block's contents, so the block id fixes the whole block.
+
+    A commit signs the header only: whoever receives a block with its commit (catch-up, block
+    sync) must run this before trusting the txs, evidence and last commit.
+    """
+    h = block.header
+    if h.data_hash != txs_hash(list(block.txs)):
+        raise InvalidBlockError("data_hash does not match the txs")
+    if h.evidence_hash != evidence_hash(list(block.evidence)):
+        raise InvalidBlockError("evidence_hash does not match the evidence")
+    if h.last_commit_hash != commit_hash(block.last_commit):
+        raise InvalidBlockError("last_commit_hash does not match the last commit")
+
+
 def check_block(
     block: Block,
     *,
@@ -100,16 +115,11 @@ def check_block(
         raise InvalidBlockError("app_hash does not match the state after the previous block")
     if validators.index_of(h.proposer_address) < 0:
         raise InvalidBlockError("proposer is not a validator")
-    if h.data_hash != txs_hash(list(block.txs)):
-        raise InvalidBlockError("data_hash does not match the txs")
-    if h.evidence_hash != evidence_hash(list(block.evidence)):
-        raise InvalidBlockError("evidence_hash does not match the evidence")
+    check_block_integrity(block)
     if len(block.txs) > limits.max_txs:
         raise InvalidBlockError(f"{len(block.txs)} txs exceed the limit of {limits.max_txs}")
     if len(block.encode()) > limits.max_bytes:
         raise InvalidBlockError(f"block exceeds {limits.max_bytes} bytes")
-    if h.last_commit_hash != commit_hash(block.last_commit):
-        raise InvalidBlockError("last_commit_hash does not match the last commit")
     if height == 1:
         if block.last_commit is not None or h.last_commit_hash != EMPTY_HASH:
             raise InvalidBlockError("the first block carries no last commit")

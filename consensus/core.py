@@ -10,7 +10,7 @@ How a node shell drives the core
 1. Start: ``state = new_height_state(config, height, validators, ...)`` for the height after the
    last stored block (``last_*`` from the store; at genesis height 1 with ``last_block_id=None``).
    If the WAL holds events after the last end-of-height marker, fold them in:
-   ``state = replay(state, events)``. Then perform ``resume(state)``.
+   ``state = replay(state, events)``. Then ``state, actions = resume(state)`` and perform them.
 2. Loop: for every input (a message from a peer, a fired timer, a signature from the private
    validator, an answer from the application) build the event, append it to the WAL (with
    ``sync=True`` for :class:`VoteSigned`/:class:`ProposalSigned`, so our own message is durable
@@ -51,7 +51,7 @@ __all__ = [
 
 from dataclasses import replace
 
-from consensus.blocks import InvalidBlockError, check_block
+from consensus.blocks import InvalidBlockError, check_block, check_block_integrity
 from consensus.commit import CommitError, commit_from_votes, verify_commit
 from consensus.events import (
     Action,
@@ -108,17 +108,22 @@ def replay(state: ConsensusState, events: list[Event]) -> ConsensusState:
     return state
 
 
-def resume(state: ConsensusState) -> list[Action]:
-    """What the shell must (re)do to continue from ``state`` after start or replay."""
-    s = state
+def resume(state: ConsensusState) -> tuple[ConsensusState, list[Action]]:
+    """What the shell must (re)do to continue from ``state`` after start or replay.
+
+    Returns a new state too: re-requesting a proposal records the request, so that the
+    answer is accepted.
+    """
+    s = state.copy()
     out: list[Action] = []
     p = s.config.params
+    pending = list(s.own_requests.values())
     if s.step == Step.NEW_HEIGHT:
         out.append(ScheduleTimeout(s.height, 0, Step.NEW_HEIGHT, p.timeout_commit))
-        return out
+        return s, out
     if s.step == Step.COMMIT and s.decision is not None:
         out.append(CommitBlock(*s.decision))
-        return out
+        return s, out
     if s.step == Step.PROPOSE:
         out.append(ScheduleTimeout(s.height, s.round, Step.PROPOSE, p.propose_timeout(s.round)))
         if _am_proposer(s, s.round) and s.first_proposal.get(s.round) is None:
@@ -128,7 +133,7 @@ def resume(state: ConsensusState) -> list[Action]:
         out.append(ScheduleTimeout(s.height, s.round, Step.PREVOTE, p.prevote_timeout(s.round)))
     if s.precommit_timeout_round == s.round:
         out.append(ScheduleTimeout(s.height, s.round, Step.PRECOMMIT, p.precommit_timeout(s.round)))
-    for request in s.own_requests.values():
+    for request in pending:
         if isinstance(request, Vote):
             out.append(SignVote(request))
         else:
@@ -137,7 +142,7 @@ def resume(state: ConsensusState) -> list[Action]:
         if verdict is None:
             out.append(ValidateBlock(s.blocks[block_id]))
     out.extend(Broadcast(m) for m in gossip_messages(s))
-    return out
+    return s, out
 
 
 def gossip_messages(state: ConsensusState) -> list[Message]:
@@ -352,8 +357,9 @@ def _on_commit_received(s: ConsensusState, event: CommitReceived, out: list[Acti
         return
     bid = block.block_id()
     try:
+        check_block_integrity(block)
         verify_commit(s.config.chain_id, s.validators, bid, s.height, commit, s.config.verifier)
-    except CommitError:
+    except (CommitError, InvalidBlockError):
         return
     _decide(s, block, commit, out)
 

@@ -75,7 +75,7 @@ class Bundle:
 
 def app_hash_after(previous: bytes, block: Block) -> bytes:
     """The toy application: its state is a hash chain over the blocks' txs."""
-    return sha256(previous + block.header.data_hash)
+    return sha256(previous + b"".join(sha256(tx) for tx in block.txs))
 
 
 def tx_is_valid(tx: bytes) -> bool:
@@ -143,8 +143,10 @@ class SimNode:
         events = [item for kind, item in self.wal[marker + 1 :] if kind == "event"]
         self.state = core.replay(state, events)
         w.replayed_events += len(events)
-        self._perform(core.resume(self.state))
+        self.state, actions = core.resume(self.state)
         w.schedule_gossip(self)
+        for event in self._perform(actions):
+            self.feed(event)
 
     def crash(self, torn_fraction: float) -> None:
         """Lose volatile state and part of the unsynced WAL tail.
@@ -215,7 +217,10 @@ class SimNode:
         elif isinstance(message, Status):
             top = self.height
             for h in range(message.height, min(top, message.height + 4) + 1):
-                self.world.send(self, src, CatchUp(*self.blocks[h]))
+                block, commit = self.blocks[h]
+                if "bad_signatures" in self.behaviours:  # a lying peer: other txs, same header
+                    self.world.send(self, src, CatchUp(replace(block, txs=(b"ok:forged",)), commit))
+                self.world.send(self, src, CatchUp(block, commit))
         elif isinstance(message, CatchUp):
             if message.block.height == state.height and state.decision is None:
                 self.feed(CommitReceived(message.block, message.commit))

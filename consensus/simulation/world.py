@@ -311,6 +311,14 @@ class World:
         for h, bids in sorted(by_height.items()):
             if len(bids) > 1:
                 violations.append(f"agreement: height {h} committed as {sorted(b.hash.hex()[:8] for b in bids)}")
+        # determinism: one app hash per height on every correct node
+        app_hashes: dict[int, set[bytes]] = {}
+        for i in correct:
+            for h, app_hash in self.nodes[i].app_hashes.items():
+                app_hashes.setdefault(h, set()).add(app_hash)
+        for h, hashes in sorted(app_hashes.items()):
+            if len(hashes) > 1:
+                violations.append(f"app hash: {len(hashes)} different app hashes after height {h}")
         # validity: committed blocks were proposed and hold only valid txs
         for i in correct:
             for h, (block, _) in self.nodes[i].blocks.items():

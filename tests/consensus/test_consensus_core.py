@@ -98,8 +98,8 @@ class Harness:
                 self.actions.append(a)
 
     def start(self) -> None:
-        for a in resume(self.state):
-            self.actions.append(a)
+        self.state, actions = resume(self.state)
+        self.actions.extend(actions)
         self.feed(TimeoutFired(1, 0, Step.NEW_HEIGHT))
 
     def block(self, tag: bytes, proposer: bytes | None = None, app_hash: bytes = APP_HASH) -> Block:
@@ -351,14 +351,14 @@ def test_replay_then_resume_continues_where_it_stopped(keys: Keys) -> None:
     fresh = new_height_state(h.config, 1, keys.valset, app_hash=APP_HASH)
     rebuilt = replay(fresh, h.events)
     assert (rebuilt.round, rebuilt.step, rebuilt.votes) == (h.state.round, h.state.step, h.state.votes)
-    actions = resume(rebuilt)
+    _, actions = resume(rebuilt)
     assert ScheduleTimeout(1, 0, Step.PREVOTE, 50) in actions
     own = [a.message for a in actions if isinstance(a, Broadcast)]
     assert any(isinstance(m, Vote) and m.validator_index == h.me for m in own)
     assert gossip_messages(rebuilt) == [m for m in own]
     # a signature requested but not yet logged is requested again
     pending = replace(rebuilt, own_requests={(0, 2): Vote(VoteType.PRECOMMIT, 1, 0, None, 0, h.config.my_address, h.me)})
-    assert any(isinstance(a, SignVote) for a in resume(pending))
+    assert any(isinstance(a, SignVote) for a in resume(pending)[1])
 
 
 def test_we_propose_in_our_round(keys: Keys) -> None:
