@@ -402,3 +402,16 @@ def test_step_never_mutates_its_input(keys: Keys, script: list) -> None:
         new, _ = step(h.state, event)
         assert h.state.__dict__ == before
         h.state = new
+
+
+def test_catch_up_block_with_swapped_txs_is_refused(keys: Keys) -> None:
+    """A commit signs the header only: the txs must match its data_hash."""
+    h = Harness(keys)
+    h.start()
+    block = h.block(b"decided")
+    votes = {i: keys.vote(i, VoteType.PRECOMMIT, 1, 0, block.block_id()) for i in (0, 1, 2)}
+    commit = commit_from_votes(keys.valset, 1, 0, block.block_id(), votes)
+    h.feed(CommitReceived(replace(block, txs=(b"forged",)), commit))
+    assert h.state.decision is None
+    h.feed(CommitReceived(block, commit))
+    assert h.state.decision == (block, commit)
