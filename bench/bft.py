@@ -28,12 +28,16 @@ CHAIN = "bench"
 
 def _validators(n: int) -> tuple[list[Signer], ValidatorSet]:
     signers = [Signer(PrivateKey(sha256(b"bench-%d" % i))) for i in range(n)]
-    vs = ValidatorSet.from_genesis([Validator.from_public_key(s.public_key, 1 + i % 5) for i, s in enumerate(signers)])
+    vs = ValidatorSet.from_genesis(
+        [Validator.from_public_key(s.public_key, 1 + i % 5) for i, s in enumerate(signers)]
+    )
     by_address = {s.address: s for s in signers}
     return [by_address[v.address] for v in vs.validators], vs
 
 
-def _vote(signer: Signer, index: int, kind: VoteType, height: int, round_: int, bid: BlockID | None) -> Vote:
+def _vote(
+    signer: Signer, index: int, kind: VoteType, height: int, round_: int, bid: BlockID | None
+) -> Vote:
     v = Vote(kind, height, round_, bid, 1, signer.address, index)
     return replace(v, signature=signer.sign(v.sign_bytes(CHAIN)))
 
@@ -80,7 +84,9 @@ def bench_wal(directory: Path) -> dict[str, float]:
             start = time.perf_counter()
             for _ in range(count):
                 wal.append(ev, sync=sync)
-            out["wal_append_synced_per_s" if sync else "wal_append_per_s"] = count / (time.perf_counter() - start)
+            out["wal_append_synced_per_s" if sync else "wal_append_per_s"] = count / (
+                time.perf_counter() - start
+            )
     return out
 
 

@@ -127,6 +127,8 @@ def check_block(
     if block.last_commit is None or last_validators is None or last_block_id is None:
         raise InvalidBlockError("the block lacks the previous height's commit")
     try:
-        verify_commit(chain_id, last_validators, last_block_id, height - 1, block.last_commit, verifier)
+        verify_commit(
+            chain_id, last_validators, last_block_id, height - 1, block.last_commit, verifier
+        )
     except CommitError as exc:
         raise InvalidBlockError(f"last commit: {exc}") from exc

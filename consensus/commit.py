@@ -128,7 +128,11 @@ def verify_signed_header(
 
 
 def commit_from_votes(
-    validators: ValidatorSet, height: int, round_: int, block_id: BlockID, precommits: dict[int, Vote]
+    validators: ValidatorSet,
+    height: int,
+    round_: int,
+    block_id: BlockID,
+    precommits: dict[int, Vote],
 ) -> Commit:
     """Build the commit certificate from a round's precommits (validator index -> vote).
 

@@ -78,7 +78,6 @@ from consensus.events import (
     VoteReceived,
     VoteSigned,
 )
-from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
 from consensus.round_state import (
     MAX_FUTURE_EVENTS,
     MAX_PROPOSALS_PER_ROUND,
@@ -88,6 +87,7 @@ from consensus.round_state import (
     CoreConfig,
     new_height_state,
 )
+from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
 from consensus.voteset import AddResult, VoteSet, add_vote, has_vote
 
 # --- public entry points ------------------------------------------------------------------
@@ -126,9 +126,9 @@ def resume(state: ConsensusState) -> tuple[ConsensusState, list[Action]]:
         return s, out
     if s.step == Step.PROPOSE:
         out.append(ScheduleTimeout(s.height, s.round, Step.PROPOSE, p.propose_timeout(s.round)))
-        if _am_proposer(s, s.round) and s.first_proposal.get(s.round) is None:
-            if (s.round, 0) not in s.own_requests:
-                out.append(_proposal_request(s))
+        no_proposal = s.first_proposal.get(s.round) is None and (s.round, 0) not in s.own_requests
+        if _am_proposer(s, s.round) and no_proposal:
+            out.append(_proposal_request(s))
     if s.prevote_timeout_round == s.round and s.step == Step.PREVOTE:
         out.append(ScheduleTimeout(s.height, s.round, Step.PREVOTE, p.prevote_timeout(s.round)))
     if s.precommit_timeout_round == s.round:
@@ -204,7 +204,10 @@ def _on_vote(s: ConsensusState, event: Event, vote: Vote, out: list[Action], own
     if vote.height != s.height or vote.round > s.round + MAX_ROUNDS_AHEAD:
         return
     index = vote.validator_index
-    if index >= len(s.validators) or s.validators.validators[index].address != vote.validator_address:
+    if (
+        index >= len(s.validators)
+        or s.validators.validators[index].address != vote.validator_address
+    ):
         return
     key = (vote.round, vote.type)
     current = s.votes.get(key)
@@ -218,7 +221,9 @@ def _on_vote(s: ConsensusState, event: Event, vote: Vote, out: list[Action], own
         ):
             return
         del s.own_requests[(vote.round, int(vote.type))]
-    elif not s.config.verifier(validator.public_key, vote.sign_bytes(s.config.chain_id), vote.signature):
+    elif not s.config.verifier(
+        validator.public_key, vote.sign_bytes(s.config.chain_id), vote.signature
+    ):
         return
     if current is None:
         current = VoteSet(s.height, vote.round, vote.type)

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Union
+from typing import Any
 
-from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, MessageError, Proposal, Vote
+from consensus.types import (
+    Block,
+    BlockID,
+    Commit,
+    DuplicateVoteEvidence,
+    MessageError,
+    Proposal,
+    Vote,
+)
 from consensus.validators import ValidatorSet
 
 
@@ -45,7 +53,7 @@ class ProposalMessage:
         return cls(Proposal.from_obj(obj.get("proposal")), Block.from_obj(obj.get("block")))
 
 
-Message = Union[ProposalMessage, Vote]
+Message = ProposalMessage | Vote
 
 
 # --- events (inputs) ----------------------------------------------------------------------
@@ -126,17 +134,17 @@ class CommitReceived:
     commit: Commit
 
 
-Event = Union[
-    ProposalReceived,
-    VoteReceived,
-    ProposalBlock,
-    ProposalSigned,
-    VoteSigned,
-    BlockValidated,
-    TimeoutFired,
-    BlockExecuted,
-    CommitReceived,
-]
+Event = (
+    ProposalReceived
+    | VoteReceived
+    | ProposalBlock
+    | ProposalSigned
+    | VoteSigned
+    | BlockValidated
+    | TimeoutFired
+    | BlockExecuted
+    | CommitReceived
+)
 
 
 def event_to_obj(event: Event) -> list:
@@ -273,14 +281,14 @@ class EvidenceFound:
     evidence: DuplicateVoteEvidence
 
 
-Action = Union[
-    Broadcast,
-    Relay,
-    RequestProposal,
-    SignProposal,
-    SignVote,
-    ValidateBlock,
-    ScheduleTimeout,
-    CommitBlock,
-    EvidenceFound,
-]
+Action = (
+    Broadcast
+    | Relay
+    | RequestProposal
+    | SignProposal
+    | SignVote
+    | ValidateBlock
+    | ScheduleTimeout
+    | CommitBlock
+    | EvidenceFound
+)

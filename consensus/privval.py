@@ -67,7 +67,9 @@ class LastSignState:
         if not isinstance(obj, dict):
             raise PrivvalStateError("privval state must be a map")
         try:
-            state = cls(obj["height"], obj["round"], obj["step"], obj["sign_bytes"], obj["signature"])
+            state = cls(
+                obj["height"], obj["round"], obj["step"], obj["sign_bytes"], obj["signature"]
+            )
         except KeyError as exc:
             raise PrivvalStateError(f"privval state lacks {exc}") from exc
         if not all(type(x) is int for x in state.hrs) or not isinstance(state.sign_bytes, bytes):
@@ -149,7 +151,9 @@ class PrivValidator:
     def sign_vote(self, chain_id: str, vote: Vote) -> Vote:
         """The vote signed (possibly with the stored timestamp), or :class:`DoubleSignError`."""
         step = STEP_PREVOTE if vote.type == VoteType.PREVOTE else STEP_PRECOMMIT
-        timestamp, signature = self._sign(vote.height, vote.round, step, vote.sign_body(), chain_id, vote)
+        timestamp, signature = self._sign(
+            vote.height, vote.round, step, vote.sign_body(), chain_id, vote
+        )
         return replace(vote, timestamp_ms=timestamp, signature=signature)
 
     def sign_proposal(self, chain_id: str, proposal: Proposal) -> Proposal:

@@ -391,7 +391,7 @@ class DuplicateVoteEvidence:
 
     @classmethod
     def of(cls, one: Vote, other: Vote) -> DuplicateVoteEvidence:
-        key = lambda v: b"" if v.block_id is None else v.block_id.hash  # noqa: E731
+        key = lambda v: b"" if v.block_id is None else v.block_id.hash
         a, b = sorted((one, other), key=key)
         return cls(a, b)
 
@@ -404,7 +404,11 @@ class DuplicateVoteEvidence:
         return self.vote_a.validator_address
 
     def to_obj(self) -> dict:
-        return {"kind": "duplicate_vote", "vote_a": self.vote_a.to_obj(), "vote_b": self.vote_b.to_obj()}
+        return {
+            "kind": "duplicate_vote",
+            "vote_a": self.vote_a.to_obj(),
+            "vote_b": self.vote_b.to_obj(),
+        }
 
     @classmethod
     def from_obj(cls, obj: Any) -> DuplicateVoteEvidence:
@@ -484,7 +488,9 @@ def txs_hash(txs: tuple[bytes, ...] | list[bytes]) -> bytes:
     return merkle_root(list(txs))
 
 
-def evidence_hash(evidence: tuple[DuplicateVoteEvidence, ...] | list[DuplicateVoteEvidence]) -> bytes:
+def evidence_hash(
+    evidence: tuple[DuplicateVoteEvidence, ...] | list[DuplicateVoteEvidence],
+) -> bytes:
     return merkle_root([encode(e.to_obj()) for e in evidence])
 
 

@@ -67,7 +67,12 @@ class Validator:
         if not isinstance(obj, dict):
             raise ValidatorSetError("validator must be a map")
         try:
-            address, pub, power, prio = obj["address"], obj["pub_key"], obj["power"], obj["priority"]
+            address, pub, power, prio = (
+                obj["address"],
+                obj["pub_key"],
+                obj["power"],
+                obj["priority"],
+            )
         except KeyError as exc:
             raise ValidatorSetError(f"validator lacks field {exc}") from exc
         if not (isinstance(address, bytes) and isinstance(pub, bytes)):
@@ -192,7 +197,9 @@ class ValidatorSet:
             if u.address in current:
                 result[u.address] = replace(current[u.address], voting_power=u.voting_power)
             else:
-                result[u.address] = replace(u, proposer_priority=-(tvp_updates + (tvp_updates >> 3)))
+                result[u.address] = replace(
+                    u, proposer_priority=-(tvp_updates + (tvp_updates >> 3))
+                )
         for r in removals:
             del result[r.address]
         if not result:
@@ -240,7 +247,9 @@ def _check_powers(vals: Sequence[Validator], allow_zero: bool = False) -> None:
     addresses = set()
     for v in vals:
         if type(v.voting_power) is not int or v.voting_power < (0 if allow_zero else 1):
-            raise ValidatorSetError(f"voting power must be a positive integer, got {v.voting_power!r}")
+            raise ValidatorSetError(
+                f"voting power must be a positive integer, got {v.voting_power!r}"
+            )
         if v.address in addresses:
             raise ValidatorSetError(f"duplicate validator {v.address.hex()}")
         addresses.add(v.address)

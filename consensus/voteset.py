@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType
 from consensus.validators import ValidatorSet
 
-
 MAX_VOTES_PER_VALIDATOR = 4
 """Distinct block ids counted per validator in one vote set (1 honest + equivocations)."""
 
@@ -78,8 +77,13 @@ def add_vote(
         votes = dict(vote_set.votes)
         votes[i] = vote
         new = VoteSet(
-            vote_set.height, vote_set.round, vote_set.type, votes, vote_set.conflicting,
-            by_block, vote_set.power + power,
+            vote_set.height,
+            vote_set.round,
+            vote_set.type,
+            votes,
+            vote_set.conflicting,
+            by_block,
+            vote_set.power + power,
         )
         return new, AddResult.ADDED, None
     others = vote_set.conflicting.get(i, ())
@@ -91,8 +95,13 @@ def add_vote(
     conflicting = dict(vote_set.conflicting)
     conflicting[i] = others + (vote,)
     new = VoteSet(
-        vote_set.height, vote_set.round, vote_set.type, vote_set.votes, conflicting,
-        by_block, vote_set.power,
+        vote_set.height,
+        vote_set.round,
+        vote_set.type,
+        vote_set.votes,
+        conflicting,
+        by_block,
+        vote_set.power,
     )
     return new, AddResult.CONFLICT, evidence
 
@@ -106,4 +115,6 @@ def has_vote(vote_set: VoteSet | None, vote: Vote) -> bool:
         return False
     if existing.block_id == vote.block_id:
         return True
-    return any(o.block_id == vote.block_id for o in vote_set.conflicting.get(vote.validator_index, ()))
+    return any(
+        o.block_id == vote.block_id for o in vote_set.conflicting.get(vote.validator_index, ())
+    )

@@ -21,7 +21,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 from consensus.codec import CodecError, decode, encode
 from consensus.events import Event, event_from_obj, event_to_obj
@@ -153,10 +153,10 @@ class WAL:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> WAL:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -18,9 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--heights", type=int, default=3)
     parser.add_argument("--byzantine", choices=["none", "mixed", "split", "lock"], default="mixed")
-    parser.add_argument("--byzantine-power", choices=["below_third", "above_third"], default="below_third")
+    parser.add_argument(
+        "--byzantine-power", choices=["below_third", "above_third"], default="below_third"
+    )
     parser.add_argument("--no-faults", action="store_true")
-    parser.add_argument("--broken-lock", action="store_true", help="correct nodes ignore their lock")
+    parser.add_argument(
+        "--broken-lock", action="store_true", help="correct nodes ignore their lock"
+    )
     parser.add_argument("--no-relay", action="store_true")
     parser.add_argument("--gossip-ms", type=int, default=60)
     parser.add_argument("--quiet", action="store_true", help="print failures and the total only")

@@ -50,7 +50,11 @@ def send_vote(world: World, node: SimNode, vote: Vote) -> None:
         return
     peers = _peers(world, node)
     if "equivocate" in behaviours and rng.random() < 0.5:
-        twin = _sign_vote(world, node, replace(vote, block_id=_other_block(world, node, vote), timestamp_ms=world.now))
+        twin = _sign_vote(
+            world,
+            node,
+            replace(vote, block_id=_other_block(world, node, vote), timestamp_ms=world.now),
+        )
         world.note_byz_vote(node, twin)
         for dst in peers:
             first, second = (vote, twin) if rng.random() < 0.5 else (twin, vote)
@@ -62,7 +66,9 @@ def send_vote(world: World, node: SimNode, vote: Vote) -> None:
     if "random_votes" in behaviours and rng.random() < 0.3:
         kind = rng.choice([VoteType.PREVOTE, VoteType.PRECOMMIT])
         bogus = BlockID(sha256(b"random:%d" % rng.getrandbits(64)))
-        extra = _sign_vote(world, node, replace(vote, type=kind, block_id=bogus, timestamp_ms=world.now))
+        extra = _sign_vote(
+            world, node, replace(vote, type=kind, block_id=bogus, timestamp_ms=world.now)
+        )
         world.note_byz_vote(node, extra)
         world.broadcast(node, extra)
     if "bad_signatures" in behaviours and rng.random() < 0.5:
@@ -139,7 +145,9 @@ def send_proposal(world: World, node: SimNode, message: ProposalMessage) -> None
         last_results_hash=block.header.last_results_hash,
         proposer_address=block.header.proposer_address,
     )
-    proposal = replace(message.proposal, block_id=alt.block_id(), pol_round=-1, timestamp_ms=world.now)
+    proposal = replace(
+        message.proposal, block_id=alt.block_id(), pol_round=-1, timestamp_ms=world.now
+    )
     proposal = replace(proposal, signature=node.signer.sign(proposal.sign_bytes(world.chain_id)))
     world.proposed.add(proposal.block_id)
     alt_message = ProposalMessage(proposal, alt)

@@ -83,7 +83,9 @@ def tx_is_valid(tx: bytes) -> bool:
 
 
 class SimNode:
-    def __init__(self, world: World, index: int, signer: Signer, behaviours: frozenset[str]) -> None:
+    def __init__(
+        self, world: World, index: int, signer: Signer, behaviours: frozenset[str]
+    ) -> None:
         self.world = world
         self.index = index
         self.signer = signer
@@ -269,7 +271,9 @@ class SimNode:
 
     def _sign_vote(self, vote: Vote) -> Vote | None:
         try:
-            signed = self._privval().sign_vote(self.world.chain_id, replace(vote, timestamp_ms=self.world.now))
+            signed = self._privval().sign_vote(
+                self.world.chain_id, replace(vote, timestamp_ms=self.world.now)
+            )
         except DoubleSignError:
             self.world.refusals += 1
             return None
@@ -291,7 +295,9 @@ class SimNode:
         h = request.height
         last = self.blocks.get(h - 1)
         last_time = last[0].header.time_ms if last else 0
-        evidence = sorted(self.evidence_pool.values(), key=lambda e: e.hash())[:MAX_EVIDENCE_PER_BLOCK]
+        evidence = sorted(self.evidence_pool.values(), key=lambda e: e.hash())[
+            :MAX_EVIDENCE_PER_BLOCK
+        ]
         txs = [b"%s:%d:%d:%d:%d" % (tag, h, request.round, self.index, w.now)]
         return make_block(
             chain_id=w.chain_id,
@@ -330,7 +336,9 @@ class SimNode:
         if not (at_height - EVIDENCE_MAX_AGE <= ev.height <= at_height):
             return False
         try:
-            verify_duplicate_vote(self.world.chain_id, self.world.validator_set(ev.height), ev, self.world.verify)
+            verify_duplicate_vote(
+                self.world.chain_id, self.world.validator_set(ev.height), ev, self.world.verify
+            )
         except EvidenceError:
             return False
         return True

@@ -34,7 +34,9 @@ class SimConfig:
     """Interval of the periodic re-gossip and catch-up (status) messages."""
 
     def command(self) -> str:
-        parts = [f"python -m consensus.simulation --seed {self.seed} --validators {self.validators}"]
+        parts = [
+            f"python -m consensus.simulation --seed {self.seed} --validators {self.validators}"
+        ]
         parts.append(f"--heights {self.heights} --byzantine {self.byzantine}")
         parts.append(f"--byzantine-power {self.byzantine_power}")
         if not self.faults:

@@ -60,10 +60,12 @@ class SimResult:
     def summary(self) -> str:
         status = "OK" if self.ok else "FAILED"
         lines = [
-            f"{status} seed={self.config.seed} validators={self.config.validators} "
-            f"time={self.time_ms}ms steps={self.steps} messages={self.messages} "
-            f"heights={sorted(self.heights.values())} evidence_committed={self.evidence_committed} "
-            f"equivocations={self.equivocations} privval_refusals={self.refusals} crashes={self.crashes}"
+            (
+                f"{status} seed={self.config.seed} validators={self.config.validators} "
+                f"time={self.time_ms}ms steps={self.steps} messages={self.messages} "
+                f"heights={sorted(self.heights.values())} evidence_committed={self.evidence_committed} "
+                f"equivocations={self.equivocations} privval_refusals={self.refusals} crashes={self.crashes}"
+            )
         ]
         lines += [f"  violation: {v}" for v in self.violations]
         if not self.ok:
@@ -87,9 +89,14 @@ class World:
         self.replayed_events = 0
         self.crash_count = 0
         sc = self.scenario
-        genesis = [Validator.from_public_key(_SIGNERS[i].public_key, p) for i, p in enumerate(sc.powers)]
+        genesis = [
+            Validator.from_public_key(_SIGNERS[i].public_key, p) for i, p in enumerate(sc.powers)
+        ]
         self._valsets = [ValidatorSet.from_genesis(genesis)]
-        self.nodes = [SimNode(self, i, _SIGNERS[i], sc.byzantine.get(i, frozenset())) for i in range(len(sc.powers))]
+        self.nodes = [
+            SimNode(self, i, _SIGNERS[i], sc.byzantine.get(i, frozenset()))
+            for i in range(len(sc.powers))
+        ]
         self.correct = [n for n in self.nodes if not n.byzantine]
         # observations for the checks
         self.committed: dict[int, dict[int, BlockID]] = {n.index: {} for n in self.nodes}
@@ -126,7 +133,9 @@ class World:
 
     def schedule_gossip(self, node: SimNode) -> None:
         jitter = self.rng.randint(0, 10)
-        self._push(self.now + self.scenario.gossip_interval_ms + jitter, "gossip", node.index, node.epoch)
+        self._push(
+            self.now + self.scenario.gossip_interval_ms + jitter, "gossip", node.index, node.epoch
+        )
 
     def run(self) -> SimResult:
         sc = self.scenario
@@ -211,7 +220,10 @@ class World:
             if isinstance(message, Vote) and message.height <= self.config.heights:
                 byzantine.send_vote(self, src, message)
                 return
-            if isinstance(message, ProposalMessage) and message.proposal.height <= self.config.heights:
+            if (
+                isinstance(message, ProposalMessage)
+                and message.proposal.height <= self.config.heights
+            ):
                 byzantine.send_proposal(self, src, message)
                 return
         elif isinstance(message, Vote) and self.config.byzantine == "lock":
@@ -259,7 +271,9 @@ class World:
             return
         vs = self.validator_set(vote.height)
         signer = vs.get(vote.validator_address)
-        if signer is None or not self.verify(signer.public_key, vote.sign_bytes(self.chain_id), vote.signature):
+        if signer is None or not self.verify(
+            signer.public_key, vote.sign_bytes(self.chain_id), vote.signature
+        ):
             return
         seen = self.delivered.setdefault((node.index, node.epoch, *key), set())
         seen.add(vote.block_id)
@@ -278,13 +292,17 @@ class World:
 
     def note_proposal(self, node: SimNode, proposal: Proposal) -> None:
         self.proposed.add(proposal.block_id)
-        self._note_sign(node, (proposal.height, proposal.round, 1), (proposal.block_id, proposal.pol_round))
+        self._note_sign(
+            node, (proposal.height, proposal.round, 1), (proposal.block_id, proposal.pol_round)
+        )
 
     def _note_sign(self, node: SimNode, hrs: tuple[int, int, int], content: tuple) -> None:
         key = (node.address, *hrs)
         previous = self.signed.setdefault(key, content)
         if previous != content:
-            self.privval_conflicts.append(f"validator {node.index} signed {content} and {previous} at {hrs}")
+            self.privval_conflicts.append(
+                f"validator {node.index} signed {content} and {previous} at {hrs}"
+            )
 
     def note_commit(self, node: SimNode, block: Block, commit: Commit) -> None:
         self.committed[node.index][block.height] = block.block_id()
@@ -310,7 +328,9 @@ class World:
                 by_height.setdefault(h, set()).add(bid)
         for h, bids in sorted(by_height.items()):
             if len(bids) > 1:
-                violations.append(f"agreement: height {h} committed as {sorted(b.hash.hex()[:8] for b in bids)}")
+                violations.append(
+                    f"agreement: height {h} committed as {sorted(b.hash.hex()[:8] for b in bids)}"
+                )
         # determinism: one app hash per height on every correct node
         app_hashes: dict[int, set[bytes]] = {}
         for i in correct:

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/ is not a package: reach the helpers
 
-from consensus_helpers import Keys  # noqa: E402
+from consensus_helpers import Keys
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,13 @@ from consensus_helpers import CHAIN, Keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.blocks import BlockLimits, InvalidBlockError, check_block, check_block_integrity, make_block
+from consensus.blocks import (
+    BlockLimits,
+    InvalidBlockError,
+    check_block,
+    check_block_integrity,
+    make_block,
+)
 from consensus.commit import commit_from_votes
 from consensus.hashing import EMPTY_HASH
 from consensus.types import Block, BlockID, Commit, VoteType
@@ -18,26 +24,30 @@ from consensus.voteset import VoteSet, add_vote
 APP = b"\x07" * 32
 
 
-def block_at(keys: Keys, height: int, last: Block | None, commit: Commit | None, **changes) -> Block:
-    fields = dict(
-        chain_id=CHAIN,
-        height=height,
-        time_ms=100 * height,
-        last_block_id=last.block_id() if last else None,
-        last_commit=commit,
-        txs=[b"tx-%d" % height],
-        evidence=[],
-        validators=keys.valset,
-        next_validators=keys.valset,
-        app_hash=APP,
-        last_results_hash=EMPTY_HASH,
-        proposer_address=keys.valset.validators[0].address,
-    )
+def block_at(
+    keys: Keys, height: int, last: Block | None, commit: Commit | None, **changes
+) -> Block:
+    fields = {
+        "chain_id": CHAIN,
+        "height": height,
+        "time_ms": 100 * height,
+        "last_block_id": last.block_id() if last else None,
+        "last_commit": commit,
+        "txs": [b"tx-%d" % height],
+        "evidence": [],
+        "validators": keys.valset,
+        "next_validators": keys.valset,
+        "app_hash": APP,
+        "last_results_hash": EMPTY_HASH,
+        "proposer_address": keys.valset.validators[0].address,
+    }
     fields.update(changes)
     return make_block(**fields)
 
 
-def check(keys: Keys, block: Block, height: int, last: Block | None, limits=BlockLimits()) -> None:
+def check(
+    keys: Keys, block: Block, height: int, last: Block | None, limits: BlockLimits | None = None
+) -> None:
     check_block(
         block,
         chain_id=CHAIN,
@@ -47,7 +57,7 @@ def check(keys: Keys, block: Block, height: int, last: Block | None, limits=Bloc
         last_block_id=last.block_id() if last else None,
         last_block_time_ms=last.header.time_ms if last else 0,
         app_hash=APP,
-        limits=limits,
+        limits=limits or BlockLimits(),
     )
 
 
@@ -62,16 +72,25 @@ def test_a_chain_of_two_blocks_passes_and_each_rule_bites(keys: Keys) -> None:
     bad_cases = {
         "chain id": block_at(keys, 2, first, commit, chain_id="other"),
         "height": block_at(keys, 3, first, commit),
-        "last_block_id": replace(second, header=replace(second.header, last_block_id=BlockID(EMPTY_HASH))),
+        "last_block_id": replace(
+            second, header=replace(second.header, last_block_id=BlockID(EMPTY_HASH))
+        ),
         "time": block_at(keys, 2, first, commit, time_ms=100),
         "validators_hash": block_at(
-            keys, 2, first, commit,
-            validators=keys.valset.apply_updates([replace(keys.valset.validators[3], voting_power=5)]),
+            keys,
+            2,
+            first,
+            commit,
+            validators=keys.valset.apply_updates(
+                [replace(keys.valset.validators[3], voting_power=5)]
+            ),
         ),
         "app_hash": block_at(keys, 2, first, commit, app_hash=b"\x00" * 32),
         "proposer": block_at(keys, 2, first, commit, proposer_address=b"\x01" * 20),
         "data_hash": replace(second, txs=(b"other",)),
-        "evidence_hash": replace(second, evidence=(), header=replace(second.header, evidence_hash=b"\x02" * 32)),
+        "evidence_hash": replace(
+            second, evidence=(), header=replace(second.header, evidence_hash=b"\x02" * 32)
+        ),
         "last commit": block_at(keys, 2, first, weak),
         "no last commit": block_at(keys, 2, first, None),
     }

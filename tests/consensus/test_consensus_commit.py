@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from consensus_helpers import CHAIN, Keys, block_id
 
+from consensus.blocks import make_block
 from consensus.codec import decode, encode
 from consensus.commit import (
     DuplicateSignerError,
@@ -22,7 +23,6 @@ from consensus.commit import (
     verify_duplicate_vote,
     verify_signed_header,
 )
-from consensus.blocks import make_block
 from consensus.hashing import EMPTY_HASH
 from consensus.types import (
     ABSENT,
@@ -43,7 +43,9 @@ BID = block_id(b"block")
 HEIGHT = 7
 
 
-def make_commit(keys: Keys, signers: list[int], nil: list[int] = (), chain_id: str = CHAIN) -> Commit:
+def make_commit(
+    keys: Keys, signers: list[int], nil: list[int] = (), chain_id: str = CHAIN
+) -> Commit:
     votes = {i: keys.vote(i, VoteType.PRECOMMIT, HEIGHT, 2, BID, chain_id) for i in signers}
     votes.update({i: keys.vote(i, VoteType.PRECOMMIT, HEIGHT, 2, None, chain_id) for i in nil})
     return commit_from_votes(keys.valset, HEIGHT, 2, BID, votes)
@@ -64,8 +66,14 @@ def test_wrong_chain_id(keys: Keys) -> None:
 def test_light_client_header_of_other_chain(keys: Keys) -> None:
     block = _block(keys, chain_id="other-chain")
     commit = commit_from_votes(
-        keys.valset, 1, 0, block.block_id(),
-        {i: keys.vote(i, VoteType.PRECOMMIT, 1, 0, block.block_id(), "other-chain") for i in range(4)},
+        keys.valset,
+        1,
+        0,
+        block.block_id(),
+        {
+            i: keys.vote(i, VoteType.PRECOMMIT, 1, 0, block.block_id(), "other-chain")
+            for i in range(4)
+        },
     )
     with pytest.raises(WrongChainIdError):
         verify_signed_header(CHAIN, keys.valset, block.header, commit)
@@ -80,13 +88,17 @@ def test_wrong_signer(keys: Keys) -> None:
         verify_commit(CHAIN, keys.valset, BID, HEIGHT, replace(commit, signatures=tuple(swapped)))
     outsider = keys.outsider
     vote = Vote(VoteType.PRECOMMIT, HEIGHT, 2, BID, 5, outsider.address, 3)
-    forged = CommitSig(CommitFlag.COMMIT, outsider.address, 5, outsider.sign(vote.sign_bytes(CHAIN)))
+    forged = CommitSig(
+        CommitFlag.COMMIT, outsider.address, 5, outsider.sign(vote.sign_bytes(CHAIN))
+    )
     sigs = list(commit.signatures)
     sigs[3] = forged
     with pytest.raises(WrongSignerError):
         verify_commit(CHAIN, keys.valset, BID, HEIGHT, replace(commit, signatures=tuple(sigs)))
     with pytest.raises(WrongSignerError, match="slots"):
-        verify_commit(CHAIN, keys.valset, BID, HEIGHT, replace(commit, signatures=commit.signatures[:3]))
+        verify_commit(
+            CHAIN, keys.valset, BID, HEIGHT, replace(commit, signatures=commit.signatures[:3])
+        )
 
 
 def test_not_enough_power(keys: Keys) -> None:
@@ -147,7 +159,9 @@ def test_duplicate_vote_evidence(keys: Keys) -> None:
     assert DuplicateVoteEvidence.from_obj(decode(encode(ev.to_obj()))) == ev
     cases = [
         DuplicateVoteEvidence(ev.vote_b, ev.vote_a),  # not canonical
-        DuplicateVoteEvidence.of(a, keys.vote(1, VoteType.PREVOTE, 5, 0, block_id(b"a"), timestamp_ms=9)),
+        DuplicateVoteEvidence.of(
+            a, keys.vote(1, VoteType.PREVOTE, 5, 0, block_id(b"a"), timestamp_ms=9)
+        ),
         DuplicateVoteEvidence.of(a, keys.vote(2, VoteType.PREVOTE, 5, 0, None)),
         DuplicateVoteEvidence.of(a, keys.vote(1, VoteType.PREVOTE, 5, 1, None)),
         DuplicateVoteEvidence.of(a, keys.vote(1, VoteType.PRECOMMIT, 5, 0, None)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import pytest
 from consensus_helpers import CHAIN, Keys
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -72,7 +71,9 @@ class Harness:
                 if all(vs.proposer_for_round(r).address != v.address for r in range(4))
             )
         self.me = me
-        self.config = CoreConfig(CHAIN, PARAMS, vs.validators[me].address, ignore_lock_for_tests=broken)
+        self.config = CoreConfig(
+            CHAIN, PARAMS, vs.validators[me].address, ignore_lock_for_tests=broken
+        )
         self.pv = PrivValidator(keys.signer_at(me), MemoryPrivvalStore())
         self.state = new_height_state(self.config, 1, vs, app_hash=APP_HASH)
         self.valid = lambda block: True
@@ -87,14 +88,18 @@ class Harness:
             self.state, actions = step(self.state, ev)
             for a in actions:
                 if isinstance(a, SignVote):
-                    queue.append(VoteSigned(self.pv.sign_vote(CHAIN, replace(a.vote, timestamp_ms=1))))
+                    queue.append(
+                        VoteSigned(self.pv.sign_vote(CHAIN, replace(a.vote, timestamp_ms=1)))
+                    )
                 elif isinstance(a, SignProposal):
                     p = self.pv.sign_proposal(CHAIN, replace(a.proposal, timestamp_ms=1))
                     queue.append(ProposalSigned(ProposalMessage(p, a.block)))
                 elif isinstance(a, ValidateBlock):
                     queue.append(BlockValidated(a.block.block_id(), self.valid(a.block)))
                 elif isinstance(a, RequestProposal):
-                    queue.append(ProposalBlock(a.height, a.round, self.block(b"mine", a.proposer_address)))
+                    queue.append(
+                        ProposalBlock(a.height, a.round, self.block(b"mine", a.proposer_address))
+                    )
                 self.actions.append(a)
 
     def start(self) -> None:
@@ -141,8 +146,10 @@ class Harness:
         return [
             a.message.block_id
             for a in self.actions
-            if isinstance(a, Broadcast) and isinstance(a.message, Vote)
-            and a.message.type == kind and a.message.round == round_
+            if isinstance(a, Broadcast)
+            and isinstance(a.message, Vote)
+            and a.message.type == kind
+            and a.message.round == round_
         ]
 
     def timeouts(self) -> list[ScheduleTimeout]:
@@ -152,7 +159,9 @@ class Harness:
 def test_happy_path_commits_and_moves_to_the_next_height(keys: Keys) -> None:
     h = Harness(keys)
     h.start()
-    assert h.state.step == Step.PROPOSE and h.timeouts()[-1] == ScheduleTimeout(1, 0, Step.PROPOSE, 100)
+    assert h.state.step == Step.PROPOSE and h.timeouts()[-1] == ScheduleTimeout(
+        1, 0, Step.PROPOSE, 100
+    )
     block = h.block(b"tx")
     h.propose(0, block)
     assert h.my_votes(VoteType.PREVOTE, 0) == [block.block_id()]
@@ -289,7 +298,9 @@ def test_forged_and_misattributed_messages_are_ignored(keys: Keys) -> None:
     h.start()
     block = h.block(b"x")
     vs = keys.valset
-    wrong = next(i for i in range(len(vs)) if vs.validators[i].address != vs.proposer_for_round(0).address)
+    wrong = next(
+        i for i in range(len(vs)) if vs.validators[i].address != vs.proposer_for_round(0).address
+    )
     p = Proposal(1, 0, -1, block.block_id(), 3)
     p = replace(p, signature=keys.signer_at(wrong).sign(p.sign_bytes(CHAIN)))
     h.feed(ProposalReceived(ProposalMessage(p, block)))  # signed by a non-proposer
@@ -321,7 +332,14 @@ def test_catch_up_with_a_verified_commit(keys: Keys) -> None:
     block = h.block(b"decided elsewhere")
     votes = {i: keys.vote(i, VoteType.PRECOMMIT, 1, 4, block.block_id()) for i in (0, 1, 2)}
     good = commit_from_votes(keys.valset, 1, 4, block.block_id(), votes)
-    h.feed(CommitReceived(block, replace(good, signatures=good.signatures[:2] + good.signatures[3:] + good.signatures[2:3])))
+    h.feed(
+        CommitReceived(
+            block,
+            replace(
+                good, signatures=good.signatures[:2] + good.signatures[3:] + good.signatures[2:3]
+            ),
+        )
+    )
     assert h.state.decision is None  # bad commit ignored
     h.feed(CommitReceived(block, good))
     assert h.state.decision == (block, good)
@@ -350,14 +368,21 @@ def test_replay_then_resume_continues_where_it_stopped(keys: Keys) -> None:
     h.votes(VoteType.PREVOTE, 0, block, h.others(3)[1:])  # +2/3 any, no polka
     fresh = new_height_state(h.config, 1, keys.valset, app_hash=APP_HASH)
     rebuilt = replay(fresh, h.events)
-    assert (rebuilt.round, rebuilt.step, rebuilt.votes) == (h.state.round, h.state.step, h.state.votes)
+    assert (rebuilt.round, rebuilt.step, rebuilt.votes) == (
+        h.state.round,
+        h.state.step,
+        h.state.votes,
+    )
     _, actions = resume(rebuilt)
     assert ScheduleTimeout(1, 0, Step.PREVOTE, 50) in actions
     own = [a.message for a in actions if isinstance(a, Broadcast)]
     assert any(isinstance(m, Vote) and m.validator_index == h.me for m in own)
     assert gossip_messages(rebuilt) == [m for m in own]
     # a signature requested but not yet logged is requested again
-    pending = replace(rebuilt, own_requests={(0, 2): Vote(VoteType.PRECOMMIT, 1, 0, None, 0, h.config.my_address, h.me)})
+    pending = replace(
+        rebuilt,
+        own_requests={(0, 2): Vote(VoteType.PRECOMMIT, 1, 0, None, 0, h.config.my_address, h.me)},
+    )
     assert any(isinstance(a, SignVote) for a in resume(pending)[1])
 
 
@@ -368,7 +393,11 @@ def test_we_propose_in_our_round(keys: Keys) -> None:
     h.start()
     requests = [a for a in h.actions if isinstance(a, RequestProposal)]
     assert len(requests) == 1 and requests[0].round == 0 and requests[0].last_commit is None
-    sent = [a.message for a in h.actions if isinstance(a, Broadcast) and isinstance(a.message, ProposalMessage)]
+    sent = [
+        a.message
+        for a in h.actions
+        if isinstance(a, Broadcast) and isinstance(a.message, ProposalMessage)
+    ]
     assert len(sent) == 1 and sent[0].proposal.pol_round == -1
     assert h.my_votes(VoteType.PREVOTE, 0) == [sent[0].block.block_id()]
 
@@ -389,7 +418,12 @@ def test_six_of_ten_is_not_a_polka(keys: Keys) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 2), st.booleans()), max_size=25))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 2), st.booleans()),
+        max_size=25,
+    )
+)
 def test_step_never_mutates_its_input(keys: Keys, script: list) -> None:
     h = Harness(keys)
     h.start()

@@ -51,7 +51,9 @@ def test_nothing_is_released_when_persisting_fails() -> None:
 
 def test_same_request_returns_the_stored_signature(tmp_path: Path) -> None:
     path = tmp_path / "state"
-    first = PrivValidator(KEY, FilePrivvalStore(path)).sign_vote(CHAIN, vote(VoteType.PRECOMMIT, 5, 1, b"a"))
+    first = PrivValidator(KEY, FilePrivvalStore(path)).sign_vote(
+        CHAIN, vote(VoteType.PRECOMMIT, 5, 1, b"a")
+    )
     again = PrivValidator(KEY, FilePrivvalStore(path))  # after a restart
     assert again.sign_vote(CHAIN, vote(VoteType.PRECOMMIT, 5, 1, b"a")) == first
     # only the timestamp differs: the stored vote (stored timestamp) comes back

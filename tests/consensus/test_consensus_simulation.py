@@ -29,7 +29,11 @@ def test_runs_are_deterministic() -> None:
     config = SimConfig(seed=11, validators=7)
     first, second = run_simulation(config), run_simulation(config)
     assert first.summary() == second.summary()
-    assert (first.steps, first.messages, first.heights) == (second.steps, second.messages, second.heights)
+    assert (first.steps, first.messages, first.heights) == (
+        second.steps,
+        second.messages,
+        second.heights,
+    )
 
 
 def test_faults_are_really_exercised() -> None:
@@ -50,7 +54,13 @@ def test_a_third_or_more_byzantine_power_forks() -> None:
     forks = []
     for seed in range(30):
         result = run_simulation(
-            SimConfig(seed=seed, validators=4, byzantine="split", byzantine_power="above_third", faults=False)
+            SimConfig(
+                seed=seed,
+                validators=4,
+                byzantine="split",
+                byzantine_power="above_third",
+                faults=False,
+            )
         )
         if any(v.startswith("agreement") for v in result.violations):
             forks.append(result)
@@ -58,7 +68,14 @@ def test_a_third_or_more_byzantine_power_forks() -> None:
     assert "python -m consensus.simulation --seed" in forks[0].summary()
 
 
-LOCK_ATTACK = dict(validators=7, heights=6, byzantine="lock", faults=False, relay=False, gossip_ms=1000)
+LOCK_ATTACK = {
+    "validators": 7,
+    "heights": 6,
+    "byzantine": "lock",
+    "faults": False,
+    "relay": False,
+    "gossip_ms": 1000,
+}
 
 
 def test_a_core_that_ignores_its_lock_is_caught() -> None:
@@ -78,8 +95,22 @@ def test_command_line_prints_the_replay_command(capsys: pytest.CaptureFixture[st
     assert main(["--seed", "3", "--validators", "4"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("OK seed=3 validators=4") and "1/1 runs passed" in out
-    code = main(["--seed", "0", "--count", "4", "--validators", "4", "--byzantine", "split",
-                 "--byzantine-power", "above_third", "--no-faults", "--quiet"])
+    code = main(
+        [
+            "--seed",
+            "0",
+            "--count",
+            "4",
+            "--validators",
+            "4",
+            "--byzantine",
+            "split",
+            "--byzantine-power",
+            "above_third",
+            "--no-faults",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     if code:  # a fork among these seeds: the exact replay command is printed
         assert "replay: python -m consensus.simulation --seed" in out

@@ -50,7 +50,12 @@ def test_hand_worked_three_to_one() -> None:
     vs = ValidatorSet.from_genesis([val("y", 1), val("x", 3)])
     assert names(vs) == ["x", "y"]  # by power, descending
     assert priorities(vs) == {"x": -1, "y": 1} and vs.proposer.address == b"x"
-    steps = [({"x": -2, "y": 2}, b"x"), ({"x": 1, "y": -1}, b"y"), ({"x": 0, "y": 0}, b"x"), ({"x": -1, "y": 1}, b"x")]
+    steps = [
+        ({"x": -2, "y": 2}, b"x"),
+        ({"x": 1, "y": -1}, b"y"),
+        ({"x": 0, "y": 0}, b"x"),
+        ({"x": -1, "y": 1}, b"x"),
+    ]
     for prios, proposer in steps:
         vs = vs.advance()
         assert priorities(vs) == prios
@@ -148,8 +153,10 @@ def test_rotation_is_proportional_to_power(powers: list[int], rounds: int) -> No
     for _ in range(total):
         counts[vs.proposer.address] = counts.get(vs.proposer.address, 0) + 1
         vs = vs.advance()
-        assert max(v.proposer_priority for v in vs.validators) - min(
-            v.proposer_priority for v in vs.validators
-        ) <= 3 * total
+        assert (
+            max(v.proposer_priority for v in vs.validators)
+            - min(v.proposer_priority for v in vs.validators)
+            <= 3 * total
+        )
     assert counts == {v.address: v.voting_power for v in vals}
     assert vs.index_of(vs.proposer_for_round(rounds).address) >= 0

@@ -62,7 +62,7 @@ def test_append_and_read_back(tmp_path: Path, keys: Keys) -> None:
 def test_every_event_kind_round_trips(keys: Keys) -> None:
     for ev in sample_events(keys):
         assert event_from_obj(event_to_obj(ev)) == ev
-        records, good = decode_records(encode_record(ev))
+        records, _ = decode_records(encode_record(ev))
         assert records == [ev]
 
 
