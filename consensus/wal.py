@@ -119,8 +119,15 @@ class WAL:
         """Open (creating) the WAL, drop a torn tail, and position for appending."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            if created:  # the new directory entry must be durable too
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
             data = _read_all(fd)
             records, good = decode_records(data, str(path))
             if good < len(data):
@@ -147,6 +154,32 @@ class WAL:
 
     def sync(self) -> None:
         os.fsync(self._fd)
+
+    def compact(self, height: int) -> None:
+        """Drop everything before the end-of-height marker of ``height`` (the WAL would grow
+        forever otherwise). Atomic: write a new file, fsync, rename over, fsync the directory."""
+        os.fsync(self._fd)
+        records = read_wal(self.path)
+        start = 0
+        for i, record in enumerate(records):
+            if isinstance(record, EndHeight) and record.height <= height:
+                start = i
+        temporary = self.path.with_name(self.path.name + ".compact")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"".join(encode_record(r) for r in records[start:]))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR)
+        os.lseek(self._fd, 0, os.SEEK_END)
 
     def close(self) -> None:
         if self._fd >= 0:

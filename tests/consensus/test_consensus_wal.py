@@ -59,6 +59,21 @@ def test_append_and_read_back(tmp_path: Path, keys: Keys) -> None:
     assert read_wal(path)[-1] == TimeoutFired(2, 0, Step.PROPOSE)
 
 
+def test_compact_keeps_the_current_height(tmp_path: Path, keys: Keys) -> None:
+    path = tmp_path / "cs.wal"
+    events = sample_events(keys)
+    with WAL.open(path) as wal:
+        wal.append(events[0])
+        wal.end_height(1)
+        wal.append(events[1])
+        wal.end_height(2)
+        wal.append(events[2])
+        wal.compact(2)
+        wal.append(events[3], sync=True)
+    assert read_wal(path) == [EndHeight(2), events[2], events[3]]
+    assert events_after_height(read_wal(path), 2) == [events[2], events[3]]
+
+
 def test_every_event_kind_round_trips(keys: Keys) -> None:
     for ev in sample_events(keys):
         assert event_from_obj(event_to_obj(ev)) == ev
