@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import trio
 import trio.lowlevel
 
+from consensus.blocks import InvalidBlockError, check_block_integrity
 from consensus.codec import CodecError, decode
 from consensus.commit import CommitError, verify_commit
 from consensus.crypto import verify
-from consensus.types import Block, Commit, MessageError, commit_hash, evidence_hash, txs_hash
+from consensus.types import Block, Commit, MessageError
 from node.chain import Chain, ExecutedBlock
 from node.messages import (
     BadMessage,
@@ -262,10 +263,10 @@ class BlockSync:
             previous = chain.blocks.latest()
             if previous is None or header.last_block_id is None or header.last_block_id.hash != previous.block_hash:
                 raise BadBlock("last_block_id does not chain onto our latest block")
-        if header.data_hash != txs_hash(list(block.txs)) or header.evidence_hash != evidence_hash(list(block.evidence)):
-            raise BadBlock("data or evidence hash does not match the contents")
-        if header.last_commit_hash != commit_hash(block.last_commit):
-            raise BadBlock("last_commit_hash does not match")
+        try:
+            check_block_integrity(block)
+        except InvalidBlockError as exc:
+            raise BadBlock(str(exc)) from exc
         try:
             verify_commit(chain.chain_id, validators, block.block_id(), height, commit, self.verifier)
         except CommitError as exc:

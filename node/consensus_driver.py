@@ -31,7 +31,7 @@ from typing import Any
 import trio
 
 from consensus import core
-from consensus.blocks import make_block
+from consensus.blocks import InvalidBlockError, check_block_integrity, make_block
 from consensus.commit import CommitError, EvidenceError, verify_commit, verify_duplicate_vote
 from consensus.crypto import verify
 from consensus.events import (
@@ -181,7 +181,9 @@ class ConsensusDriver:
                      self.state.height, self.state.round, self.state.step.name, len(events))
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._perform_all(core.resume(self.state))
+                self.state, actions = core.resume(self.state)
+                for answer in await self._perform_all(actions):  # e.g. a re-signed vote
+                    await self.feed(answer)
                 nursery.start_soon(self._gossip_loop)
                 self.started.set()
                 task_status.started()
@@ -240,9 +242,10 @@ class ConsensusDriver:
         if validators is None:
             return False
         try:
+            check_block_integrity(block)  # the commit signs the header; the header, the rest
             verify_commit(self.chain.chain_id, validators, block.block_id(), block.height, commit,
                           self.verifier)
-        except CommitError:
+        except (CommitError, InvalidBlockError):
             return False
         return True
 
