@@ -8,7 +8,8 @@ Prints the figures and writes ``bench/results/clearing.json``:
   (verdicts and decoded txs are cached by ``check_tx`` first, as on a node whose mempool saw them);
   ``trades_per_s_with_decode`` adds the decoding cost back;
 - ``sig_verify_per_s``: Ed25519 verifications per second in the same run (3 per trade);
-- ``end_block_ms``: ``{accounts: {"none_at_risk": ms, "one_pct_at_risk": ms}}`` with every account
+- ``end_block_ms``: ``{accounts: {"none_at_risk": ms, "one_pct_at_risk": ms}}`` (the latter the best
+  of 2-3 fresh builds, each run listed) with every account
   holding an open position (state built directly in memory, not through txs).
 """
 
@@ -171,19 +172,22 @@ def bench_end_block(n: int) -> dict:
     del app
     gc.unfreeze()
     gc.collect()
-    app, price = build_accounts(n, 1)
-    t = app.genesis.genesis_time_ms + 1000
-    feed(app, price * 99 // 100, t)  # a 1% drop: the 3.2%-margin longs fall below 3%
-    app.begin_block(1, t)
-    e0 = time.perf_counter()
-    result = app.end_block()
-    out["one_pct_at_risk"] = round((time.perf_counter() - e0) * 1000, 1)
-    liquidated = sum(1 for e in result.events if e["type"] == "liquidation")
-    out["liquidated"] = liquidated
-    app.commit()
-    del app
-    gc.unfreeze()
-    gc.collect()
+    runs = []
+    for _ in range(2 if n >= 1_000_000 else 3):  # best of a few: the machine is shared
+        app, price = build_accounts(n, 1)
+        t = app.genesis.genesis_time_ms + 1000
+        feed(app, price * 99 // 100, t)  # a 1% drop: the 3.2%-margin longs fall below 3%
+        app.begin_block(1, t)
+        e0 = time.perf_counter()
+        result = app.end_block()
+        runs.append(round((time.perf_counter() - e0) * 1000, 1))
+        out["liquidated"] = sum(1 for e in result.events if e["type"] == "liquidation")
+        app.commit()
+        del app, result
+        gc.unfreeze()
+        gc.collect()
+    out["one_pct_at_risk"] = min(runs)
+    out["one_pct_at_risk_runs"] = runs
     return out
 
 
