@@ -3,9 +3,9 @@
     python bench/e2e.py [--validators 4] [--seconds 20] [--rate 1000] [--dev]
 
 Prints the figures and writes ``bench/results/e2e.json``:
-- ``trades_per_s``: trades committed with code 0 per second while the nodes are saturated
+- ``trades_per_s``: the best rate of trades committed with code 0 over a ramp of offered loads
   (pre-signed trades between funded accounts, JSON-RPC batches of broadcast_tx_sync spread over
-  all nodes);
+  all nodes); ``ramp`` lists each step (offered, committed, blocks);
 - ``latency_ms``: median and p99 from submit to commit (the NewBlock event carrying the tx,
   received over WebSocket) at a fixed offered load (``--rate`` txs/s);
 - ``sig_limit_trades_per_s``: what signature verification alone allows on this machine in the same
@@ -22,6 +22,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import trio
 
-from consensus.crypto import PrivateKey, verify
+from consensus.crypto import PrivateKey, Signer, verify
 from consensus.hashing import sha256
 from rpc.client import AsyncClient, RPCClientError, WebSocket
 from rpc.demo import MARKET, demo_signer
@@ -76,8 +77,11 @@ def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, fi
     return trades
 
 
+REJECTED: dict[str, int] = {}
+
+
 async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, float]) -> int:
-    """Submit in JSON-RPC batches; returns how many check_tx accepted."""
+    """Submit in JSON-RPC batches; returns how many check_tx accepted (rejections in REJECTED)."""
     accepted = 0
     for start in range(0, len(txs), BATCH):
         chunk = txs[start:start + BATCH]
@@ -88,7 +92,15 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
             sent[sha256(tx)] = now
         replies = await client._post(json.dumps(body).encode())
         if isinstance(replies, list):
-            accepted += sum(1 for r in replies if r.get("result", {}).get("code") == "0")
+            for reply in replies:
+                result = reply.get("result") or {}
+                if result.get("code") == "0":
+                    accepted += 1
+                else:
+                    reason = f"{result.get('code')} {result.get('log', '')[:60]}" if result else str(reply.get("error"))[:80]
+                    REJECTED[reason] = REJECTED.get(reason, 0) + 1
+        else:
+            REJECTED[str(replies)[:80]] = REJECTED.get(str(replies)[:80], 0) + len(chunk)
     return accepted
 
 
@@ -116,6 +128,7 @@ class Commits:
                 self.blocks.append((now, int(block["header"]["height"]), len(txs)))
                 for tx in txs:
                     self.committed[sha256(base64.b64decode(tx))] = now
+            print(f"NewBlock subscription closed ({ws.close_code} {ws.close_reason})", file=sys.stderr)
 
 
 async def successful(client: AsyncClient, hashes: list[bytes]) -> int:
@@ -129,7 +142,43 @@ async def successful(client: AsyncClient, hashes: list[bytes]) -> int:
     return ok
 
 
-async def measure(urls: list[str], seconds: float, rate: int) -> dict[str, Any]:
+async def offer(clients: list[AsyncClient], txs: list[bytes], rate: float, sent: dict[bytes, float]) -> None:
+    """Offer ``txs`` at ``rate`` per second, one batch per slot, spread over the nodes."""
+    interval = BATCH / rate
+    t0 = trio.current_time()  # trio's clock, not time.monotonic(): they have different origins
+    async with trio.open_nursery() as senders:
+        for k, index in enumerate(range(0, len(txs), BATCH)):
+            await trio.sleep_until(t0 + k * interval)
+            senders.start_soon(send_batches, clients[k % len(clients)], txs[index:index + BATCH], sent)
+
+
+async def drain(client: AsyncClient, limit: float = 60) -> None:
+    """Wait until the mempool is empty (the previous phase's backlog must not leak into the next)."""
+    with trio.move_on_after(limit):
+        while int((await client.call("num_unconfirmed_txs"))["n_txs"]):
+            await trio.sleep(1)
+
+
+def committed_between(commits: Commits, sent: dict[bytes, float], start: float, end: float) -> list[bytes]:
+    return [h for h, t in commits.committed.items() if h in sent and start <= t <= end]
+
+
+async def feed(clients: list[AsyncClient], feeders: list[Signer], chain_id: str, fee: int, price: int) -> None:
+    """The validators' oracle reports, once a second: a market without fresh prices is stale
+    and accepts only risk-reducing trades."""
+    while True:
+        height = await clients[0].latest_height()
+        for index, feeder in enumerate(feeders):
+            tx = builders.build_oracle_tx(feeder, chain_id, {MARKET: price}, fee=fee, expiry=height + 50)
+            try:
+                await clients[index % len(clients)].broadcast_tx_sync(tx)
+            except RPCClientError:
+                pass
+        await trio.sleep(1)
+
+
+async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int,
+                  ramp: tuple[int, ...] = (100, 200, 400, 800, 1600)) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     status = await main.call("status")
@@ -138,54 +187,65 @@ async def measure(urls: list[str], seconds: float, rate: int) -> dict[str, Any]:
     fee = int((await main.call("genesis"))["genesis"]["app_state"]["min_tx_fee"])
     price = int((await main.call("market", market=MARKET))["oracle_price"])
     host, port = urls[0].removeprefix("http://").split(":")
+    step = max(4.0, seconds / len(ramp))
+    print(f"signing {int(rate * seconds + sum(ramp) * step + ramp[0] * 10)} trades ...", flush=True)
+    first_id = int.from_bytes(os.urandom(5), "big") << 16  # order ids never repeat across runs
+    paced = make_trades(chain_id, fee, height, int(rate * seconds), price, first_id)
+    first_id += len(paced)
+    easy = make_trades(chain_id, fee, height, int(ramp[0] * 10), price, first_id)
+    first_id += len(easy)
+    steps = []
+    for offered in ramp:
+        steps.append(make_trades(chain_id, fee, height, int(offered * step), price, first_id))
+        first_id += len(steps[-1])
     commits = Commits()
     results: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         await nursery.start(commits.follow, host, int(port))
+        nursery.start_soon(feed, clients, feeders, chain_id, fee, price)
+        await trio.sleep(3)  # a fresh oracle price first
 
-        # 1. throughput: more pre-signed trades than the chain can take, offered as fast as possible
-        print("signing trades ...", flush=True)
-        flood = make_trades(chain_id, fee, height, int(seconds * 3000), price, first_id=1)
-        sent: dict[bytes, float] = {}
-        start = time.monotonic()
-        with trio.move_on_after(seconds):
-            async with trio.open_nursery() as senders:
-                per = len(flood) // (2 * len(clients)) + 1
-                for k in range(2 * len(clients)):
-                    senders.start_soon(send_batches, clients[k % len(clients)], flood[k * per:(k + 1) * per], sent)
-        window_end = time.monotonic()
-        await trio.sleep(3)  # let submitted txs land; only commits inside the window count
-        in_window = [h for h, t in commits.committed.items() if h in sent and start <= t <= window_end]
-        ok = await successful(main, in_window[:: max(1, len(in_window) // 300)])
-        sample = len(in_window[:: max(1, len(in_window) // 300)]) or 1
-        committed_ok = len(in_window) * ok / sample
-        results["trades_per_s"] = round(committed_ok / (window_end - start), 1)
-        results["trades_committed_in_window"] = len(in_window)
-        results["trades_offered"] = len(sent)
-        print(f"throughput: {results['trades_per_s']} trades/s committed ({len(in_window)} in {window_end - start:.1f} s)")
-        await trio.sleep(5)  # drain the mempools before the latency run
+        # 1. throughput: a ramp of offered loads; the best committed rate counts
+        ramp_results = []
+        for offered, txs in zip(ramp, steps):
+            sent_step: dict[bytes, float] = {}
+            start = time.monotonic()
+            blocks_before = len(commits.blocks)
+            await offer(clients, txs, offered, sent_step)
+            end = time.monotonic()
+            await trio.sleep(3)
+            landed = committed_between(commits, sent_step, start, end + 3)
+            sample = landed[:: max(1, len(landed) // 200)]
+            ok = await successful(main, sample) if sample else 0
+            # over the time it took them to land: the offer window, or until the last one committed
+            last = max((commits.committed[h] for h in landed), default=end)
+            rate_ok = len(landed) * (ok / len(sample) if sample else 0) / (max(end, last) - start)
+            new_blocks = len(commits.blocks) - blocks_before
+            ramp_results.append({"offered_txs_per_s": offered, "committed_trades_per_s": round(rate_ok, 1),
+                                 "committed": len(landed), "offered": len(sent_step), "blocks": new_blocks})
+            print(f"offered {offered}/s: committed {rate_ok:.0f} trades/s ({len(landed)}/{len(sent_step)}, "
+                  f"{new_blocks} blocks)", flush=True)
+            await drain(main)
+            if len(landed) < 0.8 * len(sent_step):
+                break  # saturated (or stalled): higher offers only measure the backlog
 
-        # 2. latency at a fixed offered load
-        height = await main.latest_height()
-        paced = make_trades(chain_id, fee, height, int(rate * min(seconds, 15)), price, first_id=10_000_000)
-        sent_paced: dict[bytes, float] = {}
-        interval = BATCH / rate
-        t0 = time.monotonic()
-        async with trio.open_nursery() as senders:
-            for k, index in enumerate(range(0, len(paced), BATCH)):
-                await trio.sleep_until(t0 + k * interval)
-                senders.start_soon(send_batches, clients[k % len(clients)], paced[index:index + BATCH], sent_paced)
-        await trio.sleep(5)
-        latencies = sorted((commits.committed[h] - t) * 1000 for h, t in sent_paced.items() if h in commits.committed)
+        # 2. latency at a load the chain sustains, then at the fixed offered load asked for
+        for name, load, txs in (("latency_ms_sustainable", ramp[0], easy), ("latency_ms", rate, paced)):
+            sent = {}
+            await offer(clients, txs, load, sent)
+            await trio.sleep(5)
+            latencies = sorted((commits.committed[h] - t) * 1000 for h, t in sent.items() if h in commits.committed)
+            results[name] = {
+                "median": round(statistics.median(latencies), 1) if latencies else None,
+                "p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
+                "offered_txs_per_s": load, "submitted": len(sent), "committed_within_5s_after": len(latencies)}
+            print(f"{name} at {load} txs/s: {results[name]}", flush=True)
+            await drain(main)
         nursery.cancel_scope.cancel()
-    if latencies:
-        results["latency_ms"] = {"median": round(statistics.median(latencies), 1),
-                                 "p99": round(latencies[int(len(latencies) * 0.99) - 1], 1),
-                                 "offered_txs_per_s": rate, "committed": len(latencies),
-                                 "submitted": len(sent_paced)}
-    else:
-        results["latency_ms"] = {"median": None, "p99": None, "offered_txs_per_s": rate, "committed": 0}
-    print(f"latency at {rate} txs/s: {results['latency_ms']}")
+    results["ramp"] = ramp_results
+    results["trades_per_s"] = max(r["committed_trades_per_s"] for r in ramp_results)
+    if REJECTED:
+        results["check_tx_rejections"] = dict(sorted(REJECTED.items(), key=lambda kv: -kv[1])[:5])
     for client in clients:
         await client.aclose()
     return results
@@ -230,7 +290,7 @@ def run_dev(seconds: float, rate: int) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             port = await nursery.start(RPCServer(node).serve, "127.0.0.1", 0)
-            result = await measure([f"http://127.0.0.1:{port}"], seconds, rate)
+            result = await measure([f"http://127.0.0.1:{port}"], [Signer(key)], seconds, rate)
             nursery.cancel_scope.cancel()
         return result
 
@@ -238,9 +298,11 @@ def run_dev(seconds: float, rate: int) -> dict[str, Any]:
 
 
 def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
+    from node.home import Home
     from node.testnet import Monitor, Processes, create_testnet
 
-    with tempfile.TemporaryDirectory(prefix="clearchain-bench-") as directory:
+    directory = tempfile.mkdtemp(prefix="clearchain-bench-")
+    if True:  # the directory is kept when the testnet fails, for its logs
         base = 27100 + (os.getpid() % 200) * 10
         entries = create_testnet(Path(directory), validators, base, "clearchain-bench-1")
         processes = Processes(Path(directory), entries)
@@ -249,13 +311,17 @@ def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
             async def main() -> dict[str, Any]:
                 monitor = Monitor(entries, processes, live=False)
                 if not await monitor.wait_for_height(2, timeout=120):
-                    raise SystemExit(f"testnet did not start; logs in {directory}/logs")
+                    log = (Path(directory) / "logs" / "node0.log").read_text()[-3000:]
+                    raise SystemExit(f"testnet did not start; logs in {directory}/logs\n{log}")
                 await monitor.aclose()
-                return await measure([e.rpc_url for e in entries], seconds, rate)
+                feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
+                return await measure([e.rpc_url for e in entries], feeders, seconds, rate)
 
-            return trio.run(main)
+            result = trio.run(main)
         finally:
             processes.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+        return result
 
 
 def main() -> None:
