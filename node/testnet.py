@@ -198,8 +198,8 @@ class Monitor:
         try:
             status = await client.call("status")
             height = int(status["sync_info"]["latest_block_height"])
-            if height != view.height:
-                view.last_commit = time.monotonic()
+            block_time_ns = int(status["sync_info"].get("latest_block_time") or 0)
+            view.last_commit = block_time_ns / 1e9 if block_time_ns else 0.0  # wall clock of the block
             view.height, view.app_hash = height, status["sync_info"]["latest_app_hash"]
             view.peers = int((await client.call("net_info"))["n_peers"])
             view.mempool = int((await client.call("num_unconfirmed_txs"))["n_txs"])
@@ -230,7 +230,7 @@ class Monitor:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def table(self) -> list[str]:
-        now = time.monotonic()
+        now = time.time()
         exited = dict(self.processes.exited()) if self.processes else {}
         lines = [f"{'node':<7} {'height':>7} {'peers':>5} {'mempool':>7} {'last commit':>11}  app hash / state",
                  "-" * 72]
@@ -239,7 +239,7 @@ class Monitor:
                 state = f"EXITED (code {exited[entry.name]}), see logs/{entry.name}.log"
             else:
                 state = view.error or (view.app_hash[:16] + "...")
-            ago = f"{now - view.last_commit:.1f}s ago" if view.last_commit else "-"
+            ago = f"{max(0.0, now - view.last_commit):.1f}s ago" if view.last_commit else "-"
             lines.append(f"{entry.name:<7} {view.height:>7} {view.peers:>5} {view.mempool:>7} {ago:>11}  {state}")
         lines.append(f"committed txs: {self.txs_seen}  ({self.txs_per_s():.0f} txs/s over the last 10 s)")
         return lines
