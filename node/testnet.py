@@ -373,7 +373,8 @@ async def run_demo(entries: list[NodeEntry], seconds: float) -> int:
 
 @click.command("testnet")
 @click.option("--validators", "-n", type=click.IntRange(1, 32), default=4, show_default=True)
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default="./testnet", show_default=True,
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="~/.clearchain/testnet",
+              show_default=True,
               help="where the homes live; an existing one is resumed")
 @click.option("--demo", is_flag=True, help="drive demo load: trades, oracle prices, a crash, liquidations")
 @click.option("--duration", type=click.FloatRange(min=1), default=None, help="stop everything after S seconds")

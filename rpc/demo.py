@@ -158,6 +158,16 @@ class Demo:
                 return name
         return address_text[:12] + "..."
 
+    async def query_account(self, method: str, address: bytes, empty: Any) -> Any:
+        """``account_health``/``positions`` of an account; ``empty`` if the chain holds none
+        (an account wiped out and emptied by the waterfall is removed from the state)."""
+        try:
+            return await self.clients[0].call(method, address=format_address(address))
+        except RPCClientError as exc:
+            if exc.code == -32001:
+                return empty
+            raise
+
     async def submit(self, tx: bytes, what: str) -> bool:
         try:
             answer = await self.client().broadcast_tx_sync(tx)
@@ -233,7 +243,10 @@ class Demo:
         """Longs build leverage against the shorts; shorts churn among themselves for volume."""
         lot = self.market.lot
         targets = [lev * LONG_QUOTE // (self.market.price * 1) for lev in LEVERAGES]  # value multiplier 1
-        built = [0] * LONGS
+        built = []
+        for signer in self.longs:  # a resumed chain may already hold positions
+            held = await self.query_account("positions", signer.address, [])
+            built.append(sum(int(p["size"]) for p in held if p["market"] == MARKET))
         while True:
             if not self.crashed and time.monotonic() < build_until:
                 i = self.rng.randrange(LONGS)
@@ -283,6 +296,8 @@ class Demo:
                 elif kind == "liquidation_done":
                     self.say(f"  done: {self.name(a['account'])} equity {usd(a['equity'])}, "
                              f"{a['positions']} position(s) left")
+                elif kind == "deposit":
+                    self.say(f"bridge: deposit of {usd(a['amount'])} credited to {self.name(a['account'])}")
                 elif kind == "backstop":
                     self.say(f"backstop {self.name(a['provider'])} registered {m.show_size(int(a['max_size']))} BTC")
 
@@ -295,6 +310,26 @@ class Demo:
                      f"insurance {usd(fund['insurance_fund'])}, liquidations {self.stats.liquidations}, "
                      f"ADL {self.stats.deleverages}")
 
+    async def top_up_longs(self) -> None:
+        """On a resumed chain the longs may have been wiped out by an earlier crash: the bridge
+        operators (the validators) attest deposits that bring each back to its starting equity."""
+        run = int(time.time())
+        topped = False
+        for index, signer in enumerate(self.longs):
+            health = await self.query_account("account_health", signer.address, {"equity": "0"})
+            missing = LONG_QUOTE - int(health["equity"])
+            if missing < LONG_QUOTE // 10:
+                continue
+            name = self.names[signer.address]
+            for feeder in self.feeders:  # more than 2/3 of the operators' power credits it
+                tx = builders.build_deposit_tx(feeder, self.chain_id, f"demo-{run}-{index}", signer.address,
+                                               "USDC", missing, fee=self.fee, expiry=self.expiry)
+                await self.submit(tx, "deposit")
+            self.say(f"bridge: validators attest a deposit of {usd(missing)} for {name}")
+            topped = True
+        if topped:
+            await trio.sleep(2)  # credited in the next block or two, before the longs trade
+
     # --- the scenario --------------------------------------------------------------------------
 
     async def run(self, duration: float) -> Stats:
@@ -302,6 +337,7 @@ class Demo:
         await self.setup()
         self.say(f"demo on {self.chain_id}: {LONGS} leveraged longs, {SHORTS} shorts, a backstop, a venue; "
                  f"{len(self.feeders)} feeders; {MARKET} at {self.market.show_price(self.market.price)}")
+        await self.top_up_longs()
         async with trio.open_nursery() as nursery:
             await nursery.start(self.watch)
             nursery.start_soon(self.follow_height)
@@ -328,8 +364,9 @@ class Demo:
     async def print_accounts(self, title: str) -> None:
         rows = []
         for signer in self.longs + self.shorts + [self.backstop]:
-            health = await self.clients[0].call("account_health", address=format_address(signer.address))
-            positions = await self.clients[0].call("positions", address=format_address(signer.address))
+            health = await self.query_account("account_health", signer.address, {
+                "equity": "0", "maintenance_margin": "0", "liquidatable": False})
+            positions = await self.query_account("positions", signer.address, [])
             size = sum(int(p["size"]) for p in positions if p["market"] == MARKET)
             rows.append(f"  {self.names[signer.address]:>9}  {self.market.show_size(size):>9} BTC  "
                         f"equity {usd(health['equity']):>14}  MMR {usd(health['maintenance_margin']):>12}"
