@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,8 +32,7 @@ import trio
 
 from consensus import core
 from consensus.blocks import InvalidBlockError, check_block_integrity, make_block
-from consensus.commit import CommitError, EvidenceError, verify_commit, verify_duplicate_vote
-from consensus.crypto import verify
+from consensus.commit import CommitError, verify_commit
 from consensus.events import (
     BlockExecuted,
     BlockValidated,
@@ -58,9 +57,10 @@ from consensus.events import (
     VoteSigned,
 )
 from consensus.privval import DoubleSignError, PrivValidator
-from consensus.types import Block, Commit, DuplicateVoteEvidence, Vote
+from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
+from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
     BadMessage,
@@ -71,6 +71,7 @@ from node.messages import (
     encode_consensus,
 )
 from node.p2p.network import CONSENSUS_PROTOCOL, Network, PeerMisbehaviour, PeerUnavailable
+from node.verifier import CachedVerifier
 
 log = logging.getLogger("clearchain.consensus")
 
@@ -78,30 +79,8 @@ INBOX_SIZE = 2048
 CATCHUP_AHEAD = 8
 """Committed blocks sent to a peer that reports a lower height, per Status."""
 CATCHUP_BUFFER = 64
-MAX_EVIDENCE_PER_BLOCK = 16
-EVIDENCE_MAX_AGE = 1000
 WAL_ROTATE_BYTES = 32 * 1024 * 1024
 BLOCK_OVERHEAD_BYTES = 64 * 1024
-
-
-class CachedVerifier:
-    """The one verifier with a memory of successes: the shell checks a peer's signature, the
-    core checks it again, libsodium runs once."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._good: OrderedDict[tuple[bytes, bytes, bytes], None] = OrderedDict()
-        self._size = size
-
-    def __call__(self, public_key: bytes, message: bytes, signature: bytes) -> bool:
-        key = (public_key, signature, message)
-        if key in self._good:
-            return True
-        if not verify(public_key, message, signature):
-            return False
-        self._good[key] = None
-        if len(self._good) > self._size:
-            self._good.popitem(last=False)
-        return True
 
 
 def now_ms() -> int:
@@ -143,8 +122,7 @@ class ConsensusDriver:
         """height -> a peer's committed block, its commit and the peer (verified when due)."""
         self._sent_catchup: dict[tuple[str, int], float] = {}
         self.peer_status: dict[str, Status] = {}
-        self.evidence_pool: dict[bytes, DuplicateVoteEvidence] = {}
-        self.committed_evidence: set[bytes] = set()
+        self.evidence = EvidencePool(chain.chain_id, chain.validators, self.verifier)
         self.started = trio.Event()
         self._height_started = time.monotonic()
         self.last_commit_ms = 0.0
@@ -270,7 +248,7 @@ class ConsensusDriver:
         elif isinstance(action, CommitBlock):
             return self._commit(action.block, action.commit)
         elif isinstance(action, EvidenceFound):
-            if self._add_evidence(action.evidence):
+            if self.state is not None and self.evidence.add(action.evidence, self.state.height):
                 log.warning("double signing detected: validator %s at height %d",
                             action.evidence.validator_address.hex(), action.evidence.height)
                 await self._broadcast(EvidenceMessage(action.evidence))
@@ -313,7 +291,7 @@ class ConsensusDriver:
         last_time = last.header.time_ms if last else 0
         budget = max(0, params.block_max_bytes - BLOCK_OVERHEAD_BYTES - 8 * params.block_max_txs)
         txs = self.mempool.reap(budget, params.block_max_txs)
-        evidence = sorted(self.evidence_pool.values(), key=lambda e: e.hash())[:MAX_EVIDENCE_PER_BLOCK]
+        evidence = self.evidence.for_block()
         next_validators = chain.validators(height + 1)
         if next_validators is None:
             raise RuntimeError(f"validator set of height {height + 1} is missing")
@@ -338,13 +316,9 @@ class ConsensusDriver:
         if block.header.last_results_hash != chain.results_hash(height - 1):
             log.info("rejecting proposal %d: last_results_hash differs", height)
             return False
-        seen: set[bytes] = set()
-        for evidence in block.evidence:
-            digest = evidence.hash()
-            if digest in seen or digest in self.committed_evidence or not self._evidence_ok(evidence, height):
-                log.info("rejecting proposal %d: bad or repeated evidence", height)
-                return False
-            seen.add(digest)
+        if not self.evidence.block_ok(block.evidence, height):
+            log.info("rejecting proposal %d: bad or repeated evidence", height)
+            return False
         return True
 
     def _commit(self, block: Block, commit: Commit) -> Event:
@@ -354,10 +328,7 @@ class ConsensusDriver:
             started = time.monotonic()
             executed = chain.execute(block, commit)  # AppHashMismatch halts the node
             took = (time.monotonic() - started) * 1000
-            for evidence in block.evidence:
-                digest = evidence.hash()
-                self.committed_evidence.add(digest)
-                self.evidence_pool.pop(digest, None)
+            self.evidence.mark_committed(block.evidence)
             interval = (time.monotonic() - self._height_started) * 1000
             self._height_started = time.monotonic()
             self.last_commit_ms = interval
@@ -395,29 +366,6 @@ class ConsensusDriver:
         temporary.replace(self.wal_path)
         self.wal = WAL.open(self.wal_path)
         log.info("WAL rotated at height %d", height)
-
-    # --- evidence -----------------------------------------------------------------------------
-
-    def _evidence_ok(self, evidence: DuplicateVoteEvidence, at_height: int) -> bool:
-        if not (at_height - EVIDENCE_MAX_AGE <= evidence.height <= at_height):
-            return False
-        validators = self.chain.validators(evidence.height)
-        if validators is None:
-            return False
-        try:
-            verify_duplicate_vote(self.chain.chain_id, validators, evidence, self.verifier)
-        except EvidenceError:
-            return False
-        return True
-
-    def _add_evidence(self, evidence: DuplicateVoteEvidence) -> bool:
-        digest = evidence.hash()
-        if digest in self.evidence_pool or digest in self.committed_evidence:
-            return False
-        if self.state is None or not self._evidence_ok(evidence, self.state.height):
-            return False
-        self.evidence_pool[digest] = evidence
-        return True
 
     # --- gossip -------------------------------------------------------------------------------
 
@@ -480,7 +428,7 @@ class ConsensusDriver:
         elif isinstance(message, CatchUp):
             await self._on_catchup(message, state, peer)
         elif isinstance(message, EvidenceMessage):
-            if not self._add_evidence(message.evidence) and not self._evidence_ok(
+            if not self.evidence.add(message.evidence, state.height) and not self.evidence.valid(
                     message.evidence, state.height):
                 raise PeerMisbehaviour("invalid evidence")
 
