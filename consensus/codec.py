@@ -21,28 +21,22 @@ class CodecError(ValueError):
     """Raised for values that have no canonical encoding or bytes that are not canonical."""
 
 
+_SCALARS = frozenset((int, str, bytes, bool, type(None)))
+
+
 def _normalize(value: Any, depth: int = 0) -> Any:
     """Return ``value`` with maps rebuilt in canonical key order; reject what cannot be encoded."""
-    if depth > MAX_DEPTH:
-        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
     kind = type(value)
-    if kind is int or kind is str or kind is bytes or value is None or kind is bool:
+    if kind in _SCALARS:
         return value
+    if depth >= MAX_DEPTH:
+        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
+    if kind is dict:
+        return _normalize_map(value, depth + 1)
+    if kind is list or kind is tuple:
+        return [item if type(item) in _SCALARS else _normalize(item, depth + 1) for item in value]
     if kind is float:
         raise CodecError("floats are not allowed in canonical encoding (use integers)")
-    if kind is dict:
-        items = []
-        for key, item in value.items():
-            if type(key) not in (str, int, bytes):
-                raise CodecError(f"map key of type {type(key).__name__} is not allowed")
-            items.append((_packb(key), key, _normalize(item, depth + 1)))
-        items.sort(key=lambda entry: entry[0])
-        for previous, current in zip(items, items[1:]):
-            if previous[0] == current[0]:
-                raise CodecError(f"duplicate map key {current[1]!r}")
-        return {key: item for _, key, item in items}
-    if kind is list or kind is tuple:
-        return [_normalize(item, depth + 1) for item in value]
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, bool):
@@ -52,6 +46,41 @@ def _normalize(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return str(value)
     raise CodecError(f"type {kind.__name__} has no canonical encoding")
+
+
+_KEY_ORDER_CACHE: dict[str, tuple[int, bytes]] = {}
+_KEY_ORDER_CACHE_LIMIT = 4096  # field names are a small vocabulary; hostile keys stop caching
+
+
+def _str_key_order(key: str) -> tuple[int, bytes]:
+    # msgpack str headers grow monotonically with length (fixstr < str8 < str16 < str32, with
+    # big-endian lengths), so ordering by (UTF-8 length, UTF-8 bytes) IS ordering by encoded bytes.
+    order = _KEY_ORDER_CACHE.get(key)
+    if order is None:
+        encoded = key.encode("utf-8", "surrogatepass")
+        order = (len(encoded), encoded)
+        if len(_KEY_ORDER_CACHE) < _KEY_ORDER_CACHE_LIMIT:
+            _KEY_ORDER_CACHE[key] = order
+    return order
+
+
+def _normalize_map(mapping: dict, depth: int) -> dict:
+    if all(type(key) is str for key in mapping):
+        ordered = sorted(mapping, key=_str_key_order)
+        return {
+            key: item if type(item) in _SCALARS else _normalize(item, depth)
+            for key, item in ((key, mapping[key]) for key in ordered)
+        }
+    items = []
+    for key, item in mapping.items():
+        if type(key) not in (str, int, bytes):
+            raise CodecError(f"map key of type {type(key).__name__} is not allowed")
+        items.append((_packb(key), key, _normalize(item, depth)))
+    items.sort(key=lambda entry: entry[0])
+    for previous, current in zip(items, items[1:]):
+        if previous[0] == current[0]:
+            raise CodecError(f"duplicate map key {current[1]!r}")
+    return {key: item for _, key, item in items}
 
 
 def _packb(value: Any) -> bytes:
@@ -66,24 +95,14 @@ def encode(value: Any) -> bytes:
     return _packb(_normalize(value))
 
 
-def _reject_floats(value: Any, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
-    if type(value) is float:
-        raise CodecError("floats are not allowed in canonical encoding")
-    if type(value) is dict:
-        for item in value.values():
-            _reject_floats(item, depth + 1)
-    elif type(value) is list:
-        for item in value:
-            _reject_floats(item, depth + 1)
-
-
 def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
     """Decode canonical bytes; raise :class:`CodecError` for anything else.
 
-    Rejects inputs over ``max_bytes``, trailing bytes, extension types, floats and any
+    Rejects inputs over ``max_bytes``, trailing bytes, extension types, floats, maps whose
+    keys are not in canonical order (which also rules out duplicate keys), and any other
     encoding that differs from what :func:`encode` would produce for the decoded value.
+    The parse hooks check key order and floats as containers are built; re-packing the
+    decoded value (its maps already in wire order) then settles integer and string forms.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
@@ -97,6 +116,8 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
             use_list=True,
             strict_map_key=False,
             ext_hook=_refuse_ext,
+            object_pairs_hook=_canonical_map,
+            list_hook=_checked_list,
         )
     except CodecError:
         raise
@@ -104,10 +125,36 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
         raise CodecError(f"malformed msgpack: {exc}") from exc
     except Exception as exc:  # msgpack raises a few undocumented types on hostile input
         raise CodecError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
-    _reject_floats(value)
-    if encode(value) != data:
+    if type(value) is float:
+        raise CodecError("floats are not allowed in canonical encoding")
+    if msgpack.packb(value, use_bin_type=True) != data:
         raise CodecError("non-canonical encoding (re-encoding gives different bytes)")
     return value
+
+
+def _canonical_map(pairs: list[tuple[Any, Any]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if all(type(key) is str for key in keys):
+        order = [_str_key_order(key) for key in keys]
+    else:
+        for key in keys:
+            if type(key) not in (str, int, bytes):
+                raise CodecError(f"map key of type {type(key).__name__} is not allowed")
+        order = [_packb(key) for key in keys]
+    for previous, current in zip(order, order[1:]):
+        if not previous < current:
+            raise CodecError("non-canonical encoding: map keys unsorted or duplicated")
+    for _, item in pairs:
+        if type(item) is float:
+            raise CodecError("floats are not allowed in canonical encoding")
+    return dict(pairs)
+
+
+def _checked_list(items: list[Any]) -> list[Any]:
+    for item in items:
+        if type(item) is float:
+            raise CodecError("floats are not allowed in canonical encoding")
+    return items
 
 
 def _refuse_ext(code: int, payload: bytes) -> Any:

@@ -118,3 +118,31 @@ def test_merkle_root_rfc6962_shape() -> None:
     assert merkle_root([a, b, c]) == node(node(leaf(a), leaf(b)), leaf(c))
     assert merkle_root([a, b]) != merkle_root([b, a])
     assert hash_value({"x": 1}) == sha256(encode({"x": 1}))
+
+
+def test_floats_inside_lists_and_at_top_level_are_rejected_on_decode() -> None:
+    with pytest.raises(CodecError, match="floats"):
+        decode(msgpack.packb([1, [2, 0.5]]))
+    with pytest.raises(CodecError, match="floats"):
+        decode(msgpack.packb(0.5))
+
+
+def test_mixed_key_maps_must_be_in_encoded_byte_order() -> None:
+    canonical = encode({1: "a", "b": 2, b"c": 3})
+    assert decode(canonical) == {1: "a", "b": 2, b"c": 3}
+    reordered = msgpack.packb({"b": 2, 1: "a", b"c": 3}, use_bin_type=True)
+    with pytest.raises(CodecError, match="non-canonical"):
+        decode(reordered)
+
+
+def test_long_string_keys_sort_after_short_ones() -> None:
+    # fixstr (< 32 bytes) sorts before str8: key order is by encoded bytes, not alphabet.
+    long_key, short_key = "a" * 40, "b"
+    data = encode({long_key: 1, short_key: 2})
+    assert data.index(b"b") < data.index(b"a" * 40)
+    assert decode(data) == {long_key: 1, short_key: 2}
+
+
+def test_lone_surrogate_key_is_rejected() -> None:
+    with pytest.raises(CodecError):
+        encode({"\ud800": 1})
