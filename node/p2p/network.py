@@ -125,6 +125,8 @@ class Network:
                 self._keypair, noise_privkey=create_x25519_key_pair().private_key)},
             muxer_opt=create_yamux_muxer_option(),
             listen_addrs=[multiaddr.Multiaddr(config.listen_address)],
+            announce_addrs=([multiaddr.Multiaddr(config.external_address)]
+                            if config.external_address else None),
             # We dial exactly our persistent peers; the library's auto-connector would dial
             # everyone in the peerstore to reach 100 connections (and leak half-dialled
             # sockets when cancelled at shutdown).
