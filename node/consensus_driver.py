@@ -124,6 +124,7 @@ class ConsensusDriver:
         self.peer_status: dict[str, Status] = {}
         self.evidence = EvidencePool(chain.chain_id, chain.validators, self.verifier)
         self.started = trio.Event()
+        self._new_height = trio.Event()
         self._height_started = time.monotonic()
         self.last_commit_ms = 0.0
         network.set_handler(CONSENSUS_PROTOCOL, self.on_message)
@@ -185,6 +186,8 @@ class ConsensusDriver:
             after = (self.state.height, self.state.round, self.state.step)
             if after != before:
                 self._on_step_change(before, after)
+                if after[0] != before[0]:
+                    self._new_height.set()
             pending.extend(await self._perform_all(actions))
 
     async def _perform_all(self, actions: list[Any]) -> list[Event]:
@@ -381,9 +384,10 @@ class ConsensusDriver:
     async def _gossip_loop(self) -> None:
         last_height = 0
         while True:
-            with trio.move_on_after(self.gossip_interval):
-                while self.state is not None and self.state.height == last_height:
-                    await trio.sleep(0.01)
+            if self.state is not None and self.state.height == last_height:
+                with trio.move_on_after(self.gossip_interval):
+                    await self._new_height.wait()
+            self._new_height = trio.Event()
             if self.state is None:
                 continue
             if self.state.height != last_height:
