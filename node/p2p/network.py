@@ -119,6 +119,9 @@ class Network:
         self._on_disconnected_callbacks: list[PeerCallback] = []
         self._sessions: dict[ID, _PeerSession] = {}
         self._nursery: trio.Nursery | None = None
+        self.frames_sent = 0
+        """Stream writes made (each carries a batch of messages)."""
+        self.messages_sent = 0
         self.host = new_host(
             key_pair=self._keypair,
             sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(
@@ -359,6 +362,8 @@ class Network:
                     batch.append(message)
                     size += message_cost(message)
                 await stream.write(pack_frame(batch))
+                self.frames_sent += 1
+                self.messages_sent += len(batch)
         except (trio.EndOfChannel, trio.ClosedResourceError):
             pass
         except Exception as exc:

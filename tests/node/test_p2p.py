@@ -61,6 +61,8 @@ async def test_three_hosts_exchange_batched_messages_in_order() -> None:
         for name in ("b", "c"):
             assert [int.from_bytes(m[:4], "big") for _, m in received[name]] == list(range(2000))
             assert {peer for peer, _ in received[name]} == {a.peer_id}
+        assert a.messages_sent == 4000
+        assert a.frames_sent < a.messages_sent / 4, "small messages were not batched into frames"
         nursery.cancel_scope.cancel()
 
 
