@@ -313,7 +313,8 @@ class Network:
             send.close()
             receive.close()
         if dropped:
-            log.info("peer %s gone with %d queued messages discarded", session.peer_id, dropped)
+            log.warning("peer %s gone with %d queued messages discarded (re-sent on reconnect)",
+                        session.peer_id, dropped)
         session.cancel_scope.cancel()
 
     async def _run_session(self, session: _PeerSession) -> None:
