@@ -177,7 +177,7 @@ class Network:
             finally:
                 self._nursery = None
                 for session in list(self._sessions.values()):
-                    self._end_session(session)
+                    self._end_session(session, stopping=True)
                 stop.set()
 
     async def _run_host(self, stop: trio.Event, *,
@@ -303,7 +303,7 @@ class Network:
             return  # another connection to the same peer is still up
         self._end_session(session)
 
-    def _end_session(self, session: _PeerSession) -> None:
+    def _end_session(self, session: _PeerSession, *, stopping: bool = False) -> None:
         if session.closed:
             return
         session.closed = True
@@ -312,7 +312,7 @@ class Network:
             dropped += send.statistics().current_buffer_used
             send.close()
             receive.close()
-        if dropped:
+        if dropped and not stopping:
             log.warning("peer %s gone with %d queued messages discarded (re-sent on reconnect)",
                         session.peer_id, dropped)
         session.cancel_scope.cancel()
