@@ -3,6 +3,7 @@ demo on 4 real validator processes (slow; skipped until ``clearchain start`` exi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from node.config import load_config
 from node.home import Home
 from node.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
 from rpc.client import AsyncClient, ConnectionFailed
+from consensus.crypto import format_address
 from rpc.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
 
@@ -49,6 +51,60 @@ def test_create_testnet_writes_homes_genesis_peers_and_manifest(tmp_path: Path):
         assert set(config.p2p.persistent_peers) == {e.p2p_address for j, e in enumerate(entries) if j != i}
     assert len(ports) == 8
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(f"{n}.json" for n in demo_names())
+
+
+async def exercise_every_method(client: AsyncClient, height: int) -> None:
+    """Every method once on a real node (normal path), and the error paths that matter."""
+    import base64
+
+    from consensus import codec
+    from rpc import errors
+    from rpc.client import RPCClientError
+    from rpc.methods import METHODS
+
+    block = await client.call("block", height=height)
+    tx_b64 = ""
+    for h in range(height, 0, -1):  # the latest committed tx
+        txs = (await client.call("block", height=h))["block"]["data"]["txs"]
+        if txs:
+            tx_b64 = txs[0]
+            break
+    tx = base64.b64decode(tx_b64)
+    tx_hash = hashlib.sha256(tx).hexdigest()
+    long0 = format_address(demo_signer("short-0").address)  # deep pockets: never wiped out
+    calls = {
+        "health": {}, "status": {}, "net_info": {}, "genesis": {}, "validators": {"height": height},
+        "block": {"height": height}, "block_by_hash": {"hash": block["block_id"]["hash"]},
+        "blockchain": {"minHeight": max(1, height - 5), "maxHeight": height}, "block_results": {"height": height},
+        "commit": {"height": height}, "check_tx": {"tx": tx_b64}, "tx": {"hash": tx_hash},
+        "unconfirmed_txs": {}, "num_unconfirmed_txs": {}, "query": {"data": "00", "prove": True},
+        "abci_query": {"data": "00"}, "account": {"address": long0}, "positions": {"address": long0},
+        "markets": {}, "market": {"market": "BTC-PERP"}, "prices": {}, "insurance_fund": {},
+        "liquidations": {"min_height": 1, "max_height": height}, "account_health": {"address": long0},
+        "check_margin": {"address": long0, "market": "BTC-PERP", "side": "buy", "size": 10},
+    }
+    for method, params in calls.items():
+        assert await client.call(method, **params) is not None, method
+    ws_only = {"subscribe", "unsubscribe", "unsubscribe_all"}
+    broadcast = {"broadcast_tx_async", "broadcast_tx_sync", "broadcast_tx_commit"}
+    assert set(METHODS) - ws_only - broadcast == set(calls)
+    # replays and bad signatures get the application's code; the node keeps serving
+    replay = await client.call("broadcast_tx_sync", tx=tx_b64)  # seen (12), or past its expiry (10)
+    assert replay["code"] in ("10", "12") or replay["codespace"] == "mempool", replay
+    envelope = codec.decode(tx)
+    envelope["sig"] = bytes(64)
+    bad = base64.b64encode(codec.encode(envelope)).decode()
+    assert (await client.call("broadcast_tx_commit", tx=bad))["check_tx"]["code"] == "4"  # BAD_SIGNATURE
+    assert (await client.call("broadcast_tx_async", tx=bad))["hash"]
+    for method, params, code in [("block", {"height": 10**9}, errors.NOT_FOUND),
+                                 ("tx", {"hash": "00" * 32}, errors.NOT_FOUND),
+                                 ("broadcast_tx_sync", {"tx": "%%"}, errors.INVALID_PARAMS),
+                                 ("account", {"address": "clr1bad"}, errors.INVALID_PARAMS),
+                                 ("nope", {}, errors.METHOD_NOT_FOUND)]:
+        with pytest.raises(RPCClientError) as info:
+            await client.call(method, **params)
+        assert info.value.code in (code, errors.UNAVAILABLE), (method, info.value)
+    assert await client.call("health") == {}
 
 
 def _has_start_command() -> bool:
@@ -114,6 +170,7 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
             validators = [Home.at(e.home).validator_key().address for e in entries]
             addresses = [demo_signer(n).address for n in demo_names()] + validators
             assert await check_invariants(first, addresses) == []
+            await exercise_every_method(clients[1], height)
         finally:
             for client in clients:
                 await client.aclose()
