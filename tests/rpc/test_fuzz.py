@@ -12,7 +12,11 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rpc.fake_node import FakeNode
+from consensus.crypto import PrivateKey
+from node.cli_init import default_genesis_path, validator_entry
+from rpc.demo import patch_genesis
+from rpc.dev_node import DevNode
+from state.genesis import parse_genesis
 from rpc.methods import METHODS, Limits
 from rpc.server import RPCServer
 from tests.rpc.conftest import assert_valid_reply
@@ -20,7 +24,9 @@ from tests.rpc.conftest import assert_valid_reply
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
-    st.sampled_from(["", "0", "1", "-1", "abc", "00" * 32, "clr1qqqq", "AAAA", "latest", "%%"]),
+    st.sampled_from(["", "0", "1", "-1", "abc", "00" * 32, "clr1qqqq", "AAAA", "latest", "%%", "BTC-PERP", "buy",
+                     "clr1l9ja4qkprdl0d6qvuyfmx27aqs6qlgnjqm2ql7"]),
+    st.binary(min_size=1, max_size=120).map(lambda b: __import__("base64").b64encode(b).decode()),
 )
 json_values = st.recursive(
     json_scalars,
@@ -46,9 +52,13 @@ bodies = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def server_in_thread() -> Iterator[tuple[int, FakeNode]]:
+def server_in_thread() -> Iterator[tuple[int, DevNode]]:
     """A server on its own trio loop in a thread, so hypothesis can drive it synchronously."""
-    node = FakeNode()
+    document = json.loads(default_genesis_path().read_text())
+    key = PrivateKey(b"\x0c" * 32)
+    document["validators"] = [validator_entry(key, "v0")]
+    node = DevNode(parse_genesis(patch_genesis(document)), key)  # the real application behind RPC
+    node.make_block()
     started: dict = {}
     ready = threading.Event()
 
