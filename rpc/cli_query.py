@@ -131,9 +131,11 @@ def liquidations(min_height: int | None, max_height: int | None, page: int, per_
         emit(answer, True)
         return
     items = answer["liquidations"]
-    click.echo(f"{answer['total']} liquidation(s); page {answer['page']}")
-    if items:
-        click.echo(table(items) if all(isinstance(i, dict) for i in items) else str(items))
+    click.echo(f"{answer['total']} waterfall event(s); page {answer['page']}")
+    rows = [{"height": i.get("height"), "event": i.get("type"), **(i.get("attrs") or {})}
+            for i in items if isinstance(i, dict)]
+    if rows:
+        click.echo(table(rows))
 
 
 @command.command()
