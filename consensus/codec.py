@@ -29,7 +29,7 @@ def _normalize(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if depth >= MAX_DEPTH:
+    if depth >= MAX_DEPTH:  # ``value`` would be container number MAX_DEPTH + 1 on this path
         raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
     if kind is dict:
         return _normalize_map(value, depth + 1)
@@ -109,6 +109,31 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
     data = bytes(data)
     if len(data) > max_bytes:
         raise CodecError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
+    # Containers complete bottom-up, so each one's nesting depth is 1 + its deepest child's:
+    # decode refuses exactly the values encode refuses (a block must never hold a tx that one
+    # path accepts and the other raises on). The same pass refuses floats.
+    depth_of: dict[int, int] = {}
+
+    def checked(container: Any, items: Any) -> Any:
+        depth = 1
+        for item in items:
+            kind = type(item)
+            if kind is dict or kind is list:
+                if depth_of[id(item)] >= depth:
+                    depth = depth_of[id(item)] + 1
+            elif kind is float:
+                raise CodecError("floats are not allowed in canonical encoding")
+        if depth > MAX_DEPTH:
+            raise CodecError(f"nesting deeper than {MAX_DEPTH} levels")
+        depth_of[id(container)] = depth
+        return container
+
+    def on_map(pairs: list[tuple[Any, Any]]) -> dict:
+        return checked(_canonical_map(pairs), [item for _, item in pairs])
+
+    def on_list(items: list[Any]) -> list[Any]:
+        return checked(items, items)
+
     try:
         value = msgpack.unpackb(
             data,
@@ -116,8 +141,8 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
             use_list=True,
             strict_map_key=False,
             ext_hook=_refuse_ext,
-            object_pairs_hook=_canonical_map,
-            list_hook=_checked_list,
+            object_pairs_hook=on_map,
+            list_hook=on_list,
         )
     except CodecError:
         raise
@@ -144,17 +169,7 @@ def _canonical_map(pairs: list[tuple[Any, Any]]) -> dict:
     for previous, current in zip(order, order[1:]):
         if not previous < current:
             raise CodecError("non-canonical encoding: map keys unsorted or duplicated")
-    for _, item in pairs:
-        if type(item) is float:
-            raise CodecError("floats are not allowed in canonical encoding")
     return dict(pairs)
-
-
-def _checked_list(items: list[Any]) -> list[Any]:
-    for item in items:
-        if type(item) is float:
-            raise CodecError("floats are not allowed in canonical encoding")
-    return items
 
 
 def _refuse_ext(code: int, payload: bytes) -> Any:

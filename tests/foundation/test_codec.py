@@ -146,3 +146,20 @@ def test_long_string_keys_sort_after_short_ones() -> None:
 def test_lone_surrogate_key_is_rejected() -> None:
     with pytest.raises(CodecError):
         encode({"\ud800": 1})
+
+
+def _nested(levels: int):
+    value: object = 1
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_decode_accepts_exactly_the_depth_encode_accepts() -> None:
+    deepest = _nested(32)
+    assert decode(encode(deepest)) == deepest
+    too_deep = msgpack.packb(_nested(33), use_bin_type=True)
+    with pytest.raises(CodecError, match="nesting"):
+        encode(_nested(33))
+    with pytest.raises(CodecError, match="nesting"):
+        decode(too_deep)
