@@ -68,8 +68,12 @@ def result_to_obj(result: AppTxResult) -> dict[str, Any]:
 
 
 def results_hash(results: Sequence[AppTxResult]) -> bytes:
-    """``last_results_hash`` of the next header: what each tx did, deterministically."""
-    return merkle_root([encode([int(r.code), r.log]) for r in results])
+    """``last_results_hash`` of the next header: each tx's result code.
+
+    Logs stay out (as CometBFT leaves them out): they carry library and interpreter text
+    (msgpack's error messages, ``repr`` of user strings) that may differ between honest nodes.
+    """
+    return merkle_root([encode([int(r.code)]) for r in results])
 
 
 @dataclass

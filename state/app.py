@@ -178,6 +178,8 @@ class ClearingApp:
                 cached = decode_tx(tx_bytes, self.chain_id)
             except TxRejected as exc:
                 cached = exc
+            except Exception as exc:  # a decoding bug must reject the tx, never halt every node
+                cached = TxRejected(Code.DECODE_ERROR, f"undecodable tx ({type(exc).__name__})")
             self._decoded[key] = cached
             if len(self._decoded) > CACHE_SIZE:
                 self._decoded.popitem(last=False)

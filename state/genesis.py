@@ -223,8 +223,8 @@ def _int(value: Any, path: str, low: int | None = None, high: int = MAX_INT) -> 
 def _str(value: Any, path: str, max_len: int = 64) -> str:
     if not isinstance(value, str) or not value:
         raise GenesisError(f"{path} must be a non-empty string")
-    if len(value) > max_len or not value.isprintable():
-        raise GenesisError(f"{path} must be printable and at most {max_len} characters")
+    if len(value) > max_len or not value.isascii() or not value.isprintable():
+        raise GenesisError(f"{path} must be printable ASCII and at most {max_len} characters")
     return value
 
 

@@ -162,8 +162,11 @@ def _uint(value: Any, what: str, low: int = 0, high: int = MAX_AMOUNT) -> int:
 
 
 def _text(value: Any, what: str, max_len: int = 64) -> str:
-    if type(value) is not str or not 0 < len(value) <= max_len or not value.isprintable():
-        raise _bad(f"{what} must be a printable string of 1..{max_len} characters")
+    # ASCII only: str.isprintable() beyond ASCII follows the interpreter's Unicode version,
+    # and two nodes on different Pythons must accept exactly the same txs.
+    if (type(value) is not str or not 0 < len(value) <= max_len
+            or not value.isascii() or not value.isprintable()):
+        raise _bad(f"{what} must be a printable ASCII string of 1..{max_len} characters")
     return value
 
 
@@ -252,7 +255,11 @@ def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
             raise _bad(f"proposal must be a map whose kind is one of {', '.join(PROPOSAL_KINDS)}")
         from consensus.codec import encode
 
-        return Vote(proposal, sha256(encode(proposal)))
+        try:
+            proposal_hash = sha256(encode(proposal))
+        except CodecError as exc:
+            raise _bad(f"proposal has no canonical encoding: {exc}") from exc
+        return Vote(proposal, proposal_hash)
     raise TxRejected(Code.UNKNOWN_KIND, f"unknown tx kind {kind!r}")
 
 
