@@ -263,7 +263,8 @@ class ClearingApp:
         g = ledger.g
         for address, _height in sorted(evidence or []):
             validator = g.validators.get(address)
-            if validator is not None and not validator[3]:
+            active_power = sum(v[1] for v in g.validators.values() if not v[3])
+            if validator is not None and not validator[3] and active_power > validator[1]:
                 validator[3] = True
                 self.validator_updates[validator[0]] = 0
                 events.append(execute.event("jail", validator=address, evidence_height=_height))

@@ -129,7 +129,11 @@ def _apply(app: ClearingApp, proposal: dict[str, Any]) -> bool:
     elif kind == "set_validator":
         address = address_of(proposal["pub_key"])
         if proposal["power"] == 0:
-            g.validators.pop(address, None)
+            removed = g.validators.pop(address, None)
+            if removed is None or removed[3]:
+                # Unknown, or jailed (already out of the consensus set): an update removing it
+                # would be refused by every node's validator set and halt the chain.
+                return False
         else:
             g.validators[address] = [proposal["pub_key"], proposal["power"], proposal["name"], False]
         app.validator_updates[proposal["pub_key"]] = proposal["power"]

@@ -238,7 +238,7 @@ def liquidate(app: ClearingApp, address: bytes, events: list[dict[str, Any]]) ->
         equity_after -= fee
         app.emit(events, event("liquidation_fee", account=address, amount=fee, fund=g.insurance))
     if equity_after < 0 and not account.positions:  # rounding residue only; never expected
-        cover = min(g.insurance, -equity_after)
+        cover = min(max(0, g.insurance), -equity_after)  # a fund in debt covers nothing
         g.insurance -= cover
         account.quote += cover
         equity_after += cover
