@@ -83,6 +83,10 @@ WAL_ROTATE_BYTES = 32 * 1024 * 1024
 BLOCK_OVERHEAD_BYTES = 64 * 1024
 
 
+# How far ahead of our clock a proposed block's time may be (clock skew between honest nodes).
+MAX_FUTURE_BLOCK_TIME_MS = 5_000
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -311,6 +315,12 @@ class ConsensusDriver:
         chain = self.chain
         height = block.height
         if height != chain.height + 1:
+            return False
+        if block.header.time_ms > now_ms() + MAX_FUTURE_BLOCK_TIME_MS:
+            # Block time drives oracle staleness and funding: a proposer must not be able to
+            # push it ahead (the chain would then crawl 1 ms per block behind it).
+            log.info("rejecting proposal %d: its time is %d ms ahead of this node's clock",
+                     height, block.header.time_ms - now_ms())
             return False
         following = chain.validators(height + 1)
         if following is None or block.header.next_validators_hash != following.hash():
