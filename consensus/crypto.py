@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import nacl.signing
 
 from consensus.bech32 import Bech32Error, bech32_decode, bech32_encode
 from consensus.codec import encode
+from consensus.durable import replace_file
 from consensus.hashing import sha256
 
 ADDRESS_PREFIX = "clr"
@@ -146,15 +146,7 @@ def save_key(key: PrivateKey, path: Path, name: str = "") -> None:
         "pub_key": base64.b64encode(key.public_key).decode(),
         "priv_key": base64.b64encode(key.seed).decode(),
     }
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (json.dumps(document, indent=2) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+    replace_file(path, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
 
 
 def load_key(path: Path) -> PrivateKey:

@@ -18,13 +18,13 @@ conflict: they are different steps).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from consensus.codec import CodecError, decode, encode
 from consensus.crypto import PrivateKey, Signer
+from consensus.durable import replace_file
 from consensus.types import Proposal, Vote, VoteType
 
 STEP_PROPOSE = 1
@@ -119,19 +119,7 @@ class FilePrivvalStore:
 
     def save(self, state: LastSignState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, encode(state.to_obj()))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(self.path, encode(state.to_obj()))
 
 
 class PrivValidator:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Self
 
 from consensus.codec import CodecError, decode, encode
+from consensus.durable import replace_file
 from consensus.events import Event, event_from_obj, event_to_obj
 from consensus.types import MessageError
 
@@ -164,19 +165,8 @@ class WAL:
         for i, record in enumerate(records):
             if isinstance(record, EndHeight) and record.height <= height:
                 start = i
-        temporary = self.path.with_name(self.path.name + ".compact")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, b"".join(encode_record(r) for r in records[start:]))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(self.path, b"".join(encode_record(r) for r in records[start:]),
+                     temporary_suffix=".compact")
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR)
         os.lseek(self._fd, 0, os.SEEK_END)
