@@ -111,8 +111,8 @@ def test_deep_nesting_is_rejected() -> None:
 def test_merkle_root_rfc6962_shape() -> None:
     assert merkle_root([]) == EMPTY_HASH
     a, b, c = b"a", b"b", b"c"
-    leaf = lambda x: sha256(b"\x00" + x)  # noqa: E731
-    node = lambda l, r: sha256(b"\x01" + l + r)  # noqa: E731
+    leaf = lambda x: sha256(b"\x00" + x)
+    node = lambda l, r: sha256(b"\x01" + l + r)
     assert merkle_root([a]) == leaf(a)
     assert merkle_root([a, b]) == node(leaf(a), leaf(b))
     assert merkle_root([a, b, c]) == node(node(leaf(a), leaf(b)), leaf(c))

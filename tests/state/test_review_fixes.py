@@ -3,7 +3,6 @@
 import consensus.codec
 from state import builders
 from state.codes import Code
-
 from tests.state.helpers import Chain, make_genesis, signer
 
 
