@@ -8,6 +8,7 @@ relayer into a second, different-hash form.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -77,7 +78,7 @@ def _normalize_map(mapping: dict, depth: int) -> dict:
             raise CodecError(f"map key of type {type(key).__name__} is not allowed")
         items.append((_packb(key), key, _normalize(item, depth)))
     items.sort(key=lambda entry: entry[0])
-    for previous, current in zip(items, items[1:]):
+    for previous, current in pairwise(items):
         if previous[0] == current[0]:
             raise CodecError(f"duplicate map key {current[1]!r}")
     return {key: item for _, key, item in items}
@@ -166,7 +167,7 @@ def _canonical_map(pairs: list[tuple[Any, Any]]) -> dict:
             if type(key) not in (str, int, bytes):
                 raise CodecError(f"map key of type {type(key).__name__} is not allowed")
         order = [_packb(key) for key in keys]
-    for previous, current in zip(order, order[1:]):
+    for previous, current in pairwise(order):
         if not previous < current:
             raise CodecError("non-canonical encoding: map keys unsorted or duplicated")
     return dict(pairs)
