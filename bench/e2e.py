@@ -13,6 +13,8 @@ Prints the figures and writes ``bench/results/e2e.json``:
   since every validator verifies every signature once and all run on these cores;
 - ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``.
 
+``--out FILE`` writes the JSON elsewhere (A/B runs); ``CLEARCHAIN_BENCH_KEEP=1`` keeps the
+testnet directory (node logs: rounds, exec_ms per block) instead of deleting it.
 ``--dev`` runs one in-process DevNode instead of a testnet (no consensus: a load-generator check).
 """
 
@@ -320,7 +322,10 @@ def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
             result = trio.run(main)
         finally:
             processes.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        if os.environ.get("CLEARCHAIN_BENCH_KEEP"):
+            print(f"kept {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
         return result
 
 
@@ -330,6 +335,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=1000, help="offered load for the latency run (txs/s)")
     parser.add_argument("--dev", action="store_true", help="one in-process DevNode instead of a testnet")
+    parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead")
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
@@ -344,7 +350,7 @@ def main() -> None:
     figures["sig_limit_trades_per_s"] = round(cores * per_core / figures["validators"] / SIGNATURES_PER_TRADE, 1)
     figures["rpc_server_req_per_s"] = round(trio.run(rpc_server_rate), 1)
     print(json.dumps(figures, indent=2))
-    out = ROOT / "bench" / "results" / ("e2e_dev.json" if args.dev else "e2e.json")
+    out = args.out or ROOT / "bench" / "results" / ("e2e_dev.json" if args.dev else "e2e.json")
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -85,6 +85,8 @@ BLOCK_OVERHEAD_BYTES = 64 * 1024
 
 # How far ahead of our clock a proposed block's time may be (clock skew between honest nodes).
 MAX_FUTURE_BLOCK_TIME_MS = 5_000
+MAX_PROPOSE_GRACE_MS = 2_000
+"""Bound on the extra proposal wait after a slow block: a dead proposer still costs little."""
 
 
 def now_ms() -> int:
@@ -131,6 +133,8 @@ class ConsensusDriver:
         self._new_height = trio.Event()
         self._height_started = time.monotonic()
         self.last_commit_ms = 0.0
+        self._propose_grace_ms = 0.0
+        """Extra wait for a proposal: how long this node took to execute the last block."""
         network.set_handler(CONSENSUS_PROTOCOL, self.on_message)
         network.on_peer_connected(self.on_peer_connected)
         network.on_peer_disconnected(self._forget_peer)
@@ -265,7 +269,13 @@ class ConsensusDriver:
         await self.network.broadcast(CONSENSUS_PROTOCOL, encode_consensus(message))
 
     async def _timer(self, action: ScheduleTimeout) -> None:
-        await trio.sleep(action.duration_ms / 1000)
+        duration_ms = action.duration_ms
+        if action.step == Step.PROPOSE:
+            # The proposer must execute the last block before it can propose the next one, and
+            # on shared cores it may finish well after us: wait that much longer for its
+            # proposal, or a busy chain times out round 0 after every big block.
+            duration_ms += self._propose_grace_ms
+        await trio.sleep(duration_ms / 1000)
         await self._inbox_send.send(TimeoutFired(action.height, action.round, action.step))
 
     def _sign_vote(self, vote: Vote) -> Event | None:
@@ -341,6 +351,7 @@ class ConsensusDriver:
             started = time.monotonic()
             executed = chain.execute(block, commit)  # AppHashMismatch halts the node
             took = (time.monotonic() - started) * 1000
+            self._propose_grace_ms = min(MAX_PROPOSE_GRACE_MS, took)
             self.evidence.mark_committed(block.evidence)
             interval = (time.monotonic() - self._height_started) * 1000
             self._height_started = time.monotonic()
