@@ -20,7 +20,6 @@ from consensus.hashing import hash_value, merkle_root, sha256
 from rpc.api import (
     BlockResults,
     BlockView,
-    CommitView,
     MempoolInfo,
     NetInfo,
     NodeStatus,
@@ -30,6 +29,7 @@ from rpc.api import (
 )
 from rpc.app_queries import ClearingQueries
 from rpc.events import EventBus, publish_block
+from rpc.fake_node import InMemoryBlocks
 from state.app import ClearingApp
 from state.app import TxResult as AppTxResult
 from state.genesis import Genesis
@@ -54,7 +54,7 @@ def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[byt
     return found
 
 
-class DevNode(ClearingQueries):
+class DevNode(InMemoryBlocks, ClearingQueries):
     """``NodeAPI`` over a ClearingApp; blocks on a timer (``run``) or on demand (``make_block``)."""
 
     def __init__(self, genesis: Genesis, validator_key: PrivateKey | None = None,
@@ -123,12 +123,6 @@ class DevNode(ClearingQueries):
             if self.app.check_tx(tx).code != 0:
                 del self.pending[tx_hash]
 
-    def _at(self, height: int | None) -> int | None:
-        latest = len(self.blocks)
-        if height is None:
-            return latest or None
-        return height if 1 <= height <= latest else None
-
     # --- NodeAPI: chain ------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
@@ -152,24 +146,6 @@ class DevNode(ClearingQueries):
     async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
         return (height or len(self.blocks),
                 [ValidatorView(v.address, v.pub_key, v.power) for v in self.genesis_doc.validators])
-
-    async def block(self, height: int | None) -> BlockView | None:
-        at = self._at(height)
-        return None if at is None else self.blocks[at - 1]
-
-    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
-        return next((b for b in self.blocks if b.hash == block_hash), None)
-
-    async def block_results(self, height: int | None) -> BlockResults | None:
-        at = self._at(height)
-        return None if at is None else self.results[at - 1]
-
-    async def commit(self, height: int | None) -> CommitView | None:
-        at = self._at(height)
-        if at is None:
-            return None
-        found = self.blocks[at - 1]
-        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
         return self.records.get(tx_hash)

@@ -42,7 +42,39 @@ def build_fake_tx(key: PrivateKey, kind: str, body: Mapping[str, Any], chain_id:
     return codec.encode({"type": kind, "body": dict(body), "pub": key.public_key, "sig": signature})
 
 
-class FakeNode:
+class InMemoryBlocks:
+    """The block half of ``NodeAPI`` over in-memory lists (``blocks``, ``results``, 1-based
+    heights): shared by the test double here and ``rpc.dev_node.DevNode``."""
+
+    blocks: list[BlockView]
+    results: list[BlockResults]
+
+    def _at(self, height: int | None) -> int | None:
+        latest = len(self.blocks)
+        if height is None:
+            return latest or None
+        return height if 1 <= height <= latest else None
+
+    async def block(self, height: int | None) -> BlockView | None:
+        at = self._at(height)
+        return None if at is None else self.blocks[at - 1]
+
+    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        return next((b for b in self.blocks if b.hash == block_hash), None)
+
+    async def block_results(self, height: int | None) -> BlockResults | None:
+        at = self._at(height)
+        return None if at is None else self.results[at - 1]
+
+    async def commit(self, height: int | None) -> CommitView | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        found = self.blocks[at - 1]
+        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
+
+
+class FakeNode(InMemoryBlocks):
     """A single-process chain: a mempool, blocks on demand, balances, positions and prices."""
 
     def __init__(self, chain_id: str = CHAIN_ID) -> None:
@@ -157,12 +189,6 @@ class FakeNode:
         publish_block(self.events, block, block_results, records)
         return block
 
-    def _at(self, height: int | None) -> int | None:
-        latest = len(self.blocks)
-        if height is None:
-            return latest or None
-        return height if 1 <= height <= latest else None
-
     # --- NodeAPI ----------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
@@ -187,24 +213,6 @@ class FakeNode:
 
     async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
         return (height or len(self.blocks), [ValidatorView(self.validator.address, self.validator.public_key, 10)])
-
-    async def block(self, height: int | None) -> BlockView | None:
-        at = self._at(height)
-        return None if at is None else self.blocks[at - 1]
-
-    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
-        return next((b for b in self.blocks if b.hash == block_hash), None)
-
-    async def block_results(self, height: int | None) -> BlockResults | None:
-        at = self._at(height)
-        return None if at is None else self.results[at - 1]
-
-    async def commit(self, height: int | None) -> CommitView | None:
-        at = self._at(height)
-        if at is None:
-            return None
-        found = self.blocks[at - 1]
-        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
         return self.txs.get(tx_hash)
