@@ -132,7 +132,19 @@ def command(ctx: click.Context, node_url: str, keyring_dir: str | None, fee: int
 FROM = click.option("--from", "key_name", required=True, help="signing key: a keyring name or a key file")
 
 
+def _override_node(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.obj["node_url"] = value
+
+
+# `clearchain tx transfer --node URL ...` works as well as `clearchain tx --node URL transfer ...`
+# (the query commands take --node after the subcommand; people type it there).
+NODE_HERE = click.option("--node", "node_override", default=None, expose_value=False, is_eager=True,
+                         callback=_override_node, help="RPC URL of a node (same as `tx --node`)")
+
+
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--to", required=True, help="recipient address (clr1...)")
 @click.option("--amount", type=click.IntRange(min=1), required=True, help="integer units of the asset")
@@ -147,6 +159,7 @@ def transfer(ctx: click.Context, key_name: str, to: str, amount: int, asset: str
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--account", required=True, help="account credited (clr1...)")
 @click.option("--amount", type=click.IntRange(min=1), required=True)
@@ -163,6 +176,7 @@ def deposit(ctx: click.Context, key_name: str, account: str, amount: int, asset:
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--amount", type=click.IntRange(min=1), required=True)
 @click.option("--asset", default="USDC", show_default=True)
@@ -177,6 +191,7 @@ def withdraw(ctx: click.Context, key_name: str, amount: int, asset: str, destina
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--market", required=True)
 @click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
@@ -211,6 +226,7 @@ def _order_arg(text: str, what: str) -> dict[str, Any]:
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--maker", required=True, help="the maker's signed order (base64)")
 @click.option("--taker", required=True, help="the taker's signed order (base64)")
@@ -227,6 +243,7 @@ def trade(ctx: click.Context, key_name: str, maker: str, taker: str, size: int, 
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--order-id", type=click.IntRange(min=0), required=True)
 @click.option("--order-expiry", type=click.IntRange(min=1), required=True, help="the order's expiry height")
@@ -240,6 +257,7 @@ def cancel(ctx: click.Context, key_name: str, order_id: int, order_expiry: int) 
 
 
 @command.command()
+@NODE_HERE
 @FROM
 @click.option("--price", "prices", multiple=True, required=True, metavar="MARKET=PRICE",
               help="a price report; repeat for several markets")

@@ -71,3 +71,15 @@ async def test_tx_rejection_shows_app_code(served, tmp_path: Path):
     code, out = await run_cli("tx", "--node", served.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
                               "oracle", "--from", "carol", "--price", "BTC-USD=abc")
     assert code == 2 and "MARKET=PRICE" in out
+
+
+async def test_tx_takes_node_after_the_subcommand_too(served, tmp_path: Path):
+    alice = PrivateKey(b"\x23" * 32)
+    save_key(alice, tmp_path / "alice.json", name="alice")
+    bob = format_address(b"\x24" * 20)
+    # The group's --node points nowhere; the subcommand's --node must win.
+    code, out = await run_cli("tx", "--node", "http://127.0.0.1:1", "--keyring-dir", str(tmp_path),
+                              "--mode", "sync", "transfer", "--from", "alice", "--to", bob,
+                              "--amount", "1", "--node", served.url)
+    assert "cannot reach the node" not in out and "No such option" not in out, out
+    assert "transfer accepted" in out or "rejected by check_tx" in out, out
