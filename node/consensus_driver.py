@@ -475,6 +475,11 @@ class ConsensusDriver:
         proposal = message.proposal
         if proposal.height not in (state.height, state.height + 1) or proposal.signature in self._seen:
             return
+        # Finding the proposer of round r costs r priority increments: bound r before that, as
+        # the core does, or one unsigned message with a huge round freezes the event loop.
+        current_round = state.round if proposal.height == state.height else 0
+        if proposal.round > current_round + core.MAX_ROUNDS_AHEAD:
+            return
         validators = self.chain.validators(proposal.height)
         if validators is None:
             return
