@@ -48,6 +48,10 @@ WINDOW = 32
 IN_FLIGHT = 6
 """Windows requested at once (spread over peers)."""
 REQUEST_TIMEOUT = 10.0
+RETRY_DELAY = 0.2
+"""Pause before a window that came back empty is asked for again."""
+MAX_PEER_FAILURES = 3
+"""Unanswered window requests after which a peer claiming those blocks is dropped."""
 MAX_RESPONSE_BLOCKS = 64
 
 
@@ -73,6 +77,7 @@ class BlockSync:
         self.peer_heights: dict[str, int] = {}
         self._status_changed = trio.Event()
         self._pending: dict[int, _Pending] = {}
+        self._failures: dict[str, int] = {}  # peer -> window requests it failed in a row
         self._ids = itertools.count(1)
         self.syncing = False
         self.blocks_synced = 0
@@ -128,6 +133,7 @@ class BlockSync:
 
     async def _forget(self, peer: str) -> None:
         self.peer_heights.pop(peer, None)
+        self._failures.pop(peer, None)
 
     # --- syncing ------------------------------------------------------------------------------
 
@@ -179,9 +185,13 @@ class BlockSync:
         async def fetch(start: int, peer: str) -> None:
             nonlocal arrived
             items = await self._request(peer, start, WINDOW)
-            requested.pop(start, None)
             if items:
                 ready[start] = (peer, items)
+                self._failures.pop(peer, None)
+            else:
+                self._served_nothing(peer, start, answered=items is not None)
+                await trio.sleep(RETRY_DELAY)  # never a busy loop of requests
+            requested.pop(start, None)
             arrived.set()
 
         async with trio.open_nursery() as nursery:
@@ -237,7 +247,22 @@ class BlockSync:
             return None
         finally:
             del self._pending[request_id]
-        return list(pending.items) if pending.items else None
+        if not pending.event.is_set():
+            return None  # no answer in time
+        return list(pending.items or ())
+
+    def _served_nothing(self, peer: str, start: int, answered: bool) -> None:
+        """A peer that claims height >= ``start`` but answers a window with no blocks (or not at
+        all, repeatedly) is lying or broken: forget its height and drop it, or sync never ends."""
+        if self.peer_heights.get(peer, 0) < start:
+            return
+        failures = self._failures.get(peer, 0) + 1
+        self._failures[peer] = failures
+        if answered or failures >= MAX_PEER_FAILURES:
+            self._failures.pop(peer, None)
+            self.peer_heights.pop(peer, None)
+            reason = "answered with no blocks" if answered else f"did not answer {failures} requests"
+            self.network.disconnect(peer, f"claimed blocks from height {start} but {reason}")
 
     def _apply(self, item: tuple[bytes, bytes], _next: tuple[bytes, bytes] | None) -> None:
         """Verify one block and its commit against our own view of the chain, then execute."""

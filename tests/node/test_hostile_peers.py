@@ -31,3 +31,56 @@ async def test_unsigned_proposal_with_a_huge_round_is_ignored_at_once(tmp_path: 
                     ProposalMessage(forged, block)))
         await wait_for(lambda: node.chain.height >= height + 1)  # consensus goes on
         nursery.cancel_scope.cancel()
+
+
+class _LyingSyncPeer:
+    """A network with one peer that claims a huge height and serves no blocks."""
+
+    def __init__(self) -> None:
+        from node.config import Config
+
+        self.config = Config().p2p
+        self.connected = True
+        self.requests = 0
+        self.disconnect_reasons: list[str] = []
+        self.sync = None
+
+    def set_handler(self, *_args) -> None: ...
+
+    def on_peer_connected(self, *_args) -> None: ...
+
+    def on_peer_disconnected(self, *_args) -> None: ...
+
+    def peers(self) -> list[str]:
+        return ["liar"] if self.connected else []
+
+    def disconnect(self, peer: str, reason: str) -> None:
+        self.connected = False
+        self.disconnect_reasons.append(reason)
+
+    async def send(self, peer: str, protocol: str, data: bytes) -> None:
+        from node.messages import Blocks, GetBlocks, SyncStatus, decode_sync, encode_sync
+
+        if not self.connected:
+            return
+        message = decode_sync(data, 1 << 20)
+        await self.sync.on_message("liar", encode_sync(SyncStatus(1, 2**63)))
+        if isinstance(message, GetBlocks):
+            self.requests += 1
+            await self.sync.on_message("liar", encode_sync(Blocks(message.request_id, ())))
+
+
+async def test_block_sync_drops_a_peer_that_claims_blocks_it_never_serves(tmp_path: Path) -> None:
+    from node.blocksync import BlockSync
+    from node.chain import Chain
+    from state.store import MemoryDB
+
+    from tests.node.test_chain import genesis
+
+    network = _LyingSyncPeer()
+    sync = BlockSync(Chain(MemoryDB(), genesis()), network)
+    network.sync = sync
+    with trio.fail_after(20):  # before the fix: a busy loop of requests, sync never ends
+        await sync.sync(first_status_wait=1.0)
+    assert network.disconnect_reasons and "no blocks" in network.disconnect_reasons[0]
+    assert network.requests < 50
