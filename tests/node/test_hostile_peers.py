@@ -10,7 +10,6 @@ import trio
 from consensus.events import ProposalMessage
 from consensus.types import Proposal
 from node.messages import encode_consensus
-
 from tests.node.test_node_inprocess import make_node, wait_for
 
 
@@ -74,7 +73,6 @@ async def test_block_sync_drops_a_peer_that_claims_blocks_it_never_serves(tmp_pa
     from node.blocksync import BlockSync
     from node.chain import Chain
     from state.store import MemoryDB
-
     from tests.node.test_chain import genesis
 
     network = _LyingSyncPeer()
