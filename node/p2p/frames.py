@@ -18,8 +18,13 @@ import struct
 from collections.abc import Iterable
 from typing import Protocol
 
+import trio
+
 _U32 = struct.Struct(">I")
 HEADER_SIZE = _U32.size
+FRAME_BODY_TIMEOUT = 30.0
+"""Seconds a peer has to deliver a frame's body once its header promised it: a peer that
+announces big frames and never finishes them would otherwise pin that memory forever."""
 
 
 class FrameError(ValueError):
@@ -91,7 +96,11 @@ class FrameReader:
         (length,) = _U32.unpack_from(self._buffer, 0)
         if length > self._max:
             raise FrameError(f"frame of {length} bytes exceeds the limit of {self._max}")
-        if not await self._fill(HEADER_SIZE + length):
+        with trio.move_on_after(FRAME_BODY_TIMEOUT) as deadline:
+            complete = await self._fill(HEADER_SIZE + length)
+        if deadline.cancelled_caught:
+            raise FrameError(f"frame of {length} bytes not completed within {FRAME_BODY_TIMEOUT:.0f} s")
+        if not complete:
             raise FrameError("stream ended inside a frame")
         body = bytes(self._buffer[HEADER_SIZE:HEADER_SIZE + length])
         del self._buffer[:HEADER_SIZE + length]

@@ -115,6 +115,9 @@ class Network:
         self.dial_timeout = dial_timeout
         self._keypair = libp2p_keypair(key)
         self._handlers: dict[str, MessageHandler] = {}
+        self._inbound: dict[tuple[str, str], INetStream] = {}
+        """The live inbound stream per (peer, protocol): a newer one replaces (resets) the older,
+        so a peer cannot hold buffers on many parallel streams."""
         self._on_connected_callbacks: list[PeerCallback] = []
         self._on_disconnected_callbacks: list[PeerCallback] = []
         self._sessions: dict[ID, _PeerSession] = {}
@@ -371,17 +374,17 @@ class Network:
             log.info("writing %s to %s failed: %r", protocol, session.peer_id, exc)
         finally:
             session.cancel_scope.cancel()
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                try:
-                    await stream.reset()
-                except Exception:
-                    pass
+            await _reset_quietly(stream)
 
     def _make_stream_handler(self, protocol: str) -> Callable[[INetStream], Awaitable[None]]:
         async def handle(stream: INetStream) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
             reader = FrameReader(stream, self.config.max_frame_bytes)
             handler = self._handlers.get(protocol)
+            previous = self._inbound.get((peer, protocol))
+            self._inbound[(peer, protocol)] = stream
+            if previous is not None:
+                await _reset_quietly(previous)
             try:
                 while True:
                     messages = await reader.read_frame()
@@ -398,11 +401,9 @@ class Network:
             except Exception as exc:  # a broken connection surfaces as many library types
                 log.debug("%s stream from %s ended: %r", protocol, peer, exc)
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    try:
-                        await stream.reset()
-                    except Exception:
-                        pass
+                if self._inbound.get((peer, protocol)) is stream:
+                    del self._inbound[(peer, protocol)]
+                await _reset_quietly(stream)
 
         return handle
 
@@ -429,3 +430,12 @@ class Network:
                 log.debug("dial %s failed (%r); retrying in %.2fs", address, exc, delay)
             await trio.sleep(delay)
             delay = min(delay * 2, maximum)
+
+
+async def _reset_quietly(stream: INetStream) -> None:
+    """Reset a stream that may already be broken, within a second, even while cancelled."""
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:  # a dead connection surfaces as many library types
+            pass

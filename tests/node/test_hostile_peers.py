@@ -82,3 +82,28 @@ async def test_block_sync_drops_a_peer_that_claims_blocks_it_never_serves(tmp_pa
         await sync.sync(first_status_wait=1.0)
     assert network.disconnect_reasons and "no blocks" in network.disconnect_reasons[0]
     assert network.requests < 50
+
+
+class _StalledStream:
+    """Sends a frame header promising 1 MiB, part of the body, then nothing, forever."""
+
+    def __init__(self) -> None:
+        import struct
+
+        self._chunks = [struct.pack(">I", 1 << 20), b"\x00" * 1000]
+
+    async def read(self, _size: int) -> bytes:
+        if self._chunks:
+            return self._chunks.pop(0)
+        await trio.sleep_forever()
+        return b""
+
+
+async def test_a_frame_body_that_never_completes_is_a_frame_error(autojump_clock) -> None:
+    from node.p2p.frames import FRAME_BODY_TIMEOUT, FrameError, FrameReader
+
+    reader = FrameReader(_StalledStream(), max_frame_bytes=8 << 20)
+    started = trio.current_time()
+    with pytest.raises(FrameError, match="not completed"):
+        await reader.read_frame()
+    assert trio.current_time() - started >= FRAME_BODY_TIMEOUT
