@@ -86,6 +86,15 @@ def _cached_sign_bytes(message: Any, tag: str, chain_id: str) -> bytes:
 # --- block id, header ---------------------------------------------------------------------
 
 
+
+def _cached_hash(message: Any) -> bytes:
+    """SHA-256 of a frozen message's canonical form, computed once (the message is immutable)."""
+    cached = message.__dict__.get("_hash")
+    if cached is None:
+        cached = hash_value(message.to_obj())
+        object.__setattr__(message, "_hash", cached)
+    return cached
+
 @dataclass(frozen=True)
 class BlockID:
     """Identifies a block: the hash of its header."""
@@ -172,11 +181,7 @@ class Header:
         )
 
     def hash(self) -> bytes:
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash_value(self.to_obj())
-            object.__setattr__(self, "_hash", cached)  # immutable, so computed once
-        return cached
+        return _cached_hash(self)
 
     def block_id(self) -> BlockID:
         return BlockID(self.hash())
@@ -368,11 +373,7 @@ class Commit:
         )
 
     def hash(self) -> bytes:
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash_value(self.to_obj())
-            object.__setattr__(self, "_hash", cached)
-        return cached
+        return _cached_hash(self)
 
 
 # --- evidence -----------------------------------------------------------------------------
@@ -417,11 +418,7 @@ class DuplicateVoteEvidence:
         return cls(Vote.from_obj(obj.get("vote_a")), Vote.from_obj(obj.get("vote_b")))
 
     def hash(self) -> bytes:
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash_value(self.to_obj())
-            object.__setattr__(self, "_hash", cached)
-        return cached
+        return _cached_hash(self)
 
 
 # --- blocks -------------------------------------------------------------------------------
