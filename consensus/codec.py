@@ -65,6 +65,11 @@ def _str_key_order(key: str) -> tuple[int, bytes]:
     return order
 
 
+def canonical_key_order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """String map keys in the order the canonical encoding writes them."""
+    return tuple(sorted(keys, key=_str_key_order))
+
+
 def _normalize_map(mapping: dict, depth: int) -> dict:
     if all(type(key) is str for key in mapping):
         ordered = sorted(mapping, key=_str_key_order)

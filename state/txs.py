@@ -21,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.codec import CodecError, decode
+import msgpack
+
+from consensus.codec import CodecError, canonical_key_order, decode
 from consensus.crypto import address_of, sign_bytes, verify
 from consensus.hashing import sha256
 from state.codes import Code, TxRejected
@@ -147,12 +149,20 @@ def _bad(message: str) -> TxRejected:
     return TxRejected(Code.INVALID_FIELD, message)
 
 
+_CANONICAL_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
 def _map(value: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
     if type(value) is not dict:
         raise _bad(f"{what} must be a map")
+    canonical = _CANONICAL_KEYS.get(keys)
+    if canonical is None:
+        canonical = _CANONICAL_KEYS[keys] = canonical_key_order(keys)
+    if tuple(value) == canonical:  # a dict keeps wire order: these keys, in canonical order
+        return value
     if len(value) != len(keys) or any(k not in value for k in keys):
         raise _bad(f"{what} must have exactly the fields {', '.join(sorted(keys))}")
-    return value
+    raise _NotCanonical  # right fields, wrong order: only the fast path can get here
 
 
 def _uint(value: Any, what: str, low: int = 0, high: int = MAX_AMOUNT) -> int:
@@ -183,19 +193,57 @@ def _envelope(data: Any, what: str) -> tuple[bytes, bytes]:
     return env["body"], _bytes(env["sig"], f"{what}.sig", 64)
 
 
-def _decode(data: bytes, what: str, max_bytes: int = MAX_TX_BYTES) -> Any:
+class _NotCanonical(Exception):
+    """The fast path cannot accept these bytes; the checked path gives the verdict."""
+
+
+def _refuse_ext(code: int, payload: bytes) -> Any:
+    raise _NotCanonical
+
+
+def _decode(data: bytes, what: str, fast: bool, max_bytes: int = MAX_TX_BYTES) -> Any:
+    """Canonical decoding of a tx part.
+
+    ``fast``: msgpack's C decoder with no per-container hooks, then a re-pack that must give
+    back the input bytes (minimal ints and strings, no duplicate keys, nothing trailing);
+    ``_map`` checks each map's key order against its schema. Anything else (floats, unknown
+    shapes, free-form maps such as vote proposals) raises ``_NotCanonical`` and ``decode_tx``
+    decodes again on the checked path, whose verdict and error are the authoritative ones.
+    """
+    if fast:
+        try:
+            value = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_refuse_ext)
+            same = msgpack.packb(value, use_bin_type=True) == data
+        except Exception:  # noqa: BLE001 - msgpack raises many types on hostile bytes
+            raise _NotCanonical from None
+        if not same:
+            raise _NotCanonical
+        return value
     try:
         return decode(data, max_bytes=max_bytes)
     except CodecError as exc:
         raise TxRejected(Code.DECODE_ERROR, f"{what}: {exc}") from exc
 
 
+_SIGN_PREFIXES: dict[tuple[str, str], bytes] = {}
+
+
+def _sign_bytes(tag: str, chain_id: str, body_bytes: bytes) -> bytes:
+    """``consensus.crypto.sign_bytes(tag, chain_id, body_bytes)``, with the prefix cached."""
+    prefix = _SIGN_PREFIXES.get((tag, chain_id))
+    if prefix is None:
+        prefix = sign_bytes(tag, chain_id, b"")[:-2]  # drop the empty bin's 2-byte header
+        if len(_SIGN_PREFIXES) < 64:
+            _SIGN_PREFIXES[(tag, chain_id)] = prefix
+    return prefix + msgpack.packb(body_bytes, use_bin_type=True)
+
+
 # --- decoding ------------------------------------------------------------------------------
 
 
-def decode_order(envelope: Any, chain_id: str, what: str) -> Order:
+def decode_order(envelope: Any, chain_id: str, what: str, fast: bool = False) -> Order:
     body_bytes, sig = _envelope(envelope, what)
-    body = _map(_decode(body_bytes, what), what,
+    body = _map(_decode(body_bytes, what, fast), what,
                 ("chain_id", "account", "market", "side", "size", "price", "order_id", "expiry"))
     if body["chain_id"] != chain_id:
         raise TxRejected(Code.WRONG_CHAIN, f"{what} is for chain {body['chain_id']!r}")
@@ -208,14 +256,15 @@ def decode_order(envelope: Any, chain_id: str, what: str) -> Order:
         side=SIDES[side], size=_uint(body["size"], f"{what}.size", 1),
         price=_uint(body["price"], f"{what}.price", 1), order_id=_uint(body["order_id"], f"{what}.order_id", 0, MAX_ID),
         expiry=_uint(body["expiry"], f"{what}.expiry", 1, MAX_ID), signature=sig,
-        sign_message=sign_bytes(ORDER_TAG, chain_id, body_bytes), hash=sha256(body_bytes),
+        sign_message=_sign_bytes(ORDER_TAG, chain_id, body_bytes), hash=sha256(body_bytes),
     )
 
 
-def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
+def _decode_msg(kind: str, msg: Any, chain_id: str, fast: bool) -> Message:
     if kind == "trade":
         m = _map(msg, "msg", ("maker", "taker", "size", "price"))
-        return Trade(decode_order(m["maker"], chain_id, "maker"), decode_order(m["taker"], chain_id, "taker"),
+        return Trade(decode_order(m["maker"], chain_id, "maker", fast),
+                     decode_order(m["taker"], chain_id, "taker", fast),
                      _uint(m["size"], "size", 1), _uint(m["price"], "price", 1))
     if kind == "transfer":
         m = _map(msg, "msg", ("to", "asset", "amount"))
@@ -249,6 +298,8 @@ def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
         return BackstopRegistration(_text(m["market"], "market", 32), _uint(m["max_size"], "max_size"),
                                     _uint(m["discount_ppm"], "discount_ppm", 0, 500_000))
     if kind == "vote":
+        if fast:
+            raise _NotCanonical  # a free-form map: only the checked path checks its key order
         m = _map(msg, "msg", ("proposal",))
         proposal = m["proposal"]
         if type(proposal) is not dict or proposal.get("kind") not in PROPOSAL_KINDS:
@@ -264,14 +315,25 @@ def _decode_msg(kind: str, msg: Any, chain_id: str) -> Message:
 
 
 def decode_tx(data: bytes, chain_id: str) -> Tx:
-    """Decode and statelessly validate a tx (signatures are checked by :func:`verify_tx`)."""
+    """Decode and statelessly validate a tx (signatures are checked by :func:`verify_tx`).
+
+    A well-formed tx is accepted by the fast path; anything it refuses is decoded again on
+    the checked path, so every rejection (its code and log) comes from one place.
+    """
     if not isinstance(data, (bytes, bytearray)):
         raise TxRejected(Code.DECODE_ERROR, "a tx must be bytes")
     if len(data) > MAX_TX_BYTES:
         raise TxRejected(Code.TX_TOO_LARGE, f"tx of {len(data)} bytes exceeds {MAX_TX_BYTES}")
     data = bytes(data)
-    body_bytes, sig = _envelope(_decode(data, "tx"), "tx")
-    body = _map(_decode(body_bytes, "tx body"), "tx body",
+    try:
+        return _decode_tx(data, chain_id, fast=True)
+    except (TxRejected, _NotCanonical):
+        return _decode_tx(data, chain_id, fast=False)
+
+
+def _decode_tx(data: bytes, chain_id: str, fast: bool) -> Tx:
+    body_bytes, sig = _envelope(_decode(data, "tx", fast), "tx")
+    body = _map(_decode(body_bytes, "tx body", fast), "tx body",
                 ("chain_id", "kind", "signer", "fee", "expiry", "nonce", "msg"))
     if body["chain_id"] != chain_id:
         raise TxRejected(Code.WRONG_CHAIN, f"tx is for chain {body['chain_id']!r}, this is {chain_id!r}")
@@ -282,8 +344,8 @@ def decode_tx(data: bytes, chain_id: str) -> Tx:
     return Tx(
         kind=kind, chain_id=chain_id, signer=signer, sender=address_of(signer),
         fee=_uint(body["fee"], "fee"), expiry=_uint(body["expiry"], "expiry", 1, MAX_ID),
-        nonce=_uint(body["nonce"], "nonce", 0, MAX_ID), msg=_decode_msg(kind, body["msg"], chain_id),
-        signature=sig, sign_message=sign_bytes(TX_TAG, chain_id, body_bytes), hash=sha256(data),
+        nonce=_uint(body["nonce"], "nonce", 0, MAX_ID), msg=_decode_msg(kind, body["msg"], chain_id, fast),
+        signature=sig, sign_message=_sign_bytes(TX_TAG, chain_id, body_bytes), hash=sha256(data),
     )
 
 
