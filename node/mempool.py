@@ -139,6 +139,19 @@ class Mempool:
         self._add(tx, tx_hash, result.priority, peer, bytes(getattr(result, "sender", b"") or b""))
         return MempoolResult(0, "", "", result.priority, tx_hash, result)
 
+    def note_known(self, tx: bytes, peer: str) -> bool:
+        """True (and ``peer`` remembered as a sender) if ``tx`` is pending or was seen recently:
+        ``check_tx`` would answer "already in the mempool" without looking further."""
+        tx_hash = sha256(tx)
+        entry = self._entries.get(tx_hash)
+        if entry is not None:
+            entry.senders.add(peer)
+            return True
+        if tx_hash in self._cache:
+            self._cache.move_to_end(tx_hash)
+            return True
+        return False
+
     def _add(self, tx: bytes, tx_hash: bytes, priority: int, peer: str | None, account: bytes) -> None:
         self._seq += 1
         entry = _Entry(tx, tx_hash, priority, self._seq, {peer} if peer else set(), account)

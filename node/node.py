@@ -200,6 +200,8 @@ class Node:
             return self.mempool.check_tx(tx, peer=peer)
 
     async def _on_tx(self, peer: str, tx: bytes) -> None:
+        if self.mempool.note_known(tx, peer):
+            return  # a copy of a tx we hold or committed: no admission turn needed
         result = await self.admit(tx, peer)
         if result.app_result is not None and result.code in MISBEHAVIOUR_CODES:
             raise PeerMisbehaviour(f"gossiped a tx that fails check_tx with code {result.code}: "
@@ -212,15 +214,13 @@ class Node:
             batch = self.mempool.take_gossip()
             for peer in self.network.peers():
                 try:
-                    for tx, senders in batch:
-                        if peer not in senders:
-                            await self.network.send(peer, MEMPOOL_PROTOCOL, tx)
+                    await self.network.send_many(
+                        peer, MEMPOOL_PROTOCOL, [tx for tx, senders in batch if peer not in senders])
                 except PeerUnavailable:
                     continue
 
     async def _send_mempool(self, peer: str) -> None:
         try:
-            for tx in self.mempool.txs():
-                await self.network.send(peer, MEMPOOL_PROTOCOL, tx)
+            await self.network.send_many(peer, MEMPOOL_PROTOCOL, self.mempool.txs())
         except PeerUnavailable:
             pass

@@ -225,6 +225,24 @@ class Network:
             raise PeerUnavailable(peer)
         await self._put(session, protocol, message)
 
+    async def send_many(self, peer: str, protocol: str, messages: list[bytes]) -> None:
+        """Queue messages for a peer in order: ``send`` for a batch, one session lookup, and a
+        wait (with the same stall rule) only when the peer's queue is full."""
+        session = self._sessions.get(ID.from_base58(peer))
+        if session is None or session.closed:
+            raise PeerUnavailable(peer)
+        channel = session.queues[protocol][0]
+        limit = self.config.max_frame_bytes - 4
+        for message in messages:
+            try:
+                if message_cost(message) > limit:
+                    raise ValueError(f"message of {len(message)} bytes exceeds p2p.max_frame_bytes")
+                channel.send_nowait(message)
+            except trio.WouldBlock:
+                await self._put(session, protocol, message)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise PeerUnavailable(peer) from None
+
     async def broadcast(self, protocol: str, message: bytes, *, exclude: str | None = None) -> None:
         """Queue a message for every connected peer; stalled peers are waited for in parallel."""
         waiting: list[_PeerSession] = []

@@ -62,6 +62,17 @@ def test_duplicates_are_not_checked_twice() -> None:
     assert app.calls[t] == 1
 
 
+def test_known_txs_are_noted_without_a_check() -> None:
+    mempool, app = pool()
+    pending, committed, new = tx(5, 0), tx(5, 1), tx(5, 2)
+    assert mempool.check_tx(pending).ok
+    mempool.update([committed])
+    assert mempool.note_known(pending, "p1") and mempool.note_known(committed, "p1")
+    assert not mempool.note_known(new, "p1")
+    assert mempool.senders(sha256(pending)) == {"p1"}  # not sent back to p1 by gossip
+    assert app.calls == {pending: 1}
+
+
 def test_failed_tx_leaves_cache_and_can_be_resubmitted() -> None:
     mempool, app = pool()
     t = tx(5, 0)

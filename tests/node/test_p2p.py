@@ -108,7 +108,8 @@ async def test_oversized_frame_disconnects_sender() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_slow_handler_applies_backpressure_without_loss() -> None:
+@pytest.mark.parametrize("batched", [False, True])
+async def test_slow_handler_applies_backpressure_without_loss(batched: bool) -> None:
     a = _network(send_queue_size=8)
     got: list[bytes] = []
     release = trio.Event()
@@ -127,8 +128,13 @@ async def test_slow_handler_applies_backpressure_without_loss() -> None:
         await _wait_for(lambda: b.peers() == [a.peer_id] and a.peers() == [b.peer_id])
 
         async def produce() -> None:
-            for i in range(300):
-                await a.send(b.peer_id, CONSENSUS_PROTOCOL, i.to_bytes(2, "big") * 100)
+            messages = [i.to_bytes(2, "big") * 100 for i in range(300)]
+            if batched:  # send_many waits on the full queue mid-batch, and keeps the order
+                for start in range(0, 300, 70):
+                    await a.send_many(b.peer_id, CONSENSUS_PROTOCOL, messages[start:start + 70])
+                return
+            for message in messages:
+                await a.send(b.peer_id, CONSENSUS_PROTOCOL, message)
 
         nursery.start_soon(produce)
         await trio.sleep(0.3)
