@@ -70,9 +70,18 @@ def canonical_key_order(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(keys, key=_str_key_order))
 
 
+_MAP_ORDER_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAP_ORDER_CACHE_LIMIT = 1024  # records and events reuse a few key sets; others are sorted each time
+
+
 def _normalize_map(mapping: dict, depth: int) -> dict:
-    if all(type(key) is str for key in mapping):
-        ordered = sorted(mapping, key=_str_key_order)
+    keys = tuple(mapping)
+    ordered = _MAP_ORDER_CACHE.get(keys)
+    if ordered is None and all(type(key) is str for key in keys):
+        ordered = tuple(sorted(keys, key=_str_key_order))
+        if len(_MAP_ORDER_CACHE) < _MAP_ORDER_CACHE_LIMIT:
+            _MAP_ORDER_CACHE[keys] = ordered
+    if ordered is not None:
         return {
             key: item if type(item) in _SCALARS else _normalize(item, depth)
             for key, item in ((key, mapping[key]) for key in ordered)
