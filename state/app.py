@@ -208,13 +208,23 @@ class ClearingApp:
             ledger = self.ledger
             if ledger.globals is None:
                 raise TxRejected(Code.INVALID_FIELD, "the chain is not initialised")
-            self._ante(tx, self.last_height + 1, ledger.globals, self.store.get(seen_key(tx.hash)) is not None)
+            self._ante(tx, self.last_height + 1, ledger.globals, self._seen(tx))
             account = ledger.accounts.get(tx.sender)
             self._check_fee_funds(tx, account, ledger.markets)
             self._check_role(tx, ledger.globals)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message)
         return TxResult(0, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
+
+    def _seen(self, tx: Tx) -> bool:
+        """Whether ``tx`` was included and is still remembered (its ``t/`` key exists).
+
+        ``seen_buckets`` mirrors those keys by expiry, and a tx's expiry is part of the bytes its
+        hash covers, so one set lookup answers without a store read. Between blocks (check_tx)
+        the buckets are the committed keys; during a block they include its own txs, as the
+        block view of the store does.
+        """
+        return tx.hash in self.seen_buckets.get(tx.expiry, ())
 
     @staticmethod
     def _ante(tx: Tx, height: int, g: Globals, seen: bool) -> None:
@@ -310,7 +320,7 @@ class ClearingApp:
             tx = self._decode(tx_bytes)
             self._verify(tx)
             ledger = self.ledger
-            self._ante(tx, self.height, ledger.g, ledger.has(seen_key(tx.hash)))
+            self._ante(tx, self.height, ledger.g, self._seen(tx))
             account = ledger.account(tx.sender)
             if account is not None and account.positions and tx.fee:
                 account = ledger.account_mut(tx.sender)

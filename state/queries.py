@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from consensus.codec import decode
-from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key
+from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key, prefix_end
 from state.risk import ceil_div, margin_allows, pending_funding, risk_of
 from state.txs import SIDES
 
@@ -157,7 +157,9 @@ def invariants(app: ClearingApp) -> list[str]:
       system), the insurance fund and the fee pool equals deposits minus withdrawals;
     - collateral held by accounts and the insurance fund equals deposits minus withdrawals;
     - no account has negative equity; the fee pool is not negative, nor the fund unless it holds
-      collateral taken over for debts.
+      collateral taken over for debts;
+    - the in-memory replay index (``seen_buckets``, what duplicate checks read) holds exactly the
+      stored tx hashes with their expiries.
     """
     ledger = app.ledger
     g = ledger.globals
@@ -203,4 +205,8 @@ def invariants(app: ClearingApp) -> list[str]:
         problems.append(f"fee pool {g.fee_pool} is negative")
     if g.insurance < 0 and not any(g.insurance_collateral.values()):
         problems.append(f"insurance fund {g.insurance} is negative and holds no collateral")
+    remembered = {(key[2:], decode(value)) for key, value in app.store.iterate(b"t/", prefix_end(b"t/"))}
+    indexed = {(tx_hash, expiry) for expiry, hashes in app.seen_buckets.items() for tx_hash in hashes}
+    if remembered != indexed:
+        problems.append(f"replay index differs from the stored tx hashes ({len(indexed)} vs {len(remembered)})")
     return problems

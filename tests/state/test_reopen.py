@@ -36,3 +36,15 @@ def test_reopened_app_keeps_replay_window_orders_proposals_and_reports() -> None
     reopen(chain)
     assert Code(chain.app.check_tx(transfer).code) == Code.TX_EXPIRED
     assert chain.app.store.get(b"t/" + chain.app._decode(transfer).hash) is None  # pruned after expiry
+
+
+def test_invariants_catch_a_replay_index_that_differs_from_the_store() -> None:
+    chain = Chain(make_genesis(balances={"alice": 10_000 * USDC}))
+    transfer = builders.build_transfer_tx(signer("alice"), chain.cid(), signer("bob").address, "USDC", 1,
+                                          fee=chain.fee(), expiry=6)
+    chain.block([transfer])
+    assert queries.invariants(chain.app) == []
+    tx_hash = chain.app._decode(transfer).hash
+    chain.app.seen_buckets[6].discard(tx_hash)  # the duplicate check would now let a replay in
+    assert Code(chain.app.check_tx(transfer).code) != Code.DUPLICATE_TX
+    assert any("replay index" in problem for problem in queries.invariants(chain.app))
