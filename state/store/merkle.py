@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -46,6 +47,8 @@ from state.store.layout import (
 from state.store.trie import Op, TrieUpdate
 
 _sha256 = hashlib.sha256
+_first = itemgetter(0)
+_INVERT = bytes(range(255, -1, -1))  # byte b -> 255 - b: MAX_VERSION - v, bytewise
 DEFAULT_PREFIX = b"s/"
 DEFAULT_CACHE_DEPTH = 64  # the whole latest tree: ~170 bytes of memory per key
 
@@ -76,6 +79,8 @@ class MerkleStore:
         # path -> (version8, record) of the latest tree's nodes down to cache_depth.
         self._cache: dict[bytes, tuple[bytes, bytes]] = {}
         self._pending: dict[bytes, bytes | None] = {}
+        # The last commit's stale keys, so pruning them next does not read its stale record.
+        self._last_stale: tuple[int, list[bytes]] = (-1, [])
         meta = db.get(self._prefix + META_KEY)
         if meta is None:
             self._version = -1
@@ -147,16 +152,17 @@ class MerkleStore:
         there and the caller must write it; without, one synced batch is written here.
         """
         version = self._version + 1
-        ops: list[Op] = []
-        for key, value in self._pending.items():
-            hk = _sha256(key).digest()
-            lh = (
-                None
-                if value is None
-                else _sha256(LEAF_PREFIX + hk + _sha256(value).digest()).digest()
+        sha = _sha256
+        ops: list[Op] = [
+            (
+                hk := sha(key).digest(),
+                key,
+                value,
+                None if value is None else sha(LEAF_PREFIX + hk + sha(value).digest()).digest(),
             )
-            ops.append((hk, key, value, lh))
-        ops.sort()  # by hk: unique, so the comparison never looks further
+            for key, value in self._pending.items()
+        ]
+        ops.sort(key=_first)  # by hk alone: unique
         p = self._prefix
         update = TrieUpdate(version, self._load, p, self._cache)
         root = update.apply(self._root, ops)
@@ -167,18 +173,21 @@ class MerkleStore:
         for nkey, _, record in update.node_puts:
             put(nkey, record)
         # Value keys (see layout.value_key), built inline: this loop runs once per written key.
+        # The entry a write replaces is stale: ~version of an 8-byte version is its bytes
+        # inverted.
         value_tag = p + VALUE_TAG
-        this_version = (MAX_VERSION - version).to_bytes(8, "big")
+        this_version = b"\x00\x00" + (MAX_VERSION - version).to_bytes(8, "big")
         stale: list[bytes] = []
-        for key, value in update.value_puts:
+        stale_append = stale.append
+        for key, value, old8 in update.value_puts:
             base = value_tag + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key)
             if value is None:
-                put(base + b"\x00\x00" + this_version, b"")
-                stale.append(base + b"\x00\x00" + this_version)
+                put(base + this_version, b"")
+                stale_append(base + this_version)
             else:
-                put(base + b"\x00\x00" + this_version, LIVE + value)
-        for key, old in update.stale_values:
-            stale.append(p + value_key(key, old))
+                put(base + this_version, LIVE + value)
+            if old8 is not None:
+                stale_append(base + b"\x00\x00" + old8.translate(_INVERT))
         key_tag = p + KEY_TAG
         for hk, key in update.new_keys:
             put(key_tag + hk, key)
@@ -186,9 +195,10 @@ class MerkleStore:
         out.put(p + stale_key(version), msgpack.packb([update.stale_nodes, stale_values]))
         out.put(p + root_key(version), encode_root(root))
         oldest = self._oldest
+        stale_keys = update.stale_nodes + stale_values
         if self.keep_versions:
             oldest = max(oldest, version - self.keep_versions + 1)
-            self._stage_pruning(out, version, oldest, update.stale_nodes + stale_values)
+            self._stage_pruning(out, version, oldest, stale_keys)
         out.put(p + META_KEY, codec.encode([version, oldest]))
         if own_batch:
             out.write()
@@ -205,6 +215,7 @@ class MerkleStore:
         self._version = version
         self._oldest = oldest
         self._pending = {}
+        self._last_stale = (version, stale_keys)
         return self.root_hash()
 
     def root_hash(self) -> bytes:
@@ -321,6 +332,8 @@ class MerkleStore:
         for stale_version in range(self._oldest + 1, oldest + 1):
             if stale_version == version:
                 keys = current
+            elif stale_version == self._last_stale[0]:
+                keys = self._last_stale[1]
             else:
                 data = self._db.get(p + stale_key(stale_version))
                 if data is None:

@@ -22,7 +22,6 @@ from state.store.layout import (
     NODE_EXTRA,
     NODE_TAG,
     Slot,
-    locate,
     new_record,
     node_path,
     slot_index,
@@ -43,8 +42,8 @@ class TrieUpdate:
     ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
     ``node_puts`` (key, path, record), ``stale_nodes`` (keys no longer in the new tree), keys
     with ``prefix`` in front,
-    ``value_puts`` (key, value or None), ``stale_values`` ((key, version) value entries that
-    only older versions need), ``new_keys`` ((hk, key) of keys that did not exist).
+    ``value_puts`` (key, value or None, version8 of the value entry it makes stale or None:
+    only older versions need that entry), ``new_keys`` ((hk, key) of keys that did not exist).
     """
 
     def __init__(
@@ -60,8 +59,7 @@ class TrieUpdate:
         self.load = load
         self.node_puts: list[tuple[bytes, bytes, bytes]] = []
         self.stale_nodes: list[bytes] = []
-        self.value_puts: list[tuple[bytes, bytes | None]] = []
-        self.stale_values: list[tuple[bytes, int]] = []
+        self.value_puts: list[tuple[bytes, bytes | None, bytes | None]] = []
         self.new_keys: list[tuple[bytes, bytes]] = []
 
     def apply(self, root: Slot, ops: list[Op]) -> Slot:
@@ -91,7 +89,7 @@ class TrieUpdate:
                 hk, key, value, lh = ops[i]
                 if value is not None:
                     entries.append((hk, version8, lh))
-                    value_puts.append((key, value))
+                    value_puts.append((key, value, None))
                     self.new_keys.append((hk, key))
             if not entries:
                 return None
@@ -105,16 +103,14 @@ class TrieUpdate:
             if hk == leaf_hk:
                 if value is None:
                     kept = False
-                    value_puts.append((key, None))
-                    self.stale_values.append((key, int.from_bytes(extra[32:40], "big")))
+                    value_puts.append((key, None, extra[32:40]))
                 elif lh != slot[1]:  # same key, new value (an unchanged value is no write)
                     kept = False
                     entries.append((hk, version8, lh))
-                    value_puts.append((key, value))
-                    self.stale_values.append((key, int.from_bytes(extra[32:40], "big")))
+                    value_puts.append((key, value, extra[32:40]))
             elif value is not None:
                 entries.append((hk, version8, lh))
-                value_puts.append((key, value))
+                value_puts.append((key, value, None))
                 self.new_keys.append((hk, key))
         if kept:
             if not entries:
@@ -132,10 +128,39 @@ class TrieUpdate:
         its kind is overwritten in place (same length), anything else goes through
         ``write_slot`` and ``_finish``.
         """
-        hk = op[0]
+        hk, key, value, lh = op
+        cache = self.cache
+        if depth >= NARROW_LEVELS and value is not None:
+            # Fast path, most ops at scale: the node is cached and the key's leaf is in it.
+            version8 = slot[2]
+            path = bytes((depth,)) + hk[: depth - 2]
+            entry = cache.get(path)
+            if entry is not None and entry[0] == version8:
+                record = entry[1]
+                bitmap = int.from_bytes(record[1:33], "big")
+                bit = 1 << hk[depth - 2]
+                base = 33 + (bitmap.bit_count() << 5)
+                leafmap = int.from_bytes(record[base : base + 32], "big")
+                if leafmap & bit:
+                    below = bit - 1
+                    pos = (bitmap & below).bit_count()
+                    leaves_below = (leafmap & below).bit_count()
+                    e0 = base + 32 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                    if record.startswith(hk, e0):
+                        h0 = 33 + (pos << 5)
+                        if record.startswith(lh, h0):  # type: ignore[arg-type]
+                            return None  # same value: no write
+                        self.value_puts.append((key, value, record[e0 + 32 : e0 + 40]))
+                        node_tag = self.node_tag
+                        self.stale_nodes.append(node_tag + version8 + path)
+                        new8 = self.version8
+                        data = b"".join(
+                            (record[:h0], lh, record[h0 + 32 : e0 + 32], new8, record[e0 + 40 :])  # type: ignore[arg-type]
+                        )
+                        self.node_puts.append((node_tag + new8 + path, path, data))
+                        return (INTERNAL, _sha256(data[:base]).digest(), new8)
         stack = []
         load = self.load
-        cache = self.cache
         while slot[0] == INTERNAL:
             version8 = slot[2]
             path = (
@@ -172,14 +197,12 @@ class TrieUpdate:
                 slot = EMPTY_SLOT
             stack.append((record, version8, path, index, slot[0], h0, e0, base))
             depth += 1
-        value = op[2]
         if slot[0] == LEAF and value is not None and slot[2][:32] == hk:
-            # The commonest case of all: an existing key gets a new value.
-            if op[3] == slot[1]:
+            # An existing key gets a new value.
+            if lh == slot[1]:
                 return None
-            self.value_puts.append((op[1], value))
-            self.stale_values.append((op[1], int.from_bytes(slot[2][32:40], "big")))
-            new: Slot | None = (LEAF, op[3], hk + self.version8)
+            self.value_puts.append((key, value, slot[2][32:40]))
+            new: Slot | None = (LEAF, lh, hk + self.version8)
         else:
             new = self._update_slot(slot, depth, [op], 0, 1)
         if new is None:
@@ -211,9 +234,14 @@ class TrieUpdate:
         changed = shifted = False
         i = lo
         if depth < NARROW_LEVELS:
-            at, low = depth >> 1, depth & 1
+            at, low, width = depth >> 1, depth & 1, 2
         else:
-            at, low = depth - 2, 2
+            at, low, width = depth - 2, 2, 32
+        # The slot offsets are read off the original record (see layout.locate, inlined).
+        bitmap = int.from_bytes(record[1 : 1 + width], "big")
+        base = 1 + width + (bitmap.bit_count() << 5)
+        leafmap = int.from_bytes(record[base : base + width], "big")
+        extras = base + width
         while i < hi:
             b = ops[i][0][at]
             index = b if low == 2 else b & 15 if low else b >> 4
@@ -223,13 +251,31 @@ class TrieUpdate:
                 if (b if low == 2 else b & 15 if low else b >> 4) != index:
                     break
                 j += 1
-            kind, h0, e0 = locate(record, index)
-            if kind == EMPTY:
-                old = EMPTY_SLOT
+            bit = 1 << index
+            if bitmap & bit:
+                below = bit - 1
+                pos = (bitmap & below).bit_count()
+                leaves_below = (leafmap & below).bit_count()
+                h0 = 1 + width + (pos << 5)
+                e0 = extras + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                kind = LEAF if leafmap & bit else INTERNAL
             else:
-                size = LEAF_EXTRA if kind == LEAF else NODE_EXTRA
-                old = (kind, record[h0 : h0 + 32], record[e0 : e0 + size])
-            slot = self._update_slot(old, depth + 1, ops, i, j)
+                kind = EMPTY
+            if kind == EMPTY:
+                slot = self._update_slot(EMPTY_SLOT, depth + 1, ops, i, j)
+            elif kind == INTERNAL:
+                size = NODE_EXTRA
+                old = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + NODE_EXTRA])
+                # One op below (the common case under the top levels): straight down.
+                slot = (
+                    self._update_one(old, depth + 1, ops[i])
+                    if j - i == 1
+                    else self._update_slot(old, depth + 1, ops, i, j)
+                )
+            else:
+                size = LEAF_EXTRA
+                old = (LEAF, record[h0 : h0 + 32], record[e0 : e0 + LEAF_EXTRA])
+                slot = self._update_slot(old, depth + 1, ops, i, j)
             if slot is not None:
                 changed = True
                 if slot[0] == kind != EMPTY and not shifted:
