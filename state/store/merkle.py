@@ -8,7 +8,9 @@ and ``README.md`` for why this structure.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
@@ -48,6 +50,7 @@ from state.store.trie import Op, TrieUpdate
 
 _sha256 = hashlib.sha256
 _first = itemgetter(0)
+_drain = deque(maxlen=0).extend  # runs an iterator of calls to the end
 _INVERT = bytes(range(255, -1, -1))  # byte b -> 255 - b: MAX_VERSION - v, bytewise
 DEFAULT_PREFIX = b"s/"
 DEFAULT_CACHE_DEPTH = 64  # the whole latest tree: ~170 bytes of memory per key
@@ -151,6 +154,18 @@ class MerkleStore:
         With ``batch`` every write (tree nodes, values, root, pruning, metadata) is staged
         there and the caller must write it; without, one synced batch is written here.
         """
+        # A 10k-key commit allocates ~100k short-lived tuples and lists, none in a cycle: the
+        # collections they trigger only rescan the young objects and, now and then, the whole
+        # heap (the node cache). Measured at 1M keys: 7% of the commit's CPU.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._commit(batch)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _commit(self, batch: WriteBatch | None) -> bytes:
         version = self._version + 1
         sha = _sha256
         ops: list[Op] = [
@@ -340,9 +355,7 @@ class MerkleStore:
                     continue
                 nodes, values = msgpack.unpackb(data)
                 keys = nodes + values
-            delete = out.delete
-            for key in keys:
-                delete(key)
+            _drain(map(out.delete, keys))  # the loop in C: ~25k keys per 10k-key commit
             out.delete(p + stale_key(stale_version))
             out.delete(p + root_key(stale_version - 1))
 
