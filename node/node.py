@@ -31,6 +31,7 @@ from node.blocksync import BlockSync
 from node.chain import Chain, ExecutedBlock
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
+from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
 from node.p2p.network import (
@@ -46,6 +47,8 @@ from state.genesis import Genesis, load_genesis
 
 log = logging.getLogger("clearchain.node")
 
+GC_REPORT_EVERY = 60
+"""Seconds between log lines on garbage-collector pauses."""
 FULL_RECHECK_EVERY = 10
 """Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
 GOSSIP_BATCH_WINDOW = 0.025
@@ -161,6 +164,7 @@ class Node:
                 self.rpc_port = await nursery.start(RPCServer(self.view, limits).serve, host, int(port))
             nursery.start_soon(self._gossip_txs)
             nursery.start_soon(self._recheck_loop)
+            nursery.start_soon(self._report_gc)
             task_status.started()
             await self.blocksync.sync(first_status_wait=3.0 if config.p2p.persistent_peers else 0.0)
             self.catching_up = False
@@ -189,6 +193,21 @@ class Node:
             dropped = await self.mempool.recheck(None if full else accounts)
             if dropped:
                 log.debug("mempool recheck dropped %d txs", dropped)
+
+    async def _report_gc(self) -> None:
+        """Log the event loop's pauses in the cyclic garbage collector, once a minute."""
+        stats = GCStats()
+        stats.install()
+        try:
+            while True:
+                await trio.sleep(GC_REPORT_EVERY)
+                collections, seconds, longest = stats.take()
+                if sum(collections):
+                    log.info("gc: %d collections (%d full) paused the node %.0f ms in the last "
+                             "%d s, longest %.0f ms", sum(collections), collections[2],
+                             sum(seconds) * 1000, GC_REPORT_EVERY, longest * 1000)
+        finally:
+            stats.remove()
 
     # --- tx gossip ----------------------------------------------------------------------------
 
