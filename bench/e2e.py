@@ -11,7 +11,10 @@ Prints the figures and writes ``bench/results/e2e.json``:
 - ``sig_limit_trades_per_s``: what signature verification alone allows on this machine in the same
   run: cores x verifies/s per core / validators / signatures per trade (3: two orders and the tx),
   since every validator verifies every signature once and all run on these cores;
-- ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``.
+- ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``;
+- ``validators_cpu_ms_per_trade``: CPU time of all validator processes per committed trade in
+  the best ramp step (Linux /proc): what the code costs, whatever else the machine runs, so
+  two versions can be compared even on a shared machine.
 
 ``--out FILE`` writes the JSON elsewhere (A/B runs); ``CLEARCHAIN_BENCH_KEEP=1`` keeps the
 testnet directory (node logs: rounds, exec_ms per block) instead of deleting it.
@@ -80,6 +83,19 @@ def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, fi
 
 
 REJECTED: dict[str, int] = {}
+NODE_PIDS: list[int] = []  # validator processes, for their CPU time (empty: not measured)
+
+
+def nodes_cpu_s() -> float:
+    """CPU seconds (user + system) the validator processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in NODE_PIDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, float]) -> int:
@@ -212,6 +228,7 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         for offered, txs in zip(ramp, steps):
             sent_step: dict[bytes, float] = {}
             start = time.monotonic()
+            cpu_before = nodes_cpu_s()
             blocks_before = len(commits.blocks)
             await offer(clients, txs, offered, sent_step)
             end = time.monotonic()
@@ -223,10 +240,14 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             last = max((commits.committed[h] for h in landed), default=end)
             rate_ok = len(landed) * (ok / len(sample) if sample else 0) / (max(end, last) - start)
             new_blocks = len(commits.blocks) - blocks_before
+            # CPU of all validators from the first submission until 3 s after the offer ended
+            cpu_ms = (nodes_cpu_s() - cpu_before) * 1000 / max(1, len(landed)) if NODE_PIDS else None
             ramp_results.append({"offered_txs_per_s": offered, "committed_trades_per_s": round(rate_ok, 1),
-                                 "committed": len(landed), "offered": len(sent_step), "blocks": new_blocks})
+                                 "committed": len(landed), "offered": len(sent_step), "blocks": new_blocks,
+                                 "validators_cpu_ms_per_trade": None if cpu_ms is None else round(cpu_ms, 2)})
+            cpu_text = "" if cpu_ms is None else f", validators' CPU {cpu_ms:.2f} ms per trade"
             print(f"offered {offered}/s: committed {rate_ok:.0f} trades/s ({len(landed)}/{len(sent_step)}, "
-                  f"{new_blocks} blocks)", flush=True)
+                  f"{new_blocks} blocks{cpu_text})", flush=True)
             await drain(main)
             if len(landed) < 0.8 * len(sent_step):
                 break  # saturated (or stalled): higher offers only measure the backlog
@@ -246,6 +267,8 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         nursery.cancel_scope.cancel()
     results["ramp"] = ramp_results
     results["trades_per_s"] = max(r["committed_trades_per_s"] for r in ramp_results)
+    busiest = max(ramp_results, key=lambda r: r["committed_trades_per_s"])
+    results["validators_cpu_ms_per_trade"] = busiest["validators_cpu_ms_per_trade"]
     if REJECTED:
         results["check_tx_rejections"] = dict(sorted(REJECTED.items(), key=lambda kv: -kv[1])[:5])
     for client in clients:
@@ -309,6 +332,7 @@ def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
         entries = create_testnet(Path(directory), validators, base, "clearchain-bench-1")
         processes = Processes(Path(directory), entries)
         processes.start()
+        NODE_PIDS[:] = [proc.pid for proc in processes.procs]
         try:
             async def main() -> dict[str, Any]:
                 monitor = Monitor(entries, processes, live=False)

@@ -1,0 +1,140 @@
+"""One validator's CPU per trade, without network or consensus: check_tx, then execute and store.
+
+Every validator does this work for every trade it commits (gossip, consensus and RPC come on
+top), and on a local testnet all validators share this machine's cores. So
+
+    cores / (validators x cpu_per_trade)
+
+bounds what the e2e benchmark can commit. The figure is CPU time of this thread
+(``time.thread_time``): other processes on a shared machine do not change it much, so two
+versions of the code can be compared run against run.
+
+Each block: ``--txs`` pre-signed demo trades go through ``Mempool.check_tx`` (decode, three
+signatures, ante checks: what a gossiped tx costs), the validators' oracle reports and the
+reaped trades become a block signed by all four validators, and ``Chain.execute`` runs it
+(deliver, end block, Merkle store commit, one synced LevelDB write).
+
+    .venv/bin/python bench/pipeline.py [--blocks 20] [--txs 500]
+
+Prints the figures and writes ``bench/results/pipeline.json`` (``--out FILE`` elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consensus.crypto import PrivateKey, Signer
+from node.blockstore import open_db
+from node.chain import Chain
+from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.config import MempoolSection
+from node.mempool import Mempool
+from node.synthetic import append_block
+from rpc.demo import MARKET, demo_signer, patch_genesis
+from state import builders
+from state.genesis import parse_genesis
+
+VALIDATORS = [PrivateKey(bytes([0x20 + i]) * 32) for i in range(4)]
+TRADERS = [f"short-{i}" for i in range(4)]
+T0 = 1_800_000_000_000
+BLOCK_MS = 1_000
+
+
+def make_chain(path: Path) -> Chain:
+    document = patch_genesis(read_genesis(default_genesis_path()))
+    document["chain_id"] = "clearchain-bench-pipeline"
+    document["genesis_time_ms"] = T0
+    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(VALIDATORS)]
+    return Chain(open_db(str(path)), parse_genesis(document))
+
+
+def make_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int) -> list[bytes]:
+    """Trades between the funded demo shorts, alternating sides (positions stay small)."""
+    signers = [demo_signer(name) for name in TRADERS]
+    venue = demo_signer("venue")
+    trades = []
+    for n in range(count):
+        a, b = signers[n % 4], signers[(n + 1 + n // 4) % 4]
+        if a is b:
+            b = signers[(n + 2) % 4]
+        buyer, seller = (a, b) if (n // 4) % 2 == 0 else (b, a)
+        order_id = first_id + n
+        bid = builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
+                                   order_id=order_id, expiry=expiry)
+        ask = builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
+                                   order_id=order_id, expiry=expiry)
+        trades.append(builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry))
+    return trades
+
+
+def run(blocks: int, txs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="clearchain-pipeline-") as directory:
+        chain = make_chain(Path(directory) / "db")
+        signers = {Signer(k).address: Signer(k) for k in VALIDATORS}
+        feeders = [Signer(k) for k in VALIDATORS]
+        genesis = chain.genesis
+        fee = genesis.app_state.min_tx_fee
+        price = genesis.app_state.markets[0].initial_price
+        mempool = Mempool(chain.app, MempoolSection())
+        expiry = blocks + 50
+        print(f"signing {blocks * txs} trades ...", flush=True)
+        batches = [make_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs) for b in range(blocks)]
+        check_s = execute_s = 0.0
+        committed = 0
+        for number, batch in enumerate(batches):
+            height = chain.height + 1
+            oracle = [builders.build_oracle_tx(f, chain.chain_id, {MARKET: price}, fee=fee, expiry=height + 5,
+                                               nonce=height) for f in feeders]
+            started = time.thread_time()
+            for tx in [*oracle, *batch]:
+                result = mempool.check_tx(tx)
+                if result.code != 0:
+                    raise SystemExit(f"check_tx refused a benchmark tx: {result.code} {result.log}")
+            check_s += time.thread_time() - started
+            started = time.thread_time()
+            block_txs = mempool.reap(max_bytes=32 << 20, max_txs=len(batch) + len(oracle))
+            executed = append_block(chain, signers, block_txs, T0 + (number + 1) * BLOCK_MS)
+            mempool.update(block_txs)
+            execute_s += time.thread_time() - started
+            failed = [r for r in executed.results if r.code != 0]
+            if failed:
+                raise SystemExit(f"block {height}: {len(failed)} txs failed, first: {failed[0].log}")
+            committed += len(batch)
+        chain.close()
+    check_us = check_s / committed * 1e6
+    execute_us = execute_s / committed * 1e6
+    cores = os.cpu_count() or 1
+    return {
+        "blocks": blocks, "trades_per_block": txs, "trades": committed,
+        "check_tx_us_per_trade": round(check_us, 1),
+        "execute_us_per_trade": round(execute_us, 1),
+        "cpu_us_per_trade": round(check_us + execute_us, 1),
+        "cores": cores,
+        "e2e_bound_trades_per_s_4_validators": round(cores * 1e6 / (4 * (check_us + execute_us))),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blocks", type=int, default=20)
+    parser.add_argument("--txs", type=int, default=500, help="trades per block")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
+    args = parser.parse_args()
+    figures = run(args.blocks, args.txs)
+    print(json.dumps(figures, indent=2))
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
