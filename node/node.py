@@ -17,6 +17,7 @@ subscribers, then the mempool drops the included txs and rechecks the rest.
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import replace
 
@@ -49,6 +50,13 @@ log = logging.getLogger("clearchain.node")
 
 GC_REPORT_EVERY = 60
 """Seconds between log lines on garbage-collector pauses."""
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The cyclic collector's thresholds while the node runs (Python's default: 700, 10, 10).
+
+A loaded validator allocates tx objects fast; with the default it collected 12-120 times per
+10 s and a full pass over the long-lived heap paused the node for 100-220 ms, up to 4% of its
+time. With these: 1-2 young collections per 10 s of 16-50 ms, no full pass during a benchmark,
+validators' CPU per committed trade 2.53 -> 2.26 ms (bench/e2e.py, one run each)."""
 FULL_RECHECK_EVERY = 10
 """Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
 GOSSIP_BATCH_WINDOW = 0.025
@@ -195,7 +203,9 @@ class Node:
                 log.debug("mempool recheck dropped %d txs", dropped)
 
     async def _report_gc(self) -> None:
-        """Log the event loop's pauses in the cyclic garbage collector, once a minute."""
+        """Tune the cyclic garbage collector for a server heap and log its pauses once a minute."""
+        previous = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         stats = GCStats()
         stats.install()
         try:
@@ -208,6 +218,7 @@ class Node:
                              sum(seconds) * 1000, GC_REPORT_EVERY, longest * 1000)
         finally:
             stats.remove()
+            gc.set_threshold(*previous)  # in-process nodes (tests) leave the host as it was
 
     # --- tx gossip ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 import trio
@@ -14,7 +15,7 @@ from consensus.types import Vote, VoteType
 from node.cli_init import init_home
 from node.config import Config, P2PSection, replace
 from node.home import Home
-from node.node import Node
+from node.node import GC_THRESHOLDS, Node
 from node.p2p.network import BLOCKSYNC_PROTOCOL, CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network
 from state.builders import build_transfer_tx
 
@@ -43,9 +44,11 @@ def raw_peer(address: str) -> Network:
 
 async def test_single_validator_commits_and_serves_txs(tmp_path: Path) -> None:
     node = make_node(tmp_path)
+    host_thresholds = gc.get_threshold()
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await wait_for(lambda: node.chain.height >= 2)
+        assert gc.get_threshold() == GC_THRESHOLDS
         signer = Signer(node.validator_key)
         tx = build_transfer_tx(signer, node.chain.chain_id, PrivateKey(b"\x09" * 32).address,
                                "USDC", 5, fee=1000, expiry=node.chain.height + 50)
@@ -59,6 +62,7 @@ async def test_single_validator_commits_and_serves_txs(tmp_path: Path) -> None:
         assert status.latest_block_height >= record.height and not status.catching_up
         assert len(node.mempool) == 0
         nursery.cancel_scope.cancel()
+    assert gc.get_threshold() == host_thresholds
 
 
 async def test_peers_sending_garbage_or_forged_votes_are_disconnected(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
