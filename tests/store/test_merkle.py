@@ -264,3 +264,33 @@ def test_incremental_roots_equal_fresh_builds_at_scale():
         for i in rng.sample(range(20_000), 40):
             key = b"k%d" % i
             assert verify_proof(root, key, model.get(key), store.prove(key))
+
+
+def test_commit_leaves_the_garbage_collector_as_it_found_it():
+    """The commit pauses the cyclic GC for speed; it must restore it, even when it fails."""
+    import gc
+
+    store = fresh()
+    assert gc.isenabled()
+    store.set(b"a", b"1")
+    store.commit()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        store.set(b"b", b"2")
+        store.commit()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    class FailingBatch:
+        def put(self, key: bytes, value: bytes) -> None:
+            raise OSError("disk full")
+
+        def delete(self, key: bytes) -> None:
+            raise OSError("disk full")
+
+    store.set(b"c", b"3")
+    with pytest.raises(OSError):
+        store.commit(FailingBatch())  # type: ignore[arg-type]
+    assert gc.isenabled()
