@@ -14,7 +14,8 @@ Prints the figures and writes ``bench/results/e2e.json``:
 - ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``;
 - ``validators_cpu_ms_per_trade``: CPU time of all validator processes per committed trade in
   the best ramp step (Linux /proc): what the code costs, whatever else the machine runs, so
-  two versions can be compared even on a shared machine.
+  two versions can be compared even on a shared machine; ``cpu_limit_trades_per_s`` is
+  cores x 1000 / that: the rate these cores allow if the validators had them to themselves.
 
 ``--out FILE`` writes the JSON elsewhere (A/B runs); ``CLEARCHAIN_BENCH_KEEP=1`` keeps the
 testnet directory (node logs: rounds, exec_ms per block) instead of deleting it.
@@ -372,6 +373,9 @@ def main() -> None:
     figures["sig_verify_per_s_per_core"] = round(per_core)
     figures["signatures_per_trade"] = SIGNATURES_PER_TRADE
     figures["sig_limit_trades_per_s"] = round(cores * per_core / figures["validators"] / SIGNATURES_PER_TRADE, 1)
+    cpu_ms = figures.get("validators_cpu_ms_per_trade")
+    if cpu_ms:  # what the validators' own CPU per trade allows on these cores
+        figures["cpu_limit_trades_per_s"] = round(cores * 1000 / cpu_ms, 1)
     figures["rpc_server_req_per_s"] = round(trio.run(rpc_server_rate), 1)
     print(json.dumps(figures, indent=2))
     out = args.out or ROOT / "bench" / "results" / ("e2e_dev.json" if args.dev else "e2e.json")
