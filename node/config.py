@@ -51,6 +51,9 @@ class P2PSection:
     """Messages queued per peer and protocol before senders wait (backpressure, never a drop)."""
     max_batch_bytes: int = 256 * 1024
     """Many small messages are packed into one frame up to this size (one write each)."""
+    max_peers: int = 40
+    """Most connected peers that are not persistent peers; a connection beyond it is closed at
+    once (persistent peers are always accepted), so strangers cannot exhaust the node."""
     dial_backoff_min_ms: int = 200
     """First re-dial delay after a failed dial or a lost connection; doubles each time."""
     dial_backoff_max_ms: int = 10_000
@@ -168,6 +171,7 @@ def validate(config: Config) -> Config:
     _require(p.max_frame_bytes >= 1024, "p2p.max_frame_bytes", "must be at least 1024")
     _require(p.max_frame_bytes <= 256 * 1024 * 1024, "p2p.max_frame_bytes", "must be at most 256 MiB")
     _require(p.send_queue_size >= 1, "p2p.send_queue_size", "must be at least 1")
+    _require(p.max_peers >= 0, "p2p.max_peers", "must not be negative")
     _require(0 < p.max_batch_bytes <= p.max_frame_bytes, "p2p.max_batch_bytes",
              "must be positive and at most p2p.max_frame_bytes")
     _require(p.dial_backoff_min_ms >= 1, "p2p.dial_backoff_min_ms", "must be at least 1")

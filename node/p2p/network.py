@@ -142,6 +142,10 @@ class Network:
         )
         self.peer_id = self.host.get_id().to_base58()
         _disable_auto_dial(self.host.get_network())
+        self._persistent: frozenset[ID] = frozenset(
+            info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id for a in config.persistent_peers)
+        self.refused_peers = 0
+        """Connections closed because ``max_peers`` other peers were already connected."""
 
     # --- registration (before run) ------------------------------------------------------------
 
@@ -310,6 +314,15 @@ class Network:
         existing = self._sessions.get(peer_id)
         if (existing is not None and not existing.closed) or self._nursery is None:
             return
+        if peer_id not in self._persistent:
+            others = sum(1 for p, s in self._sessions.items()
+                         if not s.closed and p not in self._persistent)
+            if others >= self.config.max_peers:
+                self.refused_peers += 1
+                log.info("refusing peer %s: %d other peers connected (p2p.max_peers)",
+                         peer_id, others)
+                self._nursery.start_soon(self._close_peer, peer_id)
+                return
         queues = {p: trio.open_memory_channel[bytes](self.config.send_queue_size)
                   for p in self.protocols}
         session = _PeerSession(peer_id, queues)

@@ -164,3 +164,26 @@ async def test_stalled_peer_is_disconnected_not_waited_for_forever() -> None:
                 await a.broadcast(CONSENSUS_PROTOCOL, b"z" * 1000)
         await _wait_for(lambda: [p for p, _ in gone][:1] == [b.peer_id])
         nursery.cancel_scope.cancel()
+
+
+async def test_peers_beyond_max_peers_are_refused_but_persistent_peers_always_connect() -> None:
+    async with trio.open_nursery() as nursery:
+        d = _network()
+        await nursery.start(d.run)
+        d_address = d.listen_addrs()[0]  # carries /p2p/<peer id>
+        assert d.peer_id in d_address
+        a = _network(max_peers=1)
+        await nursery.start(a.run)
+        b = _network((a.listen_addrs()[0],))
+        await nursery.start(b.run)
+        await _wait_for(lambda: b.peer_id in a.peers())
+        c = _network((a.listen_addrs()[0],))
+        await nursery.start(c.run)
+        await _wait_for(lambda: a.refused_peers >= 1)
+        assert a.peers() == [b.peer_id]  # c keeps dialling and keeps being refused
+        # a persistent peer is not counted and never refused
+        a2 = _network((d_address,), max_peers=0)
+        await nursery.start(a2.run)
+        await _wait_for(lambda: a2.peers() == [d.peer_id])
+        assert a2.refused_peers == 0
+        nursery.cancel_scope.cancel()
