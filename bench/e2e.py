@@ -13,7 +13,8 @@ Prints the figures and writes ``bench/results/e2e.json``:
   since every validator verifies every signature once and all run on these cores;
 - ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``;
 - ``validators_cpu_ms_per_trade``: CPU time of all validator processes per committed trade in
-  the best ramp step (Linux /proc): what the code costs, whatever else the machine runs, so
+  the best ramp step, from its first submission to the commit of its last trade (Linux /proc,
+  sampled every 0.2 s): what the code costs, whatever else the machine runs, so
   two versions can be compared even on a shared machine; ``cpu_limit_trades_per_s`` is
   cores x 1000 / that: the rate these cores allow if the validators had them to themselves.
 
@@ -85,6 +86,26 @@ def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, fi
 
 REJECTED: dict[str, int] = {}
 NODE_PIDS: list[int] = []  # validator processes, for their CPU time (empty: not measured)
+
+
+class CPUSamples:
+    """The validators' CPU seconds sampled every 0.2 s, so the CPU of a window that ends at a
+    commit seen over WebSocket can be read afterwards."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+
+    async def run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), nodes_cpu_s()))
+            await trio.sleep(0.2)
+
+    def at(self, when: float) -> float:
+        """CPU seconds at the first sample at or after ``when`` (the last one if none)."""
+        for t, cpu in self.samples:
+            if t >= when:
+                return cpu
+        return self.samples[-1][1] if self.samples else 0.0
 
 
 def nodes_cpu_s() -> float:
@@ -218,9 +239,11 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         steps.append(make_trades(chain_id, fee, height, int(offered * step), price, first_id))
         first_id += len(steps[-1])
     commits = Commits()
+    cpu = CPUSamples()
     results: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         await nursery.start(commits.follow, host, int(port))
+        nursery.start_soon(cpu.run)
         nursery.start_soon(feed, clients, feeders, chain_id, fee, price)
         await trio.sleep(3)  # a fresh oracle price first
 
@@ -229,7 +252,6 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         for offered, txs in zip(ramp, steps):
             sent_step: dict[bytes, float] = {}
             start = time.monotonic()
-            cpu_before = nodes_cpu_s()
             blocks_before = len(commits.blocks)
             await offer(clients, txs, offered, sent_step)
             end = time.monotonic()
@@ -242,7 +264,9 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             rate_ok = len(landed) * (ok / len(sample) if sample else 0) / (max(end, last) - start)
             new_blocks = len(commits.blocks) - blocks_before
             # CPU of all validators from the first submission until 3 s after the offer ended
-            cpu_ms = (nodes_cpu_s() - cpu_before) * 1000 / max(1, len(landed)) if NODE_PIDS else None
+            # all validators' CPU from the first submission to the commit of the last trade
+            cpu_ms = ((cpu.at(max(end, last)) - cpu.at(start)) * 1000 / max(1, len(landed))
+                      if NODE_PIDS else None)
             ramp_results.append({"offered_txs_per_s": offered, "committed_trades_per_s": round(rate_ok, 1),
                                  "committed": len(landed), "offered": len(sent_step), "blocks": new_blocks,
                                  "validators_cpu_ms_per_trade": None if cpu_ms is None else round(cpu_ms, 2)})
