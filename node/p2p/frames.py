@@ -22,6 +22,9 @@ import trio
 
 _U32 = struct.Struct(">I")
 HEADER_SIZE = _U32.size
+MAX_MESSAGES_PER_FRAME = 65_536
+"""Senders stop a batch here; a frame holding more is a violation. Without it a peer could
+pack an 8 MiB frame with two million tiny messages, each a Python object and a handler call."""
 FRAME_BODY_TIMEOUT = 30.0
 """Seconds a peer has to deliver a frame's body once its header promised it: a peer that
 announces big frames and never finishes them would otherwise pin that memory forever."""
@@ -64,6 +67,10 @@ def unpack_body(body: bytes) -> list[bytes]:
         offset += HEADER_SIZE
         if offset + length > len(body):
             raise FrameError(f"message of {length} bytes overruns its frame")
+        if length == 0:
+            raise FrameError("empty message in frame")  # no protocol sends one
+        if len(messages) == MAX_MESSAGES_PER_FRAME:
+            raise FrameError(f"frame holds more than {MAX_MESSAGES_PER_FRAME} messages")
         messages.append(bytes(view[offset:offset + length]))
         offset += length
     if not messages:

@@ -37,7 +37,13 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from consensus.crypto import PrivateKey
 from node.config import P2PSection
-from node.p2p.frames import FrameError, FrameReader, message_cost, pack_frame
+from node.p2p.frames import (
+    MAX_MESSAGES_PER_FRAME,
+    FrameError,
+    FrameReader,
+    message_cost,
+    pack_frame,
+)
 from node.p2p.identity import libp2p_keypair
 
 log = logging.getLogger("clearchain.p2p")
@@ -389,7 +395,7 @@ class Network:
             while True:
                 first = await receive.receive()
                 batch, size = [first], message_cost(first)
-                while size < limit:
+                while size < limit and len(batch) < MAX_MESSAGES_PER_FRAME:
                     try:
                         message = receive.receive_nowait()
                     except trio.WouldBlock:

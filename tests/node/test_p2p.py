@@ -9,19 +9,27 @@ import trio
 
 from consensus.crypto import PrivateKey
 from node.config import P2PSection
-from node.p2p.frames import FrameError, pack_frame, unpack_body
+from node.p2p.frames import MAX_MESSAGES_PER_FRAME, FrameError, pack_frame, unpack_body
 from node.p2p.network import CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network, PeerMisbehaviour
 
 PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL)
 
 
 def test_frame_round_trip_and_bad_lengths() -> None:
-    frame = pack_frame([b"a", b"", b"xyz" * 100])
-    assert unpack_body(frame[4:]) == [b"a", b"", b"xyz" * 100]
+    frame = pack_frame([b"a", b"b", b"xyz" * 100])
+    assert unpack_body(frame[4:]) == [b"a", b"b", b"xyz" * 100]
     with pytest.raises(FrameError):
         unpack_body(frame[4:-1])
     with pytest.raises(FrameError):
         unpack_body(b"\x00\x00")
+    with pytest.raises(FrameError, match="empty message"):
+        unpack_body(pack_frame([b"a", b""])[4:])
+
+
+def test_a_frame_of_too_many_messages_is_refused() -> None:
+    assert len(unpack_body(pack_frame([b"m"] * MAX_MESSAGES_PER_FRAME)[4:])) == MAX_MESSAGES_PER_FRAME
+    with pytest.raises(FrameError, match="more than"):
+        unpack_body(pack_frame([b"m"] * (MAX_MESSAGES_PER_FRAME + 1))[4:])
 
 
 def _network(peers: tuple[str, ...] = (), **changes: object) -> Network:
