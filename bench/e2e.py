@@ -45,7 +45,7 @@ import trio
 from consensus.crypto import PrivateKey, Signer, verify
 from consensus.hashing import sha256
 from rpc.client import AsyncClient, RPCClientError, WebSocket
-from rpc.demo import MARKET, demo_signer
+from rpc.demo import MARKET, load_trades
 from state import builders
 
 SIGNATURES_PER_TRADE = 3
@@ -66,22 +66,8 @@ def verifies_per_s(seconds: float = 1.0) -> float:
 
 
 def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, first_id: int) -> list[bytes]:
-    """Pre-signed trades between the funded demo shorts, alternating sides (positions stay small)."""
-    signers = [demo_signer(name) for name in TRADERS]
-    venue = demo_signer("venue")
-    trades = []
-    for n in range(count):
-        a, b = signers[n % 4], signers[(n + 1 + n // 4) % 4]
-        if a is b:
-            b = signers[(n + 2) % 4]
-        buyer, seller = (a, b) if (n // 4) % 2 == 0 else (b, a)
-        order_id = first_id + n
-        bid = builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
-                                   order_id=order_id, expiry=height + 900)
-        ask = builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
-                                   order_id=order_id, expiry=height + 900)
-        trades.append(builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=height + 900))
-    return trades
+    """Pre-signed trades between the funded demo shorts (valid for 900 blocks)."""
+    return load_trades(chain_id, fee, height + 900, count, price, first_id, TRADERS)
 
 
 REJECTED: dict[str, int] = {}

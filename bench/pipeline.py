@@ -40,7 +40,7 @@ from node.cli_init import default_genesis_path, read_genesis, validator_entry
 from node.config import MempoolSection
 from node.mempool import Mempool
 from node.synthetic import append_block
-from rpc.demo import MARKET, demo_signer, patch_genesis
+from rpc.demo import MARKET, load_trades, patch_genesis
 from state import builders
 from state.genesis import parse_genesis
 
@@ -58,25 +58,6 @@ def make_chain(path: Path) -> Chain:
     return Chain(open_db(str(path)), parse_genesis(document))
 
 
-def make_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int) -> list[bytes]:
-    """Trades between the funded demo shorts, alternating sides (positions stay small)."""
-    signers = [demo_signer(name) for name in TRADERS]
-    venue = demo_signer("venue")
-    trades = []
-    for n in range(count):
-        a, b = signers[n % 4], signers[(n + 1 + n // 4) % 4]
-        if a is b:
-            b = signers[(n + 2) % 4]
-        buyer, seller = (a, b) if (n // 4) % 2 == 0 else (b, a)
-        order_id = first_id + n
-        bid = builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
-                                   order_id=order_id, expiry=expiry)
-        ask = builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
-                                   order_id=order_id, expiry=expiry)
-        trades.append(builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry))
-    return trades
-
-
 def run(blocks: int, txs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clearchain-pipeline-") as directory:
         chain = make_chain(Path(directory) / "db")
@@ -88,7 +69,8 @@ def run(blocks: int, txs: int) -> dict[str, Any]:
         mempool = Mempool(chain.app, MempoolSection())
         expiry = blocks + 50
         print(f"signing {blocks * txs} trades ...", flush=True)
-        batches = [make_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs) for b in range(blocks)]
+        batches = [load_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs, TRADERS)
+                   for b in range(blocks)]
         check_s = execute_s = 0.0
         committed = 0
         for number, batch in enumerate(batches):

@@ -74,6 +74,28 @@ def patch_genesis(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def load_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int,
+                traders: Sequence[str] = tuple(f"short-{i}" for i in range(4))) -> list[bytes]:
+    """Signed trades between funded demo traders for benchmarks: rotating pairs, alternating
+    sides, so positions stay small; order ids from ``first_id`` never repeat."""
+    signers = [demo_signer(name) for name in traders]
+    venue = demo_signer("venue")
+    n_traders = len(signers)
+    trades = []
+    for n in range(count):
+        a, b = signers[n % n_traders], signers[(n + 1 + n // n_traders) % n_traders]
+        if a is b:
+            b = signers[(n + 2) % n_traders]
+        buyer, seller = (a, b) if (n // n_traders) % 2 == 0 else (b, a)
+        order_id = first_id + n
+        bid = builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
+                                   order_id=order_id, expiry=expiry)
+        ask = builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
+                                   order_id=order_id, expiry=expiry)
+        trades.append(builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry))
+    return trades
+
+
 def usd(micro: Any) -> str:
     value = int(micro)
     return f"{'-' if value < 0 else ''}{abs(value) // 10**6:,}.{abs(value) % 10**6 // 10**4:02d}"
