@@ -76,12 +76,14 @@ _MAP_ORDER_CACHE_LIMIT = 1024  # records and events reuse a few key sets; others
 
 def _normalize_map(mapping: dict, depth: int) -> dict:
     keys = tuple(mapping)
-    ordered = _MAP_ORDER_CACHE.get(keys)
-    if ordered is None and all(type(key) is str for key in keys):
-        ordered = tuple(sorted(keys, key=_str_key_order))
-        if len(_MAP_ORDER_CACHE) < _MAP_ORDER_CACHE_LIMIT:
-            _MAP_ORDER_CACHE[keys] = ordered
-    if ordered is not None:
+    # The type check comes first, cache or not: a str subclass key equals its str and would
+    # hit the cache, so whether it encodes must not depend on what was encoded before.
+    if all(type(key) is str for key in keys):
+        ordered = _MAP_ORDER_CACHE.get(keys)
+        if ordered is None:
+            ordered = tuple(sorted(keys, key=_str_key_order))
+            if len(_MAP_ORDER_CACHE) < _MAP_ORDER_CACHE_LIMIT:
+                _MAP_ORDER_CACHE[keys] = ordered
         return {
             key: item if type(item) in _SCALARS else _normalize(item, depth)
             for key, item in ((key, mapping[key]) for key in ordered)

@@ -163,3 +163,12 @@ def test_decode_accepts_exactly_the_depth_encode_accepts() -> None:
         encode(_nested(33))
     with pytest.raises(CodecError, match="nesting"):
         decode(too_deep)
+
+
+def test_a_str_subclass_key_is_refused_whatever_was_encoded_before() -> None:
+    class Name(str):
+        pass
+
+    encode({"only": 1, "key": 2})  # fills the key-order cache with an equal str key set
+    with pytest.raises(CodecError):
+        encode({Name("only"): 1, Name("key"): 2})
