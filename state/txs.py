@@ -249,7 +249,7 @@ def decode_order(envelope: Any, chain_id: str, what: str, fast: bool = False) ->
         raise TxRejected(Code.WRONG_CHAIN, f"{what} is for chain {body['chain_id']!r}")
     key = _bytes(body["account"], f"{what}.account", 32)
     side = body["side"]
-    if side not in SIDES:
+    if type(side) is not str or side not in SIDES:
         raise _bad(f"{what}.side must be 'buy' or 'sell'")
     return Order(
         account_key=key, account=address_of(key), market=_text(body["market"], f"{what}.market", 32),
@@ -327,7 +327,7 @@ def decode_tx(data: bytes, chain_id: str) -> Tx:
     data = bytes(data)
     try:
         return _decode_tx(data, chain_id, fast=True)
-    except (TxRejected, _NotCanonical):
+    except Exception:  # noqa: BLE001 - any refusal, or a surprise, defers to the checked path
         return _decode_tx(data, chain_id, fast=False)
 
 

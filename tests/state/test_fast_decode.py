@@ -90,3 +90,26 @@ def test_a_float_or_a_long_int_form_is_refused_with_the_checked_paths_code() -> 
 def test_cached_sign_prefix_equals_sign_bytes(body: bytes, chain_id: str) -> None:
     for tag in (TX_TAG, ORDER_TAG):
         assert _sign_bytes(tag, chain_id, body) == sign_bytes(tag, chain_id, body)
+
+
+@pytest.mark.parametrize(("side", "expected"), [
+    ([1.5], Code.DECODE_ERROR),  # a float: the checked codec refuses it
+    ({"b": 1, "a": 2}, Code.DECODE_ERROR),  # unsorted keys
+    ({"a": 1, "b": 2}, Code.INVALID_FIELD),  # canonical, but a map is no side (and unhashable)
+    ([], Code.INVALID_FIELD),
+    (7, Code.INVALID_FIELD),
+])
+def test_an_unhashable_or_odd_side_is_a_decode_or_field_error_not_a_crash(side, expected) -> None:
+    envelope = decode(SAMPLES[0])
+    body = decode(envelope["body"])
+    maker = body["msg"]["maker"]
+    order_body = {**decode(maker["body"]), "side": side}
+    ordered = dict(sorted(order_body.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    maker = {"sig": maker["sig"], "body": msgpack.packb(ordered, use_bin_type=True)}
+    msg = {**body["msg"], "maker": maker}
+    body = {**body, "msg": dict(sorted(msg.items(), key=lambda kv: (len(kv[0]), kv[0])))}
+    data = msgpack.packb({"sig": envelope["sig"], "body": msgpack.packb(body, use_bin_type=True)},
+                         use_bin_type=True)
+    with pytest.raises(TxRejected) as rejected:
+        decode_tx(data, CID)
+    assert rejected.value.code == expected
