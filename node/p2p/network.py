@@ -38,6 +38,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from consensus.crypto import PrivateKey
 from node.config import P2PSection
 from node.p2p.frames import (
+    HEADER_SIZE,
     MAX_MESSAGES_PER_FRAME,
     FrameError,
     FrameReader,
@@ -50,6 +51,8 @@ log = logging.getLogger("clearchain.p2p")
 
 CONSENSUS_PROTOCOL = "/clearchain/consensus/1"
 MEMPOOL_PROTOCOL = "/clearchain/mempool/1"
+STABLE_CONNECTION_S = 10.0
+"""A connection to a persistent peer that held this long resets the re-dial backoff."""
 BLOCKSYNC_PROTOCOL = "/clearchain/blocksync/1"
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
@@ -391,14 +394,20 @@ class Network:
             session.cancel_scope.cancel()
             return
         limit = self.config.max_batch_bytes
+        frame_room = self.config.max_frame_bytes - HEADER_SIZE  # what the peer accepts
+        held: bytes | None = None  # a message that would have overfilled the last frame
         try:
             while True:
-                first = await receive.receive()
+                first = held if held is not None else await receive.receive()
+                held = None
                 batch, size = [first], message_cost(first)
                 while size < limit and len(batch) < MAX_MESSAGES_PER_FRAME:
                     try:
                         message = receive.receive_nowait()
                     except trio.WouldBlock:
+                        break
+                    if size + message_cost(message) > frame_room:
+                        held = message  # starts the next frame: this one stays within the limit
                         break
                     batch.append(message)
                     size += message_cost(message)
@@ -447,22 +456,32 @@ class Network:
     # --- dialling -----------------------------------------------------------------------------
 
     async def _keep_dialling(self, address: str) -> None:
+        """Keep a persistent peer connected, re-dialling with exponential backoff.
+
+        The backoff resets only once a connection has held for ``STABLE_CONNECTION_S``: a peer
+        that accepts and drops us at once (one refusing beyond its ``p2p.max_peers``) is dialled
+        ever more slowly, not every ``dial_backoff_min_ms`` with a Noise handshake each time.
+        """
         info = info_from_p2p_addr(multiaddr.Multiaddr(address))
-        delay = self.config.dial_backoff_min_ms / 1000
+        minimum = self.config.dial_backoff_min_ms / 1000
         maximum = self.config.dial_backoff_max_ms / 1000
+        delay = minimum
+        up_since: float | None = None
         while True:
             session = self._sessions.get(info.peer_id)
             if session is not None and not session.closed:
-                delay = self.config.dial_backoff_min_ms / 1000
-                await trio.sleep(delay)
+                now = trio.current_time()
+                if up_since is None:
+                    up_since = now
+                elif now - up_since >= STABLE_CONNECTION_S:
+                    delay = minimum
+                await trio.sleep(minimum)
                 continue
+            up_since = None
             try:
                 with trio.fail_after(self.dial_timeout):
                     await self.host.connect(info)
-                log.debug("dialled %s", address)
-                # connected notifications start the session
-                await trio.sleep(self.config.dial_backoff_min_ms / 1000)
-                continue
+                log.debug("dialled %s", address)  # connected notifications start the session
             except Exception as exc:
                 log.debug("dial %s failed (%r); retrying in %.2fs", address, exc, delay)
             await trio.sleep(delay)

@@ -195,3 +195,36 @@ async def test_peers_beyond_max_peers_are_refused_but_persistent_peers_always_co
         await _wait_for(lambda: a2.peers() == [d.peer_id])
         assert a2.refused_peers == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_batches_never_exceed_the_frame_limit_even_when_batch_and_frame_limits_match() -> None:
+    limits = {"max_frame_bytes": 4096, "max_batch_bytes": 4096}
+    got: list[bytes] = []
+    async with trio.open_nursery() as nursery:
+        a = _network(**limits)
+        a.set_handler(MEMPOOL_PROTOCOL, lambda peer, m: _append(got, peer, m))
+        await nursery.start(a.run)
+        b = _network((a.listen_addrs()[0],), **limits)
+        await nursery.start(b.run)
+        await _wait_for(lambda: a.peers() == [b.peer_id] and b.peers() == [a.peer_id])
+        messages = [bytes([i]) * 3000 for i in range(20)]  # two never fit in one frame
+        await b.send_many(a.peer_id, MEMPOOL_PROTOCOL, messages)
+        await _wait_for(lambda: len(got) == 20)
+        assert [m for _, m in got] == messages and a.peers() == [b.peer_id]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_keeps_refusing_us_is_redialled_ever_more_slowly() -> None:
+    async with trio.open_nursery() as nursery:
+        full = _network(max_peers=0)
+        await nursery.start(full.run)
+        config = dataclasses.replace(P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0",
+                                     persistent_peers=(full.listen_addrs()[0],),
+                                     dial_backoff_min_ms=20, dial_backoff_max_ms=5000)
+        dialler = Network(PrivateKey.generate(), config, protocols=PROTOCOLS)
+        await nursery.start(dialler.run)
+        await trio.sleep(4)
+        # backoff 20 ms doubling: dials at ~0, .02, .06, .14, .3, .62, 1.26, 2.54 s; without
+        # it, one every ~20 ms plus a handshake (dozens)
+        assert 3 <= full.refused_peers <= 12
+        nursery.cancel_scope.cancel()
