@@ -222,6 +222,10 @@ class ConsensusDriver:
             block, commit, peer = self._catchup.pop(state.height)
             if not self._commit_ok(block, commit):
                 self.network.disconnect(peer, f"catch-up block {block.height} has a bad commit")
+                # Its other buffered heights are as suspect and would each block an honest copy
+                # until found out, one height at a time: drop them now.
+                for height in [h for h, (_, _, p) in self._catchup.items() if p == peer]:
+                    del self._catchup[height]
                 return
             await self.feed(CommitReceived(block, commit))
             state = self.state
