@@ -154,6 +154,7 @@ class LiquidationPage:
 
     items: Sequence[Any]
     total: int
+    total_exact: bool = True  # False: the range holds more events than were counted
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class NodeAPI(Protocol):
     async def liquidations(
         self, min_height: int, max_height: int, offset: int, limit: int
     ) -> LiquidationPage | Mapping[str, Any]:
-        """A LiquidationPage, or state/queries.py's ``{"items": [...], "total": n}``."""
+        """A LiquidationPage, or state/queries.py's ``{"items", "total", "total_exact"}``."""
         ...
     async def account_health(self, address: bytes, height: int | None) -> Any:
         """Equity, IMR, MMR and distance to liquidation of one account."""

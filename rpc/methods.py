@@ -391,6 +391,10 @@ async def insurance_fund(ctx: Context, height: int | None) -> Any:
     return render(await ctx.node.insurance_fund(height))
 
 
+MAX_LIQUIDATIONS_OFFSET = 100_000
+"""Deepest event a page may start at: each page scans the events before it."""
+
+
 async def liquidations(
     ctx: Context, min_height: int | None, max_height: int | None, page: int, per_page: int
 ) -> Any:
@@ -398,11 +402,15 @@ async def liquidations(
     if low > high:
         raise errors.invalid_params(f"min_height {low} is greater than max_height {high}")
     per_page = min(per_page, ctx.limits.max_per_page)
-    found = await ctx.node.liquidations(low, high, (page - 1) * per_page, per_page)
-    if isinstance(found, Mapping):  # state/queries.py answers {"items", "total"}
-        found = LiquidationPage(found["items"], found["total"])
+    offset = (page - 1) * per_page
+    if offset > MAX_LIQUIDATIONS_OFFSET:
+        raise errors.invalid_params(f"page {page} starts past event {MAX_LIQUIDATIONS_OFFSET}: "
+                                    "narrow min_height/max_height instead of paging that deep")
+    found = await ctx.node.liquidations(low, high, offset, per_page)
+    if isinstance(found, Mapping):  # state/queries.py answers {"items", "total", "total_exact"}
+        found = LiquidationPage(found["items"], found["total"], found.get("total_exact", True))
     return {"liquidations": render(list(found.items)), "total": str(found.total),
-            "page": str(page), "per_page": str(per_page)}
+            "total_exact": found.total_exact, "page": str(page), "per_page": str(per_page)}
 
 
 async def account_health(ctx: Context, address: bytes, height: int | None) -> Any:

@@ -98,17 +98,28 @@ def insurance_fund(app: ClearingApp) -> dict[str, Any]:
             "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq}
 
 
+LIQUIDATIONS_COUNTED_BEYOND_PAGE = 10_000
+
+
 def liquidations(app: ClearingApp, min_height: int, max_height: int, offset: int = 0,
-                 limit: int = 100) -> dict[str, Any]:
-    """Waterfall events (liquidation, fills, insurance, deleveraging) in a height range, oldest first."""
-    items, total = [], 0
+                 limit: int = 100, counted_beyond: int = LIQUIDATIONS_COUNTED_BEYOND_PAGE) -> dict[str, Any]:
+    """Waterfall events (liquidation, fills, insurance, deleveraging) in a height range, oldest first.
+
+    ``total`` counts at most ``counted_beyond`` events past the page (``total_exact`` is False
+    when the range holds more), so a request costs its page, not the whole event log.
+    """
+    items, total, exact = [], 0, True
+    stop = offset + limit + counted_beyond
     for key, value in app.store.iterate(event_key(max(0, min_height), 0), event_key(max_height + 1, 0)):
+        if total == stop:
+            exact = False
+            break
         if total >= offset and len(items) < limit:
             ev = decode(value)
             ev["height"] = int.from_bytes(key[2:10], "big")
             items.append(ev)
         total += 1
-    return {"items": items, "total": total}
+    return {"items": items, "total": total, "total_exact": exact}
 
 
 def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:

@@ -190,6 +190,7 @@ async def test_clearing_queries(served, key):
     assert what_if["passes"] is True and what_if["imr_after"] == "500"
     liqs = await c.call("liquidations", min_height=1, max_height=10)
     assert liqs["total"] == "1" and liqs["liquidations"][0]["height"] == "3"
+    assert liqs["total_exact"] is True
     assert (await c.call("liquidations", min_height=4))["total"] == "0"
     page2 = await c.call("liquidations", page=2, per_page=1)
     assert page2["liquidations"] == []
@@ -199,6 +200,8 @@ async def test_clearing_queries(served, key):
                            ("check_margin", {"address": unknown, "market": "BTC-USD", "side": "sell", "size": 1})]:
         assert (await rpc_error(c, method, **params)).code == errors.NOT_FOUND, method
     assert (await rpc_error(c, "liquidations", min_height=5, max_height=2)).code == errors.INVALID_PARAMS
+    deep = await rpc_error(c, "liquidations", page=2_000, per_page=100)
+    assert deep.code == errors.INVALID_PARAMS and "narrow" in str(deep.data)
 
 
 async def test_subscribe_over_http_is_refused(served):

@@ -73,8 +73,12 @@ def test_crash_walks_down_liquidates_draws_the_fund_and_deleverages() -> None:
     assert backstop and 0 < backstop[0]["size"] <= 100_000
     # the event log answers the liquidations query
     page = queries.liquidations(app, 0, chain.height, 0, 1000)
-    assert page["total"] == len(seen)
+    assert page["total"] == len(seen) and page["total_exact"]
     assert [item["type"] for item in page["items"]] == kinds
+    # counting stops a bounded distance past the page, and says so
+    capped = queries.liquidations(app, 0, chain.height, 1, 2, counted_beyond=1)
+    assert len(seen) > 4 and capped["total"] == 4 and not capped["total_exact"]
+    assert capped["items"] == page["items"][1:3]
     assert queries.market(app, BTC)["open_interest"] == sum(
         p["size"] for name in ["backstop"] + SHORTS for p in queries.positions(app, signer(name).address)
         if p["size"] > 0
