@@ -141,21 +141,11 @@ def decode_root(data: bytes) -> Slot:
 
 def read_slot(record: bytes | bytearray, index: int) -> Slot:
     """Slot ``index`` of an internal node record."""
-    width = 2 if record[0] == NARROW_TAG else 32
-    bitmap = int.from_bytes(record[1 : 1 + width], "big")
-    bit = 1 << index
-    if not bitmap & bit:
+    kind, h0, e0 = locate(record, index)
+    if kind == EMPTY:
         return EMPTY_SLOT
-    below = bit - 1
-    pos = (bitmap & below).bit_count()
-    base = 1 + width + (bitmap.bit_count() << 5)
-    leafmap = int.from_bytes(record[base : base + width], "big")
-    leaves_below = (leafmap & below).bit_count()
-    offset = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
-    h0 = 1 + width + (pos << 5)
-    if leafmap & bit:
-        return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[offset : offset + LEAF_EXTRA]))
-    return (INTERNAL, bytes(record[h0 : h0 + 32]), bytes(record[offset : offset + NODE_EXTRA]))
+    size = LEAF_EXTRA if kind == LEAF else NODE_EXTRA
+    return (kind, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + size]))
 
 
 def locate(record: bytes | bytearray, index: int) -> tuple[int, int, int]:
