@@ -118,14 +118,11 @@ class Mempool:
                                  f"tx of {len(tx)} bytes exceeds mempool.max_tx_bytes "
                                  f"({self.config.max_tx_bytes})", CODESPACE)
         tx_hash = sha256(tx)
-        entry = self._entries.get(tx_hash)
-        if entry is not None:
-            if peer is not None:
-                entry.senders.add(peer)
+        known = self._known(tx_hash, peer)
+        if isinstance(known, _Entry):
             return MempoolResult(CODE_IN_MEMPOOL, "tx is already in the mempool", CODESPACE,
-                                 entry.priority, tx_hash)
-        if tx_hash in self._cache:
-            self._cache.move_to_end(tx_hash)
+                                 known.priority, tx_hash)
+        if known:
             return MempoolResult(CODE_IN_MEMPOOL, "tx was seen recently (pending or committed)",
                                  CODESPACE, 0, tx_hash)
         result = self.app.check_tx(tx)
@@ -142,11 +139,15 @@ class Mempool:
     def note_known(self, tx: bytes, peer: str) -> bool:
         """True (and ``peer`` remembered as a sender) if ``tx`` is pending or was seen recently:
         ``check_tx`` would answer "already in the mempool" without looking further."""
-        tx_hash = sha256(tx)
+        return self._known(sha256(tx), peer) is not False
+
+    def _known(self, tx_hash: bytes, peer: str | None) -> _Entry | bool:
+        """The pending entry (``peer`` noted as a sender), True if seen recently, else False."""
         entry = self._entries.get(tx_hash)
         if entry is not None:
-            entry.senders.add(peer)
-            return True
+            if peer is not None:
+                entry.senders.add(peer)
+            return entry
         if tx_hash in self._cache:
             self._cache.move_to_end(tx_hash)
             return True
