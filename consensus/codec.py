@@ -81,7 +81,7 @@ def _normalize_map(mapping: dict, depth: int) -> dict:
     if all(type(key) is str for key in keys):
         ordered = _MAP_ORDER_CACHE.get(keys)
         if ordered is None:
-            ordered = tuple(sorted(keys, key=_str_key_order))
+            ordered = canonical_key_order(keys)
             if len(_MAP_ORDER_CACHE) < _MAP_ORDER_CACHE_LIMIT:
                 _MAP_ORDER_CACHE[keys] = ordered
         return {
