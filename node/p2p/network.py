@@ -51,9 +51,9 @@ log = logging.getLogger("clearchain.p2p")
 
 CONSENSUS_PROTOCOL = "/clearchain/consensus/1"
 MEMPOOL_PROTOCOL = "/clearchain/mempool/1"
+BLOCKSYNC_PROTOCOL = "/clearchain/blocksync/1"
 STABLE_CONNECTION_S = 10.0
 """A connection to a persistent peer that held this long resets the re-dial backoff."""
-BLOCKSYNC_PROTOCOL = "/clearchain/blocksync/1"
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 PeerCallback = Callable[[str], Awaitable[None]]
@@ -245,11 +245,9 @@ class Network:
         if session is None or session.closed:
             raise PeerUnavailable(peer)
         channel = session.queues[protocol][0]
-        limit = self.config.max_frame_bytes - 4
         for message in messages:
+            self._check_size(message)
             try:
-                if message_cost(message) > limit:
-                    raise ValueError(f"message of {len(message)} bytes exceeds p2p.max_frame_bytes")
                 channel.send_nowait(message)
             except trio.WouldBlock:
                 await self._put(session, protocol, message)
@@ -279,9 +277,12 @@ class Network:
         except PeerUnavailable:
             pass
 
-    async def _put(self, session: _PeerSession, protocol: str, message: bytes) -> None:
-        if message_cost(message) > self.config.max_frame_bytes - 4:
+    def _check_size(self, message: bytes) -> None:
+        if message_cost(message) > self.config.max_frame_bytes - HEADER_SIZE:
             raise ValueError(f"message of {len(message)} bytes exceeds p2p.max_frame_bytes")
+
+    async def _put(self, session: _PeerSession, protocol: str, message: bytes) -> None:
+        self._check_size(message)
         channel = session.queues[protocol][0]
         try:
             with trio.fail_after(self.stall_timeout):
