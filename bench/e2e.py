@@ -50,7 +50,6 @@ from state import builders
 
 SIGNATURES_PER_TRADE = 3
 BATCH = 20
-TRADERS = [f"short-{i}" for i in range(4)]
 
 
 def verifies_per_s(seconds: float = 1.0) -> float:
@@ -67,7 +66,7 @@ def verifies_per_s(seconds: float = 1.0) -> float:
 
 def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, first_id: int) -> list[bytes]:
     """Pre-signed trades between the funded demo shorts (valid for 900 blocks)."""
-    return load_trades(chain_id, fee, height + 900, count, price, first_id, TRADERS)
+    return load_trades(chain_id, fee, height + 900, count, price, first_id)
 
 
 REJECTED: dict[str, int] = {}
@@ -249,7 +248,6 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             last = max((commits.committed[h] for h in landed), default=end)
             rate_ok = len(landed) * (ok / len(sample) if sample else 0) / (max(end, last) - start)
             new_blocks = len(commits.blocks) - blocks_before
-            # CPU of all validators from the first submission until 3 s after the offer ended
             # all validators' CPU from the first submission to the commit of the last trade
             cpu_ms = ((cpu.at(max(end, last)) - cpu.at(start)) * 1000 / max(1, len(landed))
                       if NODE_PIDS else None)

@@ -45,7 +45,6 @@ from state import builders
 from state.genesis import parse_genesis
 
 VALIDATORS = [PrivateKey(bytes([0x20 + i]) * 32) for i in range(4)]
-TRADERS = [f"short-{i}" for i in range(4)]
 T0 = 1_800_000_000_000
 BLOCK_MS = 1_000
 
@@ -69,7 +68,7 @@ def run(blocks: int, txs: int) -> dict[str, Any]:
         mempool = Mempool(chain.app, MempoolSection())
         expiry = blocks + 50
         print(f"signing {blocks * txs} trades ...", flush=True)
-        batches = [load_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs, TRADERS)
+        batches = [load_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs)
                    for b in range(blocks)]
         check_s = execute_s = 0.0
         committed = 0
