@@ -39,6 +39,7 @@ _CONDITION = re.compile(
 # Application event types (lower-cased) -> the ``tm.event`` name subscribers use.
 CLEARING_EVENT_NAMES = {
     "trade": "Trade",
+    "fill_rejected": "FillRejected",
     "liquidation": "Liquidation",
     "liquidation_fill": "Liquidation",
     "liquidation_fee": "Liquidation",

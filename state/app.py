@@ -234,8 +234,9 @@ class ClearingApp:
             raise TxRejected(Code.EXPIRY_TOO_FAR, f"expiry may be at most {g.replay_window} blocks ahead")
         if seen:
             raise TxRejected(Code.DUPLICATE_TX, "tx was already included")
-        if tx.fee < g.min_tx_fee:
-            raise TxRejected(Code.FEE_TOO_LOW, f"fee {tx.fee} is below the minimum {g.min_tx_fee}")
+        minimum = g.min_tx_fee * tx.weight()
+        if tx.fee < minimum:
+            raise TxRejected(Code.FEE_TOO_LOW, f"fee {tx.fee} is below the minimum {minimum}")
 
     @staticmethod
     def _check_role(tx: Tx, g: Globals) -> None:

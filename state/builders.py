@@ -9,6 +9,7 @@ Each ``build_<kind>_tx(signer, chain_id, ..., fee=, expiry=)`` returns the canon
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from consensus.codec import encode
@@ -47,6 +48,17 @@ def build_trade_tx(signer: Signer, chain_id: str, maker: Envelope, taker: Envelo
     """A venue's fill of ``size`` at ``price`` between two signed orders."""
     msg = {"maker": maker, "taker": taker, "size": size, "price": price}
     return build_tx(signer, chain_id, "trade", msg, fee=fee, expiry=expiry, nonce=nonce)
+
+
+def build_fills_tx(signer: Signer, chain_id: str, fills: Sequence[tuple[Envelope, Envelope, int, int]],
+                   *, fee: int, expiry: int, nonce: int | None = None) -> bytes:
+    """A venue's batch of ``(maker, taker, size, price)`` fills under one signature.
+
+    Each fill clears or is refused on its own (one ``trade`` or ``fill_rejected`` event per
+    fill, in order); ``fee`` must be at least the minimum tx fee times the number of fills.
+    """
+    msg = {"fills": [{"maker": m, "taker": t, "size": size, "price": price} for m, t, size, price in fills]}
+    return build_tx(signer, chain_id, "fills", msg, fee=fee, expiry=expiry, nonce=nonce)
 
 
 def build_transfer_tx(signer: Signer, chain_id: str, to: bytes, asset: str, amount: int, *, fee: int,

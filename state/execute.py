@@ -20,6 +20,7 @@ from state.txs import (
     Cancel,
     Deposit,
     OracleReport,
+    Trade,
     Transfer,
     Tx,
     Vote,
@@ -153,10 +154,28 @@ def _order_record(app: ClearingApp, address: bytes, order_id: int) -> list[Any] 
 
 
 def trade(app: ClearingApp, tx: Tx) -> list[Event]:
-    msg = tx.msg
+    return [clear_trade(app, tx.msg)]  # type: ignore[arg-type]
+
+
+def fills(app: ClearingApp, tx: Tx) -> list[Event]:
+    """Each fill clears or is refused on its own: one event per fill, in order (``trade``, or
+    ``fill_rejected`` with the code and log a ``trade`` tx would have got)."""
+    events = []
+    for index, fill in enumerate(tx.msg.fills):  # type: ignore[union-attr]
+        try:
+            events.append(clear_trade(app, fill))
+        except TxRejected as exc:
+            events.append(event("fill_rejected", index=index, code=int(exc.code), log=exc.message,
+                                maker=fill.maker.account, maker_order=fill.maker.order_id,
+                                taker=fill.taker.account, taker_order=fill.taker.order_id))
+    return events
+
+
+def clear_trade(app: ClearingApp, msg: Trade) -> Event:
+    """Check everything, then apply: a refusal (TxRejected) leaves the state untouched."""
     ledger = app.ledger
-    maker, taker = msg.maker, msg.taker  # type: ignore[union-attr]
-    size, price = msg.size, msg.price  # type: ignore[union-attr]
+    maker, taker = msg.maker, msg.taker
+    size, price = msg.size, msg.price
     if maker.market != taker.market:
         raise TxRejected(Code.MARKET_MISMATCH, "maker and taker orders are for different markets")
     market_id = maker.market
@@ -222,8 +241,8 @@ def trade(app: ClearingApp, tx: Tx) -> list[Event]:
     ledger.g.fee_pool += fees[0] + fees[1]
     market.premium_sum += (price - market.price) * size
     market.premium_weight += size
-    return [event("trade", market=market_id, size=size, price=price, buyer=buyer.account, seller=seller.account,
-                  maker=maker.account, maker_side=SIDE_NAMES[maker.side], maker_fee=fees[0], taker_fee=fees[1])]
+    return event("trade", market=market_id, size=size, price=price, buyer=buyer.account, seller=seller.account,
+                 maker=maker.account, maker_side=SIDE_NAMES[maker.side], maker_fee=fees[0], taker_fee=fees[1])
 
 
 def apply_fill(app: ClearingApp, address: bytes, account: Account, market_id: str, delta: int, cash: int) -> None:
@@ -314,7 +333,8 @@ def vote(app: ClearingApp, tx: Tx) -> list[Event]:
 
 
 HANDLERS = {
-    "transfer": transfer, "deposit": deposit, "withdraw": withdraw, "trade": trade, "cancel": cancel,
+    "transfer": transfer, "deposit": deposit, "withdraw": withdraw, "trade": trade, "fills": fills,
+    "cancel": cancel,
     "oracle": oracle, "backstop": backstop, "vote": vote,
 }
 

@@ -21,6 +21,10 @@ SAMPLES = [
     builders.build_vote_tx(signer("v0"), CID, builders.risk_proposal("t", liquidation_fee_ppm=1), fee=1000,
                            expiry=5, nonce=3),
     builders.build_oracle_tx(signer("v0"), CID, {"BTC-PERP": 5}, fee=1000, expiry=5, nonce=4),
+    builders.build_fills_tx(signer("v"), CID, [
+        (CHAIN.order(signer("a"), "BTC-PERP", "buy", 10, 500_000, n), CHAIN.order(signer("b"), "BTC-PERP", "sell", 10,
+                                                                                   500_000, n), 10, 500_000)
+        for n in (1, 2)], fee=2000, expiry=5, nonce=5),
 ]
 
 
@@ -50,8 +54,9 @@ def test_mutated_txs_are_rejected_cleanly(sample: bytes, flips: list) -> None:
 def test_arbitrary_canonical_values_are_rejected_cleanly(value) -> None:
     _decodes_or_rejects(encode(value))
     _decodes_or_rejects(encode({"body": encode(value), "sig": bytes(64)}))
-    _decodes_or_rejects(encode({"body": encode({"chain_id": CID, "kind": "trade", "signer": bytes(32), "fee": 1,
-                                                "expiry": 1, "nonce": 1, "msg": value}), "sig": bytes(64)}))
+    for kind in ("trade", "fills"):
+        _decodes_or_rejects(encode({"body": encode({"chain_id": CID, "kind": kind, "signer": bytes(32), "fee": 1,
+                                                    "expiry": 1, "nonce": 1, "msg": value}), "sig": bytes(64)}))
 
 
 def test_deliver_of_garbage_in_a_block_is_a_result_not_an_exception() -> None:
