@@ -1,16 +1,22 @@
 """End-to-end benchmark: a 4-validator local testnet loaded through RPC.
 
-    python bench/e2e.py [--validators 4] [--seconds 20] [--rate 1000] [--dev]
+    python bench/e2e.py [--validators 4] [--seconds 20] [--rate 1000] [--batch-ms 25] [--dev]
+
+The load is a venue's: pre-signed pairs of orders between funded accounts, matched and sent as
+``fills`` txs, each holding what the venue matched in ``--batch-ms`` (25 ms: 25 fills per tx at
+1,000 trades/s, at most 128), one broadcast_tx_sync per tx spread over all nodes.
+``--batch-ms 0`` sends one ``trade`` tx per trade instead (JSON-RPC batches of 20).
 
 Prints the figures and writes ``bench/results/e2e.json``:
-- ``trades_per_s``: the best rate of trades committed with code 0 over a ramp of offered loads
-  (pre-signed trades between funded accounts, JSON-RPC batches of broadcast_tx_sync spread over
-  all nodes); ``ramp`` lists each step (offered, committed, blocks);
-- ``latency_ms``: median and p99 from submit to commit (the NewBlock event carrying the tx,
-  received over WebSocket) at a fixed offered load (``--rate`` txs/s);
+- ``trades_per_s``: the best rate of trades cleared (``trade`` events of committed txs) over a
+  ramp of offered loads; ``ramp`` lists each step (offered, committed, blocks);
+- ``latency_ms``: median and p99 from a trade's arrival at the venue to the commit of the tx
+  carrying it (the NewBlock event, received over WebSocket) at a fixed offered load (``--rate``
+  trades/s); a trade waits in the venue's batch up to ``--batch-ms``, and that wait is counted;
 - ``sig_limit_trades_per_s``: what signature verification alone allows on this machine in the same
-  run: cores x verifies/s per core / validators / signatures per trade (3: two orders and the tx),
-  since every validator verifies every signature once and all run on these cores;
+  run: cores x verifies/s per core / validators / signatures per trade (two orders, plus the tx's
+  own signature shared by its fills), since every validator verifies every signature once and all
+  run on these cores;
 - ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``;
 - ``validators_cpu_ms_per_trade``: CPU time of all validator processes per committed trade in
   the best ramp step, from its first submission to the commit of its last trade (Linux /proc,
@@ -35,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,11 +52,11 @@ import trio
 from consensus.crypto import PrivateKey, Signer, verify
 from consensus.hashing import sha256
 from rpc.client import AsyncClient, RPCClientError, WebSocket
-from rpc.demo import MARKET, load_trades
+from rpc.demo import MARKET, load_fills, load_trades
 from state import builders
+from state.txs import MAX_FILLS
 
-SIGNATURES_PER_TRADE = 3
-BATCH = 20
+BATCH = 20  # trade txs per JSON-RPC batch when the venue does not batch fills
 
 
 def verifies_per_s(seconds: float = 1.0) -> float:
@@ -64,9 +71,29 @@ def verifies_per_s(seconds: float = 1.0) -> float:
     return count / (time.perf_counter() - start)
 
 
-def make_trades(chain_id: str, fee: int, height: int, count: int, price: int, first_id: int) -> list[bytes]:
+@dataclass
+class Load:
+    """Trades to offer at ``rate`` trades/s, ``per_tx`` to a tx (``single``: trade txs)."""
+
+    txs: list[bytes]
+    per_tx: int
+    rate: float
+    single: bool
+
+
+def fills_per_tx(rate: float, batch_ms: int) -> int:
+    """What a venue sending every ``batch_ms`` puts in one fills tx (0: one trade tx per trade)."""
+    return 0 if batch_ms == 0 else max(1, min(MAX_FILLS, round(rate * batch_ms / 1000)))
+
+
+def make_load(chain_id: str, fee: int, height: int, trades: int, price: int, first_id: int, rate: float,
+              batch_ms: int) -> Load:
     """Pre-signed trades between the funded demo shorts (valid for 900 blocks)."""
-    return load_trades(chain_id, fee, height + 900, count, price, first_id)
+    per_tx = fills_per_tx(rate, batch_ms)
+    if per_tx == 0:
+        return Load(load_trades(chain_id, fee, height + 900, trades, price, first_id), 1, rate, True)
+    trades = -(-trades // per_tx) * per_tx  # whole txs
+    return Load(load_fills(chain_id, fee, height + 900, trades, price, first_id, per_tx), per_tx, rate, False)
 
 
 REJECTED: dict[str, int] = {}
@@ -156,25 +183,41 @@ class Commits:
             print(f"NewBlock subscription closed ({ws.close_code} {ws.close_reason})", file=sys.stderr)
 
 
-async def successful(client: AsyncClient, hashes: list[bytes]) -> int:
-    ok = 0
+async def cleared(client: AsyncClient, hashes: list[bytes]) -> int:
+    """Trades cleared by these committed txs (``trade`` events of txs with code 0)."""
+    trades = 0
     for tx_hash in hashes:
         try:
-            record = await client.call("tx", hash=tx_hash.hex())
-            ok += record["tx_result"]["code"] == "0"
+            result = (await client.call("tx", hash=tx_hash.hex()))["tx_result"]
         except RPCClientError:
-            pass
-    return ok
+            continue
+        if result["code"] == "0":
+            trades += sum(event["type"] == "trade" for event in result["events"])
+    return trades
 
 
-async def offer(clients: list[AsyncClient], txs: list[bytes], rate: float, sent: dict[bytes, float]) -> None:
-    """Offer ``txs`` at ``rate`` per second, one batch per slot, spread over the nodes."""
-    interval = BATCH / rate
+async def offer(clients: list[AsyncClient], load: Load, sent: dict[bytes, float]) -> None:
+    """Offer ``load.txs`` at ``load.rate`` trades per second, one request per slot, spread over
+    the nodes: a JSON-RPC batch of trade txs, or one fills tx as its batch window closes."""
+    group = BATCH if load.single else 1
+    interval = group * load.per_tx / load.rate
     t0 = trio.current_time()  # trio's clock, not time.monotonic(): they have different origins
     async with trio.open_nursery() as senders:
-        for k, index in enumerate(range(0, len(txs), BATCH)):
-            await trio.sleep_until(t0 + k * interval)
-            senders.start_soon(send_batches, clients[k % len(clients)], txs[index:index + BATCH], sent)
+        for k, index in enumerate(range(0, len(load.txs), group)):
+            await trio.sleep_until(t0 + (k + 1) * interval)
+            senders.start_soon(send_batches, clients[k % len(clients)], load.txs[index:index + group], sent)
+
+
+def trade_latencies(load: Load, sent: dict[bytes, float], commits: "Commits") -> list[float]:
+    """Milliseconds from each trade's arrival at the venue to its commit: the fills of a tx
+    arrived evenly over the batch window that closed when it was sent."""
+    spacing = 1 / load.rate
+    latencies = []
+    for tx_hash, sent_at in sent.items():
+        committed = commits.committed.get(tx_hash)
+        if committed is not None:
+            latencies += [(committed - sent_at + j * spacing) * 1000 for j in range(load.per_tx)]
+    return sorted(latencies)
 
 
 async def drain(client: AsyncClient, limit: float = 60) -> None:
@@ -202,8 +245,8 @@ async def feed(clients: list[AsyncClient], feeders: list[Signer], chain_id: str,
         await trio.sleep(1)
 
 
-async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int,
-                  ramp: tuple[int, ...] = (100, 200, 400, 800, 1600)) -> dict[str, Any]:
+async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int, batch_ms: int,
+                  ramp: tuple[int, ...] = (100, 200, 400, 800, 1600, 2400, 3200)) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     status = await main.call("status")
@@ -215,17 +258,19 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
     step = max(4.0, seconds / len(ramp))
     print(f"signing {int(rate * seconds + sum(ramp) * step + ramp[0] * 10)} trades ...", flush=True)
     first_id = int.from_bytes(os.urandom(5), "big") << 16  # order ids never repeat across runs
-    paced = make_trades(chain_id, fee, height, int(rate * seconds), price, first_id)
-    first_id += len(paced)
-    easy = make_trades(chain_id, fee, height, int(ramp[0] * 10), price, first_id)
-    first_id += len(easy)
-    steps = []
-    for offered in ramp:
-        steps.append(make_trades(chain_id, fee, height, int(offered * step), price, first_id))
-        first_id += len(steps[-1])
+
+    def load(trades: float, offered: float) -> Load:
+        nonlocal first_id
+        made = make_load(chain_id, fee, height, int(trades), price, first_id, offered, batch_ms)
+        first_id += len(made.txs) * made.per_tx
+        return made
+
+    paced = load(rate * seconds, rate)
+    easy = load(ramp[0] * 10, ramp[0])
+    steps = [load(offered * step, offered) for offered in ramp]
     commits = Commits()
     cpu = CPUSamples()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"fills_per_tx_at_rate": 0 if paced.single else paced.per_tx}
     async with trio.open_nursery() as nursery:
         await nursery.start(commits.follow, host, int(port))
         nursery.start_soon(cpu.run)
@@ -234,44 +279,47 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
 
         # 1. throughput: a ramp of offered loads; the best committed rate counts
         ramp_results = []
-        for offered, txs in zip(ramp, steps):
+        for offered, step_load in zip(ramp, steps):
             sent_step: dict[bytes, float] = {}
             start = time.monotonic()
             blocks_before = len(commits.blocks)
-            await offer(clients, txs, offered, sent_step)
+            await offer(clients, step_load, sent_step)
             end = time.monotonic()
             await trio.sleep(3)
             landed = committed_between(commits, sent_step, start, end + 3)
             sample = landed[:: max(1, len(landed) // 200)]
-            ok = await successful(main, sample) if sample else 0
+            ok_share = (await cleared(main, sample)) / (len(sample) * step_load.per_tx) if sample else 0
+            trades = len(landed) * step_load.per_tx
             # over the time it took them to land: the offer window, or until the last one committed
             last = max((commits.committed[h] for h in landed), default=end)
-            rate_ok = len(landed) * (ok / len(sample) if sample else 0) / (max(end, last) - start)
+            rate_ok = trades * ok_share / (max(end, last) - start)
             new_blocks = len(commits.blocks) - blocks_before
             # all validators' CPU from the first submission to the commit of the last trade
-            cpu_ms = ((cpu.at(max(end, last)) - cpu.at(start)) * 1000 / max(1, len(landed))
+            cpu_ms = ((cpu.at(max(end, last)) - cpu.at(start)) * 1000 / max(1, trades)
                       if NODE_PIDS else None)
-            ramp_results.append({"offered_txs_per_s": offered, "committed_trades_per_s": round(rate_ok, 1),
-                                 "committed": len(landed), "offered": len(sent_step), "blocks": new_blocks,
+            ramp_results.append({"offered_trades_per_s": offered, "fills_per_tx": step_load.per_tx,
+                                 "committed_trades_per_s": round(rate_ok, 1), "committed": trades,
+                                 "offered": len(sent_step) * step_load.per_tx, "blocks": new_blocks,
                                  "validators_cpu_ms_per_trade": None if cpu_ms is None else round(cpu_ms, 2)})
             cpu_text = "" if cpu_ms is None else f", validators' CPU {cpu_ms:.2f} ms per trade"
-            print(f"offered {offered}/s: committed {rate_ok:.0f} trades/s ({len(landed)}/{len(sent_step)}, "
+            print(f"offered {offered}/s: committed {rate_ok:.0f} trades/s ({trades}/{len(sent_step) * step_load.per_tx}, "
                   f"{new_blocks} blocks{cpu_text})", flush=True)
             await drain(main)
             if len(landed) < 0.8 * len(sent_step):
                 break  # saturated (or stalled): higher offers only measure the backlog
 
         # 2. latency at a load the chain sustains, then at the fixed offered load asked for
-        for name, load, txs in (("latency_ms_sustainable", ramp[0], easy), ("latency_ms", rate, paced)):
+        for name, paced_load in (("latency_ms_sustainable", easy), ("latency_ms", paced)):
             sent = {}
-            await offer(clients, txs, load, sent)
+            await offer(clients, paced_load, sent)
             await trio.sleep(5)
-            latencies = sorted((commits.committed[h] - t) * 1000 for h, t in sent.items() if h in commits.committed)
+            latencies = trade_latencies(paced_load, sent, commits)
             results[name] = {
                 "median": round(statistics.median(latencies), 1) if latencies else None,
                 "p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
-                "offered_txs_per_s": load, "submitted": len(sent), "committed_within_5s_after": len(latencies)}
-            print(f"{name} at {load} txs/s: {results[name]}", flush=True)
+                "offered_trades_per_s": paced_load.rate, "fills_per_tx": paced_load.per_tx,
+                "submitted": len(sent) * paced_load.per_tx, "committed_within_5s_after": len(latencies)}
+            print(f"{name} at {paced_load.rate} trades/s: {results[name]}", flush=True)
             await drain(main)
         nursery.cancel_scope.cancel()
     results["ramp"] = ramp_results
@@ -308,7 +356,7 @@ async def rpc_server_rate(seconds: float = 3.0) -> float:
     return count / seconds
 
 
-def run_dev(seconds: float, rate: int) -> dict[str, Any]:
+def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
     from node.cli_init import default_genesis_path, validator_entry
     from rpc.demo import patch_genesis
     from rpc.dev_node import DevNode
@@ -324,14 +372,14 @@ def run_dev(seconds: float, rate: int) -> dict[str, Any]:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             port = await nursery.start(RPCServer(node).serve, "127.0.0.1", 0)
-            result = await measure([f"http://127.0.0.1:{port}"], [Signer(key)], seconds, rate)
+            result = await measure([f"http://127.0.0.1:{port}"], [Signer(key)], seconds, rate, batch_ms)
             nursery.cancel_scope.cancel()
         return result
 
     return trio.run(main)
 
 
-def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
+def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
     from node.home import Home
     from node.testnet import Monitor, Processes, create_testnet
 
@@ -350,7 +398,7 @@ def run_testnet(validators: int, seconds: float, rate: int) -> dict[str, Any]:
                     raise SystemExit(f"testnet did not start; logs in {directory}/logs\n{log}")
                 await monitor.aclose()
                 feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
-                return await measure([e.rpc_url for e in entries], feeders, seconds, rate)
+                return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms)
 
             result = trio.run(main)
         finally:
@@ -366,7 +414,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--rate", type=int, default=1000, help="offered load for the latency run (txs/s)")
+    parser.add_argument("--rate", type=int, default=1000, help="offered load for the latency run (trades/s)")
+    parser.add_argument("--batch-ms", type=int, default=25,
+                        help="the venue sends what it matched every this many ms as one fills tx "
+                             "(0: one trade tx per trade)")
     parser.add_argument("--dev", action="store_true", help="one in-process DevNode instead of a testnet")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead")
     args = parser.parse_args()
@@ -377,10 +428,15 @@ def main() -> None:
         "setup": "dev node (no consensus)" if args.dev else f"{args.validators}-validator testnet, one process each",
         "validators": 1 if args.dev else args.validators, "cores": cores,
     }
-    figures.update(run_dev(args.seconds, args.rate) if args.dev else run_testnet(args.validators, args.seconds, args.rate))
+    figures["batch_ms"] = args.batch_ms
+    figures.update(run_dev(args.seconds, args.rate, args.batch_ms) if args.dev
+                   else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms))
+    # two order signatures per trade, plus the tx's own: shared by the fills of a batch
+    per_tx = figures["fills_per_tx_at_rate"] or 1
+    signatures = 2 + 1 / per_tx
     figures["sig_verify_per_s_per_core"] = round(per_core)
-    figures["signatures_per_trade"] = SIGNATURES_PER_TRADE
-    figures["sig_limit_trades_per_s"] = round(cores * per_core / figures["validators"] / SIGNATURES_PER_TRADE, 1)
+    figures["signatures_per_trade"] = round(signatures, 3)
+    figures["sig_limit_trades_per_s"] = round(cores * per_core / figures["validators"] / signatures, 1)
     cpu_ms = figures.get("validators_cpu_ms_per_trade")
     if cpu_ms:  # what the validators' own CPU per trade allows on these cores
         figures["cpu_limit_trades_per_s"] = round(cores * 1000 / cpu_ms, 1)

@@ -40,7 +40,7 @@ from node.cli_init import default_genesis_path, read_genesis, validator_entry
 from node.config import MempoolSection
 from node.mempool import Mempool
 from node.synthetic import append_block
-from rpc.demo import MARKET, load_trades, patch_genesis
+from rpc.demo import MARKET, load_fills, load_trades, patch_genesis
 from state import builders
 from state.genesis import parse_genesis
 
@@ -57,7 +57,7 @@ def make_chain(path: Path) -> Chain:
     return Chain(open_db(str(path)), parse_genesis(document))
 
 
-def run(blocks: int, txs: int) -> dict[str, Any]:
+def run(blocks: int, txs: int, fills: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="clearchain-pipeline-") as directory:
         chain = make_chain(Path(directory) / "db")
         signers = {Signer(k).address: Signer(k) for k in VALIDATORS}
@@ -68,8 +68,8 @@ def run(blocks: int, txs: int) -> dict[str, Any]:
         mempool = Mempool(chain.app, MempoolSection())
         expiry = blocks + 50
         print(f"signing {blocks * txs} trades ...", flush=True)
-        batches = [load_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs)
-                   for b in range(blocks)]
+        batches = [load_fills(chain.chain_id, fee, expiry, txs, price, 1 + b * txs, fills) if fills
+                   else load_trades(chain.chain_id, fee, expiry, txs, price, 1 + b * txs) for b in range(blocks)]
         check_s = execute_s = 0.0
         committed = 0
         for number, batch in enumerate(batches):
@@ -88,15 +88,16 @@ def run(blocks: int, txs: int) -> dict[str, Any]:
             mempool.update(block_txs)
             execute_s += time.thread_time() - started
             failed = [r for r in executed.results if r.code != 0]
+            failed += [e for r in executed.results for e in r.events if e["type"] == "fill_rejected"]
             if failed:
-                raise SystemExit(f"block {height}: {len(failed)} txs failed, first: {failed[0].log}")
-            committed += len(batch)
+                raise SystemExit(f"block {height}: {len(failed)} txs or fills failed, first: {failed[0]}")
+            committed += txs
         chain.close()
     check_us = check_s / committed * 1e6
     execute_us = execute_s / committed * 1e6
     cores = os.cpu_count() or 1
     return {
-        "blocks": blocks, "trades_per_block": txs, "trades": committed,
+        "blocks": blocks, "trades_per_block": txs, "fills_per_tx": fills, "trades": committed,
         "check_tx_us_per_trade": round(check_us, 1),
         "execute_us_per_trade": round(execute_us, 1),
         "cpu_us_per_trade": round(check_us + execute_us, 1),
@@ -109,9 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--txs", type=int, default=500, help="trades per block")
+    parser.add_argument("--fills", type=int, default=0,
+                        help="send the trades as fills txs of this many fills each (0: one trade tx per trade)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
-    figures = run(args.blocks, args.txs)
+    figures = run(args.blocks, args.txs, args.fills)
     print(json.dumps(figures, indent=2))
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -74,26 +74,47 @@ def patch_genesis(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def load_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int,
-                traders: Sequence[str] = tuple(f"short-{i}" for i in range(4))) -> list[bytes]:
-    """Signed trades between funded demo traders for benchmarks: rotating pairs, alternating
-    sides, so positions stay small; order ids from ``first_id`` never repeat."""
+def _order_pairs(chain_id: str, expiry: int, count: int, price: int, first_id: int,
+                 traders: Sequence[str]) -> list[tuple[builders.Envelope, builders.Envelope]]:
+    """Signed (bid, ask) pairs between funded demo traders: rotating pairs, alternating sides,
+    so positions stay small; order ids from ``first_id`` never repeat."""
     signers = [demo_signer(name) for name in traders]
-    venue = demo_signer("venue")
     n_traders = len(signers)
-    trades = []
+    pairs = []
     for n in range(count):
         a, b = signers[n % n_traders], signers[(n + 1 + n // n_traders) % n_traders]
         if a is b:
             b = signers[(n + 2) % n_traders]
         buyer, seller = (a, b) if (n // n_traders) % 2 == 0 else (b, a)
         order_id = first_id + n
-        bid = builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
-                                   order_id=order_id, expiry=expiry)
-        ask = builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
-                                   order_id=order_id, expiry=expiry)
-        trades.append(builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry))
-    return trades
+        pairs.append((
+            builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
+                                 order_id=order_id, expiry=expiry),
+            builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
+                                 order_id=order_id, expiry=expiry),
+        ))
+    return pairs
+
+
+BENCH_TRADERS = tuple(f"short-{i}" for i in range(4))
+
+
+def load_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int,
+                traders: Sequence[str] = BENCH_TRADERS) -> list[bytes]:
+    """``count`` signed trade txs between funded demo traders, for benchmarks."""
+    venue = demo_signer("venue")
+    return [builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry)
+            for bid, ask in _order_pairs(chain_id, expiry, count, price, first_id, traders)]
+
+
+def load_fills(chain_id: str, fee: int, expiry: int, count: int, price: int, first_id: int, per_tx: int,
+               traders: Sequence[str] = BENCH_TRADERS) -> list[bytes]:
+    """``count`` trades as ``fills`` txs of ``per_tx`` fills each (the last may hold fewer)."""
+    venue = demo_signer("venue")
+    pairs = _order_pairs(chain_id, expiry, count, price, first_id, traders)
+    return [builders.build_fills_tx(venue, chain_id, [(bid, ask, 100, price) for bid, ask in pairs[i:i + per_tx]],
+                                    fee=fee * len(pairs[i:i + per_tx]), expiry=expiry)
+            for i in range(0, count, per_tx)]
 
 
 def usd(micro: Any) -> str:
