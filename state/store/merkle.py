@@ -79,8 +79,10 @@ class MerkleStore:
         self._prefix = bytes(prefix)
         self.keep_versions = keep_versions
         self.cache_depth = cache_depth
-        # path -> (version8, record) of the latest tree's nodes down to cache_depth.
-        self._cache: dict[bytes, tuple[bytes, bytes]] = {}
+        # path -> record of the latest tree's nodes down to cache_depth. Not checked against
+        # versions: every commit replaces the entries of the paths it rewrites, and a path
+        # whose node vanished is only looked up again after a commit has rebuilt it there.
+        self._cache: dict[bytes, bytes] = {}
         self._pending: dict[bytes, bytes | None] = {}
         # The last commit's stale keys, so pruning them next does not read its stale record.
         self._last_stale: tuple[int, list[bytes]] = (-1, [])
@@ -161,6 +163,10 @@ class MerkleStore:
         gc.disable()
         try:
             return self._commit(batch)
+        except BaseException:
+            # The update writes new nodes into the cache as it goes; the tree did not change.
+            self._cache.clear()
+            raise
         finally:
             if collecting:
                 gc.enable()
@@ -179,14 +185,12 @@ class MerkleStore:
         ]
         ops.sort(key=_first)  # by hk alone: unique
         p = self._prefix
-        update = TrieUpdate(version, self._load, p, self._cache)
-        root = update.apply(self._root, ops)
-
         own_batch = batch is None
         out: Any = self._db.write_batch(sync=True) if own_batch else batch
         put = out.put
-        for nkey, _, record in update.node_puts:
-            put(nkey, record)
+        update = TrieUpdate(version, self._load, put, p, self._cache, self.cache_depth)
+        root = update.apply(self._root, ops)
+
         # Value keys (see layout.value_key), built inline: this loop runs once per written key.
         # The entry a write replaces is stale: ~version of an 8-byte version is its bytes
         # inverted.
@@ -217,15 +221,6 @@ class MerkleStore:
         out.put(p + META_KEY, codec.encode([version, oldest]))
         if own_batch:
             out.write()
-
-        # A path's new node replaces its old one; a path that vanished keeps a dead entry
-        # (never matched again: lookups compare the version).
-        cache = self._cache
-        limit = self.cache_depth
-        version8 = update.version8
-        for _, path, record in update.node_puts:
-            if path[0] <= limit:
-                cache[path] = (version8, record)
         self._root = root
         self._version = version
         self._oldest = oldest
@@ -303,12 +298,12 @@ class MerkleStore:
 
     def _load(self, version8: bytes, path: bytes) -> bytes:
         """A node of the latest tree, through the cache."""
-        entry = self._cache.get(path)
-        if entry is not None and entry[0] == version8:
-            return entry[1]
+        record = self._cache.get(path)
+        if record is not None:
+            return record
         record = self._load_uncached(version8, path)
         if path[0] <= self.cache_depth:
-            self._cache[path] = (version8, record)
+            self._cache[path] = record
         return record
 
     def _load_uncached(self, version8: bytes, path: bytes) -> bytes:

@@ -39,9 +39,12 @@ Entry = tuple[bytes, bytes, bytes]
 class TrieUpdate:
     """Applies sorted ops to the tree as of the last commit and collects the writes of ``version``.
 
-    ``load(version8, path) -> record`` fetches an internal node. Results, read by the store:
-    ``node_puts`` (key, path, record), ``stale_nodes`` (keys no longer in the new tree), keys
-    with ``prefix`` in front,
+    ``load(version8, path) -> record`` fetches an internal node that ``cache`` (path -> the
+    latest tree's record at that path) does not hold. New nodes go straight to ``put(key,
+    record)`` (the commit's write batch) and, down to ``cache_depth``, into ``cache``: the
+    store drops the cache if the update fails halfway. Results, read by the store:
+    ``nodes_written``, ``stale_nodes`` (keys no longer in the new tree), keys with ``prefix``
+    in front,
     ``value_puts`` (key, value or None, version8 of the value entry it makes stale or None:
     only older versions need that entry), ``new_keys`` ((hk, key) of keys that did not exist).
     """
@@ -50,14 +53,18 @@ class TrieUpdate:
         self,
         version: int,
         load: Callable[[bytes, bytes], bytes],
+        put: Callable[[bytes, bytes], None],
         prefix: bytes = b"",
-        cache: dict[bytes, tuple[bytes, bytes]] | None = None,
+        cache: dict[bytes, bytes] | None = None,
+        cache_depth: int = -1,
     ) -> None:
         self.version8 = version.to_bytes(8, "big")
-        self.cache = {} if cache is None else cache  # path -> (version8, record), read first
+        self.cache = {} if cache is None else cache
+        self.cache_depth = cache_depth
+        self.put = put
         self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
         self.load = load
-        self.node_puts: list[tuple[bytes, bytes, bytes]] = []
+        self.nodes_written = 0
         self.stale_nodes: list[bytes] = []
         self.value_puts: list[tuple[bytes, bytes | None, bytes | None]] = []
         self.new_keys: list[tuple[bytes, bytes]] = []
@@ -134,9 +141,8 @@ class TrieUpdate:
             # Fast path, most ops at scale: the node is cached and the key's leaf is in it.
             version8 = slot[2]
             path = bytes((depth,)) + hk[: depth - 2]
-            entry = cache.get(path)
-            if entry is not None and entry[0] == version8:
-                record = entry[1]
+            record = cache.get(path)
+            if record is not None:
                 bitmap = int.from_bytes(record[1:33], "big")
                 bit = 1 << hk[depth - 2]
                 base = 33 + (bitmap.bit_count() << 5)
@@ -157,7 +163,10 @@ class TrieUpdate:
                         data = b"".join(
                             (record[:h0], lh, record[h0 + 32 : e0 + 32], new8, record[e0 + 40 :])  # type: ignore[arg-type]
                         )
-                        self.node_puts.append((node_tag + new8 + path, path, data))
+                        self.put(node_tag + new8 + path, data)
+                        if depth <= self.cache_depth:
+                            cache[path] = data
+                        self.nodes_written += 1
                         return (INTERNAL, _sha256(data[:base]).digest(), new8)
         stack = []
         load = self.load
@@ -168,10 +177,9 @@ class TrieUpdate:
                 if depth >= NARROW_LEVELS
                 else node_path(depth, hk)
             )
-            entry = cache.get(path)
-            record = (
-                entry[1] if entry is not None and entry[0] == version8 else load(version8, path)
-            )
+            record = cache.get(path)
+            if record is None:
+                record = load(version8, path)
             if depth < NARROW_LEVELS:
                 b = hk[depth >> 1]
                 index = b & 15 if depth & 1 else b >> 4
@@ -208,9 +216,10 @@ class TrieUpdate:
         if new is None:
             return None
         stale = self.stale_nodes
-        puts = self.node_puts
+        put = self.put
         node_tag = self.node_tag
         tag = node_tag + self.version8
+        limit = self.cache_depth
         while stack:
             record, version8, path, index, old_kind, h0, e0, base = stack.pop()
             stale.append(node_tag + version8 + path)
@@ -220,7 +229,10 @@ class TrieUpdate:
                 patched[h0 : h0 + 32] = new[1]
                 patched[e0 : e0 + len(new[2])] = new[2]
                 data = bytes(patched)
-                puts.append((tag + path, path, data))
+                put(tag + path, data)
+                if path[0] <= limit:
+                    cache[path] = data
+                self.nodes_written += 1
                 new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
             else:
                 write_slot(patched, index, new)
@@ -304,7 +316,10 @@ class TrieUpdate:
             e0 = base + width
             return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + LEAF_EXTRA]))
         data = bytes(record)
-        self.node_puts.append((self.node_tag + self.version8 + path, path, data))
+        self.put(self.node_tag + self.version8 + path, data)
+        if path[0] <= self.cache_depth:
+            self.cache[path] = data
+        self.nodes_written += 1
         return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:

@@ -15,9 +15,11 @@ from state.store import (
     MemoryDB,
     MerkleStore,
     PrunedVersionError,
+    StoreCorruptionError,
     UnknownVersionError,
     verify_proof,
 )
+from state.store.layout import node_path
 
 keys = st.binary(min_size=0, max_size=6)
 values = st.binary(min_size=0, max_size=12)
@@ -294,3 +296,31 @@ def test_commit_leaves_the_garbage_collector_as_it_found_it():
     with pytest.raises(OSError):
         store.commit(FailingBatch())  # type: ignore[arg-type]
     assert gc.isenabled()
+
+
+def test_a_commit_that_fails_halfway_leaves_the_tree_as_it_was():
+    """The update writes new nodes into the node cache as it goes: a commit that fails after
+    some of them (here: a node missing from the database) must not leave them behind, or
+    a retry would take the half-applied nodes for the tree's current ones."""
+    db = MemoryDB()
+    store = MerkleStore(db)
+    contents = {b"%d" % i: b"old" for i in range(3000)}
+    for key, value in contents.items():
+        store.set(key, value)
+    store.commit()
+    reopened = MerkleStore(db)  # empty cache: the update loads nodes as it descends
+    for key in contents:
+        reopened.set(key, b"new")
+        contents[key] = b"new"
+    # The level-1 node under the last nibble is loaded after the other 15 level-1 subtrees
+    # have been rewritten (the update walks in key-hash order).
+    last = max(hashlib.sha256(key).digest() for key in contents)
+    node_key = b"s/n" + (0).to_bytes(8, "big") + node_path(1, last)
+    record = db.get(node_key)
+    assert record is not None
+    db.delete(node_key)
+    with pytest.raises(StoreCorruptionError):
+        reopened.commit()
+    assert reopened.version == 0
+    db.put(node_key, record)
+    assert reopened.commit() == root_of(contents)
