@@ -115,6 +115,9 @@ class MerkleStore:
         return self._read(key, self._version)
 
     def set(self, key: bytes, value: bytes) -> None:
+        if type(key) is bytes is type(value):  # the common case: nothing to check or copy
+            self._pending[key] = value
+            return
         if not isinstance(key, (bytes, bytearray)) or not isinstance(value, (bytes, bytearray)):
             raise TypeError("state keys and values are bytes")
         self._pending[bytes(key)] = bytes(value)

@@ -9,6 +9,7 @@ the per-node work is a handful of C-level copies and one SHA-256.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Callable
 
 from state.store.layout import (
@@ -29,6 +30,7 @@ from state.store.layout import (
 )
 
 _sha256 = hashlib.sha256
+_BYTE = tuple(bytes((b,)) for b in range(256))  # a path's first byte, a bisection bound's last
 
 # One pending write: (hk, key, value or None for a deletion, its leaf hash or None).
 Op = tuple[bytes, bytes, bytes | None, bytes | None]
@@ -43,8 +45,7 @@ class TrieUpdate:
     latest tree's record at that path) does not hold. New nodes go straight to ``put(key,
     record)`` (the commit's write batch) and, down to ``cache_depth``, into ``cache``: the
     store drops the cache if the update fails halfway. Results, read by the store:
-    ``nodes_written``, ``stale_nodes`` (keys no longer in the new tree), keys with ``prefix``
-    in front,
+    ``stale_nodes`` (keys no longer in the new tree, with ``prefix`` in front),
     ``value_puts`` (key, value or None, version8 of the value entry it makes stale or None:
     only older versions need that entry), ``new_keys`` ((hk, key) of keys that did not exist).
     """
@@ -64,7 +65,6 @@ class TrieUpdate:
         self.put = put
         self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
         self.load = load
-        self.nodes_written = 0
         self.stale_nodes: list[bytes] = []
         self.value_puts: list[tuple[bytes, bytes | None, bytes | None]] = []
         self.new_keys: list[tuple[bytes, bytes]] = []
@@ -73,6 +73,9 @@ class TrieUpdate:
         """The new root slot after ``ops`` (sorted by hk, one op per key)."""
         if not ops:
             return root
+        # The ops' key hashes, for bisecting the groups of a node that many ops pass through.
+        self.ops = ops
+        self.hks = [op[0] for op in ops]
         new = self._update_slot(root, 0, ops, 0, len(ops))
         return root if new is None else new
 
@@ -85,7 +88,9 @@ class TrieUpdate:
             if hi - lo == 1:
                 return self._update_one(slot, depth, ops[lo])
             path = node_path(depth, ops[lo][0])
-            record = self.load(slot[2], path)
+            record = self.cache.get(path)
+            if record is None:
+                record = self.load(slot[2], path)
             key = self.node_tag + slot[2] + path
             return self._update_node(record, key, path, depth, ops, lo, hi)
         entries: list[Entry] = []
@@ -140,7 +145,7 @@ class TrieUpdate:
         if depth >= NARROW_LEVELS and value is not None:
             # Fast path, most ops at scale: the node is cached and the key's leaf is in it.
             version8 = slot[2]
-            path = bytes((depth,)) + hk[: depth - 2]
+            path = _BYTE[depth] + hk[: depth - 2]
             record = cache.get(path)
             if record is not None:
                 bitmap = int.from_bytes(record[1:33], "big")
@@ -166,14 +171,13 @@ class TrieUpdate:
                         self.put(node_tag + new8 + path, data)
                         if depth <= self.cache_depth:
                             cache[path] = data
-                        self.nodes_written += 1
                         return (INTERNAL, _sha256(data[:base]).digest(), new8)
         stack = []
         load = self.load
         while slot[0] == INTERNAL:
             version8 = slot[2]
             path = (
-                bytes((depth,)) + hk[: depth - 2]
+                _BYTE[depth] + hk[: depth - 2]
                 if depth >= NARROW_LEVELS
                 else node_path(depth, hk)
             )
@@ -232,7 +236,6 @@ class TrieUpdate:
                 put(tag + path, data)
                 if path[0] <= limit:
                     cache[path] = data
-                self.nodes_written += 1
                 new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
             else:
                 write_slot(patched, index, new)
@@ -254,15 +257,28 @@ class TrieUpdate:
         base = 1 + width + (bitmap.bit_count() << 5)
         leafmap = int.from_bytes(record[base : base + width], "big")
         extras = base + width
+        # Many ops per child (the top levels; a wide node sees that only with batches of
+        # millions): find where each child's ops end by bisecting the sorted key hashes for
+        # the first hash of the next slot, instead of stepping through them.
+        hks = self.hks if width == 2 and hi - lo >= 32 and ops is self.ops else None
         while i < hi:
-            b = ops[i][0][at]
+            hk = ops[i][0]
+            b = hk[at]
             index = b if low == 2 else b & 15 if low else b >> 4
-            j = i + 1
-            while j < hi:
-                b = ops[j][0][at]
-                if (b if low == 2 else b & 15 if low else b >> 4) != index:
-                    break
-                j += 1
+            if hks is not None:
+                if index == 15:
+                    j = hi
+                else:
+                    # The smallest hash in slot index + 1: the prefix, then that nibble.
+                    first = (b & 0xF0) + index + 1 if low else b + 16 & 0xF0
+                    j = bisect_left(hks, hk[:at] + _BYTE[first], i + 1, hi)
+            else:
+                j = i + 1
+                while j < hi:
+                    b = ops[j][0][at]
+                    if (b if low == 2 else b & 15 if low else b >> 4) != index:
+                        break
+                    j += 1
             bit = 1 << index
             if bitmap & bit:
                 below = bit - 1
@@ -319,7 +335,6 @@ class TrieUpdate:
         self.put(self.node_tag + self.version8 + path, data)
         if path[0] <= self.cache_depth:
             self.cache[path] = data
-        self.nodes_written += 1
         return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
 
     def _build(self, depth: int, entries: list[Entry]) -> Slot:
