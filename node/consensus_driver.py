@@ -57,15 +57,18 @@ from consensus.events import (
     VoteSigned,
 )
 from consensus.privval import DoubleSignError, PrivValidator
-from consensus.types import Block, Commit, Vote
+from consensus.types import Block, Commit, Proposal, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
+from node.compact import CompactMismatch, compact, rebuild
 from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
     BadMessage,
     CatchUp,
+    CompactProposal,
     EvidenceMessage,
+    ProposalRequest,
     Status,
     decode_consensus,
     encode_consensus,
@@ -123,6 +126,10 @@ class ConsensusDriver:
         self._inbox_send, self._inbox = trio.open_memory_channel[Event](INBOX_SIZE)
         self._nursery: trio.Nursery | None = None
         self._seen: set[bytes] = set()
+        self._asked: set[tuple[str, int, int]] = set()
+        """(peer, height, round) of the ProposalRequests sent, so each is sent once."""
+        self._answered: set[tuple[str, int]] = set()
+        """(peer, round) of the ProposalRequests answered at this height."""
         self._seen_height = 0
         self._catchup: dict[int, tuple[Block, Commit, str]] = {}
         """height -> a peer's committed block, its commit and the peer (verified when due)."""
@@ -270,7 +277,13 @@ class ConsensusDriver:
         return None
 
     async def _broadcast(self, message: Any) -> None:
-        await self.network.broadcast(CONSENSUS_PROTOCOL, encode_consensus(message))
+        await self.network.broadcast(CONSENSUS_PROTOCOL, self._wire(message))
+
+    def _wire(self, message: Any) -> bytes:
+        """Our own proposals travel compact: peers hold most of their txs already."""
+        if isinstance(message, ProposalMessage):
+            message = compact(message, self.mempool)
+        return encode_consensus(message)
 
     async def _timer(self, action: ScheduleTimeout) -> None:
         duration_ms = action.duration_ms
@@ -280,6 +293,8 @@ class ConsensusDriver:
             # proposal, or a busy chain times out round 0 after every big block.
             duration_ms += self._propose_grace_ms
         await trio.sleep(duration_ms / 1000)
+        log.debug("timeout height=%d round=%d step=%s after %.0f ms", action.height, action.round,
+                  action.step.name, duration_ms)
         await self._inbox_send.send(TimeoutFired(action.height, action.round, action.step))
 
     def _sign_vote(self, vote: Vote) -> Event | None:
@@ -426,7 +441,7 @@ class ConsensusDriver:
         await self.started.wait()
         try:
             for message in self._own_messages():
-                await self.network.send(peer, CONSENSUS_PROTOCOL, encode_consensus(message))
+                await self.network.send(peer, CONSENSUS_PROTOCOL, self._wire(message))
         except PeerUnavailable:
             pass
 
@@ -446,11 +461,15 @@ class ConsensusDriver:
         if state is None:
             return
         if state.height != self._seen_height:
-            self._seen_height, self._seen = state.height, set()
+            self._seen_height, self._seen, self._asked, self._answered = state.height, set(), set(), set()
         if isinstance(message, Vote):
             await self._on_vote(message, state)
         elif isinstance(message, ProposalMessage):
             await self._on_proposal(message, state)
+        elif isinstance(message, CompactProposal):
+            await self._on_compact(message, state, peer)
+        elif isinstance(message, ProposalRequest):
+            await self._send_whole_proposal(peer, message, state)
         elif isinstance(message, Status):
             self.peer_status[peer] = message
             await self._send_catchup(peer, message.height)
@@ -475,26 +494,73 @@ class ConsensusDriver:
         self._seen.add(vote.signature)
         await self._inbox_send.send(VoteReceived(vote))
 
-    async def _on_proposal(self, message: ProposalMessage, state: core.ConsensusState) -> None:
-        proposal = message.proposal
+    def _fresh_signed_proposal(self, proposal: Proposal, block: Block, state: core.ConsensusState) -> bool:
+        """Whether a proposal is new, near, signed by its round's proposer and names ``block``
+        (a block without txs for a compact proposal: its header commits to them)."""
         if proposal.height not in (state.height, state.height + 1) or proposal.signature in self._seen:
-            return
+            return False
         # Finding the proposer of round r costs r priority increments: bound r before that, as
         # the core does, or one unsigned message with a huge round freezes the event loop.
         current_round = state.round if proposal.height == state.height else 0
         if proposal.round > current_round + core.MAX_ROUNDS_AHEAD:
-            return
+            return False
         validators = self.chain.validators(proposal.height)
         if validators is None:
-            return
+            return False
         proposer = validators.proposer_for_round(proposal.round)
         if not self.verifier(proposer.public_key, proposal.sign_bytes(self.chain.chain_id),
                              proposal.signature):
             raise PeerMisbehaviour(f"proposal {proposal.height}/{proposal.round} has an invalid signature")
-        if message.block.block_id() != proposal.block_id:
+        if block.block_id() != proposal.block_id:
             raise PeerMisbehaviour("proposal block does not match its signed block id")
+        return True
+
+    async def _on_proposal(self, message: ProposalMessage, state: core.ConsensusState) -> None:
+        proposal = message.proposal
+        if not self._fresh_signed_proposal(proposal, message.block, state):
+            return
         self._seen.add(proposal.signature)
+        log.debug("proposal height=%d round=%d txs=%d received, signed %d ms ago", proposal.height,
+                  proposal.round, len(message.block.txs), now_ms() - proposal.timestamp_ms)
         await self._inbox_send.send(ProposalReceived(message))
+
+    async def _on_compact(self, message: CompactProposal, state: core.ConsensusState, peer: str) -> None:
+        """Rebuild the block from our mempool; missing txs: ask the sender for it whole, once."""
+        proposal = message.proposal
+        if not self._fresh_signed_proposal(proposal, message.block, state):
+            return
+        try:
+            whole = rebuild(message, self.mempool)
+        except CompactMismatch as exc:
+            raise PeerMisbehaviour(f"compact proposal {proposal.height}/{proposal.round}: {exc}") from exc
+        if isinstance(whole, int):
+            key = (peer, proposal.height, proposal.round)
+            log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
+                      proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
+            if key not in self._asked:
+                self._asked.add(key)
+                await self._send(peer, ProposalRequest(proposal.height, proposal.round))
+            return
+        await self._on_proposal(whole, state)
+
+    async def _send_whole_proposal(self, peer: str, request: ProposalRequest, state: core.ConsensusState) -> None:
+        """Answer a ProposalRequest once per peer, height and round, if we hold that proposal."""
+        key = (peer, request.round)
+        if request.height != state.height or key in self._answered:
+            return
+        block_id = state.first_proposal.get(request.round)
+        if block_id is None:
+            return
+        self._answered.add(key)
+        whole = ProposalMessage(state.proposals[request.round][block_id], state.blocks[block_id])
+        await self._send(peer, whole, compact_proposals=False)
+
+    async def _send(self, peer: str, message: Any, compact_proposals: bool = True) -> None:
+        data = self._wire(message) if compact_proposals else encode_consensus(message)
+        try:
+            await self.network.send(peer, CONSENSUS_PROTOCOL, data)
+        except PeerUnavailable:
+            pass
 
     async def _on_catchup(self, message: CatchUp, state: core.ConsensusState, peer: str) -> None:
         """Buffer a peer's committed block; its commit is verified now if the validator set of

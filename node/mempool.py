@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class _Entry:
     """Peers that sent us this tx (it is not gossiped back to them)."""
     account: bytes = b""
     """The signing account, as check_tx reported it (targets the recheck)."""
+    admitted_at: float = field(default_factory=time.monotonic)
 
 
 class Mempool:
@@ -135,6 +137,16 @@ class Mempool:
                                  CODESPACE, result.priority, tx_hash)
         self._add(tx, tx_hash, result.priority, peer, bytes(getattr(result, "sender", b"") or b""))
         return MempoolResult(0, "", "", result.priority, tx_hash, result)
+
+    def get(self, tx_hash: bytes) -> bytes | None:
+        """The pending tx with this hash (compact proposals name txs by hash)."""
+        entry = self._entries.get(tx_hash)
+        return None if entry is None else entry.tx
+
+    def age(self, tx_hash: bytes) -> float | None:
+        """Seconds since the pending tx with this hash was admitted (None: not pending)."""
+        entry = self._entries.get(tx_hash)
+        return None if entry is None else time.monotonic() - entry.admitted_at
 
     def note_known(self, tx: bytes, peer: str) -> bool:
         """True (and ``peer`` remembered as a sender) if ``tx`` is pending or was seen recently:

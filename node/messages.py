@@ -7,6 +7,10 @@ malformed raises :class:`BadMessage`, which the handlers turn into a disconnect.
 Consensus protocol:
     ["vote", Vote]                      a prevote or precommit
     ["proposal", ProposalMessage]       a signed proposal with its whole block
+    ["compact", Proposal, Block without txs, [tx hash, ...], [[index, tx], ...]]
+                                        the same, its txs named by hash (node/compact.py); the
+                                        bytes only of txs the receiver may not hold yet
+    ["get_proposal", height, round]     "send me that proposal whole" (a compact one fell short)
     ["status", height, round, step]     "I am deciding ``height``" (peers ahead send catch-up)
     ["catchup", Block, Commit]          a committed block and its commit certificate
     ["evidence", DuplicateVoteEvidence]
@@ -23,7 +27,7 @@ from typing import Any
 
 from consensus.codec import CodecError, decode, encode
 from consensus.events import ProposalMessage
-from consensus.types import Block, Commit, DuplicateVoteEvidence, MessageError, Vote
+from consensus.types import Block, Commit, DuplicateVoteEvidence, MessageError, Proposal, Vote
 from consensus.validators import ValidatorSetError
 
 
@@ -49,7 +53,28 @@ class EvidenceMessage:
     evidence: DuplicateVoteEvidence
 
 
-ConsensusWire = Vote | ProposalMessage | Status | CatchUp | EvidenceMessage
+@dataclass(frozen=True)
+class CompactProposal:
+    """A signed proposal whose block lists its txs by hash (sha256 of the tx bytes).
+
+    ``block`` is the proposed block with no txs (its header still commits to them);
+    ``included`` carries ``(index, tx)`` for the txs the proposer judged too fresh for peers to
+    hold. A receiver rebuilds the block from these and its mempool, or sends ProposalRequest.
+    """
+
+    proposal: Proposal
+    block: Block
+    tx_hashes: tuple[bytes, ...]
+    included: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True)
+class ProposalRequest:
+    height: int
+    round: int
+
+
+ConsensusWire = Vote | ProposalMessage | CompactProposal | ProposalRequest | Status | CatchUp | EvidenceMessage
 
 
 def encode_consensus(message: ConsensusWire) -> bytes:
@@ -57,6 +82,11 @@ def encode_consensus(message: ConsensusWire) -> bytes:
         return encode(["vote", message.to_obj()])
     if isinstance(message, ProposalMessage):
         return encode(["proposal", message.to_obj()])
+    if isinstance(message, CompactProposal):
+        return encode(["compact", message.proposal.to_obj(), message.block.to_obj(), list(message.tx_hashes),
+                       [list(pair) for pair in message.included]])
+    if isinstance(message, ProposalRequest):
+        return encode(["get_proposal", message.height, message.round])
     if isinstance(message, Status):
         return encode(["status", message.height, message.round, message.step])
     if isinstance(message, CatchUp):
@@ -90,6 +120,10 @@ def decode_consensus(data: bytes, max_bytes: int) -> ConsensusWire:
             return Vote.from_obj(value[1])
         if kind == "proposal" and len(value) == 2:
             return ProposalMessage.from_obj(value[1])
+        if kind == "compact" and len(value) == 5:
+            return _compact(value)
+        if kind == "get_proposal" and len(value) == 3:
+            return ProposalRequest(_uint(value[1], "height"), _uint(value[2], "round"))
         if kind == "status" and len(value) == 4:
             return Status(_uint(value[1], "height"), _uint(value[2], "round"), _uint(value[3], "step"))
         if kind == "catchup" and len(value) == 3:
@@ -101,6 +135,25 @@ def decode_consensus(data: bytes, max_bytes: int) -> ConsensusWire:
             raise
         raise BadMessage(f"malformed {kind} message: {exc}") from exc
     raise BadMessage(f"unknown consensus message {kind!r} with {len(value) - 1} fields")
+
+
+def _compact(value: list[Any]) -> CompactProposal:
+    block = Block.from_obj(value[2])
+    hashes, included = value[3], value[4]
+    if block.txs:
+        raise BadMessage("a compact proposal's block carries no txs")
+    if type(hashes) is not list or any(type(h) is not bytes or len(h) != 32 for h in hashes):
+        raise BadMessage("tx hashes must be a list of 32-byte values")
+    if type(included) is not list:
+        raise BadMessage("included txs must be a list of [index, tx] pairs")
+    previous = -1
+    for pair in included:
+        if (type(pair) is not list or len(pair) != 2 or type(pair[0]) is not int or type(pair[1]) is not bytes
+                or not previous < pair[0] < len(hashes)):
+            raise BadMessage("included txs must be [index, tx] pairs in increasing index order")
+        previous = pair[0]
+    return CompactProposal(Proposal.from_obj(value[1]), block, tuple(hashes),
+                           tuple((index, tx) for index, tx in included))
 
 
 # --- block sync ---------------------------------------------------------------------------
