@@ -245,8 +245,11 @@ async def feed(clients: list[AsyncClient], feeders: list[Signer], chain_id: str,
         await trio.sleep(1)
 
 
+RAMP = (100, 200, 400, 800, 1600, 2400, 3200)
+
+
 async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int, batch_ms: int,
-                  ramp: tuple[int, ...] = (100, 200, 400, 800, 1600, 2400, 3200)) -> dict[str, Any]:
+                  ramp: tuple[int, ...] = RAMP) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     status = await main.call("status")
@@ -379,7 +382,11 @@ def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
     return trio.run(main)
 
 
-def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
+def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp: tuple[int, ...],
+                log_level: str) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from node.config import load_config, save_config
     from node.home import Home
     from node.testnet import Monitor, Processes, create_testnet
 
@@ -387,6 +394,10 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int) -> di
     if True:  # the directory is kept when the testnet fails, for its logs
         base = 27100 + (os.getpid() % 200) * 10
         entries = create_testnet(Path(directory), validators, base, "clearchain-bench-1")
+        for entry in entries:
+            config_file = Home.at(entry.home).config_file
+            config = load_config(config_file)
+            save_config(replace(config, node=replace(config.node, log_level=log_level)), config_file)
         processes = Processes(Path(directory), entries)
         processes.start()
         NODE_PIDS[:] = [proc.pid for proc in processes.procs]
@@ -398,7 +409,7 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int) -> di
                     raise SystemExit(f"testnet did not start; logs in {directory}/logs\n{log}")
                 await monitor.aclose()
                 feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
-                return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms)
+                return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms, ramp)
 
             result = trio.run(main)
         finally:
@@ -418,6 +429,9 @@ def main() -> None:
     parser.add_argument("--batch-ms", type=int, default=25,
                         help="the venue sends what it matched every this many ms as one fills tx "
                              "(0: one trade tx per trade)")
+    parser.add_argument("--ramp", default=",".join(map(str, RAMP)),
+                        help="offered loads of the throughput ramp, trades/s, comma-separated")
+    parser.add_argument("--log-level", default="info", help="the nodes' log level (debug: every step change)")
     parser.add_argument("--dev", action="store_true", help="one in-process DevNode instead of a testnet")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead")
     args = parser.parse_args()
@@ -429,8 +443,9 @@ def main() -> None:
         "validators": 1 if args.dev else args.validators, "cores": cores,
     }
     figures["batch_ms"] = args.batch_ms
+    ramp = tuple(int(offered) for offered in args.ramp.split(","))
     figures.update(run_dev(args.seconds, args.rate, args.batch_ms) if args.dev
-                   else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms))
+                   else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms, ramp, args.log_level))
     # two order signatures per trade, plus the tx's own: shared by the fills of a batch
     per_tx = figures["fills_per_tx_at_rate"] or 1
     signatures = 2 + 1 / per_tx
