@@ -43,7 +43,6 @@ from consensus.events import (
     EvidenceFound,
     ProposalBlock,
     ProposalMessage,
-    ProposalReceived,
     ProposalSigned,
     Relay,
     RequestProposal,
@@ -53,35 +52,27 @@ from consensus.events import (
     Step,
     TimeoutFired,
     ValidateBlock,
-    VoteReceived,
     VoteSigned,
 )
 from consensus.privval import DoubleSignError, PrivValidator
-from consensus.types import Block, Commit, Proposal, Vote
+from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
-from node.compact import CompactMismatch, compact, rebuild
+from node.compact import compact
+from node.consensus_inbound import InboundMessages, now_ms
 from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
-    BadMessage,
-    CatchUp,
-    CompactProposal,
     EvidenceMessage,
-    ProposalRequest,
     Status,
-    decode_consensus,
     encode_consensus,
 )
-from node.p2p.network import CONSENSUS_PROTOCOL, Network, PeerMisbehaviour, PeerUnavailable
+from node.p2p.network import CONSENSUS_PROTOCOL, Network, PeerUnavailable
 from node.verifier import CachedVerifier
 
 log = logging.getLogger("clearchain.consensus")
 
 INBOX_SIZE = 2048
-CATCHUP_AHEAD = 8
-"""Committed blocks sent to a peer that reports a lower height, per Status."""
-CATCHUP_BUFFER = 64
 WAL_ROTATE_BYTES = 32 * 1024 * 1024
 BLOCK_OVERHEAD_BYTES = 64 * 1024
 
@@ -92,11 +83,7 @@ MAX_PROPOSE_GRACE_MS = 2_000
 """Bound on the extra proposal wait after a slow block: a dead proposer still costs little."""
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class ConsensusDriver:
+class ConsensusDriver(InboundMessages):
     def __init__(
         self,
         chain: Chain,
@@ -449,149 +436,3 @@ class ConsensusDriver:
         self.peer_status.pop(peer, None)
         for key in [k for k in self._sent_catchup if k[0] == peer]:
             del self._sent_catchup[key]
-
-    # --- inbound ------------------------------------------------------------------------------
-
-    async def on_message(self, peer: str, data: bytes) -> None:
-        try:
-            message = decode_consensus(data, self.network.config.max_frame_bytes)
-        except BadMessage as exc:
-            raise PeerMisbehaviour(str(exc)) from exc
-        state = self.state
-        if state is None:
-            return
-        if state.height != self._seen_height:
-            self._seen_height, self._seen, self._asked, self._answered = state.height, set(), set(), set()
-        if isinstance(message, Vote):
-            await self._on_vote(message, state)
-        elif isinstance(message, ProposalMessage):
-            await self._on_proposal(message, state)
-        elif isinstance(message, CompactProposal):
-            await self._on_compact(message, state, peer)
-        elif isinstance(message, ProposalRequest):
-            await self._send_whole_proposal(peer, message, state)
-        elif isinstance(message, Status):
-            self.peer_status[peer] = message
-            await self._send_catchup(peer, message.height)
-        elif isinstance(message, CatchUp):
-            await self._on_catchup(message, state, peer)
-        elif isinstance(message, EvidenceMessage):
-            if not self.evidence.add(message.evidence, state.height) and not self.evidence.valid(
-                    message.evidence, state.height):
-                raise PeerMisbehaviour("invalid evidence")
-
-    async def _on_vote(self, vote: Vote, state: core.ConsensusState) -> None:
-        if vote.height not in (state.height, state.height + 1) or vote.signature in self._seen:
-            return
-        validators = self.chain.validators(vote.height)
-        if validators is None or vote.validator_index >= len(validators):
-            return
-        validator = validators.validators[vote.validator_index]
-        if validator.address != vote.validator_address:
-            return
-        if not self.verifier(validator.public_key, vote.sign_bytes(self.chain.chain_id), vote.signature):
-            raise PeerMisbehaviour(f"vote {vote!r} has an invalid signature")
-        self._seen.add(vote.signature)
-        await self._inbox_send.send(VoteReceived(vote))
-
-    def _fresh_signed_proposal(self, proposal: Proposal, block: Block, state: core.ConsensusState) -> bool:
-        """Whether a proposal is new, near, signed by its round's proposer and names ``block``
-        (a block without txs for a compact proposal: its header commits to them)."""
-        if proposal.height not in (state.height, state.height + 1) or proposal.signature in self._seen:
-            return False
-        # Finding the proposer of round r costs r priority increments: bound r before that, as
-        # the core does, or one unsigned message with a huge round freezes the event loop.
-        current_round = state.round if proposal.height == state.height else 0
-        if proposal.round > current_round + core.MAX_ROUNDS_AHEAD:
-            return False
-        validators = self.chain.validators(proposal.height)
-        if validators is None:
-            return False
-        proposer = validators.proposer_for_round(proposal.round)
-        if not self.verifier(proposer.public_key, proposal.sign_bytes(self.chain.chain_id),
-                             proposal.signature):
-            raise PeerMisbehaviour(f"proposal {proposal.height}/{proposal.round} has an invalid signature")
-        if block.block_id() != proposal.block_id:
-            raise PeerMisbehaviour("proposal block does not match its signed block id")
-        return True
-
-    async def _on_proposal(self, message: ProposalMessage, state: core.ConsensusState) -> None:
-        proposal = message.proposal
-        if not self._fresh_signed_proposal(proposal, message.block, state):
-            return
-        self._seen.add(proposal.signature)
-        log.debug("proposal height=%d round=%d txs=%d received, signed %d ms ago", proposal.height,
-                  proposal.round, len(message.block.txs), now_ms() - proposal.timestamp_ms)
-        await self._inbox_send.send(ProposalReceived(message))
-
-    async def _on_compact(self, message: CompactProposal, state: core.ConsensusState, peer: str) -> None:
-        """Rebuild the block from our mempool; missing txs: ask the sender for it whole, once."""
-        proposal = message.proposal
-        if not self._fresh_signed_proposal(proposal, message.block, state):
-            return
-        try:
-            whole = rebuild(message, self.mempool)
-        except CompactMismatch as exc:
-            raise PeerMisbehaviour(f"compact proposal {proposal.height}/{proposal.round}: {exc}") from exc
-        if isinstance(whole, int):
-            key = (peer, proposal.height, proposal.round)
-            log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
-                      proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
-            if key not in self._asked:
-                self._asked.add(key)
-                await self._send(peer, ProposalRequest(proposal.height, proposal.round))
-            return
-        await self._on_proposal(whole, state)
-
-    async def _send_whole_proposal(self, peer: str, request: ProposalRequest, state: core.ConsensusState) -> None:
-        """Answer a ProposalRequest once per peer, height and round, if we hold that proposal."""
-        key = (peer, request.round)
-        if request.height != state.height or key in self._answered:
-            return
-        block_id = state.first_proposal.get(request.round)
-        if block_id is None:
-            return
-        self._answered.add(key)
-        whole = ProposalMessage(state.proposals[request.round][block_id], state.blocks[block_id])
-        await self._send(peer, whole, compact_proposals=False)
-
-    async def _send(self, peer: str, message: Any, compact_proposals: bool = True) -> None:
-        data = self._wire(message) if compact_proposals else encode_consensus(message)
-        try:
-            await self.network.send(peer, CONSENSUS_PROTOCOL, data)
-        except PeerUnavailable:
-            pass
-
-    async def _on_catchup(self, message: CatchUp, state: core.ConsensusState, peer: str) -> None:
-        """Buffer a peer's committed block; its commit is verified now if the validator set of
-        its height is known, else when the height comes (a bad one disconnects the peer)."""
-        block, commit = message.block, message.commit
-        height = block.height
-        if height < state.height or height > state.height + CATCHUP_BUFFER or height in self._catchup:
-            return
-        if self.chain.validators(height) is not None and not self._commit_ok(block, commit):
-            raise PeerMisbehaviour(f"catch-up block {height} has a bad commit")
-        self._catchup[height] = (block, commit, peer)
-        if height == state.height and state.decision is None:
-            await self._inbox_send.send(TimeoutFired(-1, -1, Step.NEW_HEIGHT))  # wake the loop
-
-    async def _send_catchup(self, peer: str, their_height: int) -> None:
-        """A peer deciding a height we have stored gets the blocks from there on."""
-        top = self.chain.height
-        if their_height > top or their_height < 1:
-            return
-        now = time.monotonic()
-        for height in range(their_height, min(top, their_height + CATCHUP_AHEAD - 1) + 1):
-            key = (peer, height)
-            if now - self._sent_catchup.get(key, 0.0) < 0.5:
-                continue
-            block, commit = self.chain.block(height), self.chain.commit(height)
-            if block is None or commit is None:
-                return
-            self._sent_catchup[key] = now
-            try:
-                await self.network.send(peer, CONSENSUS_PROTOCOL, encode_consensus(CatchUp(block, commit)))
-            except PeerUnavailable:
-                return
-        if len(self._sent_catchup) > 10_000:
-            self._sent_catchup.clear()
