@@ -431,7 +431,8 @@ def main() -> None:
                              "(0: one trade tx per trade)")
     parser.add_argument("--ramp", default=",".join(map(str, RAMP)),
                         help="offered loads of the throughput ramp, trades/s, comma-separated")
-    parser.add_argument("--log-level", default="info", help="the nodes' log level (debug: every step change)")
+    parser.add_argument("--log-level", default="info",
+                        help="the nodes' log level (debug: every step change, timeout and proposal arrival)")
     parser.add_argument("--dev", action="store_true", help="one in-process DevNode instead of a testnet")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead")
     args = parser.parse_args()

@@ -10,7 +10,7 @@ import click
 import trio
 
 from node.chain import ChainHalted
-from node.config import ConfigError
+from node.config import LOG_LEVELS, ConfigError
 from node.home import Home, HomeError
 from node.logs import setup_logging
 
@@ -41,8 +41,9 @@ async def run_until_signal(home: Home) -> None:
 @click.command("start")
 @click.option("--home", "home_dir", required=True, type=click.Path(file_okay=False),
               help="The node home created by `clearchain init`.")
-@click.option("--log-level", default=None, type=click.Choice(["debug", "info", "warning", "error"]),
-              help="Override node.log_level of config.toml.")
+@click.option("--log-level", default=None, type=click.Choice(list(LOG_LEVELS)),
+              help="Override node.log_level of config.toml (debug: every consensus step, timeout and "
+                   "proposal arrival; trace: py-libp2p's debug logs too).")
 def command(home_dir: str, log_level: str | None) -> None:
     """Run a node: p2p, block sync, consensus, mempool and RPC until SIGINT/SIGTERM.
 

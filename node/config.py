@@ -20,7 +20,8 @@ from typing import Any
 
 import tomli_w
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
+"""trace: debug, and the libraries' (py-libp2p) debug logs too."""
 DEFAULT_P2P_PORT = 26656
 DEFAULT_RPC_PORT = 26657
 

@@ -2,8 +2,9 @@
 
 The node logs height, round and step changes, peers coming and going, and every commit with
 its round, tx count, app hash and timings (``committed height=.. round=.. txs=.. exec_ms=..``),
-so ``grep committed`` gives a node's progress. py-libp2p is chatty at INFO: it is held at
-WARNING unless the node runs at debug level.
+so ``grep committed`` gives a node's progress; at ``debug`` also every step change, timeout and
+proposal arrival (with its delay since signing). py-libp2p is chatty even at INFO: it is held at
+WARNING unless the node runs at ``trace`` (the node at debug, libraries too).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ def setup_logging(level: str, moniker: str = "") -> None:
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(level.upper())
-    library_level = logging.DEBUG if level == "debug" else logging.WARNING
+    trace = level == "trace"
+    root.setLevel(logging.DEBUG if trace else level.upper())
+    library_level = logging.DEBUG if trace else logging.WARNING
     for name in ("libp2p", "multiaddr", "async_service", "trio_websocket"):
         logger = logging.getLogger(name)
         logger.setLevel(library_level)
         logger.propagate = True  # py-libp2p detaches itself unless LIBP2P_DEBUG is set
     # a failed dial is expected while a peer is down; our dialer reports it with its backoff
-    logging.getLogger("libp2p.transport.tcp").setLevel(
-        logging.DEBUG if level == "debug" else logging.CRITICAL)
+    logging.getLogger("libp2p.transport.tcp").setLevel(logging.DEBUG if trace else logging.CRITICAL)
