@@ -7,7 +7,8 @@ Prints and writes ``bench/results/store.json``:
   write_ms_10k                           of which the synced LevelDB write (wall, median)
   proof_bytes, proof_verify_ms           encoded proof size and verification time
   disk_bytes_per_key                     database size after compaction over the key count
-on a store of 1M keys (``--quick``: 100k). Run: ``.venv/bin/python bench/store.py [--quick]``.
+on a store of 1M keys (``--quick``: 100k; ``--out``: another results file).
+Run: ``.venv/bin/python bench/store.py [--quick] [--out PATH]``.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, help="store size (overrides --quick)")
     parser.add_argument("--cache-depth", type=int, default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile one 10k-key commit")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS, help="results file")
     args = parser.parse_args()
     n = args.keys or (100_000 if args.quick else 1_000_000)
     rng = random.Random(2026)
@@ -137,7 +139,7 @@ def main() -> None:
             profile.disable()
             pstats.Stats(profile).sort_stats("tottime").print_stats(15)
         small = updates(store, db, n, 1_000, 20, rng)
-        large = updates(store, db, n, 10_000, 8, rng)
+        large = updates(store, db, n, 10_000, 16, rng)
         proof = proofs(store, n, rng)
         db.compact_range()
         disk = dir_size(os.path.join(workdir, "db"))
@@ -163,9 +165,9 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     for name, value in results.items():
         print(f"{name:>24}: {value}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
