@@ -18,6 +18,8 @@ Prints the figures and writes ``bench/results/e2e.json``:
   own signature shared by its fills), since every validator verifies every signature once and all
   run on these cores;
 - ``rpc_server_req_per_s``: the RPC server alone (fake node) answering ``health``;
+- ``load_generator_cpu_share`` (per ramp step): cores this benchmark's own process used while
+  offering (sending, and following blocks over WebSocket), taken from the validators' two;
 - ``validators_cpu_ms_per_trade``: CPU time of all validator processes per committed trade in
   the best ramp step, from its first submission to the commit of its last trade (Linux /proc,
   sampled every 0.2 s): what the code costs, whatever else the machine runs, so
@@ -284,10 +286,11 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         ramp_results = []
         for offered, step_load in zip(ramp, steps):
             sent_step: dict[bytes, float] = {}
-            start = time.monotonic()
+            start, own_cpu = time.monotonic(), time.process_time()
             blocks_before = len(commits.blocks)
             await offer(clients, step_load, sent_step)
             end = time.monotonic()
+            own_cpu = time.process_time() - own_cpu
             await trio.sleep(3)
             landed = committed_between(commits, sent_step, start, end + 3)
             sample = landed[:: max(1, len(landed) // 200)]
@@ -303,7 +306,8 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             ramp_results.append({"offered_trades_per_s": offered, "fills_per_tx": step_load.per_tx,
                                  "committed_trades_per_s": round(rate_ok, 1), "committed": trades,
                                  "offered": len(sent_step) * step_load.per_tx, "blocks": new_blocks,
-                                 "validators_cpu_ms_per_trade": None if cpu_ms is None else round(cpu_ms, 2)})
+                                 "validators_cpu_ms_per_trade": None if cpu_ms is None else round(cpu_ms, 2),
+                                 "load_generator_cpu_share": round(own_cpu / (end - start), 2)})
             cpu_text = "" if cpu_ms is None else f", validators' CPU {cpu_ms:.2f} ms per trade"
             print(f"offered {offered}/s: committed {rate_ok:.0f} trades/s ({trades}/{len(sent_step) * step_load.per_tx}, "
                   f"{new_blocks} blocks{cpu_text})", flush=True)
