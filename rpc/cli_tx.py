@@ -12,6 +12,7 @@ Orders are not txs: ``tx order`` signs an order and prints it (base64) for a ven
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from consensus.crypto import (
 from rpc.cli_output import client_for, emit, json_option, node_option, reports_rpc_errors
 from rpc.client import Client
 from state import builders
+from state.txs import MAX_FILLS
 
 KEYRING_ENV = "CLEARCHAIN_KEYRING"
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -240,6 +242,53 @@ def trade(ctx: click.Context, key_name: str, maker: str, taker: str, size: int, 
     tx = builders.build_trade_tx(s.signer, s.chain_id, _order_arg(maker, "--maker"), _order_arg(taker, "--taker"),
                                  size, price, fee=s.fee, expiry=s.expiry)
     s.submit(tx, "trade")
+
+
+MAX_FILLS_FILE_BYTES = 4 << 20
+
+
+def _fills_file(path: Path) -> list[tuple[dict[str, Any], dict[str, Any], int, int]]:
+    """``[{"maker": order, "taker": order, "size": n, "price": p}, ...]``, orders in base64."""
+    try:
+        if path.stat().st_size > MAX_FILLS_FILE_BYTES:
+            raise click.BadParameter(f"larger than {MAX_FILLS_FILE_BYTES} bytes", param_hint="--file")
+        entries = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--file") from None
+    if not isinstance(entries, list) or not 0 < len(entries) <= MAX_FILLS:
+        raise click.BadParameter(f"must be a JSON list of 1..{MAX_FILLS} fills", param_hint="--file")
+    fills = []
+    for i, entry in enumerate(entries):
+        where = f"--file fill {i}"
+        if not isinstance(entry, dict) or set(entry) != {"maker", "taker", "size", "price"}:
+            raise click.BadParameter("each fill is {maker, taker, size, price}", param_hint=where)
+        if not all(isinstance(entry[k], str) for k in ("maker", "taker")):
+            raise click.BadParameter("maker and taker are base64 orders", param_hint=where)
+        if not all(type(entry[k]) is int and entry[k] > 0 for k in ("size", "price")):
+            raise click.BadParameter("size and price are positive integers", param_hint=where)
+        fills.append((_order_arg(entry["maker"], where), _order_arg(entry["taker"], where), entry["size"],
+                      entry["price"]))
+    return fills
+
+
+@command.command()
+@NODE_HERE
+@FROM
+@click.option("--file", "fills_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help='JSON list of fills: [{"maker": <order>, "taker": <order>, "size": N, "price": P}, ...]')
+@click.pass_context
+@reports_rpc_errors
+def fills(ctx: click.Context, key_name: str, fills_file: Path) -> None:
+    """Submit a venue's batch of fills (up to 128) under one signature.
+
+    Each fill clears or is refused on its own, as `tx trade` would; the default fee is the
+    minimum per fill.
+    """
+    s = _session(ctx, key_name)
+    batch = _fills_file(fills_file)
+    fee = ctx.obj["fee"] if ctx.obj["fee"] is not None else s.fee * len(batch)
+    tx = builders.build_fills_tx(s.signer, s.chain_id, batch, fee=fee, expiry=s.expiry)
+    s.submit(tx, f"{len(batch)} fills")
 
 
 @command.command()

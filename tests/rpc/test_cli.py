@@ -83,3 +83,45 @@ async def test_tx_takes_node_after_the_subcommand_too(served, tmp_path: Path):
                               "--amount", "1", "--node", served.url)
     assert "cannot reach the node" not in out and "No such option" not in out, out
     assert "transfer accepted" in out or "rejected by check_tx" in out, out
+
+
+async def test_tx_fills_sends_a_batch_paying_the_minimum_per_fill(served, tmp_path: Path):
+    import base64
+
+    from consensus.codec import encode
+    from state import builders
+    from state.txs import decode_tx
+
+    served.node.chain_id = "clearchain-local-1"
+    plain_genesis = served.node.genesis
+
+    async def genesis_with_fee():
+        return {**await plain_genesis(), "app_state": {"min_tx_fee": 7}}
+
+    served.node.genesis = genesis_with_fee
+    venue, buyer, seller = PrivateKey(b"\x31" * 32), PrivateKey(b"\x32" * 32), PrivateKey(b"\x33" * 32)
+    save_key(venue, tmp_path / "venue.json", name="venue")
+
+    def order(key: PrivateKey, side: str, order_id: int) -> str:
+        from consensus.crypto import Signer
+
+        envelope = builders.build_order(Signer(key), served.node.chain_id, market="BTC-USD", side=side, size=10,
+                                        price=500, order_id=order_id, expiry=100)
+        return base64.b64encode(encode(envelope)).decode()
+
+    fills = [{"maker": order(buyer, "buy", n), "taker": order(seller, "sell", n), "size": 10, "price": 500}
+             for n in (1, 2, 3)]
+    path = tmp_path / "fills.json"
+    path.write_text(json.dumps(fills))
+    code, out = await run_cli("tx", "--node", served.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
+                              "fills", "--from", "venue", "--file", str(path))
+    assert code == 0, out
+    sent = decode_tx(served.node.pending[-1], served.node.chain_id)
+    assert sent.kind == "fills" and len(sent.msg.fills) == 3 and sent.fee == 3 * 7
+
+    for bad, message in (([], "1..128 fills"), ([{"maker": "x"}], "{maker, taker, size, price}"),
+                         ([{**fills[0], "size": 0}], "positive integers"), ([{**fills[0], "maker": "!!"}], "signed order")):
+        path.write_text(json.dumps(bad))
+        code, out = await run_cli("tx", "--node", served.url, "--keyring-dir", str(tmp_path), "fills", "--from",
+                                  "venue", "--file", str(path))
+        assert code == 2 and message in out, out
