@@ -9,12 +9,13 @@ bounds what the e2e benchmark can commit. The figure is CPU time of this thread
 (``time.thread_time``): other processes on a shared machine do not change it much, so two
 versions of the code can be compared run against run.
 
-Each block: ``--txs`` pre-signed demo trades go through ``Mempool.check_tx`` (decode, three
+Each block: ``--txs`` pre-signed demo trades, sent as a venue's ``fills`` txs of ``--fills``
+each (``--fills 0``: one ``trade`` tx per trade), go through ``Mempool.check_tx`` (decode,
 signatures, ante checks: what a gossiped tx costs), the validators' oracle reports and the
-reaped trades become a block signed by all four validators, and ``Chain.execute`` runs it
+reaped txs become a block signed by all four validators, and ``Chain.execute`` runs it
 (deliver, end block, Merkle store commit, one synced LevelDB write).
 
-    .venv/bin/python bench/pipeline.py [--blocks 20] [--txs 500]
+    .venv/bin/python bench/pipeline.py [--blocks 20] [--txs 500] [--fills 25]
 
 Prints the figures and writes ``bench/results/pipeline.json`` (``--out FILE`` elsewhere).
 """
@@ -110,8 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--txs", type=int, default=500, help="trades per block")
-    parser.add_argument("--fills", type=int, default=0,
-                        help="send the trades as fills txs of this many fills each (0: one trade tx per trade)")
+    parser.add_argument("--fills", type=int, default=25,
+                        help="fills per fills tx, as the e2e venue sends at 1,000 trades/s (0: one trade tx per trade)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
     figures = run(args.blocks, args.txs, args.fills)
