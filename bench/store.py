@@ -121,7 +121,7 @@ def main() -> None:
     rng = random.Random(2026)
     workdir = tempfile.mkdtemp(prefix="store-bench-")
     try:
-        db = open_db(os.path.join(workdir, "db"))
+        db = open_db(os.path.join(workdir, "db"), write_buffer_mb=64)  # fixed: run against run
         kwargs = {} if args.cache_depth is None else {"cache_depth": args.cache_depth}
         store = MerkleStore(db, keep_versions=KEEP_VERSIONS, **kwargs)
         load_rate = load(store, n)
