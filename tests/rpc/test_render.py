@@ -72,3 +72,16 @@ async def test_serve_entry_point_binds_host_port(nursery):
         assert await client.call("health") == {}
     with pytest.raises(ValueError):
         await serve(FakeNode(), "no-port")
+
+
+def test_a_refused_fill_reaches_fill_rejected_and_account_subscribers() -> None:
+    from rpc.events import clearing_message
+
+    maker, taker = b"\x01" * 20, b"\x02" * 20
+    event = {"type": "fill_rejected", "attrs": {"index": 3, "code": 30, "log": "order 7 has only 0 left",
+                                                "maker": maker, "maker_order": 7, "taker": taker, "taker_order": 8}}
+    message = clearing_message(12, event, b"\xaa" * 32)
+    assert parse_query("tm.event='FillRejected'").matches(message.keys)
+    assert parse_query(f"tm.event='Clearing' AND clearing.account='{format_address(taker)}'").matches(message.keys)
+    assert not parse_query("tm.event='Trade'").matches(message.keys)
+    assert message.data["type"] == "clearchain/event/FillRejected"
