@@ -267,7 +267,8 @@ class ConsensusDriver(InboundMessages):
         await self.network.broadcast(CONSENSUS_PROTOCOL, self._wire(message))
 
     def _wire(self, message: Any) -> bytes:
-        """Our own proposals travel compact: peers hold most of their txs already."""
+        """Proposals (ours, and others' we re-gossip) travel compact: peers hold most of their
+        txs already."""
         if isinstance(message, ProposalMessage):
             message = compact(message, self.mempool)
         return encode_consensus(message)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from consensus import core
+from consensus.blocks import InvalidBlockError, check_block_integrity
 from consensus.events import ProposalMessage, ProposalReceived, Step, TimeoutFired, VoteReceived
 from consensus.types import Block, Proposal, Vote
 from node.compact import CompactMismatch, rebuild
@@ -113,6 +114,13 @@ class InboundMessages:
         proposal = message.proposal
         if not self._fresh_signed_proposal(proposal, message.block, state):
             return
+        try:
+            # The signature covers the header only. Without this, a peer's copy with altered
+            # txs or evidence would be marked seen and taken for the block, and the genuine
+            # copy ignored: this validator would prevote nil for the round.
+            check_block_integrity(message.block)
+        except InvalidBlockError as exc:
+            raise PeerMisbehaviour(f"proposal {proposal.height}/{proposal.round}: {exc}") from exc
         self._seen.add(proposal.signature)
         log.debug("proposal height=%d round=%d txs=%d received, signed %d ms ago", proposal.height,
                   proposal.round, len(message.block.txs), now_ms() - proposal.timestamp_ms)
@@ -131,9 +139,8 @@ class InboundMessages:
             key = (peer, proposal.height, proposal.round)
             log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
                       proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
-            if key not in self._asked:
-                self._asked.add(key)
-                await self._send(peer, ProposalRequest(proposal.height, proposal.round))
+            if key not in self._asked and await self._send(peer, ProposalRequest(proposal.height, proposal.round)):
+                self._asked.add(key)  # only once it left: a failed send may be retried on the next copy
             return
         await self._on_proposal(whole, state)
 
@@ -149,12 +156,14 @@ class InboundMessages:
         whole = ProposalMessage(state.proposals[request.round][block_id], state.blocks[block_id])
         await self._send(peer, whole, compact_proposals=False)
 
-    async def _send(self, peer: str, message: Any, compact_proposals: bool = True) -> None:
+    async def _send(self, peer: str, message: Any, compact_proposals: bool = True) -> bool:
+        """Queue a message for one peer; False if the peer is gone."""
         data = self._wire(message) if compact_proposals else encode_consensus(message)
         try:
             await self.network.send(peer, CONSENSUS_PROTOCOL, data)
         except PeerUnavailable:
-            pass
+            return False
+        return True
 
     async def _on_catchup(self, message: CatchUp, state: core.ConsensusState, peer: str) -> None:
         """Buffer a peer's committed block; its commit is verified now if the validator set of

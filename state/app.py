@@ -60,7 +60,7 @@ class TxResult:
     code: int
     log: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
-    priority: int = 0  # the fee: the mempool orders by it
+    priority: int = 0  # the fee (per fill, in check_tx): the mempool orders by it
     sender: bytes = b""
     tx_hash: bytes = b""
     kind: str = ""
@@ -214,7 +214,9 @@ class ClearingApp:
             self._check_role(tx, ledger.globals)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message)
-        return TxResult(0, "", [], tx.fee, tx.sender, tx.hash, tx.kind)
+        # The mempool ranks by this: fee per fill, so a batch paying the floor rate does not
+        # outrank every single tx (oracle reports, cancels) paying it too.
+        return TxResult(0, "", [], tx.fee // tx.weight(), tx.sender, tx.hash, tx.kind)
 
     def _seen(self, tx: Tx) -> bool:
         """Whether ``tx`` was included and is still remembered (its ``t/`` key exists).

@@ -13,7 +13,13 @@ from consensus.events import ProposalMessage
 from consensus.hashing import sha256
 from consensus.types import Block, Header, Proposal, txs_hash
 from node.compact import FRESH_SECONDS, CompactMismatch, compact, rebuild
-from node.messages import BadMessage, CompactProposal, ProposalRequest, decode_consensus, encode_consensus
+from node.messages import (
+    BadMessage,
+    CompactProposal,
+    ProposalRequest,
+    decode_consensus,
+    encode_consensus,
+)
 from tests.node.test_node_inprocess import make_node, wait_for
 
 TXS = tuple(bytes([n]) * (50 + n) for n in range(6))
@@ -130,4 +136,36 @@ async def test_missing_txs_bring_one_request_and_a_request_brings_the_whole_prop
         finally:
             driver.state = running
         assert sent == [("peer-c", whole)]  # whole, not compact; once; nothing for what it lacks
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_signed_proposal_with_altered_contents_is_misbehaviour_and_not_taken(tmp_path: Path) -> None:
+    from node.p2p.network import PeerMisbehaviour, PeerUnavailable
+
+    node = make_node(tmp_path)
+    calls: list[object] = []
+
+    async def flaky(peer: str, protocol: str, data: bytes) -> None:
+        calls.append(decode_consensus(data, 1 << 24))
+        if len(calls) == 1:
+            raise PeerUnavailable(peer)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await wait_for(lambda: node.chain.height >= 2)
+        node.network.send = flaky  # type: ignore[method-assign]
+        driver, state = node.driver, node.driver.state
+        genuine = node.chain.block(2)
+        unsigned = Proposal(state.height, state.round, -1, genuine.block_id(), 1, b"")
+        proposal = replace(unsigned, signature=node.validator_key.sign(unsigned.sign_bytes(node.chain.chain_id)))
+        altered = ProposalMessage(proposal, replace(genuine, txs=(b"not the proposer's tx",)))
+        with pytest.raises(PeerMisbehaviour, match="data_hash"):
+            await driver.on_message("peer-x", encode_consensus(altered))
+        assert proposal.signature not in driver._seen  # the genuine copy can still be taken
+
+        # a request that could not be sent is sent again on the next copy
+        missing = CompactProposal(proposal, replace(genuine, txs=()), (b"\x01" * 32,), ())
+        for _ in range(3):
+            await driver.on_message("peer-y", encode_consensus(missing))
+        assert calls == [ProposalRequest(state.height, state.round)] * 2
         nursery.cancel_scope.cancel()

@@ -50,7 +50,7 @@ def test_each_fill_clears_or_is_refused_on_its_own_like_a_trade_tx(chain: Chain)
     result = chain.one(fills_tx(chain, fills))
     assert result.ok
     assert [e["type"] for e in result.events] == ["trade", "fill_rejected", "trade", "fill_rejected", "trade"]
-    rejected = [e["attrs"] if "attrs" in e else e for e in result.events if e["type"] == "fill_rejected"]
+    rejected = [e.get("attrs", e) for e in result.events if e["type"] == "fill_rejected"]
     assert [(r["index"], r["code"]) for r in rejected] == [(1, Code.ORDER_OVERFILL), (3, Code.NOT_TICK_MULTIPLE)]
     assert queries.order(chain.app, signer("alice").address, 1)["filled"] == 3000
 
@@ -105,3 +105,14 @@ def test_batch_and_single_trades_reach_the_same_app_hash_on_two_nodes() -> None:
     txs = [fills_tx(first, mixed_fills(first))]
     assert encode(first.block(txs)[0].events) == encode(second.block(txs)[0].events)
     assert first.app.app_hash == second.app.app_hash
+
+
+def test_mempool_priority_is_the_fee_per_fill(chain: Chain) -> None:
+    fills = mixed_fills(chain)
+    floor = chain.fee()
+    batch = chain.app.check_tx(fills_tx(chain, fills))
+    transfer = chain.app.check_tx(builders.build_transfer_tx(signer("alice"), chain.cid(), signer("bob").address,
+                                                             "USDC", 1, fee=floor, expiry=chain.expiry()))
+    assert batch.ok and transfer.ok
+    assert batch.priority == transfer.priority == floor  # 5 fills at the floor rank as one tx at it
+    assert chain.app.check_tx(fills_tx(chain, fills, fee=floor * 10)).priority == floor * 2
