@@ -17,7 +17,7 @@ from consensus import core
 from consensus.blocks import InvalidBlockError, check_block_integrity
 from consensus.events import ProposalMessage, ProposalReceived, Step, TimeoutFired, VoteReceived
 from consensus.types import Block, Proposal, Vote
-from node.compact import CompactMismatch, rebuild
+from node.compact import rebuild
 from node.messages import (
     BadMessage,
     CatchUp,
@@ -111,9 +111,28 @@ class InboundMessages:
         return True
 
     async def _on_proposal(self, message: ProposalMessage, state: core.ConsensusState) -> None:
+        if self._fresh_signed_proposal(message.proposal, message.block, state):
+            await self._take_proposal(message)
+
+    async def _on_compact(self, message: CompactProposal, state: core.ConsensusState, peer: str) -> None:
+        """Rebuild the block from our mempool; missing txs: ask the sender for it whole, once."""
         proposal = message.proposal
         if not self._fresh_signed_proposal(proposal, message.block, state):
             return
+        whole = rebuild(message, self.mempool)
+        if isinstance(whole, int):
+            key = (peer, proposal.height, proposal.round)
+            log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
+                      proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
+            if key not in self._asked and await self._send(peer, ProposalRequest(proposal.height, proposal.round)):
+                self._asked.add(key)  # only once it left: a failed send may be retried on the next copy
+            return
+        await self._take_proposal(whole)
+
+    async def _take_proposal(self, message: ProposalMessage) -> None:
+        """A fresh, signed proposal (whole or rebuilt) goes to the core if its block is the one
+        the signed header describes."""
+        proposal = message.proposal
         try:
             # The signature covers the header only. Without this, a peer's copy with altered
             # txs or evidence would be marked seen and taken for the block, and the genuine
@@ -125,24 +144,6 @@ class InboundMessages:
         log.debug("proposal height=%d round=%d txs=%d received, signed %d ms ago", proposal.height,
                   proposal.round, len(message.block.txs), now_ms() - proposal.timestamp_ms)
         await self._inbox_send.send(ProposalReceived(message))
-
-    async def _on_compact(self, message: CompactProposal, state: core.ConsensusState, peer: str) -> None:
-        """Rebuild the block from our mempool; missing txs: ask the sender for it whole, once."""
-        proposal = message.proposal
-        if not self._fresh_signed_proposal(proposal, message.block, state):
-            return
-        try:
-            whole = rebuild(message, self.mempool)
-        except CompactMismatch as exc:
-            raise PeerMisbehaviour(f"compact proposal {proposal.height}/{proposal.round}: {exc}") from exc
-        if isinstance(whole, int):
-            key = (peer, proposal.height, proposal.round)
-            log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
-                      proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
-            if key not in self._asked and await self._send(peer, ProposalRequest(proposal.height, proposal.round)):
-                self._asked.add(key)  # only once it left: a failed send may be retried on the next copy
-            return
-        await self._on_proposal(whole, state)
 
     async def _send_whole_proposal(self, peer: str, request: ProposalRequest, state: core.ConsensusState) -> None:
         """Answer a ProposalRequest once per peer, height and round, if we hold that proposal."""
