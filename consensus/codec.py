@@ -65,25 +65,28 @@ def _str_key_order(key: str) -> tuple[int, bytes]:
     return order
 
 
+_KEY_ORDER_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
+_KEY_ORDER_CACHE_LIMIT = 1024  # records, events and tx schemas reuse a few key sets; others are sorted each time
+
+
 def canonical_key_order(keys: tuple[str, ...]) -> tuple[str, ...]:
-    """String map keys in the order the canonical encoding writes them."""
-    return tuple(sorted(keys, key=_str_key_order))
+    """Exact-``str`` map keys in the order the canonical encoding writes them (cached).
 
-
-_MAP_ORDER_CACHE: dict[tuple[str, ...], tuple[str, ...]] = {}
-_MAP_ORDER_CACHE_LIMIT = 1024  # records and events reuse a few key sets; others are sorted each time
+    Callers check the key types first: a str subclass key equals its str and would hit the
+    cache, so whether it encodes must not depend on what was encoded before.
+    """
+    ordered = _KEY_ORDER_CACHE.get(keys)
+    if ordered is None:
+        ordered = tuple(sorted(keys, key=_str_key_order))
+        if len(_KEY_ORDER_CACHE) < _KEY_ORDER_CACHE_LIMIT:
+            _KEY_ORDER_CACHE[keys] = ordered
+    return ordered
 
 
 def _normalize_map(mapping: dict, depth: int) -> dict:
     keys = tuple(mapping)
-    # The type check comes first, cache or not: a str subclass key equals its str and would
-    # hit the cache, so whether it encodes must not depend on what was encoded before.
     if all(type(key) is str for key in keys):
-        ordered = _MAP_ORDER_CACHE.get(keys)
-        if ordered is None:
-            ordered = canonical_key_order(keys)
-            if len(_MAP_ORDER_CACHE) < _MAP_ORDER_CACHE_LIMIT:
-                _MAP_ORDER_CACHE[keys] = ordered
+        ordered = canonical_key_order(keys)
         return {
             key: item if type(item) in _SCALARS else _normalize(item, depth)
             for key, item in ((key, mapping[key]) for key in ordered)

@@ -171,16 +171,10 @@ def _bad(message: str) -> TxRejected:
     return TxRejected(Code.INVALID_FIELD, message)
 
 
-_CANONICAL_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-
 def _map(value: Any, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
     if type(value) is not dict:
         raise _bad(f"{what} must be a map")
-    canonical = _CANONICAL_KEYS.get(keys)
-    if canonical is None:
-        canonical = _CANONICAL_KEYS[keys] = canonical_key_order(keys)
-    if tuple(value) == canonical:  # a dict keeps wire order: these keys, in canonical order
+    if tuple(value) == canonical_key_order(keys):  # a dict keeps wire order: these keys, in canonical order
         return value
     if len(value) != len(keys) or any(k not in value for k in keys):
         raise _bad(f"{what} must have exactly the fields {', '.join(sorted(keys))}")
