@@ -18,6 +18,7 @@ from state.codes import Code, TxRejected
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
+from state.order_index import OrderIndex
 from state.model import (
     FUNDING_SCALE,
     PPM,
@@ -93,7 +94,7 @@ class ClearingApp:
         self.proposer = b""
         self.touched: set[bytes] = set()
         self.seen_buckets: dict[int, set[bytes]] = {}
-        self.order_buckets: dict[int, set[bytes]] = {}
+        self.orders = OrderIndex()  # the r/ keys, so a new order's absent record costs no read
         self.proposals: dict[bytes, dict[str, Any]] = {}
         self.validator_updates: dict[bytes, int] = {}
         self.liquidations = waterfall.LiquidationIndex()
@@ -123,7 +124,7 @@ class ClearingApp:
         for key, value in self.store.iterate(b"t/", prefix_end(b"t/")):
             self.seen_buckets.setdefault(decode(value), set()).add(key[2:])
         for key, value in self.store.iterate(b"r/", prefix_end(b"r/")):
-            self.order_buckets.setdefault(decode(value)[3], set()).add(key)
+            self.orders.add(key, decode(value)[3])
         for key, value in self.store.iterate(b"p/", prefix_end(b"p/")):
             self.proposals[key[2:]] = decode(value)
         self.liquidations.rebuild(self)
@@ -350,11 +351,11 @@ class ClearingApp:
         for expiry in [e for e in self.seen_buckets if e <= height]:
             for tx_hash in sorted(self.seen_buckets.pop(expiry)):
                 ledger.delete_raw(seen_key(tx_hash))
-        for expiry in [e for e in self.order_buckets if e <= height]:
-            for key in sorted(self.order_buckets.pop(expiry)):
-                record = ledger.get_value(key)
-                if record is not None and record[3] <= height:  # a cancel may have extended it
-                    ledger.delete_raw(key)
+        for key in self.orders.due(height):
+            record = ledger.get_value(key)
+            if record is not None and record[3] <= height:  # a cancel may have extended it
+                ledger.delete_raw(key)
+                self.orders.discard(key)
         events, _changed = governance.end_block(self)
         events += waterfall.run(self)
         events += waterfall.cover_collateral_debts(self)

@@ -150,7 +150,8 @@ def withdraw(app: ClearingApp, tx: Tx) -> list[Event]:
 
 
 def _order_record(app: ClearingApp, address: bytes, order_id: int) -> list[Any] | None:
-    return app.ledger.get_value(order_key(address, order_id))
+    key = order_key(address, order_id)
+    return app.ledger.get_value(key) if key in app.orders else None
 
 
 def trade(app: ClearingApp, tx: Tx) -> list[Event]:
@@ -237,7 +238,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         account.quote -= fee
         ledger.put_raw(order_key(order.account, order.order_id), [order.hash, filled + size, 0, order.expiry])
         if fresh:
-            app.order_buckets.setdefault(order.expiry, set()).add(order_key(order.account, order.order_id))
+            app.orders.add(order_key(order.account, order.order_id), order.expiry)
     ledger.g.fee_pool += fees[0] + fees[1]
     market.premium_sum += (price - market.price) * size
     market.premium_weight += size
@@ -285,7 +286,7 @@ def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
     filled = 0 if record is None else record[1]
     order_hash = b"" if record is None else record[0]
     app.ledger.put_raw(key, [order_hash, filled, 1, expiry])
-    app.order_buckets.setdefault(expiry, set()).add(key)
+    app.orders.add(key, expiry)
     return [event("cancel", account=tx.sender, order_id=msg.order_id)]
 
 

@@ -170,7 +170,9 @@ def invariants(app: ClearingApp) -> list[str]:
     - no account has negative equity; the fee pool is not negative, nor the fund unless it holds
       collateral taken over for debts;
     - the in-memory replay index (``seen_buckets``, what duplicate checks read) holds exactly the
-      stored tx hashes with their expiries.
+      stored tx hashes with their expiries;
+    - the in-memory order index (``orders``, what fills read before the store) holds exactly the
+      stored order record keys, each filed under its record's expiry.
     """
     ledger = app.ledger
     g = ledger.globals
@@ -220,4 +222,7 @@ def invariants(app: ClearingApp) -> list[str]:
     indexed = {(tx_hash, expiry) for expiry, hashes in app.seen_buckets.items() for tx_hash in hashes}
     if remembered != indexed:
         problems.append(f"replay index differs from the stored tx hashes ({len(indexed)} vs {len(remembered)})")
+    records = {key: decode(value)[3] for key, value in app.store.iterate(b"r/", prefix_end(b"r/"))}
+    if set(records) != app.orders.keys() or not all(app.orders.files(key, e) for key, e in records.items()):
+        problems.append(f"order index differs from the stored order records ({len(app.orders)} vs {len(records)})")
     return problems
