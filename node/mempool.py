@@ -10,8 +10,9 @@
 - ``reap`` takes the highest fees first, earliest arrival among equal fees, within a block's
   byte and count limits; ``update`` removes committed txs, and ``recheck`` re-runs ``check_tx``
   on what is left (a tx may have become invalid: spent balance, expiry, replay).
-- New txs are queued for gossip; the node's reactor takes them in batches
-  (:meth:`take_gossip`), and the p2p layer packs them into few frames.
+- New txs are queued for gossip; :mod:`node.txgossip` takes them in batches
+  (:meth:`take_gossip`), pushes the ones clients sent and announces by hash the ones peers
+  sent, and the p2p layer packs them into few frames.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import trio
 import trio.lowlevel
@@ -65,6 +66,13 @@ class MempoolResult:
         return self.code == 0
 
 
+class GossipItem(NamedTuple):
+    tx: bytes
+    hash: bytes
+    holders: frozenset[str]
+    relayed: bool
+
+
 @dataclass
 class _Entry:
     tx: bytes
@@ -72,7 +80,10 @@ class _Entry:
     priority: int
     seq: int
     senders: set[str] = field(default_factory=set)
-    """Peers that sent us this tx (it is not gossiped back to them)."""
+    """Peers known to hold this tx: they sent or announced it, or we sent it to them. Gossip
+    leaves them out."""
+    relayed: bool = False
+    """Admitted from a peer (gossip announces it by hash), not from a client (pushed whole)."""
     account: bytes = b""
     """The signing account, as check_tx reported it (targets the recheck)."""
     admitted_at: float = field(default_factory=time.monotonic)
@@ -167,7 +178,7 @@ class Mempool:
 
     def _add(self, tx: bytes, tx_hash: bytes, priority: int, peer: str | None, account: bytes) -> None:
         self._seq += 1
-        entry = _Entry(tx, tx_hash, priority, self._seq, {peer} if peer else set(), account)
+        entry = _Entry(tx, tx_hash, priority, self._seq, {peer} if peer else set(), peer is not None, account)
         self._entries[tx_hash] = entry
         self._bytes += len(tx)
         heapq.heappush(self._evict_heap, (priority, -entry.seq, tx_hash))
@@ -281,12 +292,27 @@ class Mempool:
     async def wait_gossip(self) -> None:
         await self._gossip_ready.wait()
 
-    def take_gossip(self) -> list[tuple[bytes, frozenset[str]]]:
-        """New txs since the last call, each with the peers that sent it (not to be sent back)."""
+    def take_gossip(self) -> list[GossipItem]:
+        """New txs since the last call that are still pending, each with the peers known to
+        hold it (when the batch is taken) and whether a peer sent it."""
         batch, self._gossip = self._gossip, []
         self._gossip_ready = trio.Event()
         entries = (self._entries.get(tx_hash) for tx_hash in batch)
-        return [(e.tx, frozenset(e.senders)) for e in entries if e is not None]
+        return [GossipItem(e.tx, e.hash, frozenset(e.senders), e.relayed) for e in entries if e is not None]
+
+    def note_known_hash(self, tx_hash: bytes, peer: str) -> bool:
+        """Like :meth:`note_known` for an announced hash: True (``peer`` remembered as a holder)
+        if the tx is pending or was seen recently."""
+        return self._known(tx_hash, peer) is not False
+
+    def hand_over(self, tx_hash: bytes, peer: str) -> bytes | None:
+        """The pending tx for a peer that asked for it, once: None if it is not pending or the
+        peer holds it already (asked before, sent it, or announced it)."""
+        entry = self._entries.get(tx_hash)
+        if entry is None or peer in entry.senders:
+            return None
+        entry.senders.add(peer)
+        return entry.tx
 
     def senders(self, tx_hash: bytes) -> set[str]:
         entry = self._entries.get(tx_hash)

@@ -40,10 +40,8 @@ from node.p2p.network import (
     CONSENSUS_PROTOCOL,
     MEMPOOL_PROTOCOL,
     Network,
-    PeerMisbehaviour,
-    PeerUnavailable,
 )
-from state.codes import Code
+from node.txgossip import TX_HASHES_PROTOCOL, TxGossip
 from state.genesis import Genesis, load_genesis
 
 log = logging.getLogger("clearchain.node")
@@ -57,17 +55,10 @@ A loaded validator allocates tx objects fast; with the default it collected 12-1
 10 s and a full pass over the long-lived heap paused the node for 100-220 ms, up to 4% of its
 time. With these: 1-2 young collections per 10 s of 16-50 ms, no full pass during a benchmark,
 validators' CPU per committed trade 2.53 -> 2.26 ms (bench/e2e.py, one run each)."""
+PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, TX_HASHES_PROTOCOL, BLOCKSYNC_PROTOCOL)
+"""What a node speaks. A peer must speak all of it: a session opens one stream per protocol."""
 FULL_RECHECK_EVERY = 10
 """Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
-GOSSIP_BATCH_WINDOW = 0.025
-"""Seconds new txs wait to be sent together (one frame per peer instead of one per tx).
-
-Under load a frame costs more than the txs in it (yamux and Noise in Python, two syscalls a
-side): 25 ms instead of 5 ms gave 4% more committed trades and half the latency at an
-offered 1,000 txs/s on a 4-validator testnet (bench/e2e.py, A/B alternating, two rounds)."""
-MISBEHAVIOUR_CODES = frozenset({Code.DECODE_ERROR, Code.BAD_SIGNATURE, Code.WRONG_CHAIN,
-                                Code.UNKNOWN_KIND})
-"""check_tx verdicts on a gossiped tx that only a broken or malicious peer would send."""
 
 
 def touched_accounts(executed: ExecutedBlock) -> set[bytes]:
@@ -144,7 +135,7 @@ class Node:
         self.mempool = Mempool(chain.app, config.mempool)
         self.network = network = Network(
             self.node_key, config.p2p,
-            protocols=(CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, BLOCKSYNC_PROTOCOL))
+            protocols=PROTOCOLS)
         self.view = NodeView(self)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
@@ -152,8 +143,8 @@ class Node:
                                       self.home.wal_dir / "wal", params, on_commit=self.on_commit)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
-        network.set_handler(MEMPOOL_PROTOCOL, self._on_tx)
-        network.on_peer_connected(self._send_mempool)
+        self.gossip = TxGossip(self.mempool, network, self.admit)
+        self.gossip.install()
         log.info("node %s starting: chain %s at height %d, app hash %s, validator %s",
                  config.node.moniker, chain.chain_id, chain.height, chain.app_hash.hex()[:16],
                  self.validator_address.hex())
@@ -170,7 +161,7 @@ class Node:
                                  max_tx_bytes=config.mempool.max_tx_bytes)
                 host, _, port = config.rpc.listen_address.rpartition(":")
                 self.rpc_port = await nursery.start(RPCServer(self.view, limits).serve, host, int(port))
-            nursery.start_soon(self._gossip_txs)
+            nursery.start_soon(self.gossip.run)
             nursery.start_soon(self._recheck_loop)
             nursery.start_soon(self._report_gc)
             task_status.started()
@@ -220,7 +211,7 @@ class Node:
             stats.remove()
             gc.set_threshold(*previous)  # in-process nodes (tests) leave the host as it was
 
-    # --- tx gossip ----------------------------------------------------------------------------
+    # --- tx admission ----------------------------------------------------------------------
 
     async def admit(self, tx: bytes, peer: str | None = None) -> MempoolResult:
         """check_tx one tx into the mempool, one at a time (a fair lock).
@@ -232,29 +223,3 @@ class Node:
         async with self._admission:
             await trio.lowlevel.checkpoint()
             return self.mempool.check_tx(tx, peer=peer)
-
-    async def _on_tx(self, peer: str, tx: bytes) -> None:
-        if self.mempool.note_known(tx, peer):
-            return  # a copy of a tx we hold or committed: no admission turn needed
-        result = await self.admit(tx, peer)
-        if result.app_result is not None and result.code in MISBEHAVIOUR_CODES:
-            raise PeerMisbehaviour(f"gossiped a tx that fails check_tx with code {result.code}: "
-                                   f"{result.log}")
-
-    async def _gossip_txs(self) -> None:
-        while True:
-            await self.mempool.wait_gossip()
-            await trio.sleep(GOSSIP_BATCH_WINDOW)
-            batch = self.mempool.take_gossip()
-            for peer in self.network.peers():
-                try:
-                    await self.network.send_many(
-                        peer, MEMPOOL_PROTOCOL, [tx for tx, senders in batch if peer not in senders])
-                except PeerUnavailable:
-                    continue
-
-    async def _send_mempool(self, peer: str) -> None:
-        try:
-            await self.network.send_many(peer, MEMPOOL_PROTOCOL, self.mempool.txs())
-        except PeerUnavailable:
-            pass

@@ -153,15 +153,28 @@ async def test_recheck_drops_txs_that_became_invalid() -> None:
     assert mempool.check_tx(spoil).ok  # dropped txs may come back once valid
 
 
-async def test_gossip_batches_new_txs_with_their_senders() -> None:
+async def test_gossip_batches_new_txs_with_their_holders() -> None:
     mempool, _ = pool()
     a, b = tx(1, 0), tx(1, 1)
     mempool.check_tx(a)
     mempool.check_tx(b, peer="peerB")
     mempool.check_tx(b, peer="peerC")
+    assert mempool.note_known_hash(sha256(a), "peerD")  # peerD announced a: it holds it
     await mempool.wait_gossip()
-    assert mempool.take_gossip() == [(a, frozenset()), (b, frozenset({"peerB", "peerC"}))]
+    assert mempool.take_gossip() == [(a, sha256(a), frozenset({"peerD"}), False),
+                                     (b, sha256(b), frozenset({"peerB", "peerC"}), True)]
     assert mempool.take_gossip() == []
+    assert not mempool.note_known_hash(sha256(tx(1, 2)), "peerD")
+
+
+def test_a_wanted_tx_is_handed_to_each_peer_once_and_never_to_its_holders() -> None:
+    mempool, _ = pool()
+    a = tx(1, 0)
+    mempool.check_tx(a, peer="peerB")
+    assert mempool.hand_over(sha256(a), "peerB") is None  # peerB sent it
+    assert mempool.hand_over(sha256(a), "peerC") == a
+    assert mempool.hand_over(sha256(a), "peerC") is None  # asking again gets nothing more
+    assert mempool.hand_over(sha256(tx(1, 1)), "peerC") is None  # not pending
 
 
 @dataclass

@@ -15,8 +15,8 @@ from consensus.types import Vote, VoteType
 from node.cli_init import init_home
 from node.config import Config, P2PSection, replace
 from node.home import Home
-from node.node import GC_THRESHOLDS, Node
-from node.p2p.network import BLOCKSYNC_PROTOCOL, CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network
+from node.node import GC_THRESHOLDS, PROTOCOLS, Node
+from node.p2p.network import CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network
 from state.builders import build_transfer_tx
 
 
@@ -39,7 +39,7 @@ def raw_peer(address: str) -> Network:
                                  persistent_peers=(address,), dial_backoff_min_ms=50,
                                  dial_backoff_max_ms=100)
     return Network(PrivateKey.generate(), config,
-                   protocols=(CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, BLOCKSYNC_PROTOCOL))
+                   protocols=PROTOCOLS)
 
 
 async def test_single_validator_commits_and_serves_txs(tmp_path: Path) -> None:
