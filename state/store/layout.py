@@ -18,11 +18,19 @@ Tree
     empty tree        sha256(b"")
 
 Internal node record (compact; its first 1 + W + 32n bytes are exactly the hash input)
-    tag(1: 0x01 narrow, 0x02 wide) | bitmap(W) | n child hashes | leafmap(W) | n extras
-    W = 2 (narrow) or 32 (wide) bytes, big-endian, bit i for slot i. Extra of a leaf child:
-    hk(32) version(8) (the version its value was written at); of an internal child: version(8). Leaves live inline in their
-    parent, so a key update rewrites the nodes on its path and nothing else. A slot is read or
-    replaced by offset arithmetic (popcounts) and slice assignment: nothing is parsed.
+    tag(1: 0x01 narrow, 0x02 wide) | bitmap(W) | n child hashes | leafmap(W) | n versions(8)
+    | hks(32) of the leaf children
+    W = 2 (narrow) or 32 (wide) bytes, big-endian, bit i for slot i. A child's version is the
+    version its value (leaf) or node (internal) was written at; the key hashes of the leaf
+    children come last, in slot order. Leaves live inline in their parent, so a key update
+    rewrites the nodes on its path and nothing else. A slot is read or replaced by offset
+    arithmetic (popcounts) and slice assignment: nothing is parsed.
+
+    The database holds a node without its hks (the "thin" record, its first 1 + 2W + 40n
+    bytes): they are 40% of a wide node's bytes and change only when a node's set of leaves changes, not
+    when a key gets a new value (the common write). The latest tree's hks are kept per path
+    in ``x`` (rewritten only when they change); the in-memory cache holds whole records.
+    A historic tree's leaf is identified, when a proof needs it, through the ``k`` index.
 
 Database keys (under the store's prefix)
     b"n" version(8) depth(1) packed-path   internal node written at ``version``
@@ -30,6 +38,7 @@ Database keys (under the store's prefix)
     b"v" escaped-key 0x00 0x00 ~version(8) value at version: 0x01 || value, or b"" (deleted)
     b"t" version(8)                        full database keys that became stale then (pruning)
     b"k" hk                                key (to find a leaf's value for absence proofs)
+    b"x" packed-path                       hks of the latest tree's node at that path
     b"m"                                   metadata: latest version, oldest kept version
 """
 
@@ -38,8 +47,6 @@ from __future__ import annotations
 import hashlib
 
 ZERO32 = bytes(32)
-LEAF_EXTRA = 40
-NODE_EXTRA = 8
 
 EMPTY = 0
 LEAF = 1
@@ -57,6 +64,7 @@ ROOT_TAG = b"r"
 VALUE_TAG = b"v"
 KEY_TAG = b"k"
 STALE_TAG = b"t"
+HKS_TAG = b"x"
 META_KEY = b"m"
 
 MAX_VERSION = (1 << 64) - 1
@@ -140,28 +148,39 @@ def decode_root(data: bytes) -> Slot:
 
 
 def read_slot(record: bytes | bytearray, index: int) -> Slot:
-    """Slot ``index`` of an internal node record."""
-    kind, h0, e0 = locate(record, index)
-    if kind == EMPTY:
-        return EMPTY_SLOT
-    size = LEAF_EXTRA if kind == LEAF else NODE_EXTRA
-    return (kind, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + size]))
-
-
-def locate(record: bytes | bytearray, index: int) -> tuple[int, int, int]:
-    """(kind, hash offset, extra offset) of slot ``index``; offsets are 0 for an empty slot."""
+    """Slot ``index`` of a whole (in-memory) internal node record."""
     width = 2 if record[0] == NARROW_TAG else 32
     bitmap = int.from_bytes(record[1 : 1 + width], "big")
     bit = 1 << index
     if not bitmap & bit:
-        return EMPTY, 0, 0
+        return EMPTY_SLOT
     below = bit - 1
     pos = (bitmap & below).bit_count()
+    count = bitmap.bit_count()
+    base = 1 + width + (count << 5)
+    leafmap = int.from_bytes(record[base : base + width], "big")
+    h0 = 1 + width + (pos << 5)
+    e0 = base + width + (pos << 3)
+    if not leafmap & bit:
+        return (INTERNAL, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + 8]))
+    k0 = base + width + (count << 3) + ((leafmap & below).bit_count() << 5)
+    return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[k0 : k0 + 32] + record[e0 : e0 + 8]))
+
+
+def read_thin_slot(record: bytes | bytearray, index: int) -> tuple[int, bytes, bytes]:
+    """(kind, hash, version8) of slot ``index``; works on thin records (no hks) too."""
+    width = 2 if record[0] == NARROW_TAG else 32
+    bitmap = int.from_bytes(record[1 : 1 + width], "big")
+    bit = 1 << index
+    if not bitmap & bit:
+        return EMPTY, ZERO32, b""
+    pos = (bitmap & (bit - 1)).bit_count()
     base = 1 + width + (bitmap.bit_count() << 5)
     leafmap = int.from_bytes(record[base : base + width], "big")
-    leaves_below = (leafmap & below).bit_count()
-    offset = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
-    return (LEAF if leafmap & bit else INTERNAL), 1 + width + (pos << 5), offset
+    h0 = 1 + width + (pos << 5)
+    e0 = base + width + (pos << 3)
+    kind = LEAF if leafmap & bit else INTERNAL
+    return kind, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + 8])
 
 
 def write_slot(record: bytearray, index: int, slot: Slot) -> None:
@@ -172,25 +191,27 @@ def write_slot(record: bytearray, index: int, slot: Slot) -> None:
     bit = 1 << index
     below = bit - 1
     pos = (bitmap & below).bit_count()
-    base = 1 + width + (bitmap.bit_count() << 5)
+    count = bitmap.bit_count()
+    base = 1 + width + (count << 5)
     leafmap = int.from_bytes(record[base : base + width], "big")
-    leaves_below = (leafmap & below).bit_count()
-    offset = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
-    if bitmap & bit:
-        old_extra = LEAF_EXTRA if leafmap & bit else NODE_EXTRA
-        old_hash = 32
-    else:
-        old_extra = old_hash = 0
+    e0 = base + width + (pos << 3)
+    k0 = base + width + (count << 3) + ((leafmap & below).bit_count() << 5)
+    occupied = bitmap & bit
+    old_hk = 32 if leafmap & bit else 0
     # Back to front, so the offsets computed above stay valid.
-    record[offset : offset + old_extra] = slot[2]
+    record[k0 : k0 + old_hk] = slot[2][:32] if kind == LEAF else b""
+    if kind == EMPTY:
+        record[e0 : e0 + 8 if occupied else e0] = b""
+    else:
+        record[e0 : e0 + 8 if occupied else e0] = slot[2][-8:]
     leafmap = leafmap | bit if kind == LEAF else leafmap & ~bit
     record[base : base + width] = leafmap.to_bytes(width, "big")
     h0 = 1 + width + (pos << 5)
     if kind == EMPTY:
-        record[h0 : h0 + old_hash] = b""
+        record[h0 : h0 + 32 if occupied else h0] = b""
         bitmap &= ~bit
     else:
-        record[h0 : h0 + old_hash] = slot[1]
+        record[h0 : h0 + 32 if occupied else h0] = slot[1]
         bitmap |= bit
     record[1 : 1 + width] = bitmap.to_bytes(width, "big")
 
@@ -212,3 +233,4 @@ def record_shape(record: bytes | bytearray) -> tuple[int, int, int]:
     width = 2 if record[0] == NARROW_TAG else 32
     count = int.from_bytes(record[1 : 1 + width], "big").bit_count()
     return width, count, 1 + width + (count << 5)
+

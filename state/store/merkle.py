@@ -23,6 +23,7 @@ from state.store.errors import PrunedVersionError, StoreCorruptionError, Unknown
 from state.store.layout import (
     EMPTY_ROOT,
     EMPTY_SLOT,
+    HKS_TAG,
     INTERNAL,
     KEY_TAG,
     LEAF,
@@ -30,13 +31,16 @@ from state.store.layout import (
     LIVE,
     MAX_VERSION,
     META_KEY,
+    NARROW_LEVELS,
     NODE_TAG,
     VALUE_TAG,
     Slot,
     decode_root,
     encode_root,
     node_path,
+    leaf_hash,
     read_slot,
+    read_thin_slot,
     record_shape,
     root_key,
     slot_index,
@@ -191,7 +195,9 @@ class MerkleStore:
         own_batch = batch is None
         out: Any = self._db.write_batch(sync=True) if own_batch else batch
         put = out.put
-        update = TrieUpdate(version, self._load, put, p, self._cache, self.cache_depth)
+        update = TrieUpdate(
+            version, self._load, put, p, self._cache, self.cache_depth, out.delete
+        )
         root = update.apply(self._root, ops)
 
         # Value keys (see layout.value_key), built inline: this loop runs once per written key.
@@ -257,14 +263,17 @@ class MerkleStore:
         if version is None:
             version = self._version
         self._check_version(version)
-        slot = self._root if version == self._version else self._root_slot(version)
+        latest = version == self._version
+        root = self._root if latest else self._root_slot(version)
         hk = _sha256(key).digest()
         nodes: list[list[Any]] = []
         depth = 0
-        latest = version == self._version
-        while slot[0] == INTERNAL:
+        kind, slot_hash, version8 = root[0], root[1], root[2][-8:]
+        leaf_hk = root[2][:32] if kind == LEAF else None
+        while kind == INTERNAL:
             path = node_path(depth, hk)
-            record = self._load(slot[2], path) if latest else self._load_uncached(slot[2], path)
+            # The latest tree's records are whole; older ones are read thin (without hks).
+            record = self._load(version8, path) if latest else self._load_uncached(version8, path)
             index = slot_index(hk, depth)
             width, count, _ = record_shape(record)
             bitmap = int.from_bytes(record[1 : 1 + width], "big")
@@ -273,16 +282,20 @@ class MerkleStore:
             if bitmap >> index & 1:
                 del siblings[(bitmap & ((1 << index) - 1)).bit_count()]
             nodes.append([bytes(record[1 : 1 + width]), siblings])
-            slot = read_slot(record, index)
+            kind, slot_hash, version8 = read_thin_slot(record, index)
+            if kind == LEAF and latest:
+                leaf_hk = read_slot(record, index)[2][:32]
             depth += 1
         leaf = None
-        if slot[0] == LEAF and slot[2][:32] != hk:
-            other_hk = slot[2][:32]
-            other_key = self._db.get(self._prefix + KEY_TAG + other_hk)
-            value = None if other_key is None else self._read(other_key, version)
-            if value is None:
-                raise StoreCorruptionError(f"the key of leaf {other_hk.hex()} is not readable")
-            leaf = [other_hk, _sha256(value).digest()]
+        if kind == LEAF:
+            if leaf_hk is None:
+                leaf_hk = self._find_leaf_hk(key, hk, depth, slot_hash, version)
+            if leaf_hk != hk:
+                other_key = self._db.get(self._prefix + KEY_TAG + leaf_hk)
+                value = None if other_key is None else self._read(other_key, version)
+                if value is None:
+                    raise StoreCorruptionError(f"the key of leaf {leaf_hk.hex()} is not readable")
+                leaf = [leaf_hk, _sha256(value).digest()]
         return [nodes, leaf]
 
     # -- internals -------------------------------------------------------------------------
@@ -299,12 +312,41 @@ class MerkleStore:
             raise StoreCorruptionError(f"root record of version {version} is missing")
         return decode_root(data)
 
+    def _find_leaf_hk(
+        self, key: bytes, hk: bytes, depth: int, slot_hash: bytes, version: int
+    ) -> bytes:
+        """The hk of the leaf at ``depth`` on ``hk``'s path in an older tree.
+
+        Thin records do not hold it: the candidates are the keys ever created whose hk shares
+        the path (the ``k`` index, by prefix; usually one), and the leaf is the one whose leaf
+        hash, with its value at ``version``, is the slot's hash.
+        """
+        value = self._read(key, version)
+        if value is not None and leaf_hash(hk, value) == slot_hash:
+            return hk
+        narrow = min(depth, NARROW_LEVELS)
+        known = hk[: depth - 2] if depth > NARROW_LEVELS else hk[: narrow >> 1]
+        nibble = hk[narrow >> 1] >> 4 if depth <= NARROW_LEVELS and narrow & 1 else None
+        tag = self._prefix + KEY_TAG
+        with self._db.iterator(prefix=tag + known) as it:
+            for dbkey, other_key in it:
+                other_hk = dbkey[len(tag) :]
+                if other_hk == hk or (nibble is not None and other_hk[len(known)] >> 4 != nibble):
+                    continue
+                value = self._read(other_key, version)
+                if value is not None and leaf_hash(other_hk, value) == slot_hash:
+                    return other_hk
+        raise StoreCorruptionError(f"no key matches the leaf at depth {depth} of version {version}")
+
     def _load(self, version8: bytes, path: bytes) -> bytes:
-        """A node of the latest tree, through the cache."""
+        """A whole node of the latest tree: through the cache, else thin record and hks."""
         record = self._cache.get(path)
         if record is not None:
             return record
-        record = self._load_uncached(version8, path)
+        hks = self._db.get(self._prefix + HKS_TAG + path)
+        if hks is None:
+            raise StoreCorruptionError(f"the key hashes of the tree node at depth {path[0]} are missing")
+        record = self._load_uncached(version8, path) + hks
         if path[0] <= self.cache_depth:
             self._cache[path] = record
         return record

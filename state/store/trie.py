@@ -15,12 +15,11 @@ from collections.abc import Callable
 from state.store.layout import (
     EMPTY,
     EMPTY_SLOT,
+    HKS_TAG,
     INTERNAL,
     LEAF,
-    LEAF_EXTRA,
     NARROW_LEVELS,
     NARROW_TAG,
-    NODE_EXTRA,
     NODE_TAG,
     Slot,
     new_record,
@@ -38,13 +37,19 @@ Op = tuple[bytes, bytes, bytes | None, bytes | None]
 Entry = tuple[bytes, bytes, bytes]
 
 
+def _no_delete(key: bytes) -> None:
+    raise TypeError("this update was given no delete callback")
+
+
 class TrieUpdate:
     """Applies sorted ops to the tree as of the last commit and collects the writes of ``version``.
 
     ``load(version8, path) -> record`` fetches an internal node that ``cache`` (path -> the
     latest tree's record at that path) does not hold. New nodes go straight to ``put(key,
-    record)`` (the commit's write batch) and, down to ``cache_depth``, into ``cache``: the
-    store drops the cache if the update fails halfway. Results, read by the store:
+    record)`` (the commit's write batch: the thin record, and the path's hks when they
+    changed; ``delete`` drops the hks of a path whose node vanished) and, down to
+    ``cache_depth``, into ``cache``: the store drops the cache if the update fails halfway.
+    Results, read by the store:
     ``stale_nodes`` (keys no longer in the new tree, with ``prefix`` in front),
     ``value_puts`` (key, value or None, version8 of the value entry it makes stale or None:
     only older versions need that entry), ``new_keys`` ((hk, key) of keys that did not exist).
@@ -58,12 +63,15 @@ class TrieUpdate:
         prefix: bytes = b"",
         cache: dict[bytes, bytes] | None = None,
         cache_depth: int = -1,
+        delete: Callable[[bytes], None] | None = None,
     ) -> None:
         self.version8 = version.to_bytes(8, "big")
         self.cache = {} if cache is None else cache
         self.cache_depth = cache_depth
         self.put = put
         self.node_tag = prefix + NODE_TAG  # node keys come out ready for the database
+        self.hks_tag = prefix + HKS_TAG
+        self.delete = delete if delete is not None else _no_delete
         self.load = load
         self.stale_nodes: list[bytes] = []
         self.value_puts: list[tuple[bytes, bytes | None, bytes | None]] = []
@@ -150,25 +158,27 @@ class TrieUpdate:
             if record is not None:
                 bitmap = int.from_bytes(record[1:33], "big")
                 bit = 1 << hk[depth - 2]
-                base = 33 + (bitmap.bit_count() << 5)
+                count = bitmap.bit_count()
+                base = 33 + (count << 5)
                 leafmap = int.from_bytes(record[base : base + 32], "big")
                 if leafmap & bit:
                     below = bit - 1
-                    pos = (bitmap & below).bit_count()
-                    leaves_below = (leafmap & below).bit_count()
-                    e0 = base + 32 + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
-                    if record.startswith(hk, e0):
+                    thin = base + 32 + (count << 3)  # the hks start here
+                    if record.startswith(hk, thin + ((leafmap & below).bit_count() << 5)):
+                        pos = (bitmap & below).bit_count()
                         h0 = 33 + (pos << 5)
                         if record.startswith(lh, h0):  # type: ignore[arg-type]
                             return None  # same value: no write
-                        self.value_puts.append((key, value, record[e0 + 32 : e0 + 40]))
+                        e0 = base + 32 + (pos << 3)
+                        self.value_puts.append((key, value, record[e0 : e0 + 8]))
                         node_tag = self.node_tag
                         self.stale_nodes.append(node_tag + version8 + path)
                         new8 = self.version8
                         data = b"".join(
-                            (record[:h0], lh, record[h0 + 32 : e0 + 32], new8, record[e0 + 40 :])  # type: ignore[arg-type]
+                            (record[:h0], lh, record[h0 + 32 : e0], new8, record[e0 + 8 :])  # type: ignore[arg-type]
                         )
-                        self.put(node_tag + new8 + path, data)
+                        # Same leaves, same hks: the database gets the thin record alone.
+                        self.put(node_tag + new8 + path, data[:thin])
                         if depth <= self.cache_depth:
                             cache[path] = data
                         return (INTERNAL, _sha256(data[:base]).digest(), new8)
@@ -192,22 +202,25 @@ class TrieUpdate:
             width = 2 if record[0] == NARROW_TAG else 32
             bitmap = int.from_bytes(record[1 : 1 + width], "big")
             bit = 1 << index
-            base = 1 + width + (bitmap.bit_count() << 5)
+            count = bitmap.bit_count()
+            base = 1 + width + (count << 5)
+            thin = base + width + (count << 3)
+            k0 = 0
             if bitmap & bit:
                 below = bit - 1
                 pos = (bitmap & below).bit_count()
                 leafmap = int.from_bytes(record[base : base + width], "big")
-                leaves_below = (leafmap & below).bit_count()
                 h0 = 1 + width + (pos << 5)
-                e0 = base + width + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                e0 = base + width + (pos << 3)
                 if leafmap & bit:
-                    slot = (LEAF, record[h0 : h0 + 32], record[e0 : e0 + LEAF_EXTRA])
+                    k0 = thin + ((leafmap & below).bit_count() << 5)
+                    slot = (LEAF, record[h0 : h0 + 32], record[k0 : k0 + 32] + record[e0 : e0 + 8])
                 else:
-                    slot = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + NODE_EXTRA])
+                    slot = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + 8])
             else:
                 h0 = e0 = 0
                 slot = EMPTY_SLOT
-            stack.append((record, version8, path, index, slot[0], h0, e0, base))
+            stack.append((record, version8, path, index, slot[0], h0, e0, base, thin))
             depth += 1
         if slot[0] == LEAF and value is not None and slot[2][:32] == hk:
             # An existing key gets a new value.
@@ -225,21 +238,22 @@ class TrieUpdate:
         tag = node_tag + self.version8
         limit = self.cache_depth
         while stack:
-            record, version8, path, index, old_kind, h0, e0, base = stack.pop()
+            record, version8, path, index, old_kind, h0, e0, base, thin = stack.pop()
             stale.append(node_tag + version8 + path)
             patched = bytearray(record)
             kind = new[0]
             if kind == old_kind and kind != EMPTY:
                 patched[h0 : h0 + 32] = new[1]
-                patched[e0 : e0 + len(new[2])] = new[2]
+                # One op cannot put another key's leaf where a leaf was: the hks stay.
+                patched[e0 : e0 + 8] = new[2] if kind == INTERNAL else new[2][32:]
                 data = bytes(patched)
-                put(tag + path, data)
+                put(tag + path, data[:thin])
                 if path[0] <= limit:
                     cache[path] = data
                 new = (INTERNAL, _sha256(data[:base]).digest(), self.version8)
             else:
                 write_slot(patched, index, new)
-                new = self._finish(patched, path)
+                new = self._finish(patched, path, record[thin:])
         return new
 
     def _update_node(
@@ -254,24 +268,26 @@ class TrieUpdate:
             at, low, width = depth - 2, 2, 32
         # The slot offsets are read off the original record (see layout.locate, inlined).
         bitmap = int.from_bytes(record[1 : 1 + width], "big")
-        base = 1 + width + (bitmap.bit_count() << 5)
+        count = bitmap.bit_count()
+        base = 1 + width + (count << 5)
         leafmap = int.from_bytes(record[base : base + width], "big")
         extras = base + width
+        hks = extras + (count << 3)
         # Many ops per child (the top levels; a wide node sees that only with batches of
         # millions): find where each child's ops end by bisecting the sorted key hashes for
         # the first hash of the next slot, instead of stepping through them.
-        hks = self.hks if width == 2 and hi - lo >= 32 and ops is self.ops else None
+        sorted_hks = self.hks if width == 2 and hi - lo >= 32 and ops is self.ops else None
         while i < hi:
             hk = ops[i][0]
             b = hk[at]
             index = b if low == 2 else b & 15 if low else b >> 4
-            if hks is not None:
+            if sorted_hks is not None:
                 if index == 15:
                     j = hi
                 else:
                     # The smallest hash in slot index + 1: the prefix, then that nibble.
                     first = (b & 0xF0) + index + 1 if low else b + 16 & 0xF0
-                    j = bisect_left(hks, hk[:at] + _BYTE[first], i + 1, hi)
+                    j = bisect_left(sorted_hks, hk[:at] + _BYTE[first], i + 1, hi)
             else:
                 j = i + 1
                 while j < hi:
@@ -283,17 +299,15 @@ class TrieUpdate:
             if bitmap & bit:
                 below = bit - 1
                 pos = (bitmap & below).bit_count()
-                leaves_below = (leafmap & below).bit_count()
                 h0 = 1 + width + (pos << 5)
-                e0 = extras + LEAF_EXTRA * leaves_below + NODE_EXTRA * (pos - leaves_below)
+                e0 = extras + (pos << 3)
                 kind = LEAF if leafmap & bit else INTERNAL
             else:
                 kind = EMPTY
             if kind == EMPTY:
                 slot = self._update_slot(EMPTY_SLOT, depth + 1, ops, i, j)
             elif kind == INTERNAL:
-                size = NODE_EXTRA
-                old = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + NODE_EXTRA])
+                old = (INTERNAL, record[h0 : h0 + 32], record[e0 : e0 + 8])
                 # One op below (the common case under the top levels): straight down.
                 slot = (
                     self._update_one(old, depth + 1, ops[i])
@@ -301,15 +315,19 @@ class TrieUpdate:
                     else self._update_slot(old, depth + 1, ops, i, j)
                 )
             else:
-                size = LEAF_EXTRA
-                old = (LEAF, record[h0 : h0 + 32], record[e0 : e0 + LEAF_EXTRA])
+                k0 = hks + ((leafmap & below).bit_count() << 5)
+                old = (LEAF, record[h0 : h0 + 32], record[k0 : k0 + 32] + record[e0 : e0 + 8])
                 slot = self._update_slot(old, depth + 1, ops, i, j)
             if slot is not None:
                 changed = True
                 if slot[0] == kind != EMPTY and not shifted:
                     # Same kind, same length: overwrite in place; other offsets stay valid.
                     new[h0 : h0 + 32] = slot[1]
-                    new[e0 : e0 + size] = slot[2]
+                    if kind == INTERNAL:
+                        new[e0 : e0 + 8] = slot[2]
+                    else:
+                        new[e0 : e0 + 8] = slot[2][32:]
+                        new[k0 : k0 + 32] = slot[2][:32]
                 else:
                     write_slot(new, index, slot)
                     shifted = True
@@ -317,22 +335,32 @@ class TrieUpdate:
         if not changed:
             return None
         self.stale_nodes.append(key)
-        return self._finish(new, path)
+        return self._finish(new, path, record[hks:])
 
-    def _finish(self, record: bytearray, path: bytes) -> Slot:
-        """Canonical form of a patched node: empty, a lone leaf moved up, or a stored node."""
+    def _finish(self, record: bytearray, path: bytes, old_hks: bytes | None) -> Slot:
+        """Canonical form of a patched node: empty, a lone leaf moved up, or a stored node.
+
+        ``old_hks``: the hks of the node the path held before this commit (None for a new
+        node), which the database holds under the path: written again only if they changed.
+        """
         width = 2 if record[0] == NARROW_TAG else 32
         count = int.from_bytes(record[1 : 1 + width], "big").bit_count()
         if count == 0:
+            self.delete(self.hks_tag + path)  # the node vanished (only existing ones can)
             return EMPTY_SLOT
         base = 1 + width + (count << 5)
+        thin = base + width + (count << 3)
         if count == 1 and any(record[base : base + width]):
             # The one child is a leaf: no node holds a single key, the leaf moves up.
+            self.delete(self.hks_tag + path)
             h0 = 1 + width
             e0 = base + width
-            return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[e0 : e0 + LEAF_EXTRA]))
+            return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[thin : thin + 32] + record[e0 : e0 + 8]))
         data = bytes(record)
-        self.put(self.node_tag + self.version8 + path, data)
+        self.put(self.node_tag + self.version8 + path, data[:thin])
+        hks = data[thin:]
+        if hks != old_hks:
+            self.put(self.hks_tag + path, hks)
         if path[0] <= self.cache_depth:
             self.cache[path] = data
         return (INTERNAL, _sha256(data[:base]).digest(), self.version8)
@@ -352,4 +380,4 @@ class TrieUpdate:
                 j += 1
             write_slot(record, index, self._build(depth + 1, entries[i:j]))
             i = j
-        return self._finish(record, node_path(depth, entries[0][0]))
+        return self._finish(record, node_path(depth, entries[0][0]), None)
