@@ -6,7 +6,9 @@
 - A bounded LRU cache of recently seen hashes (pending or committed) drops duplicates before any
   work; a tx that fails its check leaves the cache, so it can be sent again once valid.
 - Limits on count and bytes; when full, a tx with a strictly higher fee evicts the cheapest,
-  newest ones, otherwise it is refused (never silently).
+  newest ones, otherwise it is refused (never silently), and refused before its signatures are
+  checked when its fee alone shows it could evict nothing: past capacity, admitting txs that
+  only wait would take the CPU that executes blocks.
 - ``reap`` takes the highest fees first, earliest arrival among equal fees, within a block's
   byte and count limits; ``update`` removes committed txs, and ``recheck`` re-runs ``check_tx``
   on what is left (a tx may have become invalid: spent balance, expiry, replay).
@@ -48,6 +50,12 @@ class CheckResult(Protocol):
 
 class CheckTxApp(Protocol):
     def check_tx(self, tx_bytes: bytes) -> CheckResult: ...
+
+    def fee_priority(self, tx_bytes: bytes) -> int | None:
+        """The priority ``check_tx`` would give, from the bytes alone (no signature checked);
+        None if they do not decode. A full mempool refuses a tx that could not evict anything
+        on this alone, before paying for its signatures."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,14 @@ class Mempool:
         if known:
             return MempoolResult(CODE_IN_MEMPOOL, "tx was seen recently (pending or committed)",
                                  CODESPACE, 0, tx_hash)
+        if not self._fits(len(tx)):
+            priority = self.app.fee_priority(tx)
+            cheapest = self._cheapest_priority()
+            if priority is not None and cheapest is not None and priority <= cheapest:
+                return MempoolResult(CODE_MEMPOOL_FULL,
+                                     f"mempool is full ({len(self._entries)} txs, {self._bytes} bytes) "
+                                     f"and the fee {priority} does not beat the cheapest",
+                                     CODESPACE, priority, tx_hash)
         result = self.app.check_tx(tx)
         if result.code != 0:
             return MempoolResult(int(result.code), result.log, "clearing", 0, tx_hash, result)
@@ -195,6 +211,13 @@ class Mempool:
     def _fits(self, size: int) -> bool:
         return (len(self._entries) < self.config.max_txs
                 and self._bytes + size <= self.config.max_bytes)
+
+    def _cheapest_priority(self) -> int | None:
+        """The lowest priority of a pending tx (None: empty)."""
+        heap = self._evict_heap
+        while heap and heap[0][2] not in self._entries:
+            heapq.heappop(heap)  # stale
+        return heap[0][0] if heap else None
 
     def _make_room(self, size: int, priority: int) -> bool:
         """Evict strictly cheaper txs (cheapest, then newest first) until ``size`` fits."""

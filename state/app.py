@@ -219,6 +219,15 @@ class ClearingApp:
         # outrank every single tx (oracle reports, cancels) paying it too.
         return TxResult(0, "", [], tx.fee // tx.weight(), tx.sender, tx.hash, tx.kind)
 
+    def fee_priority(self, tx_bytes: bytes) -> int | None:
+        """``check_tx``'s priority from the bytes alone (decoded, no signature checked): what a
+        full mempool compares before paying for the signatures; None if they do not decode."""
+        try:
+            tx = self._decode(tx_bytes)
+        except TxRejected:
+            return None
+        return tx.fee // tx.weight()
+
     def _seen(self, tx: Tx) -> bool:
         """Whether ``tx`` was included and is still remembered (its ``t/`` key exists).
 

@@ -27,6 +27,9 @@ class FakeApp:
         self.invalid: set[bytes] = set()
         self.calls: dict[bytes, int] = {}
 
+    def fee_priority(self, tx: bytes) -> int | None:
+        return tx[0]
+
     def check_tx(self, tx: bytes) -> Verdict:
         self.calls[tx] = self.calls.get(tx, 0) + 1
         if tx in self.invalid:
@@ -99,11 +102,12 @@ def test_size_limit() -> None:
 
 
 def test_full_pool_evicts_only_for_a_higher_fee() -> None:
-    mempool, _ = pool(max_txs=3)
+    mempool, app = pool(max_txs=3)
     low_old, low_new, mid = tx(1, 0), tx(1, 1), tx(5, 2)
     for t in (low_old, low_new, mid):
         assert mempool.check_tx(t).ok
     assert mempool.check_tx(tx(1, 3)).code == CODE_MEMPOOL_FULL  # same fee: refused
+    assert tx(1, 3) not in app.calls  # ... on its fee alone, before its signatures are checked
     assert mempool.check_tx(tx(9, 4)).ok  # evicts the cheapest, newest first
     assert sha256(low_new) not in mempool and sha256(low_old) in mempool
     assert mempool.check_tx(low_new).ok is False  # still full of better txs
@@ -204,3 +208,26 @@ async def test_targeted_recheck_only_touches_given_accounts() -> None:
     assert mempool.txs() == [bob] and app.calls[bob] == 1
     assert await mempool.recheck() == 1  # a full recheck catches the rest
     assert len(mempool) == 0
+
+
+def test_a_full_pool_refuses_on_the_fee_alone_before_any_signature_check() -> None:
+    from consensus.codec import decode, encode
+    from state import builders
+    from tests.state.helpers import USDC, Chain, make_genesis, signer
+
+    chain = Chain(make_genesis(balances={"alice": 10 * USDC}))
+    mempool = Mempool(chain.app, dataclasses.replace(MempoolSection(), max_txs=1))
+
+    def transfer(amount: int, fee: int) -> bytes:
+        return builders.build_transfer_tx(signer("alice"), chain.cid(), signer("bob").address, "USDC",
+                                          amount, fee=fee, expiry=chain.expiry())
+
+    first = transfer(1, chain.fee())
+    assert mempool.check_tx(first).ok
+    envelope = decode(transfer(2, chain.fee()))
+    forged = encode({**envelope, "sig": bytes(64)})
+    assert mempool.check_tx(forged).code == CODE_MEMPOOL_FULL  # not BAD_SIGNATURE: never verified
+    assert chain.app._verdicts.keys() == {chain.app._decode(first).hash}
+    envelope = decode(transfer(3, 2 * chain.fee()))
+    result = mempool.check_tx(encode({**envelope, "sig": bytes(64)}))  # could evict: checked in full
+    assert result.code != CODE_MEMPOOL_FULL and not result.ok
