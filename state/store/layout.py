@@ -35,11 +35,30 @@ Internal node record (compact; its first 1 + W + 32n bytes are exactly the hash 
 Database keys (under the store's prefix)
     b"n" version(8) depth(1) packed-path   internal node written at ``version``
     b"r" version(8)                        root slot of that version (kind, hash, extra)
-    b"v" escaped-key 0x00 0x00 ~version(8) value at version: 0x01 || value, or b"" (deleted)
+    b"v" escaped-key 0x00 0x00 location(8) a value (see Values)
     b"t" version(8)                        full database keys that became stale then (pruning)
     b"k" hk                                key (to find a leaf's value for absence proofs)
     b"x" packed-path                       hks of the latest tree's node at that path
-    b"m"                                   metadata: latest version, oldest kept version
+    b"m"                                   metadata: latest version, oldest kept version,
+                                           value slots per key (0: versioned values)
+
+Values
+    A leaf's version field in its parent's record is its value's location, and so is the end
+    of the value's database key. Two layouts, fixed when the store is created:
+
+    versioned (keep_versions 0, or more than MAX_RING)
+        location = the version written at; the key ends with ~version (newest first: a seek
+        finds the newest at or below a version); stored: 0x01 || value, or b"" for a deletion. Replaced entries are listed as
+        stale and deleted by pruning: one random delete per update.
+    slots (keep_versions K, 1 <= K <= MAX_RING)
+        location = creation version of the key (7) || slot (1); a key's writes cycle through
+        slots 0..K-1, each write overwriting the one K writes back. That one is visible in no
+        kept version: the K-1 writes after it took K-1 distinct versions, so its successor was
+        written at V-K+1 or before, the oldest version kept after commit V. Stored: version(8)
+        || 0x01 || value, or version(8) alone for a deletion; a read at V takes the key's entry
+        with the highest version <= V. An update is one put and no delete. A deletion writes
+        its tombstone to the next slot and lists the K slots as stale; a key created again
+        starts at slot 0 under its new creation version, apart from the old entries.
 """
 
 from __future__ import annotations
@@ -68,6 +87,7 @@ HKS_TAG = b"x"
 META_KEY = b"m"
 
 MAX_VERSION = (1 << 64) - 1
+MAX_RING = 16  # slots per key at most: a read scans them all
 LIVE = b"\x01"  # first byte of a stored value; a deletion is stored as b""
 
 # A slot as the update code passes it around: (kind, hash, extra).
@@ -133,6 +153,15 @@ def split_value_key(dbkey: bytes) -> tuple[bytes, int]:
     """(key, version) of a value-table key (without the store prefix)."""
     key = dbkey[1:-10].replace(b"\x00\xff", b"\x00")
     return key, MAX_VERSION - int.from_bytes(dbkey[-8:], "big")
+
+
+def ring_successors(ring: int) -> tuple[bytes, ...]:
+    """Slot number -> the next slot's byte, for ``ring`` slots per key."""
+    return tuple(bytes(((i + 1) % ring,)) for i in range(ring))
+
+
+def ring_slots(ring: int) -> list[bytes]:
+    return [bytes((i,)) for i in range(ring)]
 
 
 def leaf_hash(hk: bytes, value: bytes) -> bytes:

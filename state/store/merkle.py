@@ -29,6 +29,7 @@ from state.store.layout import (
     LEAF,
     LEAF_PREFIX,
     LIVE,
+    MAX_RING,
     MAX_VERSION,
     META_KEY,
     NARROW_LEVELS,
@@ -42,6 +43,8 @@ from state.store.layout import (
     read_slot,
     read_thin_slot,
     record_shape,
+    ring_slots,
+    ring_successors,
     root_key,
     slot_index,
     split_value_key,
@@ -64,7 +67,8 @@ class MerkleStore:
     """A :class:`state.kv.StateStore` whose root commits to every key and value.
 
     ``keep_versions``: how many committed versions stay readable (``get_at``, ``prove``);
-    0 keeps all. ``cache_depth``: internal nodes of the latest tree down to this level stay
+    0 keeps all. A store created with 1 to ``MAX_RING`` keeps values in that many slots per
+    key (see ``layout``, "Values"): it can be reopened keeping fewer versions, not more. ``cache_depth``: internal nodes of the latest tree down to this level stay
     in memory once read or written. The default keeps them all (~170 bytes per key at 1M
     keys); 4 caps the cache at the 69,905 nodes of levels 0-4 (~80 MB when full), the rest
     is then read through LevelDB's block cache.
@@ -95,9 +99,17 @@ class MerkleStore:
             self._version = -1
             self._oldest = 0
             self._root: Slot = EMPTY_SLOT
+            self.ring = keep_versions if keep_versions <= MAX_RING else 0
         else:
-            self._version, self._oldest = codec.decode(meta)
+            fields = codec.decode(meta)
+            self._version, self._oldest = fields[0], fields[1]
+            self.ring = fields[2] if len(fields) > 2 else 0
             self._root = self._root_slot(self._version)
+        if self.ring and not 0 < keep_versions <= self.ring:
+            raise ValueError(
+                f"this store keeps values in {self.ring} slots per key: it can keep between 1 "
+                f"and {self.ring} versions, not keep_versions={keep_versions}"
+            )
 
     # -- the StateStore protocol -------------------------------------------------------------
 
@@ -196,26 +208,13 @@ class MerkleStore:
         out: Any = self._db.write_batch(sync=True) if own_batch else batch
         put = out.put
         update = TrieUpdate(
-            version, self._load, put, p, self._cache, self.cache_depth, out.delete
+            version, self._load, put, p, self._cache, self.cache_depth, out.delete, self.ring
         )
         root = update.apply(self._root, ops)
-
-        # Value keys (see layout.value_key), built inline: this loop runs once per written key.
-        # The entry a write replaces is stale: ~version of an 8-byte version is its bytes
-        # inverted.
-        value_tag = p + VALUE_TAG
-        this_version = b"\x00\x00" + (MAX_VERSION - version).to_bytes(8, "big")
-        stale: list[bytes] = []
-        stale_append = stale.append
-        for key, value, old8 in update.value_puts:
-            base = value_tag + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key)
-            if value is None:
-                put(base + this_version, b"")
-                stale_append(base + this_version)
-            else:
-                put(base + this_version, LIVE + value)
-            if old8 is not None:
-                stale_append(base + b"\x00\x00" + old8.translate(_INVERT))
+        if self.ring:
+            stale = self._stage_slot_values(put, version, update.value_puts)
+        else:
+            stale = self._stage_versioned_values(put, version, update.value_puts)
         key_tag = p + KEY_TAG
         for hk, key in update.new_keys:
             put(key_tag + hk, key)
@@ -227,7 +226,7 @@ class MerkleStore:
         if self.keep_versions:
             oldest = max(oldest, version - self.keep_versions + 1)
             self._stage_pruning(out, version, oldest, stale_keys)
-        out.put(p + META_KEY, codec.encode([version, oldest]))
+        out.put(p + META_KEY, codec.encode([version, oldest, self.ring]))
         if own_batch:
             out.write()
         self._root = root
@@ -236,6 +235,49 @@ class MerkleStore:
         self._pending = {}
         self._last_stale = (version, stale_keys)
         return self.root_hash()
+
+    def _stage_versioned_values(
+        self, put: Any, version: int, value_puts: list[tuple[Any, ...]]
+    ) -> list[bytes]:
+        """Value entries keyed by ~version (see layout.value_key), built inline: this loop runs
+        once per written key. The entry a write replaces is stale: ~version of an 8-byte
+        version is its bytes inverted. Returns the stale value keys."""
+        value_tag = self._prefix + VALUE_TAG
+        this_version = b"\x00\x00" + (MAX_VERSION - version).to_bytes(8, "big")
+        stale: list[bytes] = []
+        stale_append = stale.append
+        for key, value, old8, _ in value_puts:
+            base = value_tag + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key)
+            if value is None:
+                put(base + this_version, b"")
+                stale_append(base + this_version)
+            else:
+                put(base + this_version, LIVE + value)
+            if old8 is not None:
+                stale_append(base + b"\x00\x00" + old8.translate(_INVERT))
+        return stale
+
+    def _stage_slot_values(
+        self, put: Any, version: int, value_puts: list[tuple[Any, ...]]
+    ) -> list[bytes]:
+        """Value entries in per-key slots (layout, "Values"): an update overwrites the slot
+        its location names and makes nothing stale; a deletion writes a tombstone to the
+        next slot and makes all the key's slots stale. Returns the stale value keys."""
+        value_tag = self._prefix + VALUE_TAG
+        this8 = version.to_bytes(8, "big")
+        live8 = this8 + LIVE
+        stale: list[bytes] = []
+        successor = ring_successors(self.ring)
+        slots = ring_slots(self.ring)
+        for key, value, old8, new8 in value_puts:
+            base = value_tag + (key.replace(b"\x00", b"\x00\xff") if b"\x00" in key else key)
+            if value is not None:
+                put(base + b"\x00\x00" + new8, live8 + value)
+            else:
+                epoch = base + b"\x00\x00" + old8[:7]
+                put(epoch + successor[old8[7]], this8)
+                stale.extend([epoch + slot for slot in slots])
+        return stale
 
     def root_hash(self) -> bytes:
         return _slot_hash(self._root)
@@ -362,6 +404,18 @@ class MerkleStore:
 
     def _read(self, key: bytes, version: int) -> bytes | None:
         p = self._prefix
+        if self.ring:
+            # The key's entries of every creation (slots of a deleted one wait for pruning):
+            # the one with the highest version at or below ``version`` holds the value.
+            best, found = -1, b""
+            with self._db.iterator(
+                start=p + value_key_floor(key), stop=p + value_key_ceiling(key)
+            ) as it:
+                for _, stored in it:
+                    written = int.from_bytes(stored[:8], "big")
+                    if best < written <= version:
+                        best, found = written, stored
+            return found[9:] if len(found) > 8 else None
         with self._db.iterator(
             start=p + value_key(key, version), stop=p + value_key_ceiling(key)
         ) as it:
@@ -375,6 +429,9 @@ class MerkleStore:
         lo = p + value_key_floor(start)
         hi = p + (value_key_floor(end) if end is not None else bytes((VALUE_TAG[0] + 1,)))
         with self._db.iterator(start=lo, stop=hi) as it:
+            if self.ring:
+                yield from _latest_in_slots(it, plen)
+                return
             for dbkey, stored in it:
                 key, _ = split_value_key(dbkey[plen:])
                 if stored:
@@ -398,6 +455,23 @@ class MerkleStore:
             _drain(map(out.delete, keys))  # the loop in C: ~25k keys per 10k-key commit
             out.delete(p + stale_key(stale_version))
             out.delete(p + root_key(stale_version - 1))
+
+
+def _latest_in_slots(it: Any, plen: int) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of each live key from an iterator over slot-layout value entries: a key's
+    entries are adjacent, its latest is the one with the highest version."""
+    current, best, found = b"", -1, b""
+    for dbkey, stored in it:
+        head = dbkey[:-8]  # prefix, tag, escaped key, 0x00 0x00
+        if head != current:
+            if len(found) > 8:
+                yield split_value_key(current[plen:] + bytes(8))[0], found[9:]
+            current, best, found = head, -1, b""
+        written = int.from_bytes(stored[:8], "big")
+        if written > best:
+            best, found = written, stored
+    if len(found) > 8:
+        yield split_value_key(current[plen:] + bytes(8))[0], found[9:]
 
 
 def _slot_hash(slot: Slot) -> bytes:

@@ -24,6 +24,7 @@ from state.store.layout import (
     Slot,
     new_record,
     node_path,
+    ring_successors,
     slot_index,
     write_slot,
 )
@@ -33,7 +34,7 @@ _BYTE = tuple(bytes((b,)) for b in range(256))  # a path's first byte, a bisecti
 
 # One pending write: (hk, key, value or None for a deletion, its leaf hash or None).
 Op = tuple[bytes, bytes, bytes | None, bytes | None]
-# A leaf while the update rebuilds a subtree: (hk, version8, leaf hash).
+# A leaf while the update rebuilds a subtree: (hk, location of its value, leaf hash).
 Entry = tuple[bytes, bytes, bytes]
 
 
@@ -51,8 +52,9 @@ class TrieUpdate:
     ``cache_depth``, into ``cache``: the store drops the cache if the update fails halfway.
     Results, read by the store:
     ``stale_nodes`` (keys no longer in the new tree, with ``prefix`` in front),
-    ``value_puts`` (key, value or None, version8 of the value entry it makes stale or None:
-    only older versions need that entry), ``new_keys`` ((hk, key) of keys that did not exist).
+    ``value_puts`` (key, value or None, the location of the value it replaces or None, the
+    new value's location or None for a deletion), ``new_keys`` ((hk, key) of keys that did
+    not exist).
     """
 
     def __init__(
@@ -64,8 +66,13 @@ class TrieUpdate:
         cache: dict[bytes, bytes] | None = None,
         cache_depth: int = -1,
         delete: Callable[[bytes], None] | None = None,
+        ring: int = 0,
     ) -> None:
         self.version8 = version.to_bytes(8, "big")
+        # A leaf's extra version field locates its value (see layout, "Values"): the version
+        # written at, or with ``ring`` slots per key, creation version(7) and slot(1).
+        self.ring = ring_successors(ring) if ring else None
+        self.first8 = self.version8 if not ring else version.to_bytes(7, "big") + bytes(1)
         self.cache = {} if cache is None else cache
         self.cache_depth = cache_depth
         self.put = put
@@ -74,7 +81,7 @@ class TrieUpdate:
         self.delete = delete if delete is not None else _no_delete
         self.load = load
         self.stale_nodes: list[bytes] = []
-        self.value_puts: list[tuple[bytes, bytes | None, bytes | None]] = []
+        self.value_puts: list[tuple[bytes, bytes | None, bytes | None, bytes | None]] = []
         self.new_keys: list[tuple[bytes, bytes]] = []
 
     def apply(self, root: Slot, ops: list[Op]) -> Slot:
@@ -86,6 +93,10 @@ class TrieUpdate:
         self.hks = [op[0] for op in ops]
         new = self._update_slot(root, 0, ops, 0, len(ops))
         return root if new is None else new
+
+    def next_location(self, old8: bytes) -> bytes:
+        """Where a key's next value goes, given where its current one is."""
+        return self.version8 if self.ring is None else old8[:7] + self.ring[old8[7]]
 
     # -- the recursion -------------------------------------------------------------------
 
@@ -102,14 +113,14 @@ class TrieUpdate:
             key = self.node_tag + slot[2] + path
             return self._update_node(record, key, path, depth, ops, lo, hi)
         entries: list[Entry] = []
-        version8 = self.version8
+        first8 = self.first8
         value_puts = self.value_puts
         if kind == EMPTY:
             for i in range(lo, hi):
                 hk, key, value, lh = ops[i]
                 if value is not None:
-                    entries.append((hk, version8, lh))
-                    value_puts.append((key, value, None))
+                    entries.append((hk, first8, lh))
+                    value_puts.append((key, value, None, first8))
                     self.new_keys.append((hk, key))
             if not entries:
                 return None
@@ -123,14 +134,15 @@ class TrieUpdate:
             if hk == leaf_hk:
                 if value is None:
                     kept = False
-                    value_puts.append((key, None, extra[32:40]))
+                    value_puts.append((key, None, extra[32:40], None))
                 elif lh != slot[1]:  # same key, new value (an unchanged value is no write)
                     kept = False
-                    entries.append((hk, version8, lh))
-                    value_puts.append((key, value, extra[32:40]))
+                    new8 = self.next_location(extra[32:40])
+                    entries.append((hk, new8, lh))
+                    value_puts.append((key, value, extra[32:40], new8))
             elif value is not None:
-                entries.append((hk, version8, lh))
-                value_puts.append((key, value, None))
+                entries.append((hk, first8, lh))
+                value_puts.append((key, value, None, first8))
                 self.new_keys.append((hk, key))
         if kept:
             if not entries:
@@ -170,12 +182,15 @@ class TrieUpdate:
                         if record.startswith(lh, h0):  # type: ignore[arg-type]
                             return None  # same value: no write
                         e0 = base + 32 + (pos << 3)
-                        self.value_puts.append((key, value, record[e0 : e0 + 8]))
+                        old8 = record[e0 : e0 + 8]
+                        ring = self.ring
+                        new8 = self.version8
+                        loc8 = new8 if ring is None else old8[:7] + ring[old8[7]]
+                        self.value_puts.append((key, value, old8, loc8))
                         node_tag = self.node_tag
                         self.stale_nodes.append(node_tag + version8 + path)
-                        new8 = self.version8
                         data = b"".join(
-                            (record[:h0], lh, record[h0 + 32 : e0], new8, record[e0 + 8 :])  # type: ignore[arg-type]
+                            (record[:h0], lh, record[h0 + 32 : e0], loc8, record[e0 + 8 :])  # type: ignore[arg-type]
                         )
                         # Same leaves, same hks: the database gets the thin record alone.
                         self.put(node_tag + new8 + path, data[:thin])
@@ -226,8 +241,9 @@ class TrieUpdate:
             # An existing key gets a new value.
             if lh == slot[1]:
                 return None
-            self.value_puts.append((key, value, slot[2][32:40]))
-            new: Slot | None = (LEAF, lh, hk + self.version8)
+            new8 = self.next_location(slot[2][32:40])
+            self.value_puts.append((key, value, slot[2][32:40], new8))
+            new: Slot | None = (LEAF, lh, hk + new8)
         else:
             new = self._update_slot(slot, depth, [op], 0, 1)
         if new is None:
