@@ -18,7 +18,6 @@ from state.codes import Code, TxRejected
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
-from state.order_index import OrderIndex
 from state.model import (
     FUNDING_SCALE,
     PPM,
@@ -30,6 +29,7 @@ from state.model import (
     prefix_end,
     seen_key,
 )
+from state.order_records import JOURNAL_PREFIX, OrderRecords, journal_key
 from state.risk import (
     capped_price,
     dynamic_imf,
@@ -94,7 +94,7 @@ class ClearingApp:
         self.proposer = b""
         self.touched: set[bytes] = set()
         self.seen_buckets: dict[int, set[bytes]] = {}
-        self.orders = OrderIndex()  # the r/ keys, so a new order's absent record costs no read
+        self.orders = OrderRecords()  # live orders' fill records (stored as per-block journal entries)
         self.proposals: dict[bytes, dict[str, Any]] = {}
         self.validator_updates: dict[bytes, int] = {}
         self.liquidations = waterfall.LiquidationIndex()
@@ -123,8 +123,9 @@ class ClearingApp:
         self.height = self.store.version
         for key, value in self.store.iterate(b"t/", prefix_end(b"t/")):
             self.seen_buckets.setdefault(decode(value), set()).add(key[2:])
-        for key, value in self.store.iterate(b"r/", prefix_end(b"r/")):
-            self.orders.add(key, decode(value)[3])
+        journal = [(int.from_bytes(key[len(JOURNAL_PREFIX):], "big"), decode(value))
+                   for key, value in self.store.iterate(JOURNAL_PREFIX, prefix_end(JOURNAL_PREFIX))]
+        self.orders = OrderRecords.rebuild(journal, self.store.version)
         for key, value in self.store.iterate(b"p/", prefix_end(b"p/")):
             self.proposals[key[2:]] = decode(value)
         self.liquidations.rebuild(self)
@@ -360,11 +361,7 @@ class ClearingApp:
         for expiry in [e for e in self.seen_buckets if e <= height]:
             for tx_hash in sorted(self.seen_buckets.pop(expiry)):
                 ledger.delete_raw(seen_key(tx_hash))
-        for key in self.orders.due(height):
-            record = ledger.get_value(key)
-            if record is not None and record[3] <= height:  # a cancel may have extended it
-                ledger.delete_raw(key)
-                self.orders.discard(key)
+        self.orders.expire(height)
         events, _changed = governance.end_block(self)
         events += waterfall.run(self)
         events += waterfall.cover_collateral_debts(self)
@@ -372,6 +369,11 @@ class ClearingApp:
         return EndBlockResult(events, updates)
 
     def commit(self, batch: WriteBatch | None = None) -> bytes:
+        entry, emptied = self.orders.commit(self.height)
+        if entry:
+            self.ledger.put_raw(journal_key(self.height), entry)
+        for height in emptied:
+            self.ledger.delete_raw(journal_key(height))
         root = self.ledger.commit(batch)
         self.touched = set()
         return root

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from state import governance
 from state.codes import Code, TxRejected
 from state.model import FUNDING_SCALE, PPM, Account, deposit_key, order_key, withdrawal_key
+from state.order_records import Record
 from state.risk import ceil_div, margin_allows, risk_of, settle_funding
 from state.txs import (
     BUY,
@@ -149,9 +150,8 @@ def withdraw(app: ClearingApp, tx: Tx) -> list[Event]:
 # --- orders and trades ---------------------------------------------------------------------
 
 
-def _order_record(app: ClearingApp, address: bytes, order_id: int) -> list[Any] | None:
-    key = order_key(address, order_id)
-    return app.ledger.get_value(key) if key in app.orders else None
+def _order_record(app: ClearingApp, address: bytes, order_id: int) -> Record | None:
+    return app.orders.get(order_key(address, order_id))
 
 
 def trade(app: ClearingApp, tx: Tx) -> list[Event]:
@@ -214,7 +214,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
             filled = record[1]
         if filled + size > order.size:
             raise TxRejected(Code.ORDER_OVERFILL, f"order {order.order_id} has only {order.size - filled} left")
-        records.append((order, filled, record is None))
+        records.append((order, filled))
     active = app.market_active(market)
     mult = p.value_multiplier
     notional = size * price * mult
@@ -232,13 +232,11 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
                              f"account of order {order.order_id} would hold equity {after[0]} against "
                              f"initial margin {after[1]}")
     # --- apply
-    for (order, filled, fresh), fee in zip(records, fees):
+    for (order, filled), fee in zip(records, fees):
         account = ledger.account_mut(order.account)
         apply_fill(app, order.account, account, market_id, order.side * size, -order.side * notional)
         account.quote -= fee
-        ledger.put_raw(order_key(order.account, order.order_id), [order.hash, filled + size, 0, order.expiry])
-        if fresh:
-            app.orders.add(order_key(order.account, order.order_id), order.expiry)
+        app.orders.put(order.account, order.order_id, (order.hash, filled + size, 0, order.expiry))
     ledger.g.fee_pool += fees[0] + fees[1]
     market.premium_sum += (price - market.price) * size
     market.premium_weight += size
@@ -278,15 +276,13 @@ def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
         raise TxRejected(Code.ORDER_EXPIRED, "the order has already expired")
     if msg.order_expiry > height + app.ledger.g.risk.max_order_lifetime_blocks:
         raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, "order_expiry is beyond the longest order lifetime")
-    key = order_key(tx.sender, msg.order_id)
     record = _order_record(app, tx.sender, msg.order_id)
     if record is not None and record[2]:
         raise TxRejected(Code.ORDER_CANCELLED, f"order {msg.order_id} is already cancelled")
     expiry = msg.order_expiry if record is None else max(record[3], msg.order_expiry)
     filled = 0 if record is None else record[1]
     order_hash = b"" if record is None else record[0]
-    app.ledger.put_raw(key, [order_hash, filled, 1, expiry])
-    app.orders.add(key, expiry)
+    app.orders.put(tx.sender, msg.order_id, (order_hash, filled, 1, expiry))
     return [event("cancel", account=tx.sender, order_id=msg.order_id)]
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from consensus.codec import decode
 from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key, prefix_end
+from state.order_records import JOURNAL_PREFIX, OrderRecords
 from state.risk import ceil_div, margin_allows, pending_funding, risk_of
 from state.txs import SIDES
 
@@ -130,10 +131,10 @@ def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:
 
 
 def order(app: ClearingApp, address: bytes, order_id: int) -> dict[str, Any] | None:
-    raw = app.store.get(order_key(address, order_id))
-    if raw is None:
+    record = app.orders.get(order_key(address, order_id))
+    if record is None:
         return None
-    order_hash, filled, cancelled, expiry = decode(raw)
+    order_hash, filled, cancelled, expiry = record
     return {"hash": order_hash, "filled": filled, "cancelled": bool(cancelled), "expiry": expiry}
 
 
@@ -171,8 +172,8 @@ def invariants(app: ClearingApp) -> list[str]:
       collateral taken over for debts;
     - the in-memory replay index (``seen_buckets``, what duplicate checks read) holds exactly the
       stored tx hashes with their expiries;
-    - the in-memory order index (``orders``, what fills read before the store) holds exactly the
-      stored order record keys, each filed under its record's expiry.
+    - the orders' fill records in memory (``orders``, what fills read) are exactly those the
+      stored journal entries give (``OrderRecords.rebuild``), held by the same entries.
     """
     ledger = app.ledger
     g = ledger.globals
@@ -222,7 +223,9 @@ def invariants(app: ClearingApp) -> list[str]:
     indexed = {(tx_hash, expiry) for expiry, hashes in app.seen_buckets.items() for tx_hash in hashes}
     if remembered != indexed:
         problems.append(f"replay index differs from the stored tx hashes ({len(indexed)} vs {len(remembered)})")
-    records = {key: decode(value)[3] for key, value in app.store.iterate(b"r/", prefix_end(b"r/"))}
-    if set(records) != app.orders.keys() or not all(app.orders.files(key, e) for key, e in records.items()):
-        problems.append(f"order index differs from the stored order records ({len(app.orders)} vs {len(records)})")
+    journal = [(int.from_bytes(key[len(JOURNAL_PREFIX):], "big"), decode(value))
+               for key, value in app.store.iterate(JOURNAL_PREFIX, prefix_end(JOURNAL_PREFIX))]
+    stored = OrderRecords.rebuild(journal, app.store.version)
+    if stored.current() != app.orders.current() or stored.live_counts() != app.orders.live_counts():
+        problems.append(f"order records differ from the stored journal ({len(app.orders)} vs {len(stored)})")
     return problems
