@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import trio
@@ -10,35 +9,19 @@ import trio
 from consensus.codec import decode, encode
 from consensus.crypto import PrivateKey, Signer
 from consensus.hashing import sha256
-from node.cli_init import init_home
-from node.config import Config, P2PSection, replace
-from node.home import Home
-from node.node import PROTOCOLS, Node
-from node.p2p.network import MEMPOOL_PROTOCOL, Network
+from node.p2p.network import MEMPOOL_PROTOCOL
 from node.txgossip import TX_HASHES_PROTOCOL
 from state.builders import build_transfer_tx
-from tests.node.test_node_inprocess import wait_for
+from tests.node.test_node_inprocess import make_node, raw_peer, wait_for
 
 BLOCK_GAP_MS = 4000  # txs stay pending this long after a commit: the test's steps fit in it
-
-
-def make_node(tmp_path: Path) -> Node:
-    home = Home.at(tmp_path / "solo")
-    config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
-                     rpc={"listen_address": "127.0.0.1:0"},
-                     consensus={"timeout_commit_ms": BLOCK_GAP_MS})
-    init_home(home, moniker="solo", config=config)
-    return Node(home)
 
 
 class Peer:
     """A bare libp2p peer of the node that records what it receives per protocol."""
 
     def __init__(self, address: str) -> None:
-        config = dataclasses.replace(P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0",
-                                     persistent_peers=(address,), dial_backoff_min_ms=50,
-                                     dial_backoff_max_ms=100)
-        self.network = Network(PrivateKey.generate(), config, protocols=PROTOCOLS)
+        self.network = raw_peer(address)
         self.txs: list[bytes] = []
         self.hash_messages: list[list] = []
         self.network.set_handler(MEMPOOL_PROTOCOL, self._on_tx)
@@ -52,7 +35,7 @@ class Peer:
 
 
 async def test_client_txs_are_pushed_and_peer_txs_announced_then_handed_over_once(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    node = make_node(tmp_path)
+    node = make_node(tmp_path, consensus={"timeout_commit_ms": BLOCK_GAP_MS})
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await wait_for(lambda: node.chain.height >= 1)
