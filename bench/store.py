@@ -7,6 +7,7 @@ Prints and writes ``bench/results/store.json``:
   write_ms_10k                           of which the synced LevelDB write (wall, median)
   proof_bytes, proof_verify_ms           encoded proof size and verification time
   disk_bytes_per_key                     database size after compaction over the key count
+                                         (with value_slots K, K values per key)
 on a store of 1M keys (``--quick``: 100k; ``--out``: another results file).
 Run: ``.venv/bin/python bench/store.py [--quick] [--out PATH]``.
 """
@@ -148,6 +149,7 @@ def main() -> None:
             "value_bytes": VALUE_SIZE,
             "keep_versions": KEEP_VERSIONS,
             "cache_depth": store.cache_depth,
+            "value_slots": store.ring,  # 0: versioned values (see state/store/layout.py)
             "load_keys_per_s": round(load_rate),
             "updates_per_s_1k": round(small["median"]),
             "updates_per_s_10k": round(large["median"]),

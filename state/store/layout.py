@@ -262,4 +262,3 @@ def record_shape(record: bytes | bytearray) -> tuple[int, int, int]:
     width = 2 if record[0] == NARROW_TAG else 32
     count = int.from_bytes(record[1 : 1 + width], "big").bit_count()
     return width, count, 1 + width + (count << 5)
-

@@ -38,8 +38,8 @@ from state.store.layout import (
     Slot,
     decode_root,
     encode_root,
-    node_path,
     leaf_hash,
+    node_path,
     read_slot,
     read_thin_slot,
     record_shape,
@@ -68,8 +68,9 @@ class MerkleStore:
 
     ``keep_versions``: how many committed versions stay readable (``get_at``, ``prove``);
     0 keeps all. A store created with 1 to ``MAX_RING`` keeps values in that many slots per
-    key (see ``layout``, "Values"): it can be reopened keeping fewer versions, not more. ``cache_depth``: internal nodes of the latest tree down to this level stay
-    in memory once read or written. The default keeps them all (~170 bytes per key at 1M
+    key (see ``layout``, "Values"): it can be reopened keeping fewer versions, not more.
+    ``cache_depth``: internal nodes of the latest tree down to this level stay in memory
+    once read or written. The default keeps them all (~170 bytes per key at 1M
     keys); 4 caps the cache at the 69,905 nodes of levels 0-4 (~80 MB when full), the rest
     is then read through LevelDB's block cache.
     """
@@ -387,7 +388,9 @@ class MerkleStore:
             return record
         hks = self._db.get(self._prefix + HKS_TAG + path)
         if hks is None:
-            raise StoreCorruptionError(f"the key hashes of the tree node at depth {path[0]} are missing")
+            raise StoreCorruptionError(
+                f"the key hashes of the tree node at depth {path[0]} are missing"
+            )
         record = self._load_uncached(version8, path) + hks
         if path[0] <= self.cache_depth:
             self._cache[path] = record

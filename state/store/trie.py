@@ -371,7 +371,8 @@ class TrieUpdate:
             self.delete(self.hks_tag + path)
             h0 = 1 + width
             e0 = base + width
-            return (LEAF, bytes(record[h0 : h0 + 32]), bytes(record[thin : thin + 32] + record[e0 : e0 + 8]))
+            hk8 = bytes(record[thin : thin + 32] + record[e0 : e0 + 8])
+            return (LEAF, bytes(record[h0 : h0 + 32]), hk8)
         data = bytes(record)
         self.put(self.node_tag + self.version8 + path, data[:thin])
         hks = data[thin:]

@@ -129,8 +129,11 @@ def test_a_leaf_replaced_by_another_keys_leaf_in_one_commit():
     db = MemoryDB()
     store = MerkleStore(db, prefix=PREFIX)
     a, b = keys_sharing_hash_prefix(0, 2, nibble=True)
-    others = [key for key in (b"c%d" % i for i in range(200))
-              if hashlib.sha256(key).digest()[0] >> 4 != hashlib.sha256(a).digest()[0] >> 4][:3]
+    others = [
+        key
+        for key in (b"c%d" % i for i in range(200))
+        if hashlib.sha256(key).digest()[0] >> 4 != hashlib.sha256(a).digest()[0] >> 4
+    ][:3]
     for key in [a, *others]:
         store.set(key, b"1")
     store.commit()
