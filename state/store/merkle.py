@@ -103,8 +103,11 @@ class MerkleStore:
             self.ring = keep_versions if keep_versions <= MAX_RING else 0
         else:
             fields = codec.decode(meta)
-            self._version, self._oldest = fields[0], fields[1]
-            self.ring = fields[2] if len(fields) > 2 else 0
+            if len(fields) != 3:
+                # [version, oldest] was written by the layout before thin node records:
+                # its nodes would be misread here.
+                raise StoreCorruptionError("the store was written in an earlier layout: resync")
+            self._version, self._oldest, self.ring = fields
             self._root = self._root_slot(self._version)
         if self.ring and not 0 < keep_versions <= self.ring:
             raise ValueError(

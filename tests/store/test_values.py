@@ -7,7 +7,14 @@ import random
 
 import pytest
 
-from state.store import MemoryDB, MerkleStore, PrunedVersionError, verify_proof
+from consensus import codec
+from state.store import (
+    MemoryDB,
+    MerkleStore,
+    PrunedVersionError,
+    StoreCorruptionError,
+    verify_proof,
+)
 from state.store.layout import MAX_RING
 
 
@@ -109,3 +116,16 @@ def test_the_layout_is_fixed_when_the_store_is_created():
         again.commit()
     assert len(value_entries(versioned_db, b"a")) == 2
     assert MerkleStore(MemoryDB(), keep_versions=MAX_RING + 1).ring == 0
+
+
+def test_a_store_of_the_earlier_layout_is_refused():
+    """Metadata of two fields was written before thin node records: its nodes would be
+    misread, so the store refuses to open rather than compute wrong roots."""
+    db = MemoryDB()
+    store = MerkleStore(db)
+    store.set(b"a", b"1")
+    store.commit()
+    assert MerkleStore(db).version == 0
+    db.put(b"s/m", codec.encode([0, 0]))
+    with pytest.raises(StoreCorruptionError, match="earlier layout"):
+        MerkleStore(db)
