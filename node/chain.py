@@ -118,7 +118,11 @@ class Chain:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.blocks = BlockStore(db)
-        self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
+        try:
+            self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
+        except ValueError as exc:  # the store's value layout fixes how many versions it can keep
+            raise ChainHalted(f"storage.keep_recent = {keep_recent} does not fit this node's store "
+                              f"({exc}): set it back, or start from an empty home and sync") from exc
         self.app = ClearingApp(self.store, genesis)
         if self.store.version < 0:
             root = self.app.init_chain()

@@ -75,6 +75,16 @@ def test_reopening_the_database_resumes_at_the_stored_height() -> None:
     assert reopened.validators(5) == chain.validators(5)
 
 
+def test_a_keep_recent_the_store_cannot_hold_halts_with_the_setting_named() -> None:
+    db = MemoryDB()
+    chain = Chain(db, genesis(), keep_recent=3)
+    append_block(chain, SIGNERS, [transfer(1, 1)], T0 + 1)
+    for keep_recent in (0, 50):  # keep everything, or more than the store's value slots hold
+        with pytest.raises(ChainHalted, match=f"storage.keep_recent = {keep_recent} does not fit"):
+            Chain(db, genesis(), keep_recent=keep_recent)
+    assert Chain(db, genesis(), keep_recent=2).height == 1  # fewer is fine
+
+
 def test_executing_out_of_order_is_refused() -> None:
     chain = Chain(MemoryDB(), genesis())
     executed = append_block(chain, SIGNERS, [], T0)
