@@ -109,7 +109,9 @@ class ConsensusSection:
 @dataclass(frozen=True)
 class StorageSection:
     keep_recent: int = 0
-    """Blocks to keep below the tip (0 = keep everything; pruning never drops state roots)."""
+    """Blocks to keep below the tip (0 = keep everything; pruning never drops state roots).
+    A store created with 1-15 keeps values in that many slots per key (cheaper writes), so it
+    can later be lowered but not raised or set to 0 without syncing an empty home."""
 
 
 @dataclass(frozen=True)
