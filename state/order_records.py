@@ -39,6 +39,7 @@ class OrderRecords:
         self._by_expiry: dict[int, set[bytes]] = {}  # expiry -> order keys to look at then
         self._block: dict[bytes, tuple[bytes, int, Record]] = {}  # written by the open block
         self._expired: set[bytes] = set()  # records the open block's end retires
+        self._due: list[int] = []  # the expiries the open block's end went through
         self._dead: list[int] = []  # journal heights left with no current record
 
     # --- reads ---------------------------------------------------------------------------------
@@ -74,10 +75,10 @@ class OrderRecords:
         """End of block ``height``: records whose expiry is at or below it stop being current
         (a record filed under an earlier expiry and extended since by a cancel stays). Takes
         effect at :meth:`commit`, like every write of the block."""
+        self._due = [expiry for expiry in self._by_expiry if expiry <= height]
         keys: set[bytes] = set()
-        for expiry, filed in self._by_expiry.items():
-            if expiry <= height:
-                keys |= filed
+        for expiry in self._due:
+            keys |= self._by_expiry[expiry]
         for key in keys:
             record = self.get(key)
             if record is not None and record[3] <= height:
@@ -87,7 +88,7 @@ class OrderRecords:
     def commit(self, height: int) -> tuple[list[list[Any]], list[int]]:
         """Close block ``height``: its journal entry (records sorted by order; empty if it
         wrote none that is still current) and the journal heights to delete, sorted."""
-        for expiry in [e for e in self._by_expiry if e <= height]:
+        for expiry in self._due:
             del self._by_expiry[expiry]
         for key in sorted(self._expired):
             self._retire(key)
@@ -99,7 +100,7 @@ class OrderRecords:
             entry.append([address, order_id, *record])
         if entry:
             self._live[height] = len(entry)
-        self._block, self._expired = {}, set()
+        self._block, self._expired, self._due = {}, set(), []
         dead, self._dead = sorted(self._dead), []
         return entry, dead
 
