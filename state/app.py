@@ -19,7 +19,8 @@ from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
 from state.model import (
-    FUNDING_SCALE,
+    BREAKER_CAPPED,
+    BREAKER_HALTED,
     PPM,
     Account,
     Globals,
@@ -30,30 +31,13 @@ from state.model import (
     seen_key,
 )
 from state.order_records import JOURNAL_PREFIX, OrderRecords, journal_key
-from state.risk import (
-    capped_price,
-    dynamic_imf,
-    funding_rate,
-    next_volatility,
-    risk_of,
-    weighted_median,
-)
+from state.events import event
+from state.funding import apply_funding, sweep_dust
+from state.oracle import apply_oracle_reports
+from state.risk import dynamic_imf, risk_of
 from state.txs import Tx, decode_tx, verify_tx
 
 CACHE_SIZE = 100_000  # decoded txs and verdicts kept per node (a full mempool and then some)
-
-
-def _cash(account: Account, markets: dict[str, Market]) -> int:
-    """Quote balance net of position values: what the account holds in quote beyond its positions.
-
-    Quote may go negative by what positions are worth (buying moves quote down), but fees,
-    withdrawals and transfers never borrow against haircut collateral.
-    """
-    cash = account.quote
-    for market_id, (size, _snapshot, _cost) in account.positions.items():
-        market = markets[market_id]
-        cash += size * market.price * market.params.value_multiplier
-    return cash
 
 
 @dataclass
@@ -262,13 +246,18 @@ class ClearingApp:
             raise TxRejected(Code.NOT_VALIDATOR, "signer is not an active validator")
 
     def _check_fee_funds(self, tx: Tx, account: Account | None, markets: dict[str, Market]) -> None:
-        """The fee comes out of free collateral: equity after it must still cover initial margin."""
+        """The fee comes out of free collateral: equity after it must still cover initial margin.
+
+        It is taken from ``quote``, which may go below zero against haircut collateral: an
+        account holding only collateral can still pay to cancel or to withdraw, and the block's
+        end converts collateral for any debt left with no position (waterfall step 7).
+        """
         if tx.fee == 0:
             return
         if account is None:
             raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"account has nothing to pay the fee {tx.fee}")
         equity, imr, _mmr = risk_of(account, markets, self.ledger.pricing)
-        if equity - tx.fee < imr or _cash(account, markets) < tx.fee:
+        if equity - tx.fee < imr:
             raise TxRejected(Code.INSUFFICIENT_FEE_FUNDS, f"free collateral cannot pay the fee {tx.fee}")
 
     # --- block execution ---------------------------------------------------------------------
@@ -284,49 +273,37 @@ class ClearingApp:
         self.validator_updates = {}
         self._event_seq = 0
         events: list[dict[str, Any]] = []
+        events += self._process_evidence(evidence or [])
+        if height == self.genesis.initial_height:  # the genesis prices count as reported now
+            for market in ledger.w_markets.values():
+                market.last_price_ms = max(market.last_price_ms, time_ms)
         g = ledger.g
-        for address, _height in sorted(evidence or []):
+        feeders = g.feeder_power()
+        moves = {}
+        for market_id in sorted(ledger.w_markets):
+            market = ledger.w_markets[market_id]
+            old_price, old_index = market.price, market.funding_index
+            events += apply_oracle_reports(market_id, market, ledger.reports.get(market_id, {}), feeders,
+                                           time_ms, g.risk)
+            events += apply_funding(market_id, market, time_ms)
+            sweep_dust(market, g)
+            market.imf_ppm = dynamic_imf(market)
+            moves[market_id] = (old_price, market.price, market.funding_index - old_index)
+        self.liquidations.on_moves(moves, ledger.w_markets)
+        self._block_events = events
+        return events
+
+    def _process_evidence(self, evidence: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
+        """Jail each validator with evidence of double signing (never the last one with power)."""
+        g = self.ledger.g
+        events = []
+        for address, evidence_height in sorted(evidence):
             validator = g.validators.get(address)
             active_power = sum(v[1] for v in g.validators.values() if not v[3])
             if validator is not None and not validator[3] and active_power > validator[1]:
                 validator[3] = True
                 self.validator_updates[validator[0]] = 0
-                events.append(execute.event("jail", validator=address, evidence_height=_height))
-        if height == self.genesis.initial_height:  # the genesis prices count as reported now
-            for market in ledger.w_markets.values():
-                market.last_price_ms = max(market.last_price_ms, time_ms)
-        moves = {}
-        feeders = g.feeder_power()
-        total = sum(feeders.values())
-        for market_id in sorted(ledger.w_markets):
-            market = ledger.w_markets[market_id]
-            old_price, old_index = market.price, market.funding_index
-            fresh = [
-                (price, feeders[f]) for f, (price, t) in sorted(ledger.reports.get(market_id, {}).items())
-                if f in feeders and self.time_ms - t <= g.risk.oracle_staleness_ms
-            ]
-            if total and 3 * sum(p for _, p in fresh) > 2 * total:
-                new = capped_price(old_price, weighted_median(fresh), g.risk.max_price_move_ppm)
-                market.vol_ewma_ppm = next_volatility(market.vol_ewma_ppm, old_price, new,
-                                                      g.risk.volatility_ewma_alpha_ppm)
-                market.price, market.last_price_ms = new, self.time_ms
-                if new != old_price:
-                    events.append(execute.event("price", market=market_id, price=new, previous=old_price))
-            if self.time_ms >= market.next_funding_ms:
-                rate = funding_rate(market)
-                market.funding_index += rate * market.price * market.params.value_multiplier
-                market.premium_sum = market.premium_weight = 0
-                market.last_rate_ppm = rate
-                interval = market.params.funding_interval_ms
-                market.next_funding_ms += ((self.time_ms - market.next_funding_ms) // interval + 1) * interval
-                events.append(execute.event("funding", market=market_id, rate_ppm=rate, index=market.funding_index))
-            if market.funding_dust >= FUNDING_SCALE:  # funding rounding kept by the system
-                g.insurance += market.funding_dust // FUNDING_SCALE
-                market.funding_dust %= FUNDING_SCALE
-            market.imf_ppm = dynamic_imf(market)
-            moves[market_id] = (old_price, market.price, market.funding_index - old_index)
-        self.liquidations.on_moves(moves, ledger.w_markets)
-        self._block_events = events
+                events.append(event("jail", validator=address, evidence_height=evidence_height))
         return events
 
     def deliver_tx(self, tx_bytes: bytes) -> TxResult:
@@ -390,10 +367,15 @@ class ClearingApp:
         self._event_seq += 1
 
     def market_status(self, market: Market) -> str:
+        """``halted`` (governance), ``breaker_halted``, ``stale``, ``capped`` or ``active``."""
         if market.params.status != "active":
             return market.params.status
+        if market.breaker == BREAKER_HALTED:
+            return "breaker_halted"
         if self.time_ms - market.last_price_ms > self.ledger.g.risk.oracle_staleness_ms:
             return "stale"
+        if market.breaker == BREAKER_CAPPED:
+            return "capped"
         return "active"
 
     def market_active(self, market: Market) -> bool:

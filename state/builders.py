@@ -81,8 +81,11 @@ def build_withdraw_tx(signer: Signer, chain_id: str, asset: str, amount: int, de
 
 
 def build_cancel_tx(signer: Signer, chain_id: str, order_id: int, order_expiry: int, *, fee: int, expiry: int,
-                    nonce: int | None = None) -> bytes:
-    msg = {"order_id": order_id, "order_expiry": order_expiry}
+                    nonce: int | None = None, order: Envelope | None = None) -> bytes:
+    """Cancel an order by id; pass the signed ``order`` too so the chain uses its real expiry."""
+    msg: dict[str, Any] = {"order_id": order_id, "order_expiry": order_expiry}
+    if order is not None:
+        msg["order"] = order
     return build_tx(signer, chain_id, "cancel", msg, fee=fee, expiry=expiry, nonce=nonce)
 
 

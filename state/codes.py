@@ -32,6 +32,7 @@ class Code(IntEnum):
     NOT_BRIDGE_OPERATOR = 24
     DEPOSIT_ALREADY_CREDITED = 25
     DEPOSIT_ALREADY_ATTESTED = 26
+    AMOUNT_TOO_LARGE = 27
     # trades and orders
     UNKNOWN_MARKET = 30
     MARKET_MISMATCH = 31
@@ -47,6 +48,7 @@ class Code(IntEnum):
     MARKET_NOT_ACTIVE = 41
     ORDER_LIFETIME_TOO_LONG = 42
     BAD_ORDER_SIGNATURE = 43
+    PRICE_OUTSIDE_BAND = 44
     # oracle, backstop, governance
     NOT_FEEDER = 50
     INVALID_PRICE = 51

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from state import governance
 from state.codes import Code, TxRejected
+from state.events import Event, event
 from state.model import FUNDING_SCALE, PPM, Account, deposit_key, order_key, withdrawal_key
 from state.order_records import Record
-from state.risk import ceil_div, margin_allows, risk_of, settle_funding
+from state.risk import cash_of, ceil_div, margin_allows, risk_of, settle_funding, stressed_risk
 from state.txs import (
     BUY,
     SIDE_NAMES,
@@ -31,12 +32,8 @@ from state.txs import (
 if TYPE_CHECKING:
     from state.app import ClearingApp
 
-Event = dict[str, Any]
 MAX_PRICE = 10**15
-
-
-def event(kind: str, **attrs: Any) -> Event:
-    return {"type": kind, "attrs": attrs}
+MAX_TOTAL = 2**62  # bound on totals and notionals, so every stored integer fits its encoding
 
 
 def settle_all(app: ClearingApp, account: Account) -> None:
@@ -48,9 +45,7 @@ def settle_all(app: ClearingApp, account: Account) -> None:
 def _balance(app: ClearingApp, account: Account, asset: str) -> int:
     """What can leave: collateral held, or quote net of position values (no borrowing on haircuts)."""
     if asset == app.ledger.quote_symbol:
-        from state.app import _cash
-
-        return _cash(account, app.ledger.w_markets)
+        return cash_of(account, app.ledger.w_markets)
     return account.collateral.get(asset, 0)
 
 
@@ -71,7 +66,13 @@ def _move(app: ClearingApp, account: Account, asset: str, amount: int) -> None:
 
 
 def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) -> Account:
-    """The sender's account after settling funding, if ``amount`` can leave it (balance and IM)."""
+    """The sender's account after settling funding, if ``amount`` can leave it.
+
+    Initial margin must hold afterwards at stressed prices (``risk.stressed_risk``: the worse
+    of applied and reported per position), so value cannot leave while an oracle lags.
+
+    Raises ``INSUFFICIENT_BALANCE``, ``INSUFFICIENT_MARGIN``.
+    """
     ledger = app.ledger
     account = ledger.account_mut(address)
     settle_all(app, account)
@@ -79,9 +80,10 @@ def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) ->
         raise TxRejected(Code.INSUFFICIENT_BALANCE, f"balance of {asset} is below {amount}")
     trial = account.copy()
     _move(app, trial, asset, -amount)
-    equity, imr, _mmr = risk_of(trial, ledger.w_markets, ledger.pricing)
+    equity, imr, _mmr = stressed_risk(trial, ledger.w_markets, ledger.pricing)
     if equity < imr:
-        raise TxRejected(Code.INSUFFICIENT_MARGIN, f"equity {equity} would fall below initial margin {imr}")
+        raise TxRejected(Code.INSUFFICIENT_MARGIN, f"equity {equity} would fall below initial margin {imr}"
+                         " (positions at the worse of applied and reported prices)")
     return account
 
 
@@ -120,6 +122,9 @@ def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
     record = {"done": 0, "votes": {**record["votes"], content: voters}}
     events = [event("deposit_attested", external_id=msg.external_id, operator=tx.sender)]
     power = sum(operators.get(v, 0) for v in voters)
+    total = ledger.g.deposits.get(msg.asset, 0)
+    if total + msg.amount > MAX_TOTAL:
+        raise TxRejected(Code.AMOUNT_TOO_LARGE, f"deposits of {msg.asset} would pass {MAX_TOTAL}")
     if 3 * power > 2 * sum(operators.values()):
         record = {"done": 1, "votes": {}}
         _move(app, ledger.account_mut(msg.account), msg.asset, msg.amount)
@@ -202,6 +207,11 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
     buyer, seller = (maker, taker) if maker.side == BUY else (taker, maker)
     if price > buyer.price or price < seller.price:
         raise TxRejected(Code.PRICE_OUTSIDE_LIMIT, f"price {price} is outside the orders' limits")
+    if abs(price - market.price) * PPM > market.price * market.imf_ppm:
+        raise TxRejected(Code.PRICE_OUTSIDE_BAND, f"price {price} is further from the oracle {market.price} "
+                                                  f"than the initial margin fraction {market.imf_ppm} ppm")
+    if size * price * p.value_multiplier > MAX_TOTAL:
+        raise TxRejected(Code.AMOUNT_TOO_LARGE, f"notional of {size} at {price} is out of range")
     records = []
     for order in (maker, taker):
         record = _order_record(app, order.account, order.order_id)
@@ -226,6 +236,8 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         if not active and not (abs(new) < abs(old) and old * new >= 0):
             raise TxRejected(Code.MARKET_NOT_ACTIVE, f"market {market_id} is {app.market_status(market)}: "
                                                      "only risk-reducing trades")
+        if abs(new) * price * mult > MAX_TOTAL:
+            raise TxRejected(Code.AMOUNT_TOO_LARGE, f"position of order {order.order_id} would be out of range")
         after = risk_of(account, ledger.w_markets, ledger.pricing, (market_id, new, -order.side * notional - fee))
         if after[0] < after[1] and not margin_allows(risk_of(account, ledger.w_markets, ledger.pricing), after):
             raise TxRejected(Code.INSUFFICIENT_MARGIN,
@@ -270,18 +282,39 @@ def apply_fill(app: ClearingApp, address: bytes, account: Account, market_id: st
 
 
 def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
+    """Mark an order cancelled until it can no longer fill.
+
+    The record lives at least until the order's real expiry: the filled record's (an order that
+    has filled carries its signed expiry; a later stated expiry extends it), else the signed
+    order's given with the cancel, else the stated ``order_expiry`` but at least the longest
+    order lifetime from now (every order that can fill before then is covered whatever expiry
+    the caller states).
+
+    Raises ``INVALID_FIELD``, ``ORDER_EXPIRED``, ``ORDER_LIFETIME_TOO_LONG``, ``ORDER_CANCELLED``.
+    """
     msg: Cancel = tx.msg  # type: ignore[assignment]
     height = app.height
-    if msg.order_expiry < height:
+    lifetime = app.ledger.g.risk.max_order_lifetime_blocks
+    stated = msg.order_expiry
+    if msg.order is not None:
+        if msg.order.account != tx.sender or msg.order.order_id != msg.order_id:
+            raise TxRejected(Code.INVALID_FIELD, "the order given is not the sender's order with this id")
+        if msg.order.expiry != stated:
+            raise TxRejected(Code.INVALID_FIELD, f"order_expiry must be the order's expiry {msg.order.expiry}")
+    if stated < height:
         raise TxRejected(Code.ORDER_EXPIRED, "the order has already expired")
-    if msg.order_expiry > height + app.ledger.g.risk.max_order_lifetime_blocks:
-        raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, "order_expiry is beyond the longest order lifetime")
+    if stated > height + lifetime:
+        raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, f"an order expiring after height {height + lifetime} "
+                                                       "cannot fill yet; cancel it once it is within the lifetime")
     record = _order_record(app, tx.sender, msg.order_id)
     if record is not None and record[2]:
         raise TxRejected(Code.ORDER_CANCELLED, f"order {msg.order_id} is already cancelled")
-    expiry = msg.order_expiry if record is None else max(record[3], msg.order_expiry)
-    filled = 0 if record is None else record[1]
-    order_hash = b"" if record is None else record[0]
+    if record is not None:
+        expiry, filled, order_hash = max(record[3], stated), record[1], record[0]
+    elif msg.order is not None:
+        expiry, filled, order_hash = msg.order.expiry, 0, msg.order.hash
+    else:
+        expiry, filled, order_hash = max(stated, height + lifetime), 0, b""
     app.orders.put(tx.sender, msg.order_id, (order_hash, filled, 1, expiry))
     return [event("cancel", account=tx.sender, order_id=msg.order_id)]
 
@@ -314,6 +347,9 @@ def backstop(app: ClearingApp, tx: Tx) -> list[Event]:
         raise TxRejected(Code.NOT_LOT_MULTIPLE, f"max_size must be a multiple of {market.params.lot_size}")
     if msg.max_size == 0 and tx.sender not in ledger.backstops.get(msg.market, {}):
         raise TxRejected(Code.INVALID_BACKSTOP, "no registration to withdraw")
+    if msg.max_size and msg.discount_ppm > ledger.g.risk.liquidation_fee_ppm:
+        raise TxRejected(Code.INVALID_BACKSTOP, "discount may be at most the liquidation fee "
+                                                f"({ledger.g.risk.liquidation_fee_ppm} ppm)")
     if msg.max_size and msg.discount_ppm >= market.params.maintenance_margin_ppm:
         raise TxRejected(Code.INVALID_BACKSTOP, "discount must be below the maintenance margin fraction")
     ledger.set_backstop(msg.market, tx.sender, msg.max_size, msg.discount_ppm)
@@ -335,4 +371,4 @@ HANDLERS = {
     "oracle": oracle, "backstop": backstop, "vote": vote,
 }
 
-__all__ = ["FUNDING_SCALE", "HANDLERS", "apply_fill", "event", "settle_all"]
+__all__ = ["FUNDING_SCALE", "HANDLERS", "Event", "apply_fill", "event", "settle_all"]

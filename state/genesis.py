@@ -24,6 +24,8 @@ from consensus.crypto import AddressError, address_of, format_address, parse_add
 
 PPM = 1_000_000
 MAX_INT = 2**63 - 1
+DEFAULT_FUNDING_IMPACT_NOTIONAL = 10_000 * 10**6  # 10,000 USDC
+DEFAULT_BREAKER_HALT_BLOCKS = 10
 
 
 class GenesisError(ValueError):
@@ -105,6 +107,9 @@ class MarketParams:
     taker_fee_ppm: int
     initial_price: int
     status: str  # "active" or "halted"
+    # Trades below this notional (quote micro-units) move the funding premium in proportion
+    # to their size, so a dust trade cannot set the rate.
+    funding_impact_notional: int = DEFAULT_FUNDING_IMPACT_NOTIONAL
     value_multiplier: int = 1  # derived: quote micro-units per (size 1 x price 1)
 
 
@@ -116,6 +121,9 @@ class RiskParams:
     insurance_fund_seed: int
     volatility_ewma_alpha_ppm: int
     max_order_lifetime_blocks: int
+    # Consecutive blocks with the reported median beyond the move cap after which a market's
+    # breaker halts it (0: never halts, the price keeps walking by the cap).
+    breaker_halt_blocks: int = DEFAULT_BREAKER_HALT_BLOCKS
 
 
 @dataclass(frozen=True)
@@ -307,12 +315,13 @@ MARKET_FIELDS = {
     "volatility_imf_multiplier_ppm", "max_volatility_imf_ppm", "funding_interval_ms",
     "funding_clamp_ppm", "maker_fee_ppm", "taker_fee_ppm", "initial_price", "status",
 }
+OPTIONAL_MARKET_FIELDS = {"funding_impact_notional"}
 MARKET_STATUSES = ("active", "halted")
 
 
 def parse_market(item: Any, p: str, quote_decimals: int = 6) -> MarketParams:
     """Validate one market's parameters (also used for market proposals)."""
-    item = _dict(item, p, MARKET_FIELDS)
+    item = _dict(item, p, MARKET_FIELDS, OPTIONAL_MARKET_FIELDS)
     market_id = _str(item["id"], f"{p}.id", 32)
     size_exp = _int(item["size_exponent"], f"{p}.size_exponent", -18, 18)
     price_exp = _int(item["price_exponent"], f"{p}.price_exponent", -18, 18)
@@ -358,18 +367,21 @@ def parse_market(item: Any, p: str, quote_decimals: int = 6) -> MarketParams:
         taker_fee_ppm=_int(item["taker_fee_ppm"], f"{p}.taker_fee_ppm", 0, 100_000),
         initial_price=price,
         status=status,
+        funding_impact_notional=_int(item.get("funding_impact_notional", DEFAULT_FUNDING_IMPACT_NOTIONAL),
+                                     f"{p}.funding_impact_notional", 1, 10**17),
         value_multiplier=10 ** (size_exp + price_exp + quote_decimals),
     )
 
 
 RISK_FIELDS = {
     "liquidation_fee_ppm", "oracle_staleness_ms", "max_price_move_ppm", "insurance_fund_seed",
-    "volatility_ewma_alpha_ppm", "max_order_lifetime_blocks",
+    "volatility_ewma_alpha_ppm", "max_order_lifetime_blocks", "breaker_halt_blocks",
 }
+OPTIONAL_RISK_FIELDS = {"breaker_halt_blocks"}
 
 
 def parse_risk(value: Any, p: str) -> RiskParams:
-    value = _dict(value, p, RISK_FIELDS)
+    value = _dict(value, p, RISK_FIELDS - OPTIONAL_RISK_FIELDS, OPTIONAL_RISK_FIELDS)
     return RiskParams(
         liquidation_fee_ppm=_int(value["liquidation_fee_ppm"], f"{p}.liquidation_fee_ppm", 0, 200_000),
         oracle_staleness_ms=_int(value["oracle_staleness_ms"], f"{p}.oracle_staleness_ms", 100, 86_400_000),
@@ -381,6 +393,8 @@ def parse_risk(value: Any, p: str) -> RiskParams:
         max_order_lifetime_blocks=_int(
             value["max_order_lifetime_blocks"], f"{p}.max_order_lifetime_blocks", 1, 10_000_000
         ),
+        breaker_halt_blocks=_int(value.get("breaker_halt_blocks", DEFAULT_BREAKER_HALT_BLOCKS),
+                                 f"{p}.breaker_halt_blocks", 0, 1_000_000),
     )
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from consensus.crypto import address_of
 from state.codes import Code, TxRejected
 from state.genesis import RISK_FIELDS, GenesisError, parse_market, parse_risk
-from state.model import Market, proposal_key
+from state import oracle
+from state.model import BREAKER_HALTED, Market, proposal_key
 
 if TYPE_CHECKING:
     from state.app import ClearingApp
@@ -23,6 +24,7 @@ FIELDS = {
     "set_market": {"kind", "title", "market"},
     "set_validator": {"kind", "title", "pub_key", "power", "name"},
     "set_min_fee": {"kind", "title", "min_tx_fee"},
+    "resume_market": {"kind", "title", "market"},
 }
 FIXED_MARKET_FIELDS = ("base_asset", "size_exponent", "price_exponent")
 
@@ -63,6 +65,12 @@ def validate(app: ClearingApp, proposal: dict[str, Any]) -> None:
             others = sum(p for a, p in g.validator_power().items() if a != address)
             if others + power == 0:
                 raise _invalid("the validator set cannot become empty")
+        elif kind == "resume_market":
+            market = app.ledger.w_markets.get(proposal["market"]) if isinstance(proposal["market"], str) else None
+            if market is None:
+                raise _invalid("market must name an existing market")
+            if market.breaker != BREAKER_HALTED:
+                raise _invalid(f"market {proposal['market']} is not halted by its breaker")
         elif kind == "set_min_fee":
             fee = proposal["min_tx_fee"]
             if type(fee) is not int or not 0 <= fee <= 10**12:
@@ -116,6 +124,9 @@ def _apply(app: ClearingApp, proposal: dict[str, Any]) -> bool:
         g.risk = parse_risk({**asdict(g.risk), **proposal["params"]}, "params")
     elif kind == "set_min_fee":
         g.min_tx_fee = proposal["min_tx_fee"]
+    elif kind == "resume_market":
+        oracle.resume(ledger.w_markets[proposal["market"]])
+        app.liquidations.invalidate()
     elif kind == "set_market":
         params = parse_market(proposal["market"], "market", ledger.quote_decimals)
         existing = ledger.w_markets.get(params.id)

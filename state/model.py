@@ -24,6 +24,7 @@ from consensus.codec import decode, encode
 from state.genesis import MarketParams, RiskParams
 
 PPM = 1_000_000
+BREAKER_NORMAL, BREAKER_CAPPED, BREAKER_HALTED = "normal", "capped", "halted"
 FUNDING_SCALE = PPM  # funding index unit: quote micro-units per size unit, times 1e6
 
 
@@ -117,6 +118,8 @@ class Market:
     """A perpetual market: parameters plus the state the chain updates every block."""
 
     __slots__ = (
+        "breaker",
+        "capped_blocks",
         "funding_dust",
         "funding_index",
         "imf_ppm",
@@ -128,6 +131,7 @@ class Market:
         "premium_sum",
         "premium_weight",
         "price",
+        "reported",
         "vol_ewma_ppm",
     )
 
@@ -144,6 +148,9 @@ class Market:
         self.imf_ppm = params.initial_margin_ppm  # dynamic initial margin fraction
         self.funding_dust = 0  # funding rounding kept by the system, in FUNDING_SCALE units
         self.last_rate_ppm = 0
+        self.reported = price  # the feeders' latest quorum median, uncapped
+        self.breaker = BREAKER_NORMAL  # normal | capped | halted (see state/oracle.py)
+        self.capped_blocks = 0  # consecutive blocks with the median beyond the move cap
 
     def copy(self) -> Market:
         other = Market.__new__(Market)
@@ -191,6 +198,7 @@ class Globals:
         "operators_follow_validators",
         "replay_window",
         "risk",
+        "socialized_loss",
         "validators",
         "withdrawal_seq",
         "withdrawals",
@@ -200,6 +208,7 @@ class Globals:
         self.insurance = 0
         self.insurance_collateral: dict[str, int] = {}  # collateral the fund took over for debts
         self.fee_pool = 0
+        self.socialized_loss = 0  # deficits no one could absorb, written off (quote micro-units)
         self.deposits: dict[str, int] = {}  # asset -> total ever deposited (genesis included)
         self.withdrawals: dict[str, int] = {}
         self.withdrawal_seq = 0

@@ -32,6 +32,8 @@ def _market_view(app: ClearingApp, market: Market) -> dict[str, Any]:
         "oi_lower_cap": p.oi_lower_cap, "oi_upper_cap": p.oi_upper_cap,
         "funding_interval_ms": p.funding_interval_ms, "funding_clamp_ppm": p.funding_clamp_ppm,
         "funding_dust_scaled": market.funding_dust, "funding_scale": FUNDING_SCALE,
+        "funding_impact_notional": p.funding_impact_notional,
+        "breaker": market.breaker, "reported_price": market.reported, "capped_blocks": market.capped_blocks,
     }
 
 
@@ -88,14 +90,15 @@ def market(app: ClearingApp, market_id: str) -> dict[str, Any] | None:
 
 def prices(app: ClearingApp) -> dict[str, Any]:
     return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent, "status": app.market_status(mk),
-                "last_price_ms": mk.last_price_ms}
+                "last_price_ms": mk.last_price_ms, "reported_price": mk.reported, "breaker": mk.breaker,
+                "capped_blocks": mk.capped_blocks}
             for m, mk in sorted(app.ledger.markets.items())}
 
 
 def insurance_fund(app: ClearingApp) -> dict[str, Any]:
     g = app.ledger.globals
     return {"insurance_fund": g.insurance, "insurance_collateral": dict(sorted(g.insurance_collateral.items())),
-            "fee_pool": g.fee_pool, "deposits": dict(g.deposits),
+            "fee_pool": g.fee_pool, "socialized_loss": g.socialized_loss, "deposits": dict(g.deposits),
             "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq}
 
 
@@ -166,9 +169,10 @@ def invariants(app: ClearingApp) -> list[str]:
 
     - per market, sizes sum to zero and open interest is the sum of long sizes;
     - quote held by accounts (plus exact unsettled funding and the funding rounding kept by the
-      system), the insurance fund and the fee pool equals deposits minus withdrawals;
+      system), the insurance fund and the fee pool equals deposits minus withdrawals plus the
+      socialized loss (deficits written off);
     - collateral held by accounts and the insurance fund equals deposits minus withdrawals;
-    - no account has negative equity; the fee pool is not negative, nor the fund unless it holds
+    - no account has negative equity, nor owes quote with no position; the fee pool is not negative, nor the fund unless it holds
       collateral taken over for debts;
     - the in-memory replay index (``seen_buckets``, what duplicate checks read) holds exactly the
       stored tx hashes with their expiries;
@@ -199,6 +203,8 @@ def invariants(app: ClearingApp) -> list[str]:
         equity, _imr, _mmr = risk_of(acct, ledger.markets, ledger.pricing)
         if equity < 0:
             problems.append(f"account {address.hex()} has negative equity {equity}")
+        if acct.quote < 0 and not acct.positions:
+            problems.append(f"account {address.hex()} owes {-acct.quote} quote with no position")
     for market_id, mk in ledger.markets.items():
         if sizes[market_id]:
             problems.append(f"sizes in {market_id} sum to {sizes[market_id]}, not 0")
@@ -208,7 +214,8 @@ def invariants(app: ClearingApp) -> list[str]:
             problems.append(f"holder index of {market_id} is out of date")
         quote_scaled += mk.funding_dust
     quote = ledger.quote_symbol
-    expected = g.deposits.get(quote, 0) - g.withdrawals.get(quote, 0) - g.insurance - g.fee_pool
+    expected = (g.deposits.get(quote, 0) - g.withdrawals.get(quote, 0) + g.socialized_loss
+                - g.insurance - g.fee_pool)
     if quote_scaled != expected * FUNDING_SCALE:
         problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {FUNDING_SCALE}, expected {expected}")
     for symbol in ledger.pricing:

@@ -34,6 +34,19 @@ class CollateralPricing:
         return amount * price * self.num // self.den
 
 
+def cash_of(account: Account, markets: Mapping[str, Market]) -> int:
+    """Quote balance net of position values: what the account holds in quote beyond its positions.
+
+    Quote may go negative by what positions are worth (buying moves quote down), but
+    withdrawals and transfers of quote never borrow against haircut collateral.
+    """
+    cash = account.quote
+    for market_id, (size, _snapshot, _cost) in account.positions.items():
+        market = markets[market_id]
+        cash += size * market.price * market.params.value_multiplier
+    return cash
+
+
 def pending_funding(size: int, snapshot: int, index: int) -> int:
     """Funding owed to (positive) or by (negative) a position, in FUNDING_SCALE units, exact."""
     return -size * (index - snapshot)
@@ -127,10 +140,20 @@ def weighted_median(reports: list[tuple[int, int]]) -> int:
     raise ValueError("no reports")
 
 
+def cap_bounds(previous: int, max_move_ppm: int) -> tuple[int, int]:
+    """The lowest and highest price one block may move to from ``previous``.
+
+    At least one unit either way (a price of a few units could otherwise never move at a
+    small cap), never below 1.
+    """
+    low = max(1, min(previous - 1, ceil_div(previous * (PPM - max_move_ppm), PPM)))
+    high = max(previous + 1, previous * (PPM + max_move_ppm) // PPM)
+    return low, high
+
+
 def capped_price(previous: int, proposed: int, max_move_ppm: int) -> int:
-    """Bound a new price to ``previous * (1 +- max_move)`` (the circuit breaker)."""
-    low = ceil_div(previous * (PPM - max_move_ppm), PPM)
-    high = previous * (PPM + max_move_ppm) // PPM
+    """Bound a new price to the move cap around ``previous``."""
+    low, high = cap_bounds(previous, max_move_ppm)
     return min(max(proposed, low), high)
 
 
@@ -156,9 +179,46 @@ def dynamic_imf(market: Market) -> int:
 
 
 def funding_rate(market: Market) -> int:
-    """Premium of cleared trade prices over the oracle (size-weighted), clamped, in ppm."""
+    """Premium of cleared trade prices over the oracle, clamped, in ppm.
+
+    The size-weighted premium is divided by at least the market's impact size (its
+    ``funding_impact_notional`` in size units), so trades smaller than that move the rate in
+    proportion to their size: one lot cannot set it.
+    """
     clamp = market.params.funding_clamp_ppm
     if market.premium_weight == 0 or market.price == 0:
         return 0
-    premium = market.premium_sum * PPM // (market.premium_weight * market.price)
+    unit = market.price * market.params.value_multiplier
+    impact = max(1, ceil_div(market.params.funding_impact_notional, unit))
+    premium = market.premium_sum * PPM // (max(market.premium_weight, impact) * market.price)
     return max(-clamp, min(clamp, premium))
+
+
+def stressed_risk(account: Account, markets: Mapping[str, Market],
+                  pricing: Mapping[str, CollateralPricing]) -> tuple[int, int, int]:
+    """(equity, IMR, MMR) with each position at the worse of its market's applied price and
+    reported median (a long at the lower, a short at the higher), collateral at the lower.
+
+    What withdrawals and transfers are checked at: while an oracle lags the feeders (breaker
+    ``capped`` or ``halted``) value cannot leave at the stale, better price. Equal to
+    :func:`risk_of` while every market's breaker is normal (the two prices are then equal).
+    """
+    equity = account.quote
+    imr = mmr = 0
+    for market_id, (size, snapshot, _cost) in account.positions.items():
+        market = markets[market_id]
+        if snapshot != market.funding_index:
+            equity += pending_funding(size, snapshot, market.funding_index) // FUNDING_SCALE
+        reported = market.reported or market.price
+        price = min(market.price, reported) if size > 0 else max(market.price, reported)
+        value = size * price * market.params.value_multiplier
+        equity += value
+        notional = abs(value)
+        imr += ceil_div(notional * market.imf_ppm, PPM)
+        mmr += ceil_div(notional * market.params.maintenance_margin_ppm, PPM)
+    for symbol, amount in account.collateral.items():
+        if amount:
+            p = pricing[symbol]
+            market = markets[p.market]
+            equity += p.value(amount, min(market.price, market.reported or market.price))
+    return equity, imr, mmr

@@ -37,7 +37,7 @@ MAX_ID = 2**63 - 1
 BUY, SELL = 1, -1
 SIDES = {"buy": BUY, "sell": SELL}
 SIDE_NAMES = {BUY: "buy", SELL: "sell"}
-PROPOSAL_KINDS = ("set_risk", "set_market", "set_validator", "set_min_fee")
+PROPOSAL_KINDS = ("set_risk", "set_market", "set_validator", "set_min_fee", "resume_market")
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -108,8 +108,13 @@ class Fills:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
+    """Ends an order. With ``order`` (the signed order itself) the chain reads the order's real
+    expiry; without it, the cancellation is remembered until ``order_expiry`` or for the
+    longest order lifetime, whichever is later."""
+
     order_id: int
-    order_expiry: int  # the order's expiry: the cancellation is remembered until then
+    order_expiry: int
+    order: Order | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +309,11 @@ def _decode_msg(kind: str, msg: Any, chain_id: str, fast: bool) -> Message:
         return Withdraw(_text(m["asset"], "asset", 16), _uint(m["amount"], "amount", 1),
                         _text(m["destination"], "destination", 128))
     if kind == "cancel":
-        m = _map(msg, "msg", ("order_id", "order_expiry"))
-        return Cancel(_uint(m["order_id"], "order_id", 0, MAX_ID), _uint(m["order_expiry"], "order_expiry", 1, MAX_ID))
+        with_order = type(msg) is dict and "order" in msg
+        m = _map(msg, "msg", ("order_id", "order_expiry", "order") if with_order else ("order_id", "order_expiry"))
+        order = decode_order(m["order"], chain_id, "order", fast) if with_order else None
+        return Cancel(_uint(m["order_id"], "order_id", 0, MAX_ID), _uint(m["order_expiry"], "order_expiry", 1, MAX_ID),
+                      order)
     if kind == "oracle":
         m = _map(msg, "msg", ("prices",))
         prices = m["prices"]

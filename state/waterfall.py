@@ -10,15 +10,18 @@ whose key is reached are re-evaluated exactly. The index is a filter that never 
 which accounts are liquidated, and in which order, is decided by exact margin arithmetic, so the
 index may differ between nodes (it is rebuilt from the store on open) without affecting the state.
 
-The waterfall for one account (DESIGN.md section 6), every step an event:
-1. plan the closes: all positions if equity <= 0, otherwise just enough (by lots, largest
-   notional first) to restore initial margin;
-2. fill them against registered backstop liquidity at oracle minus its discount; the account's
-   loss is bounded by its bankruptcy price (its equity shared across positions by MMR), and the
-   insurance fund pays the difference when the backstop price is worse;
-3. the liquidation fee, from what equity is left, goes to the insurance fund;
-4. what the fund cannot pay is deleveraged: opposite positions ranked by profit x leverage take
-   the rest at the bankruptcy price.
+The waterfall for one account (rules and reasoning in ``state/README.md``), every step an event:
+1. plan the closes: all positions if equity <= 0, otherwise lots (largest notional first) until
+   initial margin is restored net of the fee;
+2. backstops take them at oracle minus their discount, while the fund could pay any deficit
+   that leaves;
+3. the liquidation fee (backstop discounts included) from what equity is left, to the fund;
+4. the insurance fund pays the account's deficit, as far as it can;
+5. the rest closes against opposite positions in profit, ranked by profit x leverage, at the
+   oracle price; a deficit the fund could not pay is charged to them per market, only in the
+   markets where the account lost, at most their profit and never into negative equity;
+6. what no one could absorb is written off as socialized loss, in the open;
+7. (``cover_collateral_debts``) debt left with no position is paid in collateral to the fund.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any
 
-from state.execute import apply_fill, event, settle_all
+from state.events import event
+from state.execute import apply_fill, settle_all
 from state.model import FUNDING_SCALE, PPM, Account
 from state.risk import ceil_div, is_liquidatable, risk_of
 
@@ -141,17 +145,9 @@ def run(app: ClearingApp) -> list[dict[str, Any]]:
     return events
 
 
-def _bankrupt_cash(delta: int, price: int, mult: int, equity: int, mmr_m: int, mmr: int, part: int,
-                   whole: int) -> int:
-    """Cash to the account for closing ``delta`` (``part`` of a ``whole`` position) at its bankruptcy price.
-
-    The account's equity is shared across positions by their MMR; rounded in the account's favour
-    so that closing everything at bankruptcy leaves equity >= 0, never below.
-    """
-    return ceil_div(-delta * price * mult * mmr * whole - equity * mmr_m * part, mmr * whole)
-
-
 def _plan(app: ClearingApp, account: Account, equity: int, imr: int) -> dict[str, int]:
+    """Sizes to close: everything if insolvent, else lots by largest notional until initial
+    margin is restored net of the liquidation fee (README "Default waterfall", step 1)."""
     markets = app.ledger.w_markets
     if equity <= 0:
         return {m: abs(p[0]) for m, p in account.positions.items()}
@@ -164,8 +160,7 @@ def _plan(app: ClearingApp, account: Account, equity: int, imr: int) -> dict[str
         market = markets[market_id]
         size = abs(account.positions[market_id][0])
         unit = market.price * market.params.value_multiplier
-        discounts = [d for _s, d in app.ledger.backstops.get(market_id, {}).values()]
-        cost = ceil_div(unit * (max(discounts, default=0) + fee_ppm), PPM)
+        cost = ceil_div(unit * fee_ppm, PPM)
         relief = unit * market.imf_ppm // PPM
         if relief > cost and need > 0:
             lot = market.params.lot_size
@@ -179,77 +174,152 @@ def _plan(app: ClearingApp, account: Account, equity: int, imr: int) -> dict[str
     return plan
 
 
+def _losses(account: Account, markets: dict[str, Any]) -> dict[str, int]:
+    """Each position's loss against its cost basis: what a deficit is attributed by."""
+    losses = {}
+    for market_id, (size, _snapshot, cost) in sorted(account.positions.items()):
+        market = markets[market_id]
+        losses[market_id] = max(0, cost - size * market.price * market.params.value_multiplier)
+    return losses
+
+
 def liquidate(app: ClearingApp, address: bytes, events: list[dict[str, Any]]) -> None:
+    """Steps 1-6 for one account; its events are kept only if something moved."""
     ledger = app.ledger
     markets = ledger.w_markets
-    g = ledger.g
     account = ledger.account_mut(address)
     settle_all(app, account)
     equity, imr, mmr = risk_of(account, markets, ledger.pricing)
     if not is_liquidatable(equity, mmr):
         return
-    app.emit(events, event("liquidation", account=address, equity=equity, mmr=mmr, imr=imr))
+    out = [event("liquidation", account=address, equity=equity, mmr=mmr, imr=imr)]
+    losses = _losses(account, markets)
     plan = _plan(app, account, equity, imr)
-    closed_notional = 0
+    whole = {m: abs(p[0]) for m, p in account.positions.items()}
+    moved = _close(app, address, account, plan, equity, losses, out)
+    equity, imr, _mmr = risk_of(account, markets, ledger.pricing)
+    if plan != whole and account.positions and equity < imr:  # a partial plan fell short: close all
+        plan = {m: abs(p[0]) for m, p in account.positions.items()}
+        moved |= _close(app, address, account, plan, equity, losses, out)
+        equity, _imr, _mmr = risk_of(account, markets, ledger.pricing)
+    if not moved:
+        return
+    out.append(event("liquidation_done", account=address, equity=equity, positions=len(account.positions)))
+    for ev in out:
+        app.emit(events, ev)
+
+
+def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, int], equity: int,
+           losses: dict[str, int], out: list[dict[str, Any]]) -> bool:
+    """Steps 2-6 for ``plan`` (market -> size to close); returns whether anything moved."""
+    ledger = app.ledger
+    markets = ledger.w_markets
+    g = ledger.g
+    moved = False
+    closed = discounts = 0
+    residual: dict[str, int] = {}
+    # 2. backstops, at oracle minus their discount, while the fund could pay the deficit they leave
     for market_id in sorted(plan):
         market = markets[market_id]
         mult, price = market.params.value_multiplier, market.price
-        size = account.positions[market_id][0]
-        whole, sign = abs(size), (1 if size > 0 else -1)
-        mmr_m = ceil_div(whole * price * mult * market.params.maintenance_margin_ppm, PPM)
-        remaining = plan[market_id]
+        sign = 1 if account.positions[market_id][0] > 0 else -1
+        left = plan[market_id]
         book = ledger.backstops.get(market_id, {})
         for provider, (capacity, discount) in sorted(book.items(), key=lambda item: (item[1][1], item[0])):
-            if remaining == 0:
+            if left == 0:
                 break
             if provider == address:
                 continue
-            q = min(remaining, capacity)
+            q = min(left, capacity)
             delta = -sign * q
-            cash_b = _bankrupt_cash(delta, price, mult, equity, mmr_m, mmr, q, whole)
-            cash_bs = (-delta * price * mult * (PPM + (discount if delta > 0 else -discount))) // PPM
-            shortfall = max(0, cash_b - cash_bs)
-            if shortfall and shortfall > g.insurance:
-                break  # the fund cannot pay this fill's loss: deleverage the rest
+            cash = (-delta * price * mult * (PPM + (discount if delta > 0 else -discount))) // PPM
+            cost = -delta * price * mult - cash  # the discount, what the account gives up
+            if max(0, cost - equity) > max(0, g.insurance):
+                break  # a deficit the fund could not pay: the rest goes to deleveraging
             other = ledger.account(provider) or Account()
             held = other.positions[market_id][0] if market_id in other.positions else 0
-            e2, i2, _m2 = risk_of(other, markets, ledger.pricing, (market_id, held + sign * q, -cash_bs))
+            e2, i2, _m2 = risk_of(other, markets, ledger.pricing, (market_id, held + sign * q, -cash))
             if e2 < i2:
                 continue  # this backstop cannot carry it
-            apply_fill(app, address, account, market_id, delta, cash_bs)
-            apply_fill(app, provider, ledger.account_mut(provider), market_id, -delta, -cash_bs)
+            apply_fill(app, address, account, market_id, delta, cash)
+            apply_fill(app, provider, ledger.account_mut(provider), market_id, -delta, -cash)
             ledger.set_backstop(market_id, provider, capacity - q, discount)
-            closed_notional += q * price * mult
-            remaining -= q
-            app.emit(events, event("liquidation_fill", account=address, counterparty=provider, market=market_id,
-                                   size=delta, cash=cash_bs, oracle_price=price, discount_ppm=discount))
-            if shortfall:
-                g.insurance -= shortfall
-                account.quote += shortfall
-                app.emit(events, event("insurance_cover", account=address, amount=shortfall,
-                                       fund_left=g.insurance))
-        if remaining:
-            _deleverage(app, address, account, market_id, remaining, sign, equity, mmr_m, mmr, whole, events)
-    equity_after, _i, _m = risk_of(account, markets, ledger.pricing)
-    fee = min(ceil_div(closed_notional * g.risk.liquidation_fee_ppm, PPM), max(0, equity_after))
+            equity -= cost
+            closed += q * price * mult
+            discounts += cost
+            left -= q
+            moved = True
+            out.append(event("liquidation_fill", account=address, counterparty=provider, market=market_id,
+                             size=delta, cash=cash, oracle_price=price, discount_ppm=discount))
+        if left:
+            residual[market_id] = left
+    # 5's candidates are ranked now: what they can close counts toward the fee
+    ranked = {m: _candidates(app, address, m, 1 if account.positions[m][0] > 0 else -1) for m in residual}
+    for market_id, left in residual.items():
+        market = markets[market_id]
+        closable = min(left, sum(abs(c[2]) for c in ranked[market_id]))
+        closed += closable * market.price * market.params.value_multiplier
+    # 3. the liquidation fee, backstop discounts included, from what equity is left
+    fee = min(max(0, ceil_div(closed * g.risk.liquidation_fee_ppm, PPM) - discounts), max(0, equity))
     if fee:
         account.quote -= fee
         g.insurance += fee
-        equity_after -= fee
-        app.emit(events, event("liquidation_fee", account=address, amount=fee, fund=g.insurance))
-    if equity_after < 0 and not account.positions:  # rounding residue only; never expected
-        cover = min(max(0, g.insurance), -equity_after)  # a fund in debt covers nothing
-        g.insurance -= cover
-        account.quote += cover
-        equity_after += cover
-        app.emit(events, event("insurance_cover", account=address, amount=cover, fund_left=g.insurance))
-    app.emit(events, event("liquidation_done", account=address, equity=equity_after,
-                           positions=len(account.positions)))
+        equity -= fee
+        moved = True
+        out.append(event("liquidation_fee", account=address, amount=fee, fund=g.insurance))
+    # 4. the insurance fund pays the deficit, as far as it can
+    if equity < 0:
+        cover = min(max(0, g.insurance), -equity)
+        if cover:
+            g.insurance -= cover
+            account.quote += cover
+            equity += cover
+            moved = True
+            out.append(event("insurance_cover", account=address, amount=cover, fund_left=g.insurance))
+    # 5. deleveraging at the oracle price; a deficit the fund left is charged per market
+    deficit = max(0, -equity)
+    total_loss = sum(losses.values())
+    owed = {m: min(losses[m], deficit * losses[m] // total_loss) if total_loss else 0 for m in losses}
+    for market_id in sorted(residual):
+        market = markets[market_id]
+        mult, price = market.params.value_multiplier, market.price
+        sign = 1 if account.positions[market_id][0] > 0 else -1
+        left = residual[market_id]
+        for other_address, pnl, size in ranked[market_id]:
+            if left == 0:
+                break
+            take = min(left, abs(size))
+            other = ledger.account_mut(other_address)
+            charge = 0
+            if owed.get(market_id, 0) > 0:
+                other_equity, _i, _m = risk_of(other, markets, ledger.pricing)
+                charge = min(owed[market_id], max(0, min(pnl * take // abs(size), other_equity)))
+                owed[market_id] -= charge
+            cash = sign * take * price * mult + charge
+            apply_fill(app, address, account, market_id, -sign * take, cash)
+            apply_fill(app, other_address, other, market_id, sign * take, -cash)
+            equity += charge
+            left -= take
+            moved = True
+            out.append(event("deleverage", account=address, counterparty=other_address, market=market_id,
+                             size=-sign * take, cash=cash, oracle_price=price, charge=charge))
+    # 6. what no one could absorb is written off, in the open
+    if equity < 0:
+        loss = -equity
+        account.quote += loss
+        g.socialized_loss += loss
+        equity = 0
+        moved = True
+        out.append(event("socialized_loss", account=address, amount=loss, total=g.socialized_loss))
+    return moved
 
 
-def _deleverage(app: ClearingApp, address: bytes, account: Account, market_id: str, remaining: int, sign: int,
-                equity: int, mmr_m: int, mmr: int, whole: int, events: list[dict[str, Any]]) -> None:
-    """Close ``remaining`` against opposite positions ranked by profit x leverage, at the bankruptcy price."""
+def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> list[tuple[bytes, int, int]]:
+    """Opposite positions in profit in ``market_id``, in deleveraging order: (address, pnl, size).
+
+    Ranked by profit ratio x leverage, ``pnl * notional * 1e6 // (max(1, |cost|) * max(1, equity))``
+    descending, then address (Hyperliquid's ADL order).
+    """
     ledger = app.ledger
     markets = ledger.w_markets
     market = markets[market_id]
@@ -262,25 +332,16 @@ def _deleverage(app: ClearingApp, address: bytes, account: Account, market_id: s
         size, _snap, cost = other.positions[market_id]
         if (size > 0) == (sign > 0):
             continue
-        equity_o, _i, _m = risk_of(other, markets, ledger.pricing)
+        pnl = size * price * mult - cost
+        if pnl <= 0:
+            continue
+        equity, _i, _m = risk_of(other, markets, ledger.pricing)
         notional = sum(abs(s) * markets[m].price * markets[m].params.value_multiplier
                        for m, (s, _x, _c) in other.positions.items())
-        profit = size * price * mult - cost
-        score = profit * notional // equity_o if equity_o > 0 else profit * notional
-        ranked.append((-score, other_address))
+        score = pnl * notional * PPM // (max(1, abs(cost)) * max(1, equity))
+        ranked.append((-score, other_address, pnl, size))
     ranked.sort()
-    for _score, other_address in ranked:
-        if remaining == 0:
-            break
-        other = ledger.account_mut(other_address)
-        take = min(remaining, abs(other.positions[market_id][0]))
-        delta = -sign * take
-        cash = _bankrupt_cash(delta, price, mult, equity, mmr_m, mmr, take, whole)
-        apply_fill(app, address, account, market_id, delta, cash)
-        apply_fill(app, other_address, other, market_id, -delta, -cash)
-        remaining -= take
-        app.emit(events, event("deleverage", account=address, counterparty=other_address, market=market_id,
-                               size=delta, cash=cash, oracle_price=price))
+    return [(a, pnl, size) for _score, a, pnl, size in ranked]
 
 
 def cover_collateral_debts(app: ClearingApp) -> list[dict[str, Any]]:

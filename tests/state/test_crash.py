@@ -19,7 +19,7 @@ def setup_chain() -> Chain:
                      "venue": 1_000 * USDC})
     chain = Chain(make_genesis(balances=balances, insurance_fund_seed=500 * USDC))
     venue = signer("venue")
-    txs = [builders.build_backstop_tx(signer("backstop"), chain.cid(), BTC, 100_000, 20_000, fee=chain.fee(),
+    txs = [builders.build_backstop_tx(signer("backstop"), chain.cid(), BTC, 100_000, 10_000, fee=chain.fee(),
                                       expiry=chain.expiry(), nonce=chain.nonce())]
     plan = [(name, 38_000) for name in LONGS_19X] + [(name, 16_000) for name in LONGS_8X]
     for i, (name, size) in enumerate(plan):

@@ -15,18 +15,18 @@ TRADERS = [f"t{i}" for i in range(6)]
 
 trade_op = st.tuples(st.just("trade"), st.integers(0, 5), st.integers(0, 5), st.integers(1, 4000),
                      st.integers(-30, 30), st.integers(0, 2))
-price_op = st.tuples(st.just("price"), st.integers(0, 2), st.integers(-25, 25))
+price_op = st.tuples(st.just("price"), st.integers(0, 2), st.integers(-60, 60))
 transfer_op = st.tuples(st.just("transfer"), st.integers(0, 5), st.integers(0, 5), st.integers(1, 3000))
 withdraw_op = st.tuples(st.just("withdraw"), st.integers(0, 5), st.integers(1, 3000))
 time_op = st.tuples(st.just("time"), st.integers(1, 4))
 deposit_op = st.tuples(st.just("deposit"), st.integers(0, 5), st.integers(1, 10**8))
 block = st.lists(st.one_of(trade_op, trade_op, trade_op, price_op, transfer_op, withdraw_op, time_op, deposit_op),
                  max_size=8)
-scenario = st.lists(block, min_size=1, max_size=10)
+scenario = st.lists(block, min_size=1, max_size=30)
 
 GENESIS = make_genesis(
     balances={**{t: 1_000 * USDC for t in TRADERS}, "venue": 1_000 * USDC, "backstop": 500_000 * USDC},
-    insurance_fund_seed=50 * USDC, market_funding_interval_ms=3000, max_price_move_ppm=150_000,
+    insurance_fund_seed=50 * USDC, market_funding_interval_ms=3000, max_price_move_ppm=500_000,
 )
 
 

@@ -27,9 +27,12 @@ def test_weighted_median_has_half_the_power_on_each_side(reports) -> None:
 @given(st.integers(1, 10**12), st.integers(1, 10**12), st.integers(1, 500_000))
 def test_move_cap_bounds_the_change(previous, proposed, cap) -> None:
     new = capped_price(previous, proposed, cap)
-    assert abs(new - previous) * PPM <= previous * cap
+    assert new >= 1
+    assert abs(new - previous) * PPM <= max(previous * cap, PPM)  # the cap, or one unit for tiny prices
     if abs(proposed - previous) * PPM <= previous * cap - previous:  # well inside: unchanged
         assert new == proposed
+    if proposed != previous and (proposed >= 1):  # every price can move toward its reports
+        assert new != previous
 
 
 @given(st.integers(0, 10**6), st.integers(1, 10**9), st.integers(1, 10**9), st.integers(1, PPM))
@@ -148,7 +151,7 @@ def test_check_margin_what_if_and_query_shapes() -> None:
 
 
 def test_funding_rounding_is_kept_by_the_system_and_swept_to_the_fund() -> None:
-    chain = funded(market_funding_interval_ms=2_000)
+    chain = funded(market_funding_interval_ms=2_000, market_funding_impact_notional=1)
     chain.block(chain.prices({BTC: 500_003}))
     chain.block()
     chain.one(trade(chain, "alice", "bob", 10, 500_010))  # premium 13 ppm on a tiny position
