@@ -4,13 +4,15 @@ publishing a random walk, then a crash that liquidates the most leveraged accoun
 The cast (keys derived from fixed names, so every run and every tool agrees on them):
 - ``long-0..3``: modest collateral, buy BTC-PERP up to 4x-13x leverage;
 - ``short-0..3``: deep pockets, sell to the longs and trade among themselves (volume);
-- ``backstop``: registers limited liquidation liquidity at a 2% discount;
+- ``backstop``: registers limited liquidation liquidity at a 1% discount (at most the liquidation fee);
 - ``venue``: pairs orders (price-time, crossing limits) and submits the fills as trade txs;
 - the validators' keys: oracle feeders.
 
-After trading, the feeders report a 40% lower price; the circuit breaker walks it down 5% per
-block, accounts fall below maintenance margin, and the waterfall runs: backstop fills, the
-insurance fund covers, auto-deleveraging hits the profitable shorts once the fund is empty.
+After trading, the feeders report a 40% lower price; the circuit breaker caps the market (only
+risk-reducing trades) and walks the price down 5% per block, accounts fall below maintenance
+margin, and the waterfall runs: backstop fills, the insurance fund pays deficits, what no
+backstop takes closes against the profitable shorts at the oracle price, and once the fund is
+empty they also bear the loss (never more than their profit).
 Everything is printed as it happens from a WebSocket subscription, and :func:`check_invariants`
 verifies the books through RPC at the end.
 """
@@ -71,6 +73,7 @@ def patch_genesis(document: dict[str, Any]) -> dict[str, Any]:
         {"address": format_address(demo_signer(name).address), "quote": quote} for name, quote in quotes.items()
     ]
     app_state["risk"]["insurance_fund_seed"] = INSURANCE_SEED
+    app_state["risk"]["breaker_halt_blocks"] = 20  # the 40% walk takes ~10 capped blocks: no halt
     return document
 
 
@@ -147,6 +150,7 @@ class Stats:
     trades: int = 0
     liquidations: int = 0
     deleverages: int = 0
+    deleverage_charges: int = 0
     insurance_draws: int = 0
     backstop_fills: int = 0
     price_updates: int = 0
@@ -318,7 +322,11 @@ class Demo:
                     self.stats.price_updates += 1
                     m.price = int(a["price"])
                     if self.crashed:
-                        self.say(f"oracle {MARKET} {m.show_price(int(a['previous']))} -> {m.show_price(m.price)}")
+                        self.say(f"oracle {MARKET} {m.show_price(int(a['previous']))} -> {m.show_price(m.price)}"
+                             f" (feeders report {m.show_price(int(a.get('reported', m.price)))})")
+                elif kind == "breaker":
+                    self.say(f"circuit breaker {a['market']}: {a['state']} (applied {m.show_price(int(a['price']))}, "
+                             f"reported {m.show_price(int(a['reported']))})")
                 elif kind == "liquidation":
                     self.stats.liquidations += 1
                     self.say(f"LIQUIDATION {self.name(a['account'])}: equity {usd(a['equity'])} < "
@@ -334,8 +342,13 @@ class Demo:
                     self.say(f"  liquidation fee {usd(a['amount'])} to the insurance fund ({usd(a['fund'])})")
                 elif kind == "deleverage":
                     self.stats.deleverages += 1
+                    charge = int(a.get("charge", 0))
+                    self.stats.deleverage_charges += 1 if charge else 0
                     self.say(f"  AUTO-DELEVERAGE: {self.name(a['counterparty'])} takes over "
-                             f"{m.show_size(-int(a['size']))} BTC at the bankruptcy price")
+                             f"{m.show_size(-int(a['size']))} BTC at the oracle price"
+                             + (f", bearing {usd(charge)} of the loss the fund could not pay" if charge else ""))
+                elif kind == "socialized_loss":
+                    self.say(f"  SOCIALIZED LOSS: {usd(a['amount'])} nobody could absorb (total {usd(a['total'])})")
                 elif kind == "liquidation_done":
                     self.say(f"  done: {self.name(a['account'])} equity {usd(a['equity'])}, "
                              f"{a['positions']} position(s) left")
@@ -384,7 +397,7 @@ class Demo:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.watch)
             nursery.start_soon(self.follow_height)
-            await self.submit(builders.build_backstop_tx(self.backstop, self.chain_id, MARKET, BACKSTOP_SIZE, 20_000,
+            await self.submit(builders.build_backstop_tx(self.backstop, self.chain_id, MARKET, BACKSTOP_SIZE, 10_000,
                                                          fee=self.fee, expiry=self.expiry), "backstop")
             nursery.start_soon(self.feed_prices)
             nursery.start_soon(self.trade, time.monotonic() + duration * 0.45)
@@ -399,7 +412,8 @@ class Demo:
         await self.print_accounts("after the crash")
         self.say(f"summary: {self.stats.trades} trades cleared, {self.stats.liquidations} liquidations, "
                  f"{self.stats.backstop_fills} backstop fills, {self.stats.insurance_draws} insurance draws, "
-                 f"{self.stats.deleverages} auto-deleverages; {self.stats.submitted} txs accepted")
+                 f"{self.stats.deleverages} auto-deleverages ({self.stats.deleverage_charges} bearing a loss); "
+                 f"{self.stats.submitted} txs accepted")
         for reason, count in sorted(self.stats.rejected.items(), key=lambda kv: -kv[1])[:6]:
             self.say(f"  rejected x{count}: {reason}")
         return self.stats
@@ -429,8 +443,8 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
 
     Mirrors ``state.queries.invariants``: per market, sizes sum to zero and longs equal open
     interest; quote held by accounts (with exact unsettled funding and the funding rounding the
-    markets keep), the insurance fund and the fee pool equals deposits - withdrawals; no account
-    has negative equity. ``addresses`` must cover every funded account (genesis and validators).
+    markets keep), the insurance fund and the fee pool equals deposits - withdrawals plus the
+    socialized loss; no account has negative equity. ``addresses`` must cover every funded account (genesis and validators).
     """
     problems = []
     markets = {m["id"]: m for m in await client.call("markets")}
@@ -462,7 +476,7 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
     fund = await client.call("insurance_fund")
     quote_symbol = "USDC"
     expected = (int(fund["deposits"].get(quote_symbol, "0")) - int(fund["withdrawals"].get(quote_symbol, "0"))
-                - int(fund["insurance_fund"]) - int(fund["fee_pool"]))
+                + int(fund.get("socialized_loss", "0")) - int(fund["insurance_fund"]) - int(fund["fee_pool"]))
     if quote_scaled != expected * scale:
         problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {scale}, expected {expected}")
     if int(fund["insurance_fund"]) < 0 or int(fund["fee_pool"]) < 0:
