@@ -145,7 +145,7 @@ def build_accounts(n: int, at_risk_pct: int) -> tuple[ClearingApp, int]:
     ledger.set_backstop(BTC, backstop, size * n, 10_000)
     ledger.start_block()
     start = time.perf_counter()
-    app.liquidations.rebuild(app)
+    app.liquidations.rebuild(app.ledger)
     print(f"  index of {n} accounts built in {time.perf_counter() - start:.1f} s", flush=True)
     # Millions of long-lived objects make every full cyclic-GC pass walk them all; a node does
     # the same after loading its state (see state/README.md).

@@ -18,22 +18,12 @@ from state.codes import Code, TxRejected
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.ledger import Ledger
-from state.model import (
-    BREAKER_CAPPED,
-    BREAKER_HALTED,
-    PPM,
-    Account,
-    Globals,
-    Market,
-    event_key,
-    order_key,
-    prefix_end,
-    seen_key,
-)
-from state.order_records import JOURNAL_PREFIX, OrderRecords, journal_key
+from state.env import BlockEnv
 from state.events import event
 from state.funding import apply_funding, sweep_dust
-from state.oracle import apply_oracle_reports
+from state.model import PPM, Account, Globals, Market, order_key, prefix_end, seen_key
+from state.oracle import apply_oracle_reports, market_status
+from state.order_records import JOURNAL_PREFIX, OrderRecords, journal_key
 from state.risk import dynamic_imf, risk_of
 from state.txs import Tx, decode_tx, verify_tx
 
@@ -76,17 +66,14 @@ class ClearingApp:
         self.height = 0
         self.time_ms = genesis.genesis_time_ms
         self.proposer = b""
-        self.touched: set[bytes] = set()
         self.seen_buckets: dict[int, set[bytes]] = {}
         self.orders = OrderRecords()  # live orders' fill records (stored as per-block journal entries)
         self.proposals: dict[bytes, dict[str, Any]] = {}
-        self.validator_updates: dict[bytes, int] = {}
+        self.env: BlockEnv | None = None  # the block being executed (begin_block to commit)
         self.liquidations = waterfall.LiquidationIndex()
         self._decoded: OrderedDict[bytes, Tx | TxRejected] = OrderedDict()
         self._verdicts: dict[bytes, TxRejected | None] = {}
         self._verified_orders: set[bytes] = set()
-        self._event_seq = 0
-        self._block_events: list[dict[str, Any]] = []
         if store.version >= 0:
             self._open()
 
@@ -112,7 +99,7 @@ class ClearingApp:
         self.orders = OrderRecords.rebuild(journal, self.store.version)
         for key, value in self.store.iterate(b"p/", prefix_end(b"p/")):
             self.proposals[key[2:]] = decode(value)
-        self.liquidations.rebuild(self)
+        self.liquidations.rebuild(self.ledger)
 
     def init_chain(self) -> bytes:
         """Write the genesis state as version 0 (a no-op returning the root if already there)."""
@@ -151,7 +138,7 @@ class ClearingApp:
                     account.collateral[symbol] = account.collateral.get(symbol, 0) + units
                     g2.deposits[symbol] = g2.deposits.get(symbol, 0) + units
         root = ledger.commit(None)
-        self.liquidations.rebuild(self)
+        self.liquidations.rebuild(ledger)
         return root
 
     # --- mempool -----------------------------------------------------------------------------
@@ -269,11 +256,9 @@ class ClearingApp:
         self.height, self.time_ms, self.proposer = height, time_ms, proposer_address
         ledger = self.ledger
         ledger.start_block()
-        self.touched = set()
-        self.validator_updates = {}
-        self._event_seq = 0
+        env = self.env = BlockEnv(ledger, height, time_ms, self.orders, self.proposals)
         events: list[dict[str, Any]] = []
-        events += self._process_evidence(evidence or [])
+        events += self._process_evidence(env, evidence or [])
         if height == self.genesis.initial_height:  # the genesis prices count as reported now
             for market in ledger.w_markets.values():
                 market.last_price_ms = max(market.last_price_ms, time_ms)
@@ -290,23 +275,25 @@ class ClearingApp:
             market.imf_ppm = dynamic_imf(market)
             moves[market_id] = (old_price, market.price, market.funding_index - old_index)
         self.liquidations.on_moves(moves, ledger.w_markets)
-        self._block_events = events
         return events
 
-    def _process_evidence(self, evidence: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _process_evidence(env: BlockEnv, evidence: list[tuple[bytes, int]]) -> list[dict[str, Any]]:
         """Jail each validator with evidence of double signing (never the last one with power)."""
-        g = self.ledger.g
+        g = env.ledger.g
         events = []
         for address, evidence_height in sorted(evidence):
             validator = g.validators.get(address)
             active_power = sum(v[1] for v in g.validators.values() if not v[3])
             if validator is not None and not validator[3] and active_power > validator[1]:
                 validator[3] = True
-                self.validator_updates[validator[0]] = 0
+                env.validator_updates[validator[0]] = 0
                 events.append(event("jail", validator=address, evidence_height=evidence_height))
         return events
 
     def deliver_tx(self, tx_bytes: bytes) -> TxResult:
+        env = self.env
+        assert env is not None, "deliver_tx outside a block"
         try:
             tx = self._decode(tx_bytes)
             self._verify(tx)
@@ -315,7 +302,7 @@ class ClearingApp:
             account = ledger.account(tx.sender)
             if account is not None and account.positions and tx.fee:
                 account = ledger.account_mut(tx.sender)
-                execute.settle_all(self, account)
+                execute.settle_all(env, account)
             self._check_fee_funds(tx, account, ledger.w_markets)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message)
@@ -323,11 +310,11 @@ class ClearingApp:
             payer = ledger.account_mut(tx.sender)
             payer.quote -= tx.fee
             ledger.g.fee_pool += tx.fee
-            self.touched.add(tx.sender)
+            env.touch(tx.sender)
         ledger.put_raw(seen_key(tx.hash), tx.expiry)
         self.seen_buckets.setdefault(tx.expiry, set()).add(tx.hash)
         try:
-            events = execute.HANDLERS[tx.kind](self, tx)
+            events = execute.HANDLERS[tx.kind](env, tx)
         except TxRejected as exc:
             return TxResult(int(exc.code), exc.message, [], tx.fee, tx.sender, tx.hash, tx.kind)
         return TxResult(0, "", events, tx.fee, tx.sender, tx.hash, tx.kind)
@@ -339,10 +326,14 @@ class ClearingApp:
             for tx_hash in sorted(self.seen_buckets.pop(expiry)):
                 ledger.delete_raw(seen_key(tx_hash))
         self.orders.expire(height)
-        events, _changed = governance.end_block(self)
-        events += waterfall.run(self)
-        events += waterfall.cover_collateral_debts(self)
-        updates = [ValidatorUpdate(pub, power) for pub, power in sorted(self.validator_updates.items())]
+        env = self.env
+        assert env is not None, "end_block outside a block"
+        events = governance.end_block(env)
+        if env.markets_changed:
+            self.liquidations.invalidate()
+        events += waterfall.run(env, self.liquidations)
+        events += waterfall.cover_collateral_debts(env)
+        updates = [ValidatorUpdate(pub, power) for pub, power in sorted(env.validator_updates.items())]
         return EndBlockResult(events, updates)
 
     def commit(self, batch: WriteBatch | None = None) -> bytes:
@@ -352,34 +343,14 @@ class ClearingApp:
         for height in emptied:
             self.ledger.delete_raw(journal_key(height))
         root = self.ledger.commit(batch)
-        self.touched = set()
+        self.env = None
         return root
 
-    # --- helpers used by the handlers --------------------------------------------------------
-
-    def touch(self, *addresses: bytes) -> None:
-        self.touched.update(addresses)
-
-    def emit(self, events: list[dict[str, Any]], ev: dict[str, Any]) -> None:
-        """Append a waterfall event and keep it in the event log (``e/<height><index>``)."""
-        events.append(ev)
-        self.ledger.put_raw(event_key(self.height, self._event_seq), ev)
-        self._event_seq += 1
+    # --- queries ----------------------------------------------------------------------------
 
     def market_status(self, market: Market) -> str:
-        """``halted`` (governance), ``breaker_halted``, ``stale``, ``capped`` or ``active``."""
-        if market.params.status != "active":
-            return market.params.status
-        if market.breaker == BREAKER_HALTED:
-            return "breaker_halted"
-        if self.time_ms - market.last_price_ms > self.ledger.g.risk.oracle_staleness_ms:
-            return "stale"
-        if market.breaker == BREAKER_CAPPED:
-            return "capped"
-        return "active"
-
-    def market_active(self, market: Market) -> bool:
-        return self.market_status(market) == "active"
+        """The market's trading status as of the last block (``oracle.market_status``)."""
+        return market_status(market, self.time_ms, self.ledger.g.risk.oracle_staleness_ms)
 
     def prime_signature(self, tx_bytes: bytes) -> bool:
         """Decode and verify ahead of execution (benchmarks, block sync warm-up)."""

@@ -11,5 +11,5 @@ from typing import Any
 Event = dict[str, Any]
 
 
-def event(kind: str, **attrs: Any) -> Event:
+def event(kind: str, /, **attrs: Any) -> Event:
     return {"type": kind, "attrs": attrs}

@@ -7,10 +7,12 @@ sender is the one write allowed before the checks: it does not change equity.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from consensus.hashing import hash_value
 from state import governance
 from state.codes import Code, TxRejected
+from state.env import BlockEnv
 from state.events import Event, event
 from state.model import FUNDING_SCALE, PPM, Account, deposit_key, order_key, withdrawal_key
 from state.order_records import Record
@@ -29,33 +31,31 @@ from state.txs import (
     Withdraw,
 )
 
-if TYPE_CHECKING:
-    from state.app import ClearingApp
 
 MAX_PRICE = 10**15
 MAX_TOTAL = 2**62  # bound on totals and notionals, so every stored integer fits its encoding
 
 
-def settle_all(app: ClearingApp, account: Account) -> None:
-    markets = app.ledger.w_markets
+def settle_all(env: BlockEnv, account: Account) -> None:
+    markets = env.ledger.w_markets
     for market_id in sorted(account.positions):
         settle_funding(account, markets[market_id], market_id)
 
 
-def _balance(app: ClearingApp, account: Account, asset: str) -> int:
+def _balance(env: BlockEnv, account: Account, asset: str) -> int:
     """What can leave: collateral held, or quote net of position values (no borrowing on haircuts)."""
-    if asset == app.ledger.quote_symbol:
-        return cash_of(account, app.ledger.w_markets)
+    if asset == env.ledger.quote_symbol:
+        return cash_of(account, env.ledger.w_markets)
     return account.collateral.get(asset, 0)
 
 
-def _check_asset(app: ClearingApp, asset: str) -> None:
-    if asset != app.ledger.quote_symbol and asset not in app.ledger.pricing:
+def _check_asset(env: BlockEnv, asset: str) -> None:
+    if asset != env.ledger.quote_symbol and asset not in env.ledger.pricing:
         raise TxRejected(Code.UNKNOWN_ASSET, f"unknown asset {asset!r}")
 
 
-def _move(app: ClearingApp, account: Account, asset: str, amount: int) -> None:
-    if asset == app.ledger.quote_symbol:
+def _move(env: BlockEnv, account: Account, asset: str, amount: int) -> None:
+    if asset == env.ledger.quote_symbol:
         account.quote += amount
     else:
         left = account.collateral.get(asset, 0) + amount
@@ -65,7 +65,7 @@ def _move(app: ClearingApp, account: Account, asset: str, amount: int) -> None:
             account.collateral.pop(asset, None)
 
 
-def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) -> Account:
+def _debit_checked(env: BlockEnv, address: bytes, asset: str, amount: int) -> Account:
     """The sender's account after settling funding, if ``amount`` can leave it.
 
     Initial margin must hold afterwards at stressed prices (``risk.stressed_risk``: the worse
@@ -73,13 +73,13 @@ def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) ->
 
     Raises ``INSUFFICIENT_BALANCE``, ``INSUFFICIENT_MARGIN``.
     """
-    ledger = app.ledger
+    ledger = env.ledger
     account = ledger.account_mut(address)
-    settle_all(app, account)
-    if _balance(app, account, asset) < amount:
+    settle_all(env, account)
+    if _balance(env, account, asset) < amount:
         raise TxRejected(Code.INSUFFICIENT_BALANCE, f"balance of {asset} is below {amount}")
     trial = account.copy()
-    _move(app, trial, asset, -amount)
+    _move(env, trial, asset, -amount)
     equity, imr, _mmr = stressed_risk(trial, ledger.w_markets, ledger.pricing)
     if equity < imr:
         raise TxRejected(Code.INSUFFICIENT_MARGIN, f"equity {equity} would fall below initial margin {imr}"
@@ -90,33 +90,31 @@ def _debit_checked(app: ClearingApp, address: bytes, asset: str, amount: int) ->
 # --- collateral ----------------------------------------------------------------------------
 
 
-def transfer(app: ClearingApp, tx: Tx) -> list[Event]:
+def transfer(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: Transfer = tx.msg  # type: ignore[assignment]
-    _check_asset(app, msg.asset)
+    _check_asset(env, msg.asset)
     if msg.to == tx.sender:
         raise TxRejected(Code.SELF_TRANSFER, "sender and recipient are the same account")
-    account = _debit_checked(app, tx.sender, msg.asset, msg.amount)
-    _move(app, account, msg.asset, -msg.amount)
-    _move(app, app.ledger.account_mut(msg.to), msg.asset, msg.amount)
-    app.touch(tx.sender, msg.to)
+    account = _debit_checked(env, tx.sender, msg.asset, msg.amount)
+    _move(env, account, msg.asset, -msg.amount)
+    _move(env, env.ledger.account_mut(msg.to), msg.asset, msg.amount)
+    env.touch(tx.sender, msg.to)
     return [event("transfer", sender=tx.sender, to=msg.to, asset=msg.asset, amount=msg.amount)]
 
 
-def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
+def deposit(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: Deposit = tx.msg  # type: ignore[assignment]
-    ledger = app.ledger
+    ledger = env.ledger
     operators = ledger.g.operator_power()
     if tx.sender not in operators:
         raise TxRejected(Code.NOT_BRIDGE_OPERATOR, "signer is not a bridge operator")
-    _check_asset(app, msg.asset)
+    _check_asset(env, msg.asset)
     key = deposit_key(msg.external_id)
     record: dict[str, Any] = ledger.get_value(key) or {"done": 0, "votes": {}}
     if record["done"]:
         raise TxRejected(Code.DEPOSIT_ALREADY_CREDITED, f"deposit {msg.external_id!r} was already credited")
     if any(tx.sender in voters for voters in record["votes"].values()):
         raise TxRejected(Code.DEPOSIT_ALREADY_ATTESTED, f"signer already attested deposit {msg.external_id!r}")
-    from consensus.hashing import hash_value
-
     content = hash_value([msg.account, msg.asset, msg.amount])
     voters = sorted(record["votes"].get(content, []) + [tx.sender])
     record = {"done": 0, "votes": {**record["votes"], content: voters}}
@@ -127,49 +125,49 @@ def deposit(app: ClearingApp, tx: Tx) -> list[Event]:
         raise TxRejected(Code.AMOUNT_TOO_LARGE, f"deposits of {msg.asset} would pass {MAX_TOTAL}")
     if 3 * power > 2 * sum(operators.values()):
         record = {"done": 1, "votes": {}}
-        _move(app, ledger.account_mut(msg.account), msg.asset, msg.amount)
+        _move(env, ledger.account_mut(msg.account), msg.asset, msg.amount)
         ledger.g.deposits[msg.asset] = ledger.g.deposits.get(msg.asset, 0) + msg.amount
-        app.touch(msg.account)
+        env.touch(msg.account)
         events.append(event("deposit", external_id=msg.external_id, account=msg.account, asset=msg.asset,
                             amount=msg.amount))
     ledger.put_raw(key, record)
     return events
 
 
-def withdraw(app: ClearingApp, tx: Tx) -> list[Event]:
+def withdraw(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: Withdraw = tx.msg  # type: ignore[assignment]
-    _check_asset(app, msg.asset)
-    ledger = app.ledger
-    account = _debit_checked(app, tx.sender, msg.asset, msg.amount)
-    _move(app, account, msg.asset, -msg.amount)
+    _check_asset(env, msg.asset)
+    ledger = env.ledger
+    account = _debit_checked(env, tx.sender, msg.asset, msg.amount)
+    _move(env, account, msg.asset, -msg.amount)
     g = ledger.g
     g.withdrawals[msg.asset] = g.withdrawals.get(msg.asset, 0) + msg.amount
     g.withdrawal_seq += 1
     receipt = {"seq": g.withdrawal_seq, "account": tx.sender, "asset": msg.asset, "amount": msg.amount,
-               "destination": msg.destination, "height": app.height, "tx": tx.hash}
+               "destination": msg.destination, "height": env.height, "tx": tx.hash}
     ledger.put_raw(withdrawal_key(g.withdrawal_seq), receipt)
-    app.touch(tx.sender)
+    env.touch(tx.sender)
     return [event("withdraw", **receipt)]
 
 
 # --- orders and trades ---------------------------------------------------------------------
 
 
-def _order_record(app: ClearingApp, address: bytes, order_id: int) -> Record | None:
-    return app.orders.get(order_key(address, order_id))
+def _order_record(env: BlockEnv, address: bytes, order_id: int) -> Record | None:
+    return env.orders.get(order_key(address, order_id))
 
 
-def trade(app: ClearingApp, tx: Tx) -> list[Event]:
-    return [clear_trade(app, tx.msg)]  # type: ignore[arg-type]
+def trade(env: BlockEnv, tx: Tx) -> list[Event]:
+    return [clear_trade(env, tx.msg)]  # type: ignore[arg-type]
 
 
-def fills(app: ClearingApp, tx: Tx) -> list[Event]:
+def fills(env: BlockEnv, tx: Tx) -> list[Event]:
     """Each fill clears or is refused on its own: one event per fill, in order (``trade``, or
     ``fill_rejected`` with the code and log a ``trade`` tx would have got)."""
     events = []
     for index, fill in enumerate(tx.msg.fills):  # type: ignore[union-attr]
         try:
-            events.append(clear_trade(app, fill))
+            events.append(clear_trade(env, fill))
         except TxRejected as exc:
             events.append(event("fill_rejected", index=index, code=int(exc.code), log=exc.message,
                                 maker=fill.maker.account, maker_order=fill.maker.order_id,
@@ -177,9 +175,9 @@ def fills(app: ClearingApp, tx: Tx) -> list[Event]:
     return events
 
 
-def clear_trade(app: ClearingApp, msg: Trade) -> Event:
+def clear_trade(env: BlockEnv, msg: Trade) -> Event:
     """Check everything, then apply: a refusal (TxRejected) leaves the state untouched."""
-    ledger = app.ledger
+    ledger = env.ledger
     maker, taker = msg.maker, msg.taker
     size, price = msg.size, msg.price
     if maker.market != taker.market:
@@ -197,7 +195,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         raise TxRejected(Code.NOT_LOT_MULTIPLE, f"sizes must be multiples of the lot size {p.lot_size}")
     if price % p.tick_size:
         raise TxRejected(Code.NOT_TICK_MULTIPLE, f"price must be a multiple of the tick size {p.tick_size}")
-    height = app.height
+    height = env.height
     lifetime = ledger.g.risk.max_order_lifetime_blocks
     for order in (maker, taker):
         if order.expiry < height:
@@ -214,7 +212,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         raise TxRejected(Code.AMOUNT_TOO_LARGE, f"notional of {size} at {price} is out of range")
     records = []
     for order in (maker, taker):
-        record = _order_record(app, order.account, order.order_id)
+        record = _order_record(env, order.account, order.order_id)
         filled = 0
         if record is not None:
             if record[2]:
@@ -225,7 +223,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         if filled + size > order.size:
             raise TxRejected(Code.ORDER_OVERFILL, f"order {order.order_id} has only {order.size - filled} left")
         records.append((order, filled))
-    active = app.market_active(market)
+    active = env.market_active(market)
     mult = p.value_multiplier
     notional = size * price * mult
     fees = (ceil_div(notional * p.maker_fee_ppm, PPM), ceil_div(notional * p.taker_fee_ppm, PPM))
@@ -234,7 +232,7 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
         old = account.positions[market_id][0] if market_id in account.positions else 0
         new = old + order.side * size
         if not active and not (abs(new) < abs(old) and old * new >= 0):
-            raise TxRejected(Code.MARKET_NOT_ACTIVE, f"market {market_id} is {app.market_status(market)}: "
+            raise TxRejected(Code.MARKET_NOT_ACTIVE, f"market {market_id} is {env.market_status(market)}: "
                                                      "only risk-reducing trades")
         if abs(new) * price * mult > MAX_TOTAL:
             raise TxRejected(Code.AMOUNT_TOO_LARGE, f"position of order {order.order_id} would be out of range")
@@ -246,9 +244,9 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
     # --- apply
     for (order, filled), fee in zip(records, fees):
         account = ledger.account_mut(order.account)
-        apply_fill(app, order.account, account, market_id, order.side * size, -order.side * notional)
+        apply_fill(env, order.account, account, market_id, order.side * size, -order.side * notional)
         account.quote -= fee
-        app.orders.put(order.account, order.order_id, (order.hash, filled + size, 0, order.expiry))
+        env.orders.put(order.account, order.order_id, (order.hash, filled + size, 0, order.expiry))
     ledger.g.fee_pool += fees[0] + fees[1]
     market.premium_sum += (price - market.price) * size
     market.premium_weight += size
@@ -256,9 +254,9 @@ def clear_trade(app: ClearingApp, msg: Trade) -> Event:
                  maker=maker.account, maker_side=SIDE_NAMES[maker.side], maker_fee=fees[0], taker_fee=fees[1])
 
 
-def apply_fill(app: ClearingApp, address: bytes, account: Account, market_id: str, delta: int, cash: int) -> None:
+def apply_fill(env: BlockEnv, address: bytes, account: Account, market_id: str, delta: int, cash: int) -> None:
     """Change a position by ``delta`` for ``cash`` quote (settles funding first); keeps OI and holders."""
-    market = app.ledger.w_markets[market_id]
+    market = env.ledger.w_markets[market_id]
     if market_id in account.positions:
         settle_funding(account, market, market_id)
         size, _snapshot, cost = account.positions[market_id]
@@ -277,11 +275,11 @@ def apply_fill(app: ClearingApp, address: bytes, account: Account, market_id: st
     else:
         account.positions[market_id] = (new, market.funding_index, cost)
     market.open_interest += max(new, 0) - max(size, 0)
-    app.ledger.track_position(address, market_id, size != 0, new != 0)
-    app.touch(address)
+    env.ledger.track_position(address, market_id, size != 0, new != 0)
+    env.touch(address)
 
 
-def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
+def cancel(env: BlockEnv, tx: Tx) -> list[Event]:
     """Mark an order cancelled until it can no longer fill.
 
     The record lives at least until the order's real expiry: the filled record's (an order that
@@ -293,8 +291,8 @@ def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
     Raises ``INVALID_FIELD``, ``ORDER_EXPIRED``, ``ORDER_LIFETIME_TOO_LONG``, ``ORDER_CANCELLED``.
     """
     msg: Cancel = tx.msg  # type: ignore[assignment]
-    height = app.height
-    lifetime = app.ledger.g.risk.max_order_lifetime_blocks
+    height = env.height
+    lifetime = env.ledger.g.risk.max_order_lifetime_blocks
     stated = msg.order_expiry
     if msg.order is not None:
         if msg.order.account != tx.sender or msg.order.order_id != msg.order_id:
@@ -306,7 +304,7 @@ def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
     if stated > height + lifetime:
         raise TxRejected(Code.ORDER_LIFETIME_TOO_LONG, f"an order expiring after height {height + lifetime} "
                                                        "cannot fill yet; cancel it once it is within the lifetime")
-    record = _order_record(app, tx.sender, msg.order_id)
+    record = _order_record(env, tx.sender, msg.order_id)
     if record is not None and record[2]:
         raise TxRejected(Code.ORDER_CANCELLED, f"order {msg.order_id} is already cancelled")
     if record is not None:
@@ -315,16 +313,16 @@ def cancel(app: ClearingApp, tx: Tx) -> list[Event]:
         expiry, filled, order_hash = msg.order.expiry, 0, msg.order.hash
     else:
         expiry, filled, order_hash = max(stated, height + lifetime), 0, b""
-    app.orders.put(tx.sender, msg.order_id, (order_hash, filled, 1, expiry))
+    env.orders.put(tx.sender, msg.order_id, (order_hash, filled, 1, expiry))
     return [event("cancel", account=tx.sender, order_id=msg.order_id)]
 
 
 # --- oracle, backstop, governance ----------------------------------------------------------
 
 
-def oracle(app: ClearingApp, tx: Tx) -> list[Event]:
+def oracle(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: OracleReport = tx.msg  # type: ignore[assignment]
-    ledger = app.ledger
+    ledger = env.ledger
     if tx.sender not in ledger.g.feeder_power():
         raise TxRejected(Code.NOT_FEEDER, "signer is not a registered oracle feeder")
     for market_id, price in msg.prices:
@@ -333,13 +331,13 @@ def oracle(app: ClearingApp, tx: Tx) -> list[Event]:
         if price > MAX_PRICE:
             raise TxRejected(Code.INVALID_PRICE, f"price {price} for {market_id} is out of range")
     for market_id, price in msg.prices:
-        ledger.set_report(market_id, tx.sender, price, app.time_ms)
+        ledger.set_report(market_id, tx.sender, price, env.time_ms)
     return [event("oracle_report", feeder=tx.sender, markets=len(msg.prices))]
 
 
-def backstop(app: ClearingApp, tx: Tx) -> list[Event]:
+def backstop(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: BackstopRegistration = tx.msg  # type: ignore[assignment]
-    ledger = app.ledger
+    ledger = env.ledger
     market = ledger.w_markets.get(msg.market)
     if market is None:
         raise TxRejected(Code.UNKNOWN_MARKET, f"unknown market {msg.market!r}")
@@ -357,12 +355,12 @@ def backstop(app: ClearingApp, tx: Tx) -> list[Event]:
                   discount_ppm=msg.discount_ppm)]
 
 
-def vote(app: ClearingApp, tx: Tx) -> list[Event]:
+def vote(env: BlockEnv, tx: Tx) -> list[Event]:
     msg: Vote = tx.msg  # type: ignore[assignment]
-    if tx.sender not in app.ledger.g.validator_power():
+    if tx.sender not in env.ledger.g.validator_power():
         raise TxRejected(Code.NOT_VALIDATOR, "signer is not an active validator")
-    governance.validate(app, msg.proposal)
-    return governance.record_vote(app, msg.proposal_hash, msg.proposal, tx.sender)
+    governance.validate(env, msg.proposal)
+    return governance.record_vote(env, msg.proposal_hash, msg.proposal, tx.sender)
 
 
 HANDLERS = {

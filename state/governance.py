@@ -8,16 +8,16 @@ applied in hash order, and proposals older than the replay window are dropped.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from consensus.crypto import address_of
 from state.codes import Code, TxRejected
-from state.genesis import RISK_FIELDS, GenesisError, parse_market, parse_risk
 from state import oracle
+from state.env import BlockEnv
+from state.genesis import RISK_FIELDS, GenesisError, parse_market, parse_risk
+from state.events import event
 from state.model import BREAKER_HALTED, Market, proposal_key
 
-if TYPE_CHECKING:
-    from state.app import ClearingApp
 
 FIELDS = {
     "set_risk": {"kind", "title", "params"},
@@ -33,13 +33,13 @@ def _invalid(message: str) -> TxRejected:
     return TxRejected(Code.INVALID_PROPOSAL, message)
 
 
-def validate(app: ClearingApp, proposal: dict[str, Any]) -> None:
+def validate(env: BlockEnv, proposal: dict[str, Any]) -> None:
     kind = proposal["kind"]
     if set(proposal) != FIELDS[kind]:
         raise _invalid(f"a {kind} proposal has exactly the fields {', '.join(sorted(FIELDS[kind]))}")
     if not isinstance(proposal["title"], str) or len(proposal["title"]) > 200:
         raise _invalid("title must be a string of at most 200 characters")
-    g = app.ledger.g
+    g = env.ledger.g
     try:
         if kind == "set_risk":
             params = proposal["params"]
@@ -47,8 +47,8 @@ def validate(app: ClearingApp, proposal: dict[str, Any]) -> None:
                 raise _invalid(f"params must change some of {', '.join(sorted(RISK_FIELDS))}")
             parse_risk({**asdict(g.risk), **params}, "params")
         elif kind == "set_market":
-            market = parse_market(proposal["market"], "market", app.ledger.quote_decimals)
-            existing = app.ledger.w_markets.get(market.id)
+            market = parse_market(proposal["market"], "market", env.ledger.quote_decimals)
+            existing = env.ledger.w_markets.get(market.id)
             if existing is not None:
                 for name in FIXED_MARKET_FIELDS:
                     if getattr(existing.params, name) != getattr(market, name):
@@ -66,7 +66,7 @@ def validate(app: ClearingApp, proposal: dict[str, Any]) -> None:
             if others + power == 0:
                 raise _invalid("the validator set cannot become empty")
         elif kind == "resume_market":
-            market = app.ledger.w_markets.get(proposal["market"]) if isinstance(proposal["market"], str) else None
+            market = env.ledger.w_markets.get(proposal["market"]) if isinstance(proposal["market"], str) else None
             if market is None:
                 raise _invalid("market must name an existing market")
             if market.breaker != BREAKER_HALTED:
@@ -79,45 +79,43 @@ def validate(app: ClearingApp, proposal: dict[str, Any]) -> None:
         raise _invalid(str(exc)) from exc
 
 
-def record_vote(app: ClearingApp, proposal_hash: bytes, proposal: dict[str, Any], voter: bytes) -> list:
-    entry = app.proposals.get(proposal_hash)
+def record_vote(env: BlockEnv, proposal_hash: bytes, proposal: dict[str, Any], voter: bytes) -> list:
+    entry = env.proposals.get(proposal_hash)
     if entry is None:
-        entry = {"proposal": proposal, "votes": [], "height": app.height}
+        entry = {"proposal": proposal, "votes": [], "height": env.height}
     if voter in entry["votes"]:
         raise TxRejected(Code.ALREADY_VOTED, "this validator already voted for the proposal")
     entry = {**entry, "votes": sorted(entry["votes"] + [voter])}
-    app.proposals[proposal_hash] = entry
-    app.ledger.put_raw(proposal_key(proposal_hash), entry)
-    return [{"type": "vote", "attrs": {"proposal": proposal_hash, "voter": voter, "kind": proposal["kind"]}}]
+    env.proposals[proposal_hash] = entry
+    env.ledger.put_raw(proposal_key(proposal_hash), entry)
+    return [event("vote", proposal=proposal_hash, voter=voter, kind=proposal["kind"])]
 
 
-def end_block(app: ClearingApp) -> tuple[list[dict[str, Any]], bool]:
-    """Apply passed proposals, drop expired ones; returns (events, validator set changed)."""
+def end_block(env: BlockEnv) -> list[dict[str, Any]]:
+    """Apply passed proposals, drop expired ones; returns their events."""
     events: list[dict[str, Any]] = []
-    changed = False
-    g = app.ledger.g
-    for proposal_hash in sorted(app.proposals):
-        entry = app.proposals[proposal_hash]
+    g = env.ledger.g
+    for proposal_hash in sorted(env.proposals):
+        entry = env.proposals[proposal_hash]
         power = g.validator_power()
         approving = sum(power.get(v, 0) for v in entry["votes"])
         if 3 * approving > 2 * sum(power.values()):
             try:
-                validate(app, entry["proposal"])
+                validate(env, entry["proposal"])
             except TxRejected as exc:
-                events.append({"type": "proposal_failed", "attrs": {"proposal": proposal_hash, "reason": exc.message}})
+                events.append(event("proposal_failed", proposal=proposal_hash, reason=exc.message))
             else:
-                changed |= _apply(app, entry["proposal"])
-                events.append({"type": "proposal_applied",
-                               "attrs": {"proposal": proposal_hash, "kind": entry["proposal"]["kind"]}})
-        elif app.height - entry["height"] < g.replay_window:
+                _apply(env, entry["proposal"])
+                events.append(event("proposal_applied", proposal=proposal_hash, kind=entry["proposal"]["kind"]))
+        elif env.height - entry["height"] < g.replay_window:
             continue
-        del app.proposals[proposal_hash]
-        app.ledger.delete_raw(proposal_key(proposal_hash))
-    return events, changed
+        del env.proposals[proposal_hash]
+        env.ledger.delete_raw(proposal_key(proposal_hash))
+    return events
 
 
-def _apply(app: ClearingApp, proposal: dict[str, Any]) -> bool:
-    ledger = app.ledger
+def _apply(env: BlockEnv, proposal: dict[str, Any]) -> None:
+    ledger = env.ledger
     g = ledger.g
     kind = proposal["kind"]
     if kind == "set_risk":
@@ -126,17 +124,17 @@ def _apply(app: ClearingApp, proposal: dict[str, Any]) -> bool:
         g.min_tx_fee = proposal["min_tx_fee"]
     elif kind == "resume_market":
         oracle.resume(ledger.w_markets[proposal["market"]])
-        app.liquidations.invalidate()
+        env.markets_changed = True
     elif kind == "set_market":
         params = parse_market(proposal["market"], "market", ledger.quote_decimals)
         existing = ledger.w_markets.get(params.id)
         if existing is None:
-            market = Market(params, params.initial_price, app.time_ms, app.time_ms + params.funding_interval_ms)
+            market = Market(params, params.initial_price, env.time_ms, env.time_ms + params.funding_interval_ms)
             ledger.w_markets[params.id] = market
             ledger.holders.setdefault(params.id, set())
         else:
             existing.params = params
-        app.liquidations.invalidate()
+        env.markets_changed = True
     elif kind == "set_validator":
         address = address_of(proposal["pub_key"])
         if proposal["power"] == 0:
@@ -144,9 +142,7 @@ def _apply(app: ClearingApp, proposal: dict[str, Any]) -> bool:
             if removed is None or removed[3]:
                 # Unknown, or jailed (already out of the consensus set): an update removing it
                 # would be refused by every node's validator set and halt the chain.
-                return False
+                return
         else:
             g.validators[address] = [proposal["pub_key"], proposal["power"], proposal["name"], False]
-        app.validator_updates[proposal["pub_key"]] = proposal["power"]
-        return True
-    return False
+        env.validator_updates[proposal["pub_key"]] = proposal["power"]

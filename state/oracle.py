@@ -77,10 +77,26 @@ def apply_oracle_reports(market_id: str, market: Market, reports: dict[bytes, tu
     return events
 
 
+def market_status(market: Market, time_ms: int, staleness_ms: int) -> str:
+    """``halted`` (governance), ``breaker_halted``, ``stale``, ``capped`` or ``active``.
+
+    Only an ``active`` market accepts trades that increase a position.
+    """
+    if market.params.status != "active":
+        return market.params.status
+    if market.breaker == BREAKER_HALTED:
+        return "breaker_halted"
+    if time_ms - market.last_price_ms > staleness_ms:
+        return "stale"
+    if market.breaker == BREAKER_CAPPED:
+        return "capped"
+    return "active"
+
+
 def resume(market: Market) -> None:
     """Governance reopens a halted market where the feeders say it is (uncapped)."""
     market.price = market.reported or market.price
     market.breaker, market.capped_blocks = BREAKER_NORMAL, 0
 
 
-__all__ = ["apply_oracle_reports", "quorum", "resume"]
+__all__ = ["apply_oracle_reports", "market_status", "quorum", "resume"]

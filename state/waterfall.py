@@ -27,15 +27,15 @@ The waterfall for one account (rules and reasoning in ``state/README.md``), ever
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from state.env import BlockEnv
 from state.events import event
 from state.execute import apply_fill, settle_all
+from state.ledger import Ledger
 from state.model import FUNDING_SCALE, PPM, Account
 from state.risk import ceil_div, is_liquidatable, risk_of
 
-if TYPE_CHECKING:
-    from state.app import ClearingApp
 
 
 class LiquidationIndex:
@@ -49,15 +49,14 @@ class LiquidationIndex:
     def invalidate(self) -> None:
         self.stale = True
 
-    def rebuild(self, app: ClearingApp) -> None:
-        ledger = app.ledger
+    def rebuild(self, ledger: Ledger) -> None:
         self.scale = {m: max(1, mk.price * mk.params.value_multiplier) for m, mk in ledger.w_markets.items()}
         self.drift = 0
         self.keys = {}
         self.heap = []
         addresses = set(ledger.accounts) | set(ledger.block_accounts)
         for address in addresses:
-            self.update(app, address, push=False)
+            self.update(ledger, address, push=False)
         self.heap = [(key, address) for address, key in self.keys.items()]
         heapq.heapify(self.heap)
         self.stale = False
@@ -79,8 +78,7 @@ class LiquidationIndex:
             step = max(step, ceil_div(move * PPM, scale))
         self.drift += step
 
-    def update(self, app: ClearingApp, address: bytes, push: bool = True) -> None:
-        ledger = app.ledger
+    def update(self, ledger: Ledger, address: bytes, push: bool = True) -> None:
         account = ledger.account(address)
         if account is None or not account.positions:
             self.keys.pop(address, None)
@@ -117,15 +115,14 @@ class LiquidationIndex:
         return out
 
 
-def run(app: ClearingApp) -> list[dict[str, Any]]:
-    """Step 1 to 4 for every liquidatable account, in (health, address) order."""
-    index = app.liquidations
-    ledger = app.ledger
+def run(env: BlockEnv, index: LiquidationIndex) -> list[dict[str, Any]]:
+    """Steps 1 to 6 for every liquidatable account, in (health, address) order."""
+    ledger = env.ledger
     if index.stale:
-        index.rebuild(app)
-    for address in app.touched:
-        index.update(app, address)
-    app.touched = set()
+        index.rebuild(ledger)
+    for address in env.touched:
+        index.update(ledger, address)
+    env.touched = set()
     at_risk = []
     for address in index.due():
         account = ledger.account(address)
@@ -135,24 +132,24 @@ def run(app: ClearingApp) -> list[dict[str, Any]]:
         if is_liquidatable(equity, mmr):
             at_risk.append((equity * PPM // mmr, address))
         else:
-            index.update(app, address)
+            index.update(ledger, address)
     events: list[dict[str, Any]] = []
     for _health, address in sorted(at_risk):
-        liquidate(app, address, events)
-    for address in app.touched | {address for _health, address in at_risk}:
-        index.update(app, address)
-    app.touched = set()
+        liquidate(env, address, events)
+    for address in env.touched | {address for _health, address in at_risk}:
+        index.update(ledger, address)
+    env.touched = set()
     return events
 
 
-def _plan(app: ClearingApp, account: Account, equity: int, imr: int) -> dict[str, int]:
+def _plan(env: BlockEnv, account: Account, equity: int, imr: int) -> dict[str, int]:
     """Sizes to close: everything if insolvent, else lots by largest notional until initial
     margin is restored net of the liquidation fee (README "Default waterfall", step 1)."""
-    markets = app.ledger.w_markets
+    markets = env.ledger.w_markets
     if equity <= 0:
         return {m: abs(p[0]) for m, p in account.positions.items()}
     need = imr - equity
-    fee_ppm = app.ledger.g.risk.liquidation_fee_ppm
+    fee_ppm = env.ledger.g.risk.liquidation_fee_ppm
     order = sorted(account.positions, key=lambda m: (-abs(account.positions[m][0]) * markets[m].price
                                                      * markets[m].params.value_multiplier, m))
     plan: dict[str, int] = {}
@@ -183,36 +180,36 @@ def _losses(account: Account, markets: dict[str, Any]) -> dict[str, int]:
     return losses
 
 
-def liquidate(app: ClearingApp, address: bytes, events: list[dict[str, Any]]) -> None:
+def liquidate(env: BlockEnv, address: bytes, events: list[dict[str, Any]]) -> None:
     """Steps 1-6 for one account; its events are kept only if something moved."""
-    ledger = app.ledger
+    ledger = env.ledger
     markets = ledger.w_markets
     account = ledger.account_mut(address)
-    settle_all(app, account)
+    settle_all(env, account)
     equity, imr, mmr = risk_of(account, markets, ledger.pricing)
     if not is_liquidatable(equity, mmr):
         return
     out = [event("liquidation", account=address, equity=equity, mmr=mmr, imr=imr)]
     losses = _losses(account, markets)
-    plan = _plan(app, account, equity, imr)
+    plan = _plan(env, account, equity, imr)
     whole = {m: abs(p[0]) for m, p in account.positions.items()}
-    moved = _close(app, address, account, plan, equity, losses, out)
+    moved = _close(env, address, account, plan, equity, losses, out)
     equity, imr, _mmr = risk_of(account, markets, ledger.pricing)
     if plan != whole and account.positions and equity < imr:  # a partial plan fell short: close all
         plan = {m: abs(p[0]) for m, p in account.positions.items()}
-        moved |= _close(app, address, account, plan, equity, losses, out)
+        moved |= _close(env, address, account, plan, equity, losses, out)
         equity, _imr, _mmr = risk_of(account, markets, ledger.pricing)
     if not moved:
         return
     out.append(event("liquidation_done", account=address, equity=equity, positions=len(account.positions)))
     for ev in out:
-        app.emit(events, ev)
+        env.emit(events, ev)
 
 
-def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, int], equity: int,
+def _close(env: BlockEnv, address: bytes, account: Account, plan: dict[str, int], equity: int,
            losses: dict[str, int], out: list[dict[str, Any]]) -> bool:
     """Steps 2-6 for ``plan`` (market -> size to close); returns whether anything moved."""
-    ledger = app.ledger
+    ledger = env.ledger
     markets = ledger.w_markets
     g = ledger.g
     moved = False
@@ -241,8 +238,8 @@ def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, i
             e2, i2, _m2 = risk_of(other, markets, ledger.pricing, (market_id, held + sign * q, -cash))
             if e2 < i2:
                 continue  # this backstop cannot carry it
-            apply_fill(app, address, account, market_id, delta, cash)
-            apply_fill(app, provider, ledger.account_mut(provider), market_id, -delta, -cash)
+            apply_fill(env, address, account, market_id, delta, cash)
+            apply_fill(env, provider, ledger.account_mut(provider), market_id, -delta, -cash)
             ledger.set_backstop(market_id, provider, capacity - q, discount)
             equity -= cost
             closed += q * price * mult
@@ -254,7 +251,7 @@ def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, i
         if left:
             residual[market_id] = left
     # 5's candidates are ranked now: what they can close counts toward the fee
-    ranked = {m: _candidates(app, address, m, 1 if account.positions[m][0] > 0 else -1) for m in residual}
+    ranked = {m: _candidates(env, address, m, 1 if account.positions[m][0] > 0 else -1) for m in residual}
     for market_id, left in residual.items():
         market = markets[market_id]
         closable = min(left, sum(abs(c[2]) for c in ranked[market_id]))
@@ -296,8 +293,8 @@ def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, i
                 charge = min(owed[market_id], max(0, min(pnl * take // abs(size), other_equity)))
                 owed[market_id] -= charge
             cash = sign * take * price * mult + charge
-            apply_fill(app, address, account, market_id, -sign * take, cash)
-            apply_fill(app, other_address, other, market_id, sign * take, -cash)
+            apply_fill(env, address, account, market_id, -sign * take, cash)
+            apply_fill(env, other_address, other, market_id, sign * take, -cash)
             equity += charge
             left -= take
             moved = True
@@ -314,13 +311,14 @@ def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, i
     return moved
 
 
-def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> list[tuple[bytes, int, int]]:
-    """Opposite positions in profit in ``market_id``, in deleveraging order: (address, pnl, size).
+def _candidates(env: BlockEnv, address: bytes, market_id: str, sign: int) -> list[tuple[bytes, int, int]]:
+    """Opposite positions in profit in ``market_id`` of accounts not themselves liquidatable, in
+    deleveraging order: (address, pnl, size).
 
     Ranked by profit ratio x leverage, ``pnl * notional * 1e6 // (max(1, |cost|) * max(1, equity))``
     descending, then address (Hyperliquid's ADL order).
     """
-    ledger = app.ledger
+    ledger = env.ledger
     markets = ledger.w_markets
     market = markets[market_id]
     mult, price = market.params.value_multiplier, market.price
@@ -335,7 +333,9 @@ def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> 
         pnl = size * price * mult - cost
         if pnl <= 0:
             continue
-        equity, _i, _m = risk_of(other, markets, ledger.pricing)
+        equity, _i, mmr = risk_of(other, markets, ledger.pricing)
+        if is_liquidatable(equity, mmr):
+            continue  # its own liquidation closes it; taking its profit first would strand its debt
         notional = sum(abs(s) * markets[m].price * markets[m].params.value_multiplier
                        for m, (s, _x, _c) in other.positions.items())
         score = pnl * notional * PPM // (max(1, abs(cost)) * max(1, equity))
@@ -344,7 +344,7 @@ def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> 
     return [(a, pnl, size) for _score, a, pnl, size in ranked]
 
 
-def cover_collateral_debts(app: ClearingApp) -> list[dict[str, Any]]:
+def cover_collateral_debts(env: BlockEnv) -> list[dict[str, Any]]:
     """Step 5: no account without positions carries quote debt into the next block.
 
     Quote goes negative by what positions are worth; once the last position is closed (by the
@@ -356,7 +356,7 @@ def cover_collateral_debts(app: ClearingApp) -> list[dict[str, Any]]:
     when that takes its quote balance below zero: it then owns collateral worth more than it owes
     (a fund with a negative balance covers no shortfall, so the waterfall goes to deleveraging).
     """
-    ledger = app.ledger
+    ledger = env.ledger
     g = ledger.g
     events: list[dict[str, Any]] = []
     for address in sorted(ledger.block_accounts):
@@ -383,6 +383,6 @@ def cover_collateral_debts(app: ClearingApp) -> list[dict[str, Any]]:
             g.insurance_collateral[symbol] = g.insurance_collateral.get(symbol, 0) + amount
             g.insurance -= value
             account.quote += value
-            app.emit(events, event("collateral_conversion", account=address, asset=symbol, amount=amount,
+            env.emit(events, event("collateral_conversion", account=address, asset=symbol, amount=amount,
                                    value=value, fund_left=g.insurance))
     return events
