@@ -315,7 +315,8 @@ def _close(app: ClearingApp, address: bytes, account: Account, plan: dict[str, i
 
 
 def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> list[tuple[bytes, int, int]]:
-    """Opposite positions in profit in ``market_id``, in deleveraging order: (address, pnl, size).
+    """Opposite positions in profit in ``market_id`` of accounts not themselves liquidatable, in
+    deleveraging order: (address, pnl, size).
 
     Ranked by profit ratio x leverage, ``pnl * notional * 1e6 // (max(1, |cost|) * max(1, equity))``
     descending, then address (Hyperliquid's ADL order).
@@ -335,7 +336,9 @@ def _candidates(app: ClearingApp, address: bytes, market_id: str, sign: int) -> 
         pnl = size * price * mult - cost
         if pnl <= 0:
             continue
-        equity, _i, _m = risk_of(other, markets, ledger.pricing)
+        equity, _i, mmr = risk_of(other, markets, ledger.pricing)
+        if is_liquidatable(equity, mmr):
+            continue  # its own liquidation closes it; taking its profit first would strand its debt
         notional = sum(abs(s) * markets[m].price * markets[m].params.value_multiplier
                        for m, (s, _x, _c) in other.positions.items())
         score = pnl * notional * PPM // (max(1, abs(cost)) * max(1, equity))
