@@ -386,7 +386,7 @@ async def rpc_server_rate(seconds: float = 3.0) -> float:
 
 
 def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
-    from node.cli_init import default_genesis_path, validator_entry
+    from node.init import default_genesis_path, validator_entry
     from rpc.demo import patch_genesis
     from rpc.dev_node import DevNode
     from rpc.server import RPCServer

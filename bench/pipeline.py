@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from consensus.crypto import PrivateKey, Signer
 from node.blockstore import open_db
 from node.chain import Chain
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.init import default_genesis_path, read_genesis, validator_entry
 from node.config import MempoolSection
 from node.mempool import Mempool
 from node.synthetic import append_block

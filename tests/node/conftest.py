@@ -1,6 +1,6 @@
 """A local cluster of real node processes on 127.0.0.1 for the multi-process tests.
 
-Each node is ``python -m node.cli start --home DIR`` with its own home, ports and log file;
+Each node is ``python -m cli start --home DIR`` with its own home, ports and log file;
 the harness kills, stops and resumes them with real signals and reads their stores afterwards.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from consensus.crypto import PrivateKey, Signer
-from node.cli_init import (
+from node.init import (
     default_genesis_path,
     init_home,
     read_genesis,
@@ -89,7 +89,7 @@ class Cluster:
             self.logs[i] = open(self.root / f"node{i}.log", "ab")  # noqa: SIM115 - closed in close()
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "start", "--home", str(self.homes[i].root)],
+            [sys.executable, "-m", "cli", "start", "--home", str(self.homes[i].root)],
             stdout=self.logs[i], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
 
     def start_all(self, count: int | None = None) -> None:

@@ -9,7 +9,7 @@ import trio
 from consensus.crypto import PrivateKey, Signer
 from node.blocksync import BlockSync
 from node.chain import AppHashMismatch, Chain
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.init import default_genesis_path, read_genesis, validator_entry
 from node.config import P2PSection
 from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
 from node.synthetic import append_block

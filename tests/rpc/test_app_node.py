@@ -12,7 +12,7 @@ import trio
 from consensus import codec
 from consensus.crypto import PrivateKey, Signer, format_address
 from consensus.hashing import sha256
-from node.cli_init import default_genesis_path, validator_entry
+from node.init import default_genesis_path, validator_entry
 from rpc import errors
 from rpc.client import AsyncClient, RPCClientError, WebSocket
 from rpc.demo import check_invariants, demo_names, demo_signer, patch_genesis

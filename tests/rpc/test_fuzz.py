@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.crypto import PrivateKey
-from node.cli_init import default_genesis_path, validator_entry
+from node.init import default_genesis_path, validator_entry
 from rpc.demo import patch_genesis
 from rpc.dev_node import DevNode
 from state.genesis import parse_genesis

@@ -1,4 +1,4 @@
-"""``clearchain init``: create a node home (config, keys, genesis).
+"""Creating a node home: config, node and validator keys, genesis (``clearchain init``).
 
 As with CometBFT, a fresh home is a runnable single-validator chain: unless ``--genesis`` is
 given, the genesis is the repository's default one with this node's validator key added as the
@@ -13,16 +13,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from consensus.crypto import PrivateKey, format_address, save_key
 from node.config import Config, ConfigError, replace, save_config
 from node.home import Home
+from state.genesis import GenesisError, parse_genesis
 
 DEFAULT_VALIDATOR_POWER = 10
 
@@ -55,8 +53,6 @@ def read_genesis(path: Path) -> dict[str, Any]:
 
 def validate_genesis(document: dict[str, Any]) -> None:
     """Every field checked by the state machine's loader; the error names the field."""
-    from state.genesis import GenesisError, parse_genesis
-
     try:
         parse_genesis(document)
     except GenesisError as exc:
@@ -141,36 +137,3 @@ def init_home(
     save_config(config, home.config_file)
     write_genesis(home, document)
     return InitResult(home, node_key, validator_key, document)
-
-
-@click.command("init")
-@click.option("--home", "home_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to create the node home in (config/ and data/).")
-@click.option("--chain-id", default=None, help="Override the genesis chain id.")
-@click.option("--moniker", default=None, help="Human name of this node (default: the home's name).")
-@click.option("--genesis", "genesis_file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Use this genesis file as is (default: the repository's genesis.json with "
-                   "this node as the single validator).")
-def command(home_dir: str, chain_id: str | None, moniker: str | None, genesis_file: str | None) -> None:
-    """Create a node home: config.toml, node and validator keys (mode 0600), genesis.
-
-    \b
-    Refuses to touch a home that already holds keys or config, so a validator key is never lost:
-      clearchain init --home ~/.clearchain --moniker val0
-      clearchain start --home ~/.clearchain
-    """
-    from node.p2p.identity import peer_id_of
-
-    home = Home.at(home_dir)
-    try:
-        genesis = read_genesis(Path(genesis_file)) if genesis_file else None
-        result = init_home(home, moniker=moniker, chain_id=chain_id, genesis=genesis)
-    except InitError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"initialised node home {home.root}")
-    click.echo(f"  chain id:          {result.genesis.get('chain_id')}")
-    click.echo(f"  node id (libp2p):  {peer_id_of(result.node_key).to_base58()}")
-    click.echo(f"  validator address: {format_address(result.validator_key.address)}")
-    click.echo(f"  config:            {home.config_file}")
-    click.echo(f"  genesis:           {home.genesis_file}")
