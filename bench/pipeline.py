@@ -40,8 +40,8 @@ from node.chain import Chain
 from node.init import default_genesis_path, read_genesis, validator_entry
 from node.config import MempoolSection
 from node.mempool import Mempool
-from node.synthetic import append_block
-from rpc.demo import MARKET, load_fills, load_trades, patch_genesis
+from localnet.synthetic import append_block
+from localnet.demo import MARKET, load_fills, load_trades, patch_genesis
 from state import builders
 from state.genesis import parse_genesis
 

@@ -1,6 +1,6 @@
 """``clearchain testnet``: a local multi-validator chain in one command, optionally with demo load.
 
-The homes, the node processes, the progress table and the demo are :mod:`node.testnet`'s;
+The homes, the node processes, the progress table and the demo are :mod:`localnet.testnet`'s;
 this module only parses the command line and resumes or creates the testnet directory.
 """
 
@@ -14,7 +14,7 @@ import click
 import trio
 
 from consensus.crypto import format_address
-from node.testnet import (
+from localnet.testnet import (
     DEFAULT_BASE_PORT,
     MANIFEST,
     TestnetError,
@@ -22,7 +22,7 @@ from node.testnet import (
     read_manifest,
     run_testnet,
 )
-from rpc.demo import demo_names, demo_signer
+from localnet.demo import demo_names, demo_signer
 
 
 @click.command("testnet")

@@ -12,7 +12,7 @@ from node.chain import AppHashMismatch, Chain
 from node.init import default_genesis_path, read_genesis, validator_entry
 from node.config import P2PSection
 from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
-from node.synthetic import append_block
+from localnet.synthetic import append_block
 from state.builders import build_transfer_tx
 from state.genesis import parse_genesis
 from state.store import MemoryDB

@@ -8,7 +8,7 @@ from consensus.crypto import PrivateKey, Signer
 from consensus.hashing import sha256
 from node.chain import AppHashMismatch, Chain, ChainHalted
 from node.init import default_genesis_path, read_genesis, validator_entry
-from node.synthetic import append_block, next_block, sign_commit
+from localnet.synthetic import append_block, next_block, sign_commit
 from state.builders import build_transfer_tx
 from state.genesis import parse_genesis
 from state.store import MemoryDB

@@ -42,7 +42,7 @@ from node.init import (
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
-from rpc.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
+from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
 MANIFEST = "testnet.json"
 DEFAULT_BASE_PORT = 26600
@@ -170,7 +170,7 @@ class Processes:
 
 
 @dataclass
-class NodeView:
+class NodeProgress:
     height: int = 0
     peers: int = 0
     mempool: int = 0
@@ -186,7 +186,7 @@ class Monitor:
         self.entries = entries
         self.processes = processes
         self.clients = [AsyncClient(e.rpc_url, timeout=2, max_connections=2) for e in entries]
-        self.views = [NodeView() for _ in entries]
+        self.views = [NodeProgress() for _ in entries]
         self.live = live
         self.txs_seen = 0
         self.samples: list[tuple[float, int]] = []

@@ -19,10 +19,10 @@ import trio
 from cli.main import main
 from node.config import load_config
 from node.home import Home
-from node.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
+from localnet.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
 from rpc.client import AsyncClient, ConnectionFailed
 from consensus.crypto import format_address
-from rpc.demo import check_invariants, demo_names, demo_signer
+from localnet.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
 
 

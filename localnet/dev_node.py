@@ -20,6 +20,7 @@ from consensus.hashing import hash_value, merkle_root, sha256
 from rpc.api import (
     BlockResults,
     BlockView,
+    CommitView,
     MempoolInfo,
     NetInfo,
     NodeStatus,
@@ -27,16 +28,26 @@ from rpc.api import (
     TxResult,
     ValidatorView,
 )
+from localnet.demo import patch_genesis
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path, read_genesis
 from rpc.app_queries import ClearingQueries
 from rpc.events import EventBus, publish_block
-from rpc.fake_node import InMemoryBlocks
 from state.app import ClearingApp
 from state.app import TxResult as AppTxResult
-from state.genesis import Genesis
+from state.genesis import Genesis, parse_genesis, validator_entry
 from state.store import MemoryDB, MerkleStore
 
 CODE_MEMPOOL_FULL = 100
 CODE_IN_MEMPOOL = 101
+
+
+def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
+    """The repository's genesis with ``key`` the one validator and the demo cast funded."""
+    document = read_genesis(default_genesis_path())
+    document["validators"] = [validator_entry("dev", key.public_key, DEFAULT_VALIDATOR_POWER)]
+    if genesis_time_ms is not None:
+        document["genesis_time_ms"] = genesis_time_ms
+    return parse_genesis(patch_genesis(document))
 
 
 def _result(app_result: AppTxResult) -> TxResult:
@@ -52,6 +63,38 @@ def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[byt
             if isinstance(value, bytes) and len(value) == 20 and value not in found:
                 found.append(value)
     return found
+
+
+class InMemoryBlocks:
+    """The block half of ``NodeAPI`` over in-memory lists (``blocks``, ``results``, 1-based
+    heights): the dev node's block store (the RPC tests' ``FakeNode`` reuses it)."""
+
+    blocks: list[BlockView]
+    results: list[BlockResults]
+
+    def _at(self, height: int | None) -> int | None:
+        latest = len(self.blocks)
+        if height is None:
+            return latest or None
+        return height if 1 <= height <= latest else None
+
+    async def block(self, height: int | None) -> BlockView | None:
+        at = self._at(height)
+        return None if at is None else self.blocks[at - 1]
+
+    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        return next((b for b in self.blocks if b.hash == block_hash), None)
+
+    async def block_results(self, height: int | None) -> BlockResults | None:
+        at = self._at(height)
+        return None if at is None else self.results[at - 1]
+
+    async def commit(self, height: int | None) -> CommitView | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        found = self.blocks[at - 1]
+        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
 
 class DevNode(InMemoryBlocks, ClearingQueries):

@@ -1,4 +1,4 @@
-"""An in-memory ``NodeAPI`` for testing the RPC layer without consensus, p2p or the real app.
+"""A test double: an in-memory ``NodeAPI`` for testing the RPC layer without consensus, p2p or the real app.
 
 Its txs are a stand-in format (canonical msgpack ``{"type", "body", "pub", "sig"}`` signed over
 ``sign_bytes("fake-tx", chain_id, [type, body])``) with the checks that matter to RPC: decoding,
@@ -14,10 +14,10 @@ from typing import Any
 from consensus import codec
 from consensus.crypto import PrivateKey, address_of, sign_bytes, verify
 from consensus.hashing import sha256
+from localnet.dev_node import InMemoryBlocks
 from rpc.api import (
     BlockResults,
     BlockView,
-    CommitView,
     LiquidationPage,
     MempoolInfo,
     NetInfo,
@@ -40,38 +40,6 @@ CODE_INSUFFICIENT = 6
 def build_fake_tx(key: PrivateKey, kind: str, body: Mapping[str, Any], chain_id: str = CHAIN_ID) -> bytes:
     signature = key.sign(sign_bytes("fake-tx", chain_id, [kind, dict(body)]))
     return codec.encode({"type": kind, "body": dict(body), "pub": key.public_key, "sig": signature})
-
-
-class InMemoryBlocks:
-    """The block half of ``NodeAPI`` over in-memory lists (``blocks``, ``results``, 1-based
-    heights): shared by the test double here and ``rpc.dev_node.DevNode``."""
-
-    blocks: list[BlockView]
-    results: list[BlockResults]
-
-    def _at(self, height: int | None) -> int | None:
-        latest = len(self.blocks)
-        if height is None:
-            return latest or None
-        return height if 1 <= height <= latest else None
-
-    async def block(self, height: int | None) -> BlockView | None:
-        at = self._at(height)
-        return None if at is None else self.blocks[at - 1]
-
-    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
-        return next((b for b in self.blocks if b.hash == block_hash), None)
-
-    async def block_results(self, height: int | None) -> BlockResults | None:
-        at = self._at(height)
-        return None if at is None else self.results[at - 1]
-
-    async def commit(self, height: int | None) -> CommitView | None:
-        at = self._at(height)
-        if at is None:
-            return None
-        found = self.blocks[at - 1]
-        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
 
 class FakeNode(InMemoryBlocks):
