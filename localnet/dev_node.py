@@ -24,13 +24,15 @@ from rpc.api import (
     MempoolInfo,
     NetInfo,
     NodeStatus,
+    QueryResult,
     TxRecord,
     TxResult,
     ValidatorView,
 )
 from localnet.demo import patch_genesis
 from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path, read_genesis
-from rpc.app_queries import ClearingQueries
+from node.api import accounts_of
+from node.queries import ClearingQueries
 from rpc.events import EventBus, publish_block
 from state.app import ClearingApp
 from state.app import TxResult as AppTxResult
@@ -53,16 +55,6 @@ def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
 def _result(app_result: AppTxResult) -> TxResult:
     return TxResult(code=int(app_result.code), log=app_result.log, codespace="clearing" if app_result.code else "",
                     events=tuple(app_result.events))
-
-
-def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[bytes]:
-    """Addresses a tx touched (its sender and any 20-byte account attribute of its events)."""
-    found = [sender] if sender else []
-    for event in events:
-        for value in (event.get("attrs") or {}).values():
-            if isinstance(value, bytes) and len(value) == 20 and value not in found:
-                found.append(value)
-    return found
 
 
 class InMemoryBlocks:
@@ -97,7 +89,7 @@ class InMemoryBlocks:
         return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
 
-class DevNode(InMemoryBlocks, ClearingQueries):
+class DevNode(InMemoryBlocks):
     """``NodeAPI`` over a ClearingApp; blocks on a timer (``run``) or on demand (``make_block``)."""
 
     def __init__(self, genesis: Genesis, validator_key: PrivateKey | None = None,
@@ -107,6 +99,7 @@ class DevNode(InMemoryBlocks, ClearingQueries):
         self.store = MerkleStore(MemoryDB())
         self.app = ClearingApp(self.store, genesis)
         self.app.init_chain()
+        self.queries = ClearingQueries(self.app, self.store)
         self.validator_key = validator_key or PrivateKey(b"\x42" * 32)
         self.block_interval = block_interval
         self.max_block_txs = max_block_txs
@@ -143,7 +136,7 @@ class DevNode(InMemoryBlocks, ClearingQueries):
             outcome = app.deliver_tx(tx)
             result = _result(outcome)
             record = TxRecord(tx_hash, height, index, tx, result, outcome.kind,
-                              tuple(_accounts_of(outcome.events, outcome.sender)))
+                              accounts_of(outcome.events, outcome.sender))
             results.append(result)
             records.append(record)
         end = app.end_block()
@@ -212,3 +205,35 @@ class DevNode(InMemoryBlocks, ClearingQueries):
     async def mempool(self, limit: int) -> MempoolInfo:
         txs = list(self.pending.values())
         return MempoolInfo(len(txs), sum(map(len, txs)), tuple(txs[:limit]))
+
+    # --- NodeAPI: state (the node's own query code) ---------------------------------------------
+
+    async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        return await self.queries.query(path, data, height, prove)
+
+    async def account(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.account(address, height)
+
+    async def positions(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.positions(address, height)
+
+    async def markets(self, height: int | None) -> Any:
+        return await self.queries.markets(height)
+
+    async def market(self, market_id: str, height: int | None) -> Any:
+        return await self.queries.market(market_id, height)
+
+    async def prices(self, height: int | None) -> Any:
+        return await self.queries.prices(height)
+
+    async def insurance_fund(self, height: int | None) -> Any:
+        return await self.queries.insurance_fund(height)
+
+    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+        return await self.queries.liquidations(min_height, max_height, offset, limit)
+
+    async def account_health(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.account_health(address, height)
+
+    async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        return await self.queries.check_margin(address, order)

@@ -1,8 +1,7 @@
 """The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
 
-Reads come from the block store and the application at the latest committed state; clearing
-queries answer at the latest height only (the store keeps older roots for ``query`` with
-proofs). After each commit :meth:`NodeView.publish` turns the executed block into the views the
+Reads come from the block store and the application at the latest committed state; ``query``
+and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node. After each commit :meth:`NodeView.publish` turns the executed block into the views the
 RPC layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
 """
 
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from node import __version__
 from node.chain import Chain, ExecutedBlock, result_to_obj
+from node.queries import ClearingQueries
 from rpc.api import (
     BlockResults,
     BlockView,
@@ -28,8 +28,6 @@ from rpc.api import (
 )
 from rpc.errors import unavailable
 from rpc.events import EventBus, publish_block
-from state import queries
-from state.store import encode_proof
 
 if TYPE_CHECKING:
     from consensus.types import Block
@@ -42,7 +40,7 @@ def _tx_result(obj: Mapping[str, Any]) -> TxResult:
                     events=tuple(obj.get("events", ())))
 
 
-def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
+def accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
     """Addresses a tx touched: its sender and any 20-byte account attribute of its events."""
     found = [sender] if sender else []
     for event in events:
@@ -68,6 +66,7 @@ class NodeView:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.events = EventBus()
+        self.queries = ClearingQueries(node.chain.app, node.chain.store)
 
     @property
     def chain(self) -> Chain:
@@ -81,7 +80,7 @@ class NodeView:
         results = [_tx_result(result_to_obj(r)) for r in executed.results]
         records = [
             TxRecord(tx_hash, height, index, tx, result, outcome.kind,
-                     _accounts_of(outcome.events, outcome.sender))
+                     accounts_of(outcome.events, outcome.sender))
             for index, (tx_hash, tx, result, outcome) in enumerate(
                 zip(executed.tx_hashes, block.txs, results, executed.results))
         ]
@@ -175,7 +174,7 @@ class NodeView:
         obj = decode(location.result)
         return TxRecord(tx_hash, location.height, location.index, block.txs[location.index],
                         _tx_result(obj), obj.get("kind", ""),
-                        _accounts_of(obj.get("events", ()), obj.get("sender", b"")))
+                        accounts_of(obj.get("events", ()), obj.get("sender", b"")))
 
     # --- mempool --------------------------------------------------------------------------
 
@@ -194,55 +193,31 @@ class NodeView:
     # --- state ----------------------------------------------------------------------------
 
     async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
-        if path not in ("/store", "store"):
-            return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
-        store = self.chain.store
-        version = store.version if height is None else height
-        try:
-            value = store.get_at(version, data)
-            proof = encode_proof(store.prove(data, version)) if prove else None
-        except Exception as exc:  # pruned or unknown versions come as several store errors
-            return QueryResult(code=2, log=str(exc), key=data, height=version)
-        return QueryResult(key=data, value=value, height=version,
-                           proof=None if proof is None else {
-                               "ops": [{"type": "clearchain/merkle", "data": proof}],
-                               "root": store.root_at(version)})
-
-    def _latest(self, height: int | None) -> None:
-        latest = self.chain.height
-        if height is not None and height != latest:
-            raise unavailable(f"clearing queries answer at the latest height ({latest}) only")
+        return await self.queries.query(path, data, height, prove)
 
     async def account(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account(self.chain.app, address)
+        return await self.queries.account(address, height)
 
     async def positions(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.positions(self.chain.app, address)
+        return await self.queries.positions(address, height)
 
     async def markets(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.markets(self.chain.app)
+        return await self.queries.markets(height)
 
     async def market(self, market_id: str, height: int | None) -> Any:
-        self._latest(height)
-        return queries.market(self.chain.app, market_id)
+        return await self.queries.market(market_id, height)
 
     async def prices(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.prices(self.chain.app)
+        return await self.queries.prices(height)
 
     async def insurance_fund(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.insurance_fund(self.chain.app)
+        return await self.queries.insurance_fund(height)
 
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
-        return queries.liquidations(self.chain.app, min_height, max_height, offset, limit)
+        return await self.queries.liquidations(min_height, max_height, offset, limit)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account_health(self.chain.app, address)
+        return await self.queries.account_health(address, height)
 
     async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
-        return queries.check_margin(self.chain.app, address, dict(order))
+        return await self.queries.check_margin(address, order)
