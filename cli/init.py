@@ -9,8 +9,9 @@ import click
 
 from consensus.crypto import format_address
 from node.home import Home
-from node.init import InitError, init_home, read_genesis
+from node.init import InitError, init_home
 from node.p2p.identity import peer_id_of
+from state.genesis import GenesisError, load_genesis
 
 
 @click.command("init")
@@ -31,9 +32,9 @@ def command(home_dir: str, chain_id: str | None, moniker: str | None, genesis_fi
     """
     home = Home.at(home_dir)
     try:
-        genesis = read_genesis(Path(genesis_file)) if genesis_file else None
+        genesis = load_genesis(Path(genesis_file)).to_dict() if genesis_file else None
         result = init_home(home, moniker=moniker, chain_id=chain_id, genesis=genesis)
-    except InitError as exc:
+    except (InitError, GenesisError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"initialised node home {home.root}")

@@ -26,17 +26,17 @@ from rpc.api import (
     NodeStatus,
     QueryResult,
     TxRecord,
-    TxResult,
+    TxResultView,
     ValidatorView,
 )
 from localnet.demo import patch_genesis
-from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path, read_genesis
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from node.api import accounts_of
 from node.queries import ClearingQueries
 from rpc.events import EventBus, publish_block
 from state.app import ClearingApp
-from state.app import TxResult as AppTxResult
-from state.genesis import Genesis, parse_genesis, validator_entry
+from state.app import TxResult
+from state.genesis import Genesis, load_genesis, parse_genesis, validator_entry
 from state.store import MemoryDB, MerkleStore
 
 CODE_MEMPOOL_FULL = 100
@@ -45,16 +45,16 @@ CODE_IN_MEMPOOL = 101
 
 def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
     """The repository's genesis with ``key`` the one validator and the demo cast funded."""
-    document = read_genesis(default_genesis_path())
+    document = load_genesis(default_genesis_path()).to_dict()
     document["validators"] = [validator_entry("dev", key.public_key, DEFAULT_VALIDATOR_POWER)]
     if genesis_time_ms is not None:
         document["genesis_time_ms"] = genesis_time_ms
     return parse_genesis(patch_genesis(document))
 
 
-def _result(app_result: AppTxResult) -> TxResult:
-    return TxResult(code=int(app_result.code), log=app_result.log, codespace="clearing" if app_result.code else "",
-                    events=tuple(app_result.events))
+def _result(app_result: TxResult) -> TxResultView:
+    return TxResultView(code=int(app_result.code), log=app_result.log,
+                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events))
 
 
 class InMemoryBlocks:
@@ -188,15 +188,15 @@ class DevNode(InMemoryBlocks):
 
     # --- NodeAPI: mempool ----------------------------------------------------------------------
 
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         return _result(self.app.check_tx(tx))
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
         tx_hash = sha256(tx)
         if tx_hash in self.pending:
-            return TxResult(CODE_IN_MEMPOOL, "tx is already in the mempool", "mempool")
+            return TxResultView(CODE_IN_MEMPOOL, "tx is already in the mempool", "mempool")
         if len(self.pending) >= self.max_mempool:
-            return TxResult(CODE_MEMPOOL_FULL, f"mempool is full ({self.max_mempool} txs)", "mempool")
+            return TxResultView(CODE_MEMPOOL_FULL, f"mempool is full ({self.max_mempool} txs)", "mempool")
         result = _result(self.app.check_tx(tx))
         if result.code == 0:
             self.pending[tx_hash] = tx

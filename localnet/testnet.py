@@ -33,14 +33,14 @@ import trio
 
 from consensus.crypto import Signer
 from node.init import (
+    DEFAULT_VALIDATOR_POWER,
     default_genesis_path,
     init_home,
-    read_genesis,
-    validator_entry,
     write_genesis,
 )
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
+from state.genesis import load_genesis, validator_entry
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
 from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
@@ -82,7 +82,7 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         raise TestnetError(f"ports {busy} are in use; pick another --base-port")
-    document = read_genesis(default_genesis_path())
+    document = load_genesis(default_genesis_path()).to_dict()
     document["chain_id"] = chain_id
     document["genesis_time_ms"] = int(time.time() * 1000)
     patch_genesis(document)
@@ -98,7 +98,8 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
         results.append(init_home(home, moniker=name, genesis=document, add_self_as_validator=False, config=config))
         entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
                                  f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}"))
-    document["validators"] = [validator_entry(r.validator_key, f"node{i}") for i, r in enumerate(results)]
+    document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, r in enumerate(results)]
     for i, result in enumerate(results):
         write_genesis(result.home, document)
         config = load_config(result.home.config_file)

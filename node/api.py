@@ -23,7 +23,7 @@ from rpc.api import (
     PeerView,
     QueryResult,
     TxRecord,
-    TxResult,
+    TxResultView,
     ValidatorView,
 )
 from rpc.errors import unavailable
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from node.node import Node
 
 
-def _tx_result(obj: Mapping[str, Any]) -> TxResult:
+def _tx_result(obj: Mapping[str, Any]) -> TxResultView:
     code = int(obj["code"])
-    return TxResult(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
+    return TxResultView(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
                     events=tuple(obj.get("events", ())))
 
 
@@ -178,13 +178,13 @@ class NodeView:
 
     # --- mempool --------------------------------------------------------------------------
 
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         result = self.chain.app.check_tx(tx)
-        return TxResult(int(result.code), result.log, "clearing" if result.code else "")
+        return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
         result = await self.node.admit(tx)
-        return TxResult(result.code, result.log, result.codespace)
+        return TxResultView(result.code, result.log, result.codespace)
 
     async def mempool(self, limit: int) -> MempoolInfo:
         pool = self.node.mempool

@@ -41,6 +41,7 @@ from consensus.events import (
     CommitReceived,
     Event,
     EvidenceFound,
+    EvidenceMessage,
     ProposalBlock,
     ProposalMessage,
     ProposalSigned,
@@ -63,7 +64,6 @@ from node.consensus_inbound import InboundMessages, now_ms
 from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
-    EvidenceMessage,
     Status,
     encode_consensus,
 )
@@ -91,7 +91,7 @@ class ConsensusDriver(InboundMessages):
         mempool: Mempool,
         privval: PrivValidator | None,
         wal_path: Path,
-        params: core.ConsensusParams,
+        params: core.RoundParams,
         *,
         on_commit: Callable[[ExecutedBlock], None] | None = None,
         gossip_interval: float = 1.0,

@@ -15,14 +15,20 @@ from typing import Any
 
 from consensus import core
 from consensus.blocks import InvalidBlockError, check_block_integrity
-from consensus.events import ProposalMessage, ProposalReceived, Step, TimeoutFired, VoteReceived
+from consensus.events import (
+    CatchUp,
+    EvidenceMessage,
+    ProposalMessage,
+    ProposalReceived,
+    Step,
+    TimeoutFired,
+    VoteReceived,
+)
 from consensus.types import Block, Proposal, Vote
 from node.compact import rebuild
 from node.messages import (
     BadMessage,
-    CatchUp,
     CompactProposal,
-    EvidenceMessage,
     ProposalRequest,
     Status,
     decode_consensus,

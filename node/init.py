@@ -3,24 +3,23 @@
 As with CometBFT, a fresh home is a runnable single-validator chain: unless ``--genesis`` is
 given, the genesis is the repository's default one with this node's validator key added as the
 only validator. The testnet command builds on :func:`init_home` and then rewrites the genesis
-with every validator (:func:`write_genesis`) and the peers (:func:`node.config.replace`).
+with every validator (:func:`write_genesis`; entries by :func:`state.genesis.validator_entry`) and the peers (:func:`node.config.replace`).
 
 Keys are never overwritten: ``init`` on an existing home keeps the first keys and fails.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consensus.crypto import PrivateKey, format_address, save_key
+from consensus.crypto import PrivateKey, save_key
 from node.config import Config, ConfigError, replace, save_config
 from node.home import Home
-from state.genesis import GenesisError, parse_genesis
+from state.genesis import GenesisError, load_genesis, parse_genesis, validator_entry
 
 DEFAULT_VALIDATOR_POWER = 10
 
@@ -38,35 +37,12 @@ def default_genesis_path() -> Path:
     raise InitError("no default genesis.json found; pass --genesis FILE")
 
 
-def read_genesis(path: Path) -> dict[str, Any]:
-    """Read a genesis file as a JSON document (validated by :func:`validate_genesis`)."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise InitError(f"genesis file {path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise InitError(f"genesis file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise InitError(f"genesis file {path} must hold a JSON object")
-    return document
-
-
 def validate_genesis(document: dict[str, Any]) -> None:
     """Every field checked by the state machine's loader; the error names the field."""
     try:
         parse_genesis(document)
     except GenesisError as exc:
         raise InitError(f"invalid genesis: {exc}") from exc
-
-
-def validator_entry(key: PrivateKey, name: str, power: int = DEFAULT_VALIDATOR_POWER) -> dict[str, Any]:
-    """A genesis ``validators`` entry for a key."""
-    return {
-        "name": name,
-        "address": format_address(key.address),
-        "pub_key": base64.b64encode(key.public_key).decode(),
-        "power": power,
-    }
 
 
 def write_genesis(home: Home, document: dict[str, Any]) -> None:
@@ -108,7 +84,10 @@ def init_home(
             "(deleting a validator key is irreversible)."
         )
     if genesis is None:
-        document = read_genesis(default_genesis_path())
+        try:
+            document = load_genesis(default_genesis_path()).to_dict()
+        except GenesisError as exc:
+            raise InitError(f"invalid default genesis: {exc}") from exc
         add_self = True if add_self_as_validator is None else add_self_as_validator
     else:
         document = json.loads(json.dumps(genesis))  # a private copy
@@ -127,7 +106,7 @@ def init_home(
     node_key = PrivateKey.generate()
     validator_key = PrivateKey.generate()
     if add_self:
-        document["validators"] = [validator_entry(validator_key, moniker)]
+        document["validators"] = [validator_entry(moniker, validator_key.public_key, DEFAULT_VALIDATOR_POWER)]
     validate_genesis(document)
 
     home.root.mkdir(parents=True, exist_ok=True)

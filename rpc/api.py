@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class TxResult:
+class TxResultView:
     """The application's verdict on one tx (check_tx or deliver_tx). ``code`` 0 is success."""
 
     code: int = 0
@@ -49,7 +49,7 @@ class TxRecord:
     height: int
     index: int
     tx: bytes
-    result: TxResult
+    result: TxResultView
     tx_type: str = ""  # e.g. "trade", "transfer": lets subscribers filter by type
     accounts: Sequence[bytes] = ()  # addresses the tx touched: lets subscribers filter by account
 
@@ -74,7 +74,7 @@ class BlockResults:
     """What executing a block produced."""
 
     height: int
-    txs_results: Sequence[TxResult]
+    txs_results: Sequence[TxResultView]
     begin_block_events: Sequence[Mapping[str, Any]] = ()
     end_block_events: Sequence[Mapping[str, Any]] = ()  # liquidations, ADL, oracle, funding...
     validator_updates: Sequence[Mapping[str, Any]] = ()
@@ -190,11 +190,11 @@ class NodeAPI(Protocol):
     async def tx(self, tx_hash: bytes) -> TxRecord | None: ...
 
     # --- mempool ----------------------------------------------------------------------
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         """Run the app's checks against the latest state; never adds to the mempool."""
         ...
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
         """check_tx, and on code 0 add to the mempool and gossip. A duplicate of a tx already
         in the mempool or committed is rejected with the app's/mempool's code and a log."""
         ...

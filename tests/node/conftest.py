@@ -20,14 +20,14 @@ import pytest
 
 from consensus.crypto import PrivateKey, Signer
 from node.init import (
+    DEFAULT_VALIDATOR_POWER,
     default_genesis_path,
     init_home,
-    read_genesis,
-    validator_entry,
     write_genesis,
 )
 from node.config import Config, replace
 from node.home import Home
+from state.genesis import load_genesis, validator_entry
 from node.p2p.identity import peer_multiaddr
 from rpc.client import Client, ConnectionFailed, RPCClientError
 
@@ -54,7 +54,7 @@ class Cluster:
         self.p2p_ports = [free_port() for _ in range(self.size)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.size
         self.logs: list[Any] = [None] * self.size
-        document = read_genesis(default_genesis_path())
+        document = load_genesis(default_genesis_path()).to_dict()
         document["chain_id"] = "clearchain-test-1"
         document["genesis_time_ms"] = int(time.time() * 1000)
         if genesis_patch is not None:
@@ -71,7 +71,7 @@ class Cluster:
             results.append(result)
             self.keys.append(result.validator_key)
             addresses.append(peer_multiaddr(result.node_key, "127.0.0.1", self.p2p_ports[i]))
-        document["validators"] = [validator_entry(r.validator_key, f"node{i}")
+        document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
                                   for i, r in enumerate(results[:validators])]
         self.chain_id = document["chain_id"]
         from node.config import load_config, save_config
