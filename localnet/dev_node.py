@@ -17,7 +17,7 @@ import trio
 
 from consensus.crypto import PrivateKey
 from consensus.hashing import hash_value, merkle_root, sha256
-from rpc.api import (
+from rpc.views import (
     BlockResults,
     BlockView,
     CommitView,

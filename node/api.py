@@ -1,19 +1,25 @@
 """The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
 
 Reads come from the block store and the application at the latest committed state; ``query``
-and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node. After each commit :meth:`NodeView.publish` turns the executed block into the views the
-RPC layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
+and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node.
+After each commit :meth:`NodeView.publish` turns the executed block into the views the RPC
+layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from node import __version__
+from consensus.codec import decode
+from consensus.crypto import PrivateKey
 from node.chain import Chain, ExecutedBlock, result_to_obj
+from node.config import Config
+from node.mempool import Mempool, MempoolResult
+from node.p2p.network import Network
 from node.queries import ClearingQueries
-from rpc.api import (
+from rpc.views import (
     BlockResults,
     BlockView,
     CommitView,
@@ -31,7 +37,6 @@ from rpc.events import EventBus, publish_block
 
 if TYPE_CHECKING:
     from consensus.types import Block
-    from node.node import Node
 
 
 def _tx_result(obj: Mapping[str, Any]) -> TxResultView:
@@ -61,16 +66,26 @@ def block_view(block: Block) -> BlockView:
 
 
 class NodeView:
-    """Implements :class:`rpc.api.NodeAPI` for a running :class:`node.node.Node`."""
+    """Implements :class:`rpc.api.NodeAPI` over the parts of a running node.
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    Built from what it reads: the chain, the mempool, the network and config (for ``status``
+    and ``net_info``), the validator key, the node's admission (``admit``, the one way a tx
+    enters the mempool) and whether the node is still catching up.
+    """
+
+    def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
+                 validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
+                 catching_up: Callable[[], bool]) -> None:
+        self.chain = chain
+        self.pool = mempool
+        self.network = network
+        self.config = config
+        self.validator_address = validator_key.address
+        self.validator_public_key = validator_key.public_key
+        self.admit = admit
+        self.catching_up = catching_up
         self.events = EventBus()
-        self.queries = ClearingQueries(node.chain.app, node.chain.store)
-
-    @property
-    def chain(self) -> Chain:
-        return self.node.chain
+        self.queries = ClearingQueries(chain.app, chain.store)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -93,24 +108,24 @@ class NodeView:
     # --- chain ----------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
-        node, chain = self.node, self.chain
+        chain, network, config = self.chain, self.network, self.config
         height = chain.height
         block = chain.block(height) if height else None
         validators = chain.validators(height + 1)
-        me = validators.get(node.validator_address) if validators is not None else None
+        me = validators.get(self.validator_address) if validators is not None else None
         return NodeStatus(
-            node_id=node.network.peer_id, moniker=node.config.node.moniker, chain_id=chain.chain_id,
-            version=__version__, listen_addr=", ".join(node.network.listen_addrs()),
-            rpc_addr=node.config.rpc.listen_address, latest_block_height=height,
+            node_id=network.peer_id, moniker=config.node.moniker, chain_id=chain.chain_id,
+            version=__version__, listen_addr=", ".join(network.listen_addrs()),
+            rpc_addr=config.rpc.listen_address, latest_block_height=height,
             latest_block_hash=block.hash() if block else b"", latest_app_hash=chain.app_hash,
             latest_block_time_ns=block.header.time_ms * 1_000_000 if block else 0,
-            earliest_block_height=1 if height else 0, catching_up=node.catching_up,
-            validator_address=node.validator_address, validator_pub_key=node.validator_public_key,
+            earliest_block_height=1 if height else 0, catching_up=self.catching_up(),
+            validator_address=self.validator_address, validator_pub_key=self.validator_public_key,
             validator_voting_power=me.voting_power if me is not None else 0,
         )
 
     async def net_info(self) -> NetInfo:
-        network = self.node.network
+        network = self.network
         return NetInfo(True, network.listen_addrs(), [PeerView(p, "") for p in network.peers()])
 
     async def genesis(self) -> Mapping[str, Any]:
@@ -169,8 +184,6 @@ class NodeView:
         block = self.chain.block(location.height)
         if block is None:
             return None
-        from consensus.codec import decode
-
         obj = decode(location.result)
         return TxRecord(tx_hash, location.height, location.index, block.txs[location.index],
                         _tx_result(obj), obj.get("kind", ""),
@@ -183,11 +196,11 @@ class NodeView:
         return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
     async def broadcast_tx(self, tx: bytes) -> TxResultView:
-        result = await self.node.admit(tx)
+        result = await self.admit(tx)
         return TxResultView(result.code, result.log, result.codespace)
 
     async def mempool(self, limit: int) -> MempoolInfo:
-        pool = self.node.mempool
+        pool = self.pool
         return MempoolInfo(len(pool), pool.total_bytes, tuple(pool.txs(limit)))
 
     # --- state ----------------------------------------------------------------------------

@@ -136,7 +136,8 @@ class Node:
         self.network = network = Network(
             self.node_key, config.p2p,
             protocols=PROTOCOLS)
-        self.view = NodeView(self)
+        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
+                             admit=self.admit, catching_up=lambda: self.catching_up)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rpc.api import QueryResult
+from rpc.views import QueryResult
 from rpc.errors import unavailable
 from state import queries
 from state.app import ClearingApp

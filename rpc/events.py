@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from rpc.api import BlockResults, BlockView, TxRecord
+from rpc.views import BlockResults, BlockView, TxRecord
 from rpc.render import b64, format_address, render
 
 MAX_QUERY_LENGTH = 512

@@ -15,7 +15,8 @@ import trio
 
 from consensus.hashing import sha256
 from rpc import errors
-from rpc.api import BlockView, LiquidationPage, NodeAPI, TxResultView
+from rpc.api import NodeAPI
+from rpc.views import BlockView, LiquidationPage, TxResultView
 from rpc.events import EventBus, block_json, tx_json
 from rpc.render import (
     b64,

@@ -15,7 +15,7 @@ from consensus import codec
 from consensus.crypto import PrivateKey, address_of, sign_bytes, verify
 from consensus.hashing import sha256
 from localnet.dev_node import InMemoryBlocks
-from rpc.api import (
+from rpc.views import (
     BlockResults,
     BlockView,
     LiquidationPage,

@@ -72,6 +72,17 @@ async def rpc_error(client: AsyncClient, method: str, **params) -> RPCClientErro
 
 
 @pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+async def test_every_node_api_answers_every_read_method(implementation: str, tmp_path: Path) -> None:
+    async with IMPLEMENTATIONS[implementation](tmp_path) as client:
+        for method, params in [("status", {}), ("net_info", {}), ("genesis", {}), ("validators", {}),
+                               ("block", {"height": 1}), ("block_results", {"height": 1}),
+                               ("commit", {"height": 1}), ("num_unconfirmed_txs", {}),
+                               ("unconfirmed_txs", {}), ("markets", {}), ("prices", {}),
+                               ("insurance_fund", {})]:
+            assert await client.call(method, **params) is not None, method
+
+
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
 async def test_every_node_api_answers_queries_alike(implementation: str, tmp_path: Path) -> None:
     async with IMPLEMENTATIONS[implementation](tmp_path) as client:
         unknown = format_address(b"\x09" * 20)
