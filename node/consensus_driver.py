@@ -59,8 +59,9 @@ from consensus.privval import DoubleSignError, PrivValidator
 from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
+from node.clock import now_ms
 from node.compact import compact
-from node.consensus_inbound import InboundMessages, now_ms
+from node.consensus_inbound import InboundMessages
 from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
