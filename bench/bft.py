@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from consensus.commit import commit_from_votes, verify_commit
-from consensus.core import ConsensusParams, CoreConfig, new_height_state, step
+from consensus.core import RoundParams, CoreConfig, new_height_state, step
 from consensus.crypto import PrivateKey, Signer
 from consensus.events import Step, TimeoutFired, VoteReceived
 from consensus.hashing import sha256
@@ -58,7 +58,7 @@ def bench_step(n: int) -> float:
     """Events per second through ``step``: every validator's prevote and precommit for nil,
     three rounds per height (signature verification included, no cache)."""
     signers, vs = _validators(n)
-    config = CoreConfig(CHAIN, ConsensusParams(), None)
+    config = CoreConfig(CHAIN, RoundParams(), None)
     fresh, _ = step(new_height_state(config, 1, vs), TimeoutFired(1, 0, Step.NEW_HEIGHT))
     events = []
     for r in range(3):

@@ -57,7 +57,7 @@ import trio
 from consensus.crypto import PrivateKey, Signer, verify
 from consensus.hashing import sha256
 from rpc.client import AsyncClient, RPCClientError, WebSocket
-from rpc.demo import MARKET, load_fills, load_trades
+from localnet.demo import MARKET, load_fills, load_trades
 from state import builders
 from state.txs import MAX_FILLS
 
@@ -363,11 +363,12 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
 
 
 async def rpc_server_rate(seconds: float = 3.0) -> float:
-    from rpc.fake_node import FakeNode
+    from localnet.dev_node import DevNode, dev_genesis
     from rpc.server import RPCServer
 
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(RPCServer(FakeNode()).serve, "127.0.0.1", 0)
+    key = PrivateKey(b"\x09" * 32)
+    async with trio.open_nursery() as nursery:  # `health` reads nothing of the node
+        port = await nursery.start(RPCServer(DevNode(dev_genesis(key), key)).serve, "127.0.0.1", 0)
         client = AsyncClient(f"http://127.0.0.1:{port}", max_connections=8)
         count, end = 0, time.monotonic() + seconds
 
@@ -386,18 +387,12 @@ async def rpc_server_rate(seconds: float = 3.0) -> float:
 
 
 def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
-    from node.cli_init import default_genesis_path, validator_entry
-    from rpc.demo import patch_genesis
-    from rpc.dev_node import DevNode
+    from localnet.dev_node import DevNode, dev_genesis
     from rpc.server import RPCServer
-    from state.genesis import parse_genesis
 
     async def main() -> dict[str, Any]:
-        document = json.loads(default_genesis_path().read_text())
         key = PrivateKey(b"\x09" * 32)
-        document["validators"] = [validator_entry(key, "dev")]
-        document["genesis_time_ms"] = int(time.time() * 1000)
-        node = DevNode(parse_genesis(patch_genesis(document)), key, block_interval=0.3)
+        node = DevNode(dev_genesis(key, int(time.time() * 1000)), key, block_interval=0.3)
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             port = await nursery.start(RPCServer(node).serve, "127.0.0.1", 0)
@@ -414,7 +409,7 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
 
     from node.config import load_config, save_config
     from node.home import Home
-    from node.testnet import Monitor, Processes, create_testnet
+    from localnet.testnet import Monitor, Processes, create_testnet
 
     directory = tempfile.mkdtemp(prefix="clearchain-bench-")
     if True:  # the directory is kept when the testnet fails, for its logs

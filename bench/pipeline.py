@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 from consensus.crypto import PrivateKey, Signer
 from node.blockstore import open_db
 from node.chain import Chain
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from node.config import MempoolSection
 from node.mempool import Mempool
-from node.synthetic import append_block
-from rpc.demo import MARKET, load_fills, load_trades, patch_genesis
+from localnet.synthetic import append_block
+from localnet.demo import MARKET, load_fills, load_trades, patch_genesis
 from state import builders
-from state.genesis import parse_genesis
+from state.genesis import load_genesis, parse_genesis, validator_entry
 
 VALIDATORS = [PrivateKey(bytes([0x20 + i]) * 32) for i in range(4)]
 T0 = 1_800_000_000_000
@@ -51,10 +51,11 @@ BLOCK_MS = 1_000
 
 
 def make_chain(path: Path) -> Chain:
-    document = patch_genesis(read_genesis(default_genesis_path()))
+    document = patch_genesis(load_genesis(default_genesis_path()).to_dict())
     document["chain_id"] = "clearchain-bench-pipeline"
     document["genesis_time_ms"] = T0
-    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(VALIDATORS)]
+    document["validators"] = [validator_entry(f"v{i}", k.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, k in enumerate(VALIDATORS)]
     return Chain(open_db(str(path)), parse_genesis(document))
 
 

@@ -32,12 +32,12 @@ from consensus.crypto import PrivateKey, Signer, format_address
 from node.blockstore import open_db
 from node.blocksync import BlockSync
 from node.chain import Chain
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from node.config import P2PSection
 from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
-from node.synthetic import append_block
+from localnet.synthetic import append_block
 from state.builders import build_transfer_tx
-from state.genesis import parse_genesis
+from state.genesis import load_genesis, parse_genesis, validator_entry
 
 VALIDATORS = [PrivateKey(bytes([0x10 + i]) * 32) for i in range(4)]
 SENDERS = [Signer(PrivateKey(bytes([0x40 + i]) * 32)) for i in range(64)]
@@ -45,9 +45,10 @@ T0 = 1_800_000_000_000
 
 
 def make_genesis():  # type: ignore[no-untyped-def]
-    document = read_genesis(default_genesis_path())
+    document = load_genesis(default_genesis_path()).to_dict()
     document["chain_id"] = "clearchain-bench-sync"
-    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(VALIDATORS)]
+    document["validators"] = [validator_entry(f"v{i}", k.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, k in enumerate(VALIDATORS)]
     document["app_state"]["initial_balances"] = [
         {"address": format_address(s.address), "quote": 10**15} for s in SENDERS]
     return parse_genesis(document)

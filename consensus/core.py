@@ -38,7 +38,7 @@ How a node shell drives the core
 from __future__ import annotations
 
 __all__ = [
-    "ConsensusParams",
+    "RoundParams",
     "ConsensusState",
     "CoreConfig",
     "gossip_messages",
@@ -82,7 +82,7 @@ from consensus.round_state import (
     MAX_FUTURE_EVENTS,
     MAX_PROPOSALS_PER_ROUND,
     MAX_ROUNDS_AHEAD,
-    ConsensusParams,
+    RoundParams,
     ConsensusState,
     CoreConfig,
     new_height_state,

@@ -53,6 +53,21 @@ class ProposalMessage:
         return cls(Proposal.from_obj(obj.get("proposal")), Block.from_obj(obj.get("block")))
 
 
+@dataclass(frozen=True)
+class CatchUp:
+    """A committed block with its commit, for a peer that is behind."""
+
+    block: Block
+    commit: Commit
+
+
+@dataclass(frozen=True)
+class EvidenceMessage:
+    """Double-sign evidence passed on to peers."""
+
+    evidence: DuplicateVoteEvidence
+
+
 Message = ProposalMessage | Vote
 
 

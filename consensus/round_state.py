@@ -26,7 +26,7 @@ MAX_ROUNDS_AHEAD = 1_000
 
 
 @dataclass(frozen=True)
-class ConsensusParams:
+class RoundParams:
     """Timeouts in milliseconds (round r waits ``base + delta * r``) and block limits."""
 
     timeout_propose: int = 3000
@@ -56,7 +56,7 @@ class ConsensusParams:
 @dataclass(frozen=True)
 class CoreConfig:
     chain_id: str
-    params: ConsensusParams
+    params: RoundParams
     my_address: bytes | None
     """Our validator address; None for a non-validating (full) node."""
     verifier: Verifier = verify

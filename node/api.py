@@ -1,19 +1,25 @@
 """The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
 
-Reads come from the block store and the application at the latest committed state; clearing
-queries answer at the latest height only (the store keeps older roots for ``query`` with
-proofs). After each commit :meth:`NodeView.publish` turns the executed block into the views the
-RPC layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
+Reads come from the block store and the application at the latest committed state; ``query``
+and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node.
+After each commit :meth:`NodeView.publish` turns the executed block into the views the RPC
+layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from node import __version__
+from consensus.codec import decode
+from consensus.crypto import PrivateKey
 from node.chain import Chain, ExecutedBlock, result_to_obj
-from rpc.api import (
+from node.config import Config
+from node.mempool import Mempool, MempoolResult
+from node.p2p.network import Network
+from node.queries import ClearingQueries
+from rpc.views import (
     BlockResults,
     BlockView,
     CommitView,
@@ -23,26 +29,23 @@ from rpc.api import (
     PeerView,
     QueryResult,
     TxRecord,
-    TxResult,
+    TxResultView,
     ValidatorView,
 )
 from rpc.errors import unavailable
 from rpc.events import EventBus, publish_block
-from state import queries
-from state.store import encode_proof
 
 if TYPE_CHECKING:
     from consensus.types import Block
-    from node.node import Node
 
 
-def _tx_result(obj: Mapping[str, Any]) -> TxResult:
+def _tx_result(obj: Mapping[str, Any]) -> TxResultView:
     code = int(obj["code"])
-    return TxResult(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
+    return TxResultView(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
                     events=tuple(obj.get("events", ())))
 
 
-def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
+def accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
     """Addresses a tx touched: its sender and any 20-byte account attribute of its events."""
     found = [sender] if sender else []
     for event in events:
@@ -63,15 +66,26 @@ def block_view(block: Block) -> BlockView:
 
 
 class NodeView:
-    """Implements :class:`rpc.api.NodeAPI` for a running :class:`node.node.Node`."""
+    """Implements :class:`rpc.api.NodeAPI` over the parts of a running node.
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    Built from what it reads: the chain, the mempool, the network and config (for ``status``
+    and ``net_info``), the validator key, the node's admission (``admit``, the one way a tx
+    enters the mempool) and whether the node is still catching up.
+    """
+
+    def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
+                 validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
+                 catching_up: Callable[[], bool]) -> None:
+        self.chain = chain
+        self.pool = mempool
+        self.network = network
+        self.config = config
+        self.validator_address = validator_key.address
+        self.validator_public_key = validator_key.public_key
+        self.admit = admit
+        self.catching_up = catching_up
         self.events = EventBus()
-
-    @property
-    def chain(self) -> Chain:
-        return self.node.chain
+        self.queries = ClearingQueries(chain.app, chain.store)
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -81,7 +95,7 @@ class NodeView:
         results = [_tx_result(result_to_obj(r)) for r in executed.results]
         records = [
             TxRecord(tx_hash, height, index, tx, result, outcome.kind,
-                     _accounts_of(outcome.events, outcome.sender))
+                     accounts_of(outcome.events, outcome.sender))
             for index, (tx_hash, tx, result, outcome) in enumerate(
                 zip(executed.tx_hashes, block.txs, results, executed.results))
         ]
@@ -94,24 +108,24 @@ class NodeView:
     # --- chain ----------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
-        node, chain = self.node, self.chain
+        chain, network, config = self.chain, self.network, self.config
         height = chain.height
         block = chain.block(height) if height else None
         validators = chain.validators(height + 1)
-        me = validators.get(node.validator_address) if validators is not None else None
+        me = validators.get(self.validator_address) if validators is not None else None
         return NodeStatus(
-            node_id=node.network.peer_id, moniker=node.config.node.moniker, chain_id=chain.chain_id,
-            version=__version__, listen_addr=", ".join(node.network.listen_addrs()),
-            rpc_addr=node.config.rpc.listen_address, latest_block_height=height,
+            node_id=network.peer_id, moniker=config.node.moniker, chain_id=chain.chain_id,
+            version=__version__, listen_addr=", ".join(network.listen_addrs()),
+            rpc_addr=config.rpc.listen_address, latest_block_height=height,
             latest_block_hash=block.hash() if block else b"", latest_app_hash=chain.app_hash,
             latest_block_time_ns=block.header.time_ms * 1_000_000 if block else 0,
-            earliest_block_height=1 if height else 0, catching_up=node.catching_up,
-            validator_address=node.validator_address, validator_pub_key=node.validator_public_key,
+            earliest_block_height=1 if height else 0, catching_up=self.catching_up(),
+            validator_address=self.validator_address, validator_pub_key=self.validator_public_key,
             validator_voting_power=me.voting_power if me is not None else 0,
         )
 
     async def net_info(self) -> NetInfo:
-        network = self.node.network
+        network = self.network
         return NetInfo(True, network.listen_addrs(), [PeerView(p, "") for p in network.peers()])
 
     async def genesis(self) -> Mapping[str, Any]:
@@ -170,79 +184,53 @@ class NodeView:
         block = self.chain.block(location.height)
         if block is None:
             return None
-        from consensus.codec import decode
-
         obj = decode(location.result)
         return TxRecord(tx_hash, location.height, location.index, block.txs[location.index],
                         _tx_result(obj), obj.get("kind", ""),
-                        _accounts_of(obj.get("events", ()), obj.get("sender", b"")))
+                        accounts_of(obj.get("events", ()), obj.get("sender", b"")))
 
     # --- mempool --------------------------------------------------------------------------
 
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         result = self.chain.app.check_tx(tx)
-        return TxResult(int(result.code), result.log, "clearing" if result.code else "")
+        return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
-        result = await self.node.admit(tx)
-        return TxResult(result.code, result.log, result.codespace)
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
+        result = await self.admit(tx)
+        return TxResultView(result.code, result.log, result.codespace)
 
     async def mempool(self, limit: int) -> MempoolInfo:
-        pool = self.node.mempool
+        pool = self.pool
         return MempoolInfo(len(pool), pool.total_bytes, tuple(pool.txs(limit)))
 
     # --- state ----------------------------------------------------------------------------
 
     async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
-        if path not in ("/store", "store"):
-            return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
-        store = self.chain.store
-        version = store.version if height is None else height
-        try:
-            value = store.get_at(version, data)
-            proof = encode_proof(store.prove(data, version)) if prove else None
-        except Exception as exc:  # pruned or unknown versions come as several store errors
-            return QueryResult(code=2, log=str(exc), key=data, height=version)
-        return QueryResult(key=data, value=value, height=version,
-                           proof=None if proof is None else {
-                               "ops": [{"type": "clearchain/merkle", "data": proof}],
-                               "root": store.root_at(version)})
-
-    def _latest(self, height: int | None) -> None:
-        latest = self.chain.height
-        if height is not None and height != latest:
-            raise unavailable(f"clearing queries answer at the latest height ({latest}) only")
+        return await self.queries.query(path, data, height, prove)
 
     async def account(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account(self.chain.app, address)
+        return await self.queries.account(address, height)
 
     async def positions(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.positions(self.chain.app, address)
+        return await self.queries.positions(address, height)
 
     async def markets(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.markets(self.chain.app)
+        return await self.queries.markets(height)
 
     async def market(self, market_id: str, height: int | None) -> Any:
-        self._latest(height)
-        return queries.market(self.chain.app, market_id)
+        return await self.queries.market(market_id, height)
 
     async def prices(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.prices(self.chain.app)
+        return await self.queries.prices(height)
 
     async def insurance_fund(self, height: int | None) -> Any:
-        self._latest(height)
-        return queries.insurance_fund(self.chain.app)
+        return await self.queries.insurance_fund(height)
 
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
-        return queries.liquidations(self.chain.app, min_height, max_height, offset, limit)
+        return await self.queries.liquidations(min_height, max_height, offset, limit)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
-        self._latest(height)
-        return queries.account_health(self.chain.app, address)
+        return await self.queries.account_health(address, height)
 
     async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
-        return queries.check_margin(self.chain.app, address, dict(order))
+        return await self.queries.check_margin(address, order)

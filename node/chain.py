@@ -33,7 +33,7 @@ from consensus.types import Block, Commit
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.blockstore import BlockStore
 from state.app import ClearingApp, EndBlockResult
-from state.app import TxResult as AppTxResult
+from state.app import TxResult
 from state.genesis import Genesis
 from state.kv import WriteBatch
 from state.store import MerkleStore
@@ -62,12 +62,12 @@ def _h8(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
 
-def result_to_obj(result: AppTxResult) -> dict[str, Any]:
+def result_to_obj(result: TxResult) -> dict[str, Any]:
     return {"code": int(result.code), "log": result.log, "events": list(result.events),
             "fee": result.priority, "sender": result.sender, "kind": result.kind}
 
 
-def results_hash(results: Sequence[AppTxResult]) -> bytes:
+def results_hash(results: Sequence[TxResult]) -> bytes:
     """``last_results_hash`` of the next header: each tx's result code.
 
     Logs stay out (as CometBFT leaves them out): they carry library and interpreter text
@@ -82,7 +82,7 @@ class ExecutedBlock:
 
     block: Block
     commit: Commit
-    results: list[AppTxResult]
+    results: list[TxResult]
     begin_events: list[dict[str, Any]]
     end: EndBlockResult
     app_hash: bytes

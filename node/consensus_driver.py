@@ -41,6 +41,7 @@ from consensus.events import (
     CommitReceived,
     Event,
     EvidenceFound,
+    EvidenceMessage,
     ProposalBlock,
     ProposalMessage,
     ProposalSigned,
@@ -58,12 +59,12 @@ from consensus.privval import DoubleSignError, PrivValidator
 from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
+from node.clock import now_ms
 from node.compact import compact
-from node.consensus_inbound import InboundMessages, now_ms
+from node.consensus_inbound import InboundMessages
 from node.evidence import EvidencePool
 from node.mempool import Mempool
 from node.messages import (
-    EvidenceMessage,
     Status,
     encode_consensus,
 )
@@ -91,7 +92,7 @@ class ConsensusDriver(InboundMessages):
         mempool: Mempool,
         privval: PrivValidator | None,
         wal_path: Path,
-        params: core.ConsensusParams,
+        params: core.RoundParams,
         *,
         on_commit: Callable[[ExecutedBlock], None] | None = None,
         gossip_interval: float = 1.0,

@@ -15,14 +15,21 @@ from typing import Any
 
 from consensus import core
 from consensus.blocks import InvalidBlockError, check_block_integrity
-from consensus.events import ProposalMessage, ProposalReceived, Step, TimeoutFired, VoteReceived
+from consensus.events import (
+    CatchUp,
+    EvidenceMessage,
+    ProposalMessage,
+    ProposalReceived,
+    Step,
+    TimeoutFired,
+    VoteReceived,
+)
 from consensus.types import Block, Proposal, Vote
+from node.clock import now_ms
 from node.compact import rebuild
 from node.messages import (
     BadMessage,
-    CatchUp,
     CompactProposal,
-    EvidenceMessage,
     ProposalRequest,
     Status,
     decode_consensus,
@@ -36,10 +43,6 @@ CATCHUP_AHEAD = 8
 """Committed blocks sent to a peer that reports a lower height, per Status."""
 CATCHUP_BUFFER = 64
 """How far ahead of our height a peer's catch-up blocks are kept until their height comes."""
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class InboundMessages:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consensus.codec import CodecError, decode, encode
-from consensus.events import ProposalMessage
+from consensus.events import CatchUp, EvidenceMessage, ProposalMessage
 from consensus.types import Block, Commit, DuplicateVoteEvidence, MessageError, Proposal, Vote
 from consensus.validators import ValidatorSetError
 
@@ -40,17 +40,6 @@ class Status:
     height: int
     round: int
     step: int
-
-
-@dataclass(frozen=True)
-class CatchUp:
-    block: Block
-    commit: Commit
-
-
-@dataclass(frozen=True)
-class EvidenceMessage:
-    evidence: DuplicateVoteEvidence
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import replace
 import trio
 import trio.lowlevel
 
-from consensus.core import ConsensusParams
+from consensus.core import RoundParams
 from consensus.privval import FilePrivvalStore, PrivValidator
 from node.api import NodeView
 from node.blockstore import open_db
@@ -75,7 +75,7 @@ def touched_accounts(executed: ExecutedBlock) -> set[bytes]:
     return touched
 
 
-def consensus_params(genesis: Genesis, local: ConsensusSection) -> ConsensusParams:
+def consensus_params(genesis: Genesis, local: ConsensusSection) -> RoundParams:
     """The genesis timeouts and block limits, with the operator's non-zero overrides."""
     t = genesis.consensus_params.timeouts
     b = genesis.consensus_params.block
@@ -83,7 +83,7 @@ def consensus_params(genesis: Genesis, local: ConsensusSection) -> ConsensusPara
     def pick(override: int, value: int) -> int:
         return override if override > 0 else value
 
-    return ConsensusParams(
+    return RoundParams(
         timeout_propose=pick(local.timeout_propose_ms, t.propose_ms),
         timeout_propose_delta=pick(local.timeout_propose_delta_ms, t.propose_delta_ms),
         timeout_prevote=pick(local.timeout_prevote_ms, t.prevote_ms),
@@ -136,7 +136,8 @@ class Node:
         self.network = network = Network(
             self.node_key, config.p2p,
             protocols=PROTOCOLS)
-        self.view = NodeView(self)
+        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
+                             admit=self.admit, catching_up=lambda: self.catching_up)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,

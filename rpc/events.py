@@ -25,7 +25,7 @@ from typing import Any
 
 import trio
 
-from rpc.api import BlockResults, BlockView, TxRecord
+from rpc.views import BlockResults, BlockView, TxRecord
 from rpc.render import b64, format_address, render
 
 MAX_QUERY_LENGTH = 512
@@ -245,7 +245,7 @@ def tx_message(record: TxRecord) -> Message:
         keys["tx.type"] = [record.tx_type]
     if record.accounts:
         keys["tx.account"] = [_text(a) for a in record.accounts]
-    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": {"TxResult": tx_json(record)}})
+    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": {"TxResultView": tx_json(record)}})
 
 
 def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | None = None) -> Message:

@@ -15,7 +15,8 @@ import trio
 
 from consensus.hashing import sha256
 from rpc import errors
-from rpc.api import BlockView, LiquidationPage, NodeAPI, TxResult
+from rpc.api import NodeAPI
+from rpc.views import BlockView, LiquidationPage, TxResultView
 from rpc.events import EventBus, block_json, tx_json
 from rpc.render import (
     b64,
@@ -280,7 +281,7 @@ async def commit(ctx: Context, height: int | None) -> Any:
     }
 
 
-def _check_answer(result: TxResult, tx_hash: bytes) -> dict[str, Any]:
+def _check_answer(result: TxResultView, tx_hash: bytes) -> dict[str, Any]:
     return {
         "code": str(result.code),
         "data": "",
@@ -295,7 +296,7 @@ async def broadcast_tx_async(ctx: Context, tx: Any) -> Any:
     raw = _tx(ctx, tx)
     tx_hash = sha256(raw)
     await ctx.node.broadcast_tx(raw)
-    return _check_answer(TxResult(), tx_hash)
+    return _check_answer(TxResultView(), tx_hash)
 
 
 async def broadcast_tx_sync(ctx: Context, tx: Any) -> Any:

@@ -20,10 +20,12 @@ from consensus.events import (
     BlockExecuted,
     BlockValidated,
     Broadcast,
+    CatchUp,
     CommitBlock,
     CommitReceived,
     Event,
     EvidenceFound,
+    EvidenceMessage,
     ProposalBlock,
     ProposalMessage,
     ProposalReceived,
@@ -51,21 +53,10 @@ MAX_EVIDENCE_PER_BLOCK = 16
 
 
 @dataclass(frozen=True)
-class Status:
+class Deciding:
     """'I am deciding this height': peers that are further send the block and commit."""
 
     height: int
-
-
-@dataclass(frozen=True)
-class CatchUp:
-    block: Block
-    commit: Commit
-
-
-@dataclass(frozen=True)
-class EvidenceMessage:
-    evidence: DuplicateVoteEvidence
 
 
 @dataclass(frozen=True)
@@ -216,7 +207,7 @@ class SimNode:
             if message.proposal.height <= state.height + 1:
                 self.seen.add(message.proposal.signature)
             self.feed(ProposalReceived(message))
-        elif isinstance(message, Status):
+        elif isinstance(message, Deciding):
             top = self.height
             for h in range(message.height, min(top, message.height + 4) + 1):
                 block, commit = self.blocks[h]
@@ -232,7 +223,7 @@ class SimNode:
     def gossip(self) -> list[Any]:
         state = self._state()
         messages: list[Any] = list(core.gossip_messages(state))
-        messages.append(Status(state.height))
+        messages.append(Deciding(state.height))
         messages.extend(EvidenceMessage(e) for e in self.evidence_pool.values())
         return messages
 

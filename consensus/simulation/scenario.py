@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from consensus.core import ConsensusParams
+from consensus.core import RoundParams
 
 BYZANTINE_BEHAVIOURS = ("equivocate", "conflicting_proposals", "random_votes", "bad_signatures")
 
@@ -62,7 +62,7 @@ class Scenario:
     config: SimConfig
     powers: list[int]
     byzantine: dict[int, frozenset[str]]
-    params: ConsensusParams
+    params: RoundParams
     gst_ms: int
     """Global stabilisation time: no drops, partitions or crashes from here on."""
     drop_p: float
@@ -106,7 +106,7 @@ def make_scenario(config: SimConfig) -> Scenario:
             else:
                 picks = [b for b in BYZANTINE_BEHAVIOURS if rng.random() < 0.5]
                 byzantine[i] = frozenset(picks or [rng.choice(BYZANTINE_BEHAVIOURS)])
-    params = ConsensusParams(
+    params = RoundParams(
         timeout_propose=40,
         timeout_propose_delta=10,
         timeout_prevote=20,

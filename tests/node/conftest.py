@@ -1,6 +1,6 @@
 """A local cluster of real node processes on 127.0.0.1 for the multi-process tests.
 
-Each node is ``python -m node.cli start --home DIR`` with its own home, ports and log file;
+Each node is ``python -m cli start --home DIR`` with its own home, ports and log file;
 the harness kills, stops and resumes them with real signals and reads their stores afterwards.
 """
 
@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 
 from consensus.crypto import PrivateKey, Signer
-from node.cli_init import (
+from node.init import (
+    DEFAULT_VALIDATOR_POWER,
     default_genesis_path,
     init_home,
-    read_genesis,
-    validator_entry,
     write_genesis,
 )
 from node.config import Config, replace
 from node.home import Home
+from state.genesis import load_genesis, validator_entry
 from node.p2p.identity import peer_multiaddr
 from rpc.client import Client, ConnectionFailed, RPCClientError
 
@@ -54,7 +54,7 @@ class Cluster:
         self.p2p_ports = [free_port() for _ in range(self.size)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.size
         self.logs: list[Any] = [None] * self.size
-        document = read_genesis(default_genesis_path())
+        document = load_genesis(default_genesis_path()).to_dict()
         document["chain_id"] = "clearchain-test-1"
         document["genesis_time_ms"] = int(time.time() * 1000)
         if genesis_patch is not None:
@@ -71,7 +71,7 @@ class Cluster:
             results.append(result)
             self.keys.append(result.validator_key)
             addresses.append(peer_multiaddr(result.node_key, "127.0.0.1", self.p2p_ports[i]))
-        document["validators"] = [validator_entry(r.validator_key, f"node{i}")
+        document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
                                   for i, r in enumerate(results[:validators])]
         self.chain_id = document["chain_id"]
         from node.config import load_config, save_config
@@ -89,7 +89,7 @@ class Cluster:
             self.logs[i] = open(self.root / f"node{i}.log", "ab")  # noqa: SIM115 - closed in close()
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "start", "--home", str(self.homes[i].root)],
+            [sys.executable, "-m", "cli", "start", "--home", str(self.homes[i].root)],
             stdout=self.logs[i], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
 
     def start_all(self, count: int | None = None) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.chain import Chain
-from node.consensus_driver import MAX_FUTURE_BLOCK_TIME_MS, ConsensusDriver, now_ms
+from node.clock import now_ms
+from node.consensus_driver import MAX_FUTURE_BLOCK_TIME_MS, ConsensusDriver
 from node.mempool import Mempool
 from node.config import Config
-from node.synthetic import next_block
+from localnet.synthetic import next_block
 from state.store import MemoryDB
 
 from tests.node.test_chain import genesis

@@ -9,12 +9,12 @@ import trio
 from consensus.crypto import PrivateKey, Signer
 from node.blocksync import BlockSync
 from node.chain import AppHashMismatch, Chain
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from node.config import P2PSection
 from node.p2p.network import BLOCKSYNC_PROTOCOL, Network
-from node.synthetic import append_block
+from localnet.synthetic import append_block
 from state.builders import build_transfer_tx
-from state.genesis import parse_genesis
+from state.genesis import load_genesis, parse_genesis, validator_entry
 from state.store import MemoryDB
 
 KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
@@ -22,8 +22,9 @@ T0 = 1_800_000_000_000
 
 
 def genesis(keys=KEYS, insurance: int | None = None):  # type: ignore[no-untyped-def]
-    document = read_genesis(default_genesis_path())
-    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(keys)]
+    document = load_genesis(default_genesis_path()).to_dict()
+    document["validators"] = [validator_entry(f"v{i}", k.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, k in enumerate(keys)]
     if insurance is not None:
         document["app_state"]["risk"]["insurance_fund_seed"] = insurance
     return parse_genesis(document)

@@ -7,10 +7,10 @@ import pytest
 from consensus.crypto import PrivateKey, Signer
 from consensus.hashing import sha256
 from node.chain import AppHashMismatch, Chain, ChainHalted
-from node.cli_init import default_genesis_path, read_genesis, validator_entry
-from node.synthetic import append_block, next_block, sign_commit
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
+from localnet.synthetic import append_block, next_block, sign_commit
 from state.builders import build_transfer_tx
-from state.genesis import parse_genesis
+from state.genesis import load_genesis, parse_genesis, validator_entry
 from state.store import MemoryDB
 
 KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
@@ -19,8 +19,9 @@ T0 = 1_800_000_000_000
 
 
 def genesis():  # type: ignore[no-untyped-def]
-    document = read_genesis(default_genesis_path())
-    document["validators"] = [validator_entry(k, f"v{i}") for i, k in enumerate(KEYS)]
+    document = load_genesis(default_genesis_path()).to_dict()
+    document["validators"] = [validator_entry(f"v{i}", k.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, k in enumerate(KEYS)]
     return parse_genesis(document)
 
 

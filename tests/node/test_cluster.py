@@ -43,7 +43,7 @@ def test_second_node_on_the_same_home_refuses_to_start(cluster) -> None:  # type
     import sys
 
     second = subprocess.run(
-        [sys.executable, "-m", "node.cli", "start", "--home", str(cluster.homes[0].root)],
+        [sys.executable, "-m", "cli", "start", "--home", str(cluster.homes[0].root)],
         capture_output=True, text=True, timeout=60, cwd=cluster.repo)
     assert second.returncode != 0
     assert "already running" in second.stderr

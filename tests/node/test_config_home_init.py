@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from consensus.crypto import load_key
-from node.cli import main
+from cli.main import main
 from node.config import Config, ConfigError, from_dict, load_config, replace, save_config, to_dict
 from node.home import Home, HomeLockedError
 
@@ -81,7 +81,7 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
 
 
 def _genesis_file(tmp_path: Path, **changes: object) -> Path:
-    from node.cli_init import default_genesis_path
+    from node.init import default_genesis_path
 
     document = json.loads(default_genesis_path().read_text())
     document.update({"chain_id": "test-chain"}, **changes)
@@ -132,7 +132,7 @@ def test_init_chain_id_override(tmp_path: Path) -> None:
 
 
 def test_default_genesis_gets_this_node_as_single_validator(tmp_path: Path) -> None:
-    from node.cli_init import InitError, default_genesis_path
+    from node.init import InitError, default_genesis_path
 
     try:
         default_genesis_path()

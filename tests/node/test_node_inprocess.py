@@ -12,7 +12,7 @@ from consensus.codec import encode
 from consensus.crypto import PrivateKey, Signer
 from consensus.hashing import sha256
 from consensus.types import Vote, VoteType
-from node.cli_init import init_home
+from node.init import init_home
 from node.config import Config, P2PSection, replace
 from node.home import Home
 from node.node import GC_THRESHOLDS, PROTOCOLS, Node

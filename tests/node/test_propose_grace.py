@@ -15,7 +15,7 @@ from node.chain import Chain
 from node.config import Config
 from node.consensus_driver import MAX_PROPOSE_GRACE_MS, ConsensusDriver
 from node.mempool import Mempool
-from node.synthetic import next_block, sign_commit
+from localnet.synthetic import next_block, sign_commit
 from state.store import MemoryDB
 
 from tests.node.test_block_time import _QuietNetwork

@@ -13,7 +13,7 @@ import trio
 
 from consensus.crypto import PrivateKey
 from rpc.client import AsyncClient
-from rpc.fake_node import FakeNode
+from tests.rpc.fake_node import FakeNode
 from rpc.methods import Limits
 from rpc.server import RPCServer
 

@@ -12,15 +12,13 @@ import trio
 from consensus import codec
 from consensus.crypto import PrivateKey, Signer, format_address
 from consensus.hashing import sha256
-from node.cli_init import default_genesis_path, validator_entry
 from rpc import errors
 from rpc.client import AsyncClient, RPCClientError, WebSocket
-from rpc.demo import check_invariants, demo_names, demo_signer, patch_genesis
-from rpc.dev_node import DevNode
+from localnet.demo import check_invariants, demo_names, demo_signer
+from localnet.dev_node import DevNode, dev_genesis
 from rpc.server import RPCServer
 from state import builders
 from state.codes import Code
-from state.genesis import parse_genesis
 from state.store import decode_proof, verify_proof
 
 VALIDATOR = PrivateKey(b"\x31" * 32)
@@ -28,10 +26,7 @@ VALIDATOR = PrivateKey(b"\x31" * 32)
 
 @pytest.fixture
 async def chain(nursery):
-    document = json.loads(default_genesis_path().read_text())
-    document["validators"] = [validator_entry(VALIDATOR, "v0")]
-    document["genesis_time_ms"] = int(time.time() * 1000) - 1000
-    node = DevNode(parse_genesis(patch_genesis(document)), VALIDATOR)
+    node = DevNode(dev_genesis(VALIDATOR, int(time.time() * 1000) - 1000), VALIDATOR)
     port = await nursery.start(RPCServer(node).serve, "127.0.0.1", 0)
     client = AsyncClient(f"http://127.0.0.1:{port}")
     node.make_block()

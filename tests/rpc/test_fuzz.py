@@ -13,10 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus.crypto import PrivateKey
-from node.cli_init import default_genesis_path, validator_entry
-from rpc.demo import patch_genesis
-from rpc.dev_node import DevNode
-from state.genesis import parse_genesis
+from localnet.dev_node import DevNode, dev_genesis
 from rpc.methods import METHODS, Limits
 from rpc.server import RPCServer
 from tests.rpc.conftest import assert_valid_reply
@@ -54,10 +51,8 @@ bodies = st.one_of(
 @pytest.fixture(scope="module")
 def server_in_thread() -> Iterator[tuple[int, DevNode]]:
     """A server on its own trio loop in a thread, so hypothesis can drive it synchronously."""
-    document = json.loads(default_genesis_path().read_text())
     key = PrivateKey(b"\x0c" * 32)
-    document["validators"] = [validator_entry(key, "v0")]
-    node = DevNode(parse_genesis(patch_genesis(document)), key)  # the real application behind RPC
+    node = DevNode(dev_genesis(key), key)  # the real application behind RPC
     node.make_block()
     started: dict = {}
     ready = threading.Event()

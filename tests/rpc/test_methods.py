@@ -10,7 +10,7 @@ from consensus.crypto import PrivateKey, format_address
 from consensus.hashing import sha256
 from rpc import errors
 from rpc.client import RPCClientError
-from rpc.fake_node import CODE_BAD_SIGNATURE, CODE_REPLAY, CODE_UNDECODABLE, build_fake_tx
+from tests.rpc.fake_node import CODE_BAD_SIGNATURE, CODE_REPLAY, CODE_UNDECODABLE, build_fake_tx
 
 
 def b64(data: bytes) -> str:

@@ -12,7 +12,7 @@ from rpc import errors
 from rpc.client import AsyncClient
 from rpc.errors import RPCError
 from rpc.events import QueryError, parse_query
-from rpc.fake_node import FakeNode
+from tests.rpc.fake_node import FakeNode
 from rpc.render import parse_address, parse_base64, parse_height, parse_hex, parse_int, render
 from rpc.server import serve
 

@@ -10,7 +10,7 @@ import trio.lowlevel
 from consensus.crypto import PrivateKey, format_address
 from rpc import errors
 from rpc.client import RPCClientError, WebSocket
-from rpc.fake_node import build_fake_tx
+from tests.rpc.fake_node import build_fake_tx
 from rpc.methods import Limits
 from tests.rpc.conftest import start_served
 

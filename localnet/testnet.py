@@ -31,18 +31,18 @@ from typing import Any
 import click
 import trio
 
-from consensus.crypto import Signer, format_address
-from node.cli_init import (
+from consensus.crypto import Signer
+from node.init import (
+    DEFAULT_VALIDATOR_POWER,
     default_genesis_path,
     init_home,
-    read_genesis,
-    validator_entry,
     write_genesis,
 )
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
+from state.genesis import load_genesis, validator_entry
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
-from rpc.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
+from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
 MANIFEST = "testnet.json"
 DEFAULT_BASE_PORT = 26600
@@ -82,7 +82,7 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         raise TestnetError(f"ports {busy} are in use; pick another --base-port")
-    document = read_genesis(default_genesis_path())
+    document = load_genesis(default_genesis_path()).to_dict()
     document["chain_id"] = chain_id
     document["genesis_time_ms"] = int(time.time() * 1000)
     patch_genesis(document)
@@ -98,7 +98,8 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
         results.append(init_home(home, moniker=name, genesis=document, add_self_as_validator=False, config=config))
         entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
                                  f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}"))
-    document["validators"] = [validator_entry(r.validator_key, f"node{i}") for i, r in enumerate(results)]
+    document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
+                               for i, r in enumerate(results)]
     for i, result in enumerate(results):
         write_genesis(result.home, document)
         config = load_config(result.home.config_file)
@@ -141,7 +142,7 @@ class Processes:
             log = open(self.directory / "logs" / f"{entry.name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self.logs.append(log)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "start", "--home", entry.home],
+                [sys.executable, "-m", "cli", "start", "--home", entry.home],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
             self.procs.append(proc)
@@ -170,7 +171,7 @@ class Processes:
 
 
 @dataclass
-class NodeView:
+class NodeProgress:
     height: int = 0
     peers: int = 0
     mempool: int = 0
@@ -186,7 +187,7 @@ class Monitor:
         self.entries = entries
         self.processes = processes
         self.clients = [AsyncClient(e.rpc_url, timeout=2, max_connections=2) for e in entries]
-        self.views = [NodeView() for _ in entries]
+        self.views = [NodeProgress() for _ in entries]
         self.live = live
         self.txs_seen = 0
         self.samples: list[tuple[float, int]] = []
@@ -369,53 +370,3 @@ async def run_demo(entries: list[NodeEntry], seconds: float) -> int:
         return 0 if ok else 1
     finally:
         await demo.aclose()
-
-
-@click.command("testnet")
-@click.option("--validators", "-n", type=click.IntRange(1, 32), default=4, show_default=True)
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default="~/.clearchain/testnet",
-              show_default=True,
-              help="where the homes live; an existing one is resumed")
-@click.option("--demo", is_flag=True, help="drive demo load: trades, oracle prices, a crash, liquidations")
-@click.option("--duration", type=click.FloatRange(min=1), default=None, help="stop everything after S seconds")
-@click.option("--demo-seconds", type=click.FloatRange(min=10), default=60, show_default=True,
-              help="length of the demo (trading, then the crash)")
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT, show_default=True)
-@click.option("--chain-id", default="clearchain-testnet-1", show_default=True)
-@click.option("--no-progress", is_flag=True, help="no live table (a line every 5 s instead)")
-def command(validators: int, directory: str, demo: bool, duration: float | None, demo_seconds: float,
-            base_port: int, chain_id: str, no_progress: bool) -> None:
-    """Run a local testnet of N validators, each its own process, on 127.0.0.1.
-
-    \b
-      clearchain testnet --validators 4 --demo          # trades, a crash, liquidations
-      clearchain testnet --dir ./testnet                 # resume the same chain later
-      clearchain query status --node http://127.0.0.1:26601
-    """
-    root = Path(directory).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    if (root / MANIFEST).exists():
-        entries = read_manifest(root)
-        if len(entries) != validators:
-            click.echo(f"{root} holds a testnet of {len(entries)} validators; resuming it as is")
-        for entry in entries:
-            if entry.pid is not None and _alive(entry.pid):
-                raise TestnetError(f"{entry.name} (pid {entry.pid}) from an earlier run is still running; stop it first")
-        click.echo(f"resuming the testnet in {root}")
-    else:
-        entries = create_testnet(root, validators, base_port, chain_id)
-        click.echo(f"created {validators} validator homes in {root} (chain {chain_id})")
-        for entry in entries:
-            click.echo(f"  {entry.name}: rpc {entry.rpc_url}  p2p {entry.p2p_address}")
-        click.echo(f"  demo keys in {root / 'keys'}: " + ", ".join(
-            f"{n} {format_address(demo_signer(n).address)[:14]}..." for n in demo_names()[:2]) + ", ...")
-    status = trio.run(run_testnet, root, entries, demo, duration, not no_progress, demo_seconds)
-    sys.exit(status)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

@@ -1,29 +1,26 @@
-"""The ``clearchain`` command line.
+"""The ``clearchain`` command line: one group, and the table of its commands.
 
-Each command group lives in the module that owns its subject; this file only assembles them,
-so adding a command never means editing someone else's module.
+Each command lives in the module of this package named after it; :data:`COMMANDS` lists them
+all with plain imports, so a command that fails to import fails the whole CLI loudly.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 
 import click
 
+from cli import genesis, init, keys, query, start, testnet, tx
 from node import __version__
 
-# Modules exporting a click command or group named ``command``; a module not yet written is
-# skipped, while any error inside an existing module is raised (never hidden).
-COMMAND_MODULES = (
-    "node.cli_keys",
-    "node.cli_init",
-    "node.cli_genesis",
-    "node.cli_start",
-    "node.testnet",
-    "rpc.cli_tx",
-    "rpc.cli_query",
+COMMANDS: tuple[click.Command, ...] = (
+    keys.command,
+    init.command,
+    genesis.command,
+    start.command,
+    testnet.command,
+    tx.command,
+    query.command,
 )
 
 
@@ -43,15 +40,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _register_commands() -> None:
-    for module_name in COMMAND_MODULES:
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        main.add_command(module.command)
-
-
-_register_commands()
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

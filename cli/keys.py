@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from node.keyring import Keyring, KeyringError, KEYRING_ENV
+from cli.keyring import KEYRING_ENV, Keyring, KeyringError
 
 keyring_option = click.option(
     "--keyring-dir",

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from consensus.blocks import make_block
 from consensus.commit import commit_from_votes
 from consensus.core import (
-    ConsensusParams,
+    RoundParams,
     CoreConfig,
     gossip_messages,
     new_height_state,
@@ -45,7 +45,7 @@ from consensus.hashing import EMPTY_HASH
 from consensus.privval import MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Proposal, Vote, VoteType
 
-PARAMS = ConsensusParams(
+PARAMS = RoundParams(
     timeout_propose=100,
     timeout_propose_delta=10,
     timeout_prevote=50,

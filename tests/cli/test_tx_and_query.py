@@ -9,7 +9,7 @@ import trio
 from click.testing import CliRunner
 
 from consensus.crypto import PrivateKey, format_address, save_key
-from node.cli import main
+from cli.main import main
 
 
 async def run_cli(*args: str) -> tuple[int, str]:

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.cli import main
+from cli.main import main
 from node.config import load_config
 from node.home import Home
-from node.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
+from localnet.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
 from rpc.client import AsyncClient, ConnectionFailed
 from consensus.crypto import format_address
-from rpc.demo import check_invariants, demo_names, demo_signer
+from localnet.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
 
 
@@ -117,7 +117,7 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
     """4 validators + demo: trades clear, >= 1 liquidation, same app hash everywhere, invariants
     hold (checked here through RPC), and Ctrl-C stops every node; a second run resumes."""
     directory = tmp_path / "tn"
-    command = [sys.executable, "-m", "node.cli", "testnet", "--validators", "4", "--dir", str(directory),
+    command = [sys.executable, "-m", "cli", "testnet", "--validators", "4", "--dir", str(directory),
                "--demo", "--demo-seconds", "60", "--duration", "400", "--no-progress",
                "--base-port", str(free_base_port())]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

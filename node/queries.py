@@ -1,31 +1,38 @@
-"""The state-reading half of ``NodeAPI`` over a :class:`state.app.ClearingApp`, ready to mix in.
+"""The state half of :class:`rpc.api.NodeAPI` over a :class:`state.app.ClearingApp` and its store.
 
-A node whose object has ``self.app`` (the ClearingApp) and ``self.store`` (its
-:class:`state.store.MerkleStore`) gets ``query`` (with Merkle proofs at any kept version) and the
-clearing queries (delegating to :mod:`state.queries`) by inheriting :class:`ClearingQueries`.
-The clearing queries read the last committed state: a ``height`` other than the latest is
-answered with UNAVAILABLE rather than silently with other data. The methods are synchronous
-inside (fast dict reads); they must be called between blocks, which holds on one trio loop.
+One implementation for every node: :class:`node.api.NodeView` (the real node) and
+:class:`localnet.dev_node.DevNode` each hold a :class:`ClearingQueries` and forward to it.
+
+- ``query`` reads raw state with Merkle proofs at any kept version of the store.
+- The clearing queries (delegating to :mod:`state.queries`) read the last committed state: a
+  ``height`` other than the latest is answered with UNAVAILABLE rather than with other data.
+- An address the ledger has never seen is NOT_FOUND for ``account``, ``positions`` and
+  ``account_health`` alike (they return None), as for any missing object in ``NodeAPI``; an
+  empty position list and a zero health are kept for accounts that exist.
+
+The methods are synchronous inside (dict reads); they run between blocks on the node's trio loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rpc.api import QueryResult
+from rpc.views import QueryResult
 from rpc.errors import unavailable
 from state import queries
-from state.store import StoreError, encode_proof
+from state.app import ClearingApp
+from state.store import MerkleStore, StoreError, encode_proof
 
-if TYPE_CHECKING:
-    from state.app import ClearingApp
-    from state.store import MerkleStore
+STORE_PATHS = ("/store", "store")
 
 
 class ClearingQueries:
-    app: ClearingApp
-    store: MerkleStore
+    """``query`` and the clearing queries of ``NodeAPI`` over one app and its Merkle store."""
+
+    def __init__(self, app: ClearingApp, store: MerkleStore) -> None:
+        self.app = app
+        self.store = store
 
     def _latest(self, height: int | None) -> int:
         latest = self.app.last_height
@@ -35,14 +42,14 @@ class ClearingQueries:
         return latest
 
     async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
-        if path not in ("/store", "store"):
+        if path not in STORE_PATHS:
             return QueryResult(code=1, log=f"unknown query path {path!r}; use /store")
         version = self.store.version if height is None else height
         try:
             value = self.store.get_at(version, data)
             proof = encode_proof(self.store.prove(data, version)) if prove else None
             root = self.store.root_at(version)
-        except (StoreError, ValueError) as exc:
+        except (StoreError, ValueError) as exc:  # pruned, unknown or malformed versions
             return QueryResult(code=2, log=str(exc), key=data, height=version)
         return QueryResult(key=data, value=value, height=version,
                            proof=None if proof is None else {"ops": [{"type": "clearchain/merkle", "data": proof}],

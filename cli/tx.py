@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,27 +28,24 @@ from consensus.crypto import (
     load_key,
     parse_address,
 )
-from rpc.cli_output import client_for, emit, json_option, node_option, reports_rpc_errors
+from cli.keyring import default_keyring_dir, valid_key_name
+from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors
 from rpc.client import Client
 from state import builders
 from state.txs import MAX_FILLS
 
-KEYRING_ENV = "CLEARCHAIN_KEYRING"
-_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_EXPIRY_BLOCKS = 20
 
 
 def keyring_dir(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get(KEYRING_ENV) or Path.home() / ".clearchain" / "keys")
+    return Path(explicit) if explicit else default_keyring_dir()
 
 
 def load_signer(name: str, directory: str | None) -> Signer:
     """The key ``name`` from the keyring, or a key file given by path."""
     path = Path(name)
     if not (path.suffix == ".json" and path.exists()):
-        if not _KEY_NAME.match(name):
+        if not valid_key_name(name):
             raise click.BadParameter(f"invalid key name {name!r}", param_hint="--from")
         path = keyring_dir(directory) / f"{name}.json"
         if not path.exists():

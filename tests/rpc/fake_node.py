@@ -1,4 +1,4 @@
-"""An in-memory ``NodeAPI`` for testing the RPC layer without consensus, p2p or the real app.
+"""A test double: an in-memory ``NodeAPI`` for testing the RPC layer without consensus, p2p or the real app.
 
 Its txs are a stand-in format (canonical msgpack ``{"type", "body", "pub", "sig"}`` signed over
 ``sign_bytes("fake-tx", chain_id, [type, body])``) with the checks that matter to RPC: decoding,
@@ -14,10 +14,10 @@ from typing import Any
 from consensus import codec
 from consensus.crypto import PrivateKey, address_of, sign_bytes, verify
 from consensus.hashing import sha256
-from rpc.api import (
+from localnet.dev_node import InMemoryBlocks
+from rpc.views import (
     BlockResults,
     BlockView,
-    CommitView,
     LiquidationPage,
     MempoolInfo,
     NetInfo,
@@ -25,7 +25,7 @@ from rpc.api import (
     PeerView,
     QueryResult,
     TxRecord,
-    TxResult,
+    TxResultView,
     ValidatorView,
 )
 from rpc.events import EventBus, publish_block
@@ -40,38 +40,6 @@ CODE_INSUFFICIENT = 6
 def build_fake_tx(key: PrivateKey, kind: str, body: Mapping[str, Any], chain_id: str = CHAIN_ID) -> bytes:
     signature = key.sign(sign_bytes("fake-tx", chain_id, [kind, dict(body)]))
     return codec.encode({"type": kind, "body": dict(body), "pub": key.public_key, "sig": signature})
-
-
-class InMemoryBlocks:
-    """The block half of ``NodeAPI`` over in-memory lists (``blocks``, ``results``, 1-based
-    heights): shared by the test double here and ``rpc.dev_node.DevNode``."""
-
-    blocks: list[BlockView]
-    results: list[BlockResults]
-
-    def _at(self, height: int | None) -> int | None:
-        latest = len(self.blocks)
-        if height is None:
-            return latest or None
-        return height if 1 <= height <= latest else None
-
-    async def block(self, height: int | None) -> BlockView | None:
-        at = self._at(height)
-        return None if at is None else self.blocks[at - 1]
-
-    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
-        return next((b for b in self.blocks if b.hash == block_hash), None)
-
-    async def block_results(self, height: int | None) -> BlockResults | None:
-        at = self._at(height)
-        return None if at is None else self.results[at - 1]
-
-    async def commit(self, height: int | None) -> CommitView | None:
-        at = self._at(height)
-        if at is None:
-            return None
-        found = self.blocks[at - 1]
-        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
 
 
 class FakeNode(InMemoryBlocks):
@@ -95,21 +63,21 @@ class FakeNode(InMemoryBlocks):
 
     # --- the tx stand-in ---------------------------------------------------------------------
 
-    def _check(self, tx: bytes) -> tuple[TxResult, dict[str, Any] | None]:
+    def _check(self, tx: bytes) -> tuple[TxResultView, dict[str, Any] | None]:
         try:
             decoded = codec.decode(tx, max_bytes=65536)
             if isinstance(decoded, dict) and set(decoded) == {"body", "sig"}:
                 return self._check_real(tx)
             kind, body, pub, sig = decoded["type"], decoded["body"], decoded["pub"], decoded["sig"]
         except (codec.CodecError, KeyError, TypeError) as exc:
-            return TxResult(CODE_UNDECODABLE, f"cannot decode tx: {exc}", "fake"), None
+            return TxResultView(CODE_UNDECODABLE, f"cannot decode tx: {exc}", "fake"), None
         if not verify(pub, sign_bytes("fake-tx", self.chain_id, [kind, body]), sig):
-            return TxResult(CODE_BAD_SIGNATURE, "signature does not verify", "fake"), None
+            return TxResultView(CODE_BAD_SIGNATURE, "signature does not verify", "fake"), None
         if sha256(tx) in self.seen:
-            return TxResult(CODE_REPLAY, "tx already seen (replay)", "fake"), None
-        return TxResult(), decoded
+            return TxResultView(CODE_REPLAY, "tx already seen (replay)", "fake"), None
+        return TxResultView(), decoded
 
-    def _check_real(self, tx: bytes) -> tuple[TxResult, dict[str, Any] | None]:
+    def _check_real(self, tx: bytes) -> tuple[TxResultView, dict[str, Any] | None]:
         """The application's own tx format (state/txs.py): decoding and signatures only."""
         from state.codes import TxRejected
         from state.txs import decode_tx, verify_tx
@@ -117,12 +85,12 @@ class FakeNode(InMemoryBlocks):
         try:
             decoded = decode_tx(tx, self.chain_id)
         except TxRejected as exc:
-            return TxResult(int(exc.code), exc.message, "clearing"), None
+            return TxResultView(int(exc.code), exc.message, "clearing"), None
         rejected = verify_tx(decoded)
         if rejected is not None:
-            return TxResult(int(rejected.code), rejected.message, "clearing"), None
+            return TxResultView(int(rejected.code), rejected.message, "clearing"), None
         if sha256(tx) in self.seen:
-            return TxResult(12, "tx already seen (replay)", "clearing"), None
+            return TxResultView(12, "tx already seen (replay)", "clearing"), None
         msg = decoded.msg
         body: dict[str, Any] = {}
         if decoded.kind == "transfer":
@@ -130,32 +98,32 @@ class FakeNode(InMemoryBlocks):
         elif decoded.kind == "deposit":
             body = {"amount": msg.amount}
         kind = decoded.kind if decoded.kind in ("transfer", "deposit") else "noop"
-        return TxResult(), {"type": kind, "kind": decoded.kind, "body": body, "pub": decoded.signer,
+        return TxResultView(), {"type": kind, "kind": decoded.kind, "body": body, "pub": decoded.signer,
                             "account": getattr(msg, "account", None)}
 
-    def _deliver(self, decoded: dict[str, Any]) -> tuple[TxResult, list[bytes]]:
+    def _deliver(self, decoded: dict[str, Any]) -> tuple[TxResultView, list[bytes]]:
         sender = decoded.get("account") or address_of(decoded["pub"])
         kind, body = decoded["type"], decoded["body"]
         if kind == "deposit":
             self.balances[sender] = self.balances.get(sender, 0) + int(body["amount"])
-            return TxResult(events=[{"type": "deposit", "attrs": {"account": sender, "amount": body["amount"]}}]), [sender]
+            return TxResultView(events=[{"type": "deposit", "attrs": {"account": sender, "amount": body["amount"]}}]), [sender]
         if kind == "transfer":
             amount, to = int(body["amount"]), bytes(body["to"])
             if self.balances.get(sender, 0) < amount:
-                return TxResult(CODE_INSUFFICIENT, "insufficient balance", "fake"), [sender]
+                return TxResultView(CODE_INSUFFICIENT, "insufficient balance", "fake"), [sender]
             self.balances[sender] -= amount
             self.balances[to] = self.balances.get(to, 0) + amount
-            return TxResult(), [sender, to]
+            return TxResultView(), [sender, to]
         if kind == "trade":
             market, size, other = body["market"], int(body["size"]), bytes(body["counterparty"])
             for account, signed in ((sender, size), (other, -size)):
                 book = self.positions_by.setdefault(account, {})
                 book[market] = book.get(market, 0) + signed
                 self.balances.setdefault(account, 0)
-            return TxResult(events=[{"type": "trade", "attrs": {
+            return TxResultView(events=[{"type": "trade", "attrs": {
                 "market": market, "buyer": sender, "seller": other, "size": size,
                 "price": self.price.get(market, 0)}}]), [sender, other]
-        return TxResult(), [sender]
+        return TxResultView(), [sender]
 
     # --- driving the fake chain --------------------------------------------------------------
 
@@ -217,13 +185,13 @@ class FakeNode(InMemoryBlocks):
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
         return self.txs.get(tx_hash)
 
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         return self._check(tx)[0]
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
         result, _ = self._check(tx)
         if result.code == 0 and tx in self.pending:
-            return TxResult(CODE_REPLAY, "tx already in the mempool", "mempool")
+            return TxResultView(CODE_REPLAY, "tx already in the mempool", "mempool")
         if result.code == 0:
             self.pending.append(tx)
         return result

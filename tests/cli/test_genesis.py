@@ -4,8 +4,8 @@ import json
 
 from click.testing import CliRunner
 
-from node.cli import main
-from node.cli_genesis import REPO_GENESIS
+from cli.main import main
+from cli.genesis import REPO_GENESIS
 
 
 def validate(path) -> tuple[int, str]:

@@ -6,7 +6,7 @@ import stat
 from click.testing import CliRunner
 
 from consensus.crypto import parse_address
-from node.cli import main
+from cli.main import main
 
 
 def run(*args: str):

@@ -17,44 +17,79 @@ import trio
 
 from consensus.crypto import PrivateKey
 from consensus.hashing import hash_value, merkle_root, sha256
-from rpc.api import (
+from rpc.views import (
     BlockResults,
     BlockView,
+    CommitView,
     MempoolInfo,
     NetInfo,
     NodeStatus,
+    QueryResult,
     TxRecord,
-    TxResult,
+    TxResultView,
     ValidatorView,
 )
-from rpc.app_queries import ClearingQueries
+from localnet.demo import patch_genesis
+from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
+from node.api import accounts_of
+from node.queries import ClearingQueries
 from rpc.events import EventBus, publish_block
-from rpc.fake_node import InMemoryBlocks
 from state.app import ClearingApp
-from state.app import TxResult as AppTxResult
-from state.genesis import Genesis
+from state.app import TxResult
+from state.genesis import Genesis, load_genesis, parse_genesis, validator_entry
 from state.store import MemoryDB, MerkleStore
 
 CODE_MEMPOOL_FULL = 100
 CODE_IN_MEMPOOL = 101
 
 
-def _result(app_result: AppTxResult) -> TxResult:
-    return TxResult(code=int(app_result.code), log=app_result.log, codespace="clearing" if app_result.code else "",
-                    events=tuple(app_result.events))
+def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
+    """The repository's genesis with ``key`` the one validator and the demo cast funded."""
+    document = load_genesis(default_genesis_path()).to_dict()
+    document["validators"] = [validator_entry("dev", key.public_key, DEFAULT_VALIDATOR_POWER)]
+    if genesis_time_ms is not None:
+        document["genesis_time_ms"] = genesis_time_ms
+    return parse_genesis(patch_genesis(document))
 
 
-def _accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> list[bytes]:
-    """Addresses a tx touched (its sender and any 20-byte account attribute of its events)."""
-    found = [sender] if sender else []
-    for event in events:
-        for value in (event.get("attrs") or {}).values():
-            if isinstance(value, bytes) and len(value) == 20 and value not in found:
-                found.append(value)
-    return found
+def _result(app_result: TxResult) -> TxResultView:
+    return TxResultView(code=int(app_result.code), log=app_result.log,
+                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events))
 
 
-class DevNode(InMemoryBlocks, ClearingQueries):
+class InMemoryBlocks:
+    """The block half of ``NodeAPI`` over in-memory lists (``blocks``, ``results``, 1-based
+    heights): the dev node's block store (the RPC tests' ``FakeNode`` reuses it)."""
+
+    blocks: list[BlockView]
+    results: list[BlockResults]
+
+    def _at(self, height: int | None) -> int | None:
+        latest = len(self.blocks)
+        if height is None:
+            return latest or None
+        return height if 1 <= height <= latest else None
+
+    async def block(self, height: int | None) -> BlockView | None:
+        at = self._at(height)
+        return None if at is None else self.blocks[at - 1]
+
+    async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        return next((b for b in self.blocks if b.hash == block_hash), None)
+
+    async def block_results(self, height: int | None) -> BlockResults | None:
+        at = self._at(height)
+        return None if at is None else self.results[at - 1]
+
+    async def commit(self, height: int | None) -> CommitView | None:
+        at = self._at(height)
+        if at is None:
+            return None
+        found = self.blocks[at - 1]
+        return CommitView(at, found.header, {"height": at, "round": 0, "signatures": []}, found.hash)
+
+
+class DevNode(InMemoryBlocks):
     """``NodeAPI`` over a ClearingApp; blocks on a timer (``run``) or on demand (``make_block``)."""
 
     def __init__(self, genesis: Genesis, validator_key: PrivateKey | None = None,
@@ -64,6 +99,7 @@ class DevNode(InMemoryBlocks, ClearingQueries):
         self.store = MerkleStore(MemoryDB())
         self.app = ClearingApp(self.store, genesis)
         self.app.init_chain()
+        self.queries = ClearingQueries(self.app, self.store)
         self.validator_key = validator_key or PrivateKey(b"\x42" * 32)
         self.block_interval = block_interval
         self.max_block_txs = max_block_txs
@@ -100,7 +136,7 @@ class DevNode(InMemoryBlocks, ClearingQueries):
             outcome = app.deliver_tx(tx)
             result = _result(outcome)
             record = TxRecord(tx_hash, height, index, tx, result, outcome.kind,
-                              tuple(_accounts_of(outcome.events, outcome.sender)))
+                              accounts_of(outcome.events, outcome.sender))
             results.append(result)
             records.append(record)
         end = app.end_block()
@@ -152,15 +188,15 @@ class DevNode(InMemoryBlocks, ClearingQueries):
 
     # --- NodeAPI: mempool ----------------------------------------------------------------------
 
-    async def check_tx(self, tx: bytes) -> TxResult:
+    async def check_tx(self, tx: bytes) -> TxResultView:
         return _result(self.app.check_tx(tx))
 
-    async def broadcast_tx(self, tx: bytes) -> TxResult:
+    async def broadcast_tx(self, tx: bytes) -> TxResultView:
         tx_hash = sha256(tx)
         if tx_hash in self.pending:
-            return TxResult(CODE_IN_MEMPOOL, "tx is already in the mempool", "mempool")
+            return TxResultView(CODE_IN_MEMPOOL, "tx is already in the mempool", "mempool")
         if len(self.pending) >= self.max_mempool:
-            return TxResult(CODE_MEMPOOL_FULL, f"mempool is full ({self.max_mempool} txs)", "mempool")
+            return TxResultView(CODE_MEMPOOL_FULL, f"mempool is full ({self.max_mempool} txs)", "mempool")
         result = _result(self.app.check_tx(tx))
         if result.code == 0:
             self.pending[tx_hash] = tx
@@ -169,3 +205,35 @@ class DevNode(InMemoryBlocks, ClearingQueries):
     async def mempool(self, limit: int) -> MempoolInfo:
         txs = list(self.pending.values())
         return MempoolInfo(len(txs), sum(map(len, txs)), tuple(txs[:limit]))
+
+    # --- NodeAPI: state (the node's own query code) ---------------------------------------------
+
+    async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        return await self.queries.query(path, data, height, prove)
+
+    async def account(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.account(address, height)
+
+    async def positions(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.positions(address, height)
+
+    async def markets(self, height: int | None) -> Any:
+        return await self.queries.markets(height)
+
+    async def market(self, market_id: str, height: int | None) -> Any:
+        return await self.queries.market(market_id, height)
+
+    async def prices(self, height: int | None) -> Any:
+        return await self.queries.prices(height)
+
+    async def insurance_fund(self, height: int | None) -> Any:
+        return await self.queries.insurance_fund(height)
+
+    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+        return await self.queries.liquidations(min_height, max_height, offset, limit)
+
+    async def account_health(self, address: bytes, height: int | None) -> Any:
+        return await self.queries.account_health(address, height)
+
+    async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        return await self.queries.check_margin(address, order)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from rpc.cli_output import client_for, emit, json_option, node_option, reports_rpc_errors, table
+from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors, table
 
 
 @click.group("query")

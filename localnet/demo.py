@@ -126,7 +126,7 @@ def usd(micro: Any) -> str:
 
 
 @dataclass
-class Market:
+class DemoMarket:
     price: int
     tick: int
     lot: int
@@ -177,7 +177,7 @@ class Demo:
         self.chain_id = ""
         self.fee = 0
         self.height = 0
-        self._market: Market | None = None
+        self._market: DemoMarket | None = None
         self.reference_price = 0
         self.crashed = False
         self.order_ids = 0
@@ -185,7 +185,7 @@ class Demo:
         self._next_client = 0
 
     @property
-    def market(self) -> Market:
+    def market(self) -> DemoMarket:
         if self._market is None:
             raise RuntimeError("call setup() first")
         return self._market
@@ -240,7 +240,7 @@ class Demo:
         genesis = (await client.call("genesis"))["genesis"]
         self.fee = int(genesis["app_state"]["min_tx_fee"])
         market = await client.call("market", market=MARKET)
-        self._market = Market(int(market["oracle_price"]), int(market["tick_size"]), int(market["lot_size"]),
+        self._market = DemoMarket(int(market["oracle_price"]), int(market["tick_size"]), int(market["lot_size"]),
                              int(market["price_exponent"]), int(market["size_exponent"]))
         self.reference_price = self.market.price
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from consensus_helpers import Keys, block_id
 
-from consensus.core import ConsensusParams, CoreConfig, new_height_state, replay, step
+from consensus.core import RoundParams, CoreConfig, new_height_state, replay, step
 from consensus.events import (
     BlockValidated,
     Step,
@@ -134,7 +134,7 @@ def test_valid_checksum_but_undecodable_body_is_an_error(tmp_path: Path) -> None
 
 def test_replay_rebuilds_the_core_state(keys: Keys) -> None:
     """Folding the logged events into a fresh state gives the state the node had."""
-    config = CoreConfig("test-chain", ConsensusParams(), keys.valset.validators[0].address)
+    config = CoreConfig("test-chain", RoundParams(), keys.valset.validators[0].address)
     start = new_height_state(config, 1, keys.valset)
     state = start
     logged = []

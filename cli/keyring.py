@@ -21,6 +21,11 @@ class KeyringError(Exception):
     """A keyring operation that cannot be done; the message says why."""
 
 
+def valid_key_name(name: str) -> bool:
+    """Key names are file names: 1-64 letters, digits, '_', '.' or '-', not starting with a symbol."""
+    return _NAME.match(name) is not None
+
+
 def default_keyring_dir() -> Path:
     return Path(os.environ.get(KEYRING_ENV) or Path.home() / ".clearchain" / "keys")
 
@@ -38,7 +43,7 @@ class Keyring:
         self.directory = Path(directory) if directory else default_keyring_dir()
 
     def path_of(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not valid_key_name(name):
             raise KeyringError(
                 f"invalid key name {name!r}: use 1-64 letters, digits, '_', '.' or '-'"
             )

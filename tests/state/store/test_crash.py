@@ -21,7 +21,7 @@ from node.blockstore import BlockStore
 from state.store import MemoryDB, MerkleStore
 
 HERE = pathlib.Path(__file__).parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 KILLS = 55
 
 _spec = importlib.util.spec_from_file_location("crash_child", HERE / "crash_child.py")

@@ -1,28 +1,25 @@
-"""``clearchain init``: create a node home (config, keys, genesis).
+"""Creating a node home: config, node and validator keys, genesis (``clearchain init``).
 
 As with CometBFT, a fresh home is a runnable single-validator chain: unless ``--genesis`` is
 given, the genesis is the repository's default one with this node's validator key added as the
 only validator. The testnet command builds on :func:`init_home` and then rewrites the genesis
-with every validator (:func:`write_genesis`) and the peers (:func:`node.config.replace`).
+with every validator (:func:`write_genesis`; entries by :func:`state.genesis.validator_entry`) and the peers (:func:`node.config.replace`).
 
 Keys are never overwritten: ``init`` on an existing home keeps the first keys and fails.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
-from consensus.crypto import PrivateKey, format_address, save_key
+from consensus.crypto import PrivateKey, save_key
 from node.config import Config, ConfigError, replace, save_config
 from node.home import Home
+from state.genesis import GenesisError, load_genesis, parse_genesis, validator_entry
 
 DEFAULT_VALIDATOR_POWER = 10
 
@@ -40,37 +37,12 @@ def default_genesis_path() -> Path:
     raise InitError("no default genesis.json found; pass --genesis FILE")
 
 
-def read_genesis(path: Path) -> dict[str, Any]:
-    """Read a genesis file as a JSON document (validated by :func:`validate_genesis`)."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise InitError(f"genesis file {path} does not exist") from exc
-    except (OSError, ValueError) as exc:
-        raise InitError(f"genesis file {path} is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise InitError(f"genesis file {path} must hold a JSON object")
-    return document
-
-
 def validate_genesis(document: dict[str, Any]) -> None:
     """Every field checked by the state machine's loader; the error names the field."""
-    from state.genesis import GenesisError, parse_genesis
-
     try:
         parse_genesis(document)
     except GenesisError as exc:
         raise InitError(f"invalid genesis: {exc}") from exc
-
-
-def validator_entry(key: PrivateKey, name: str, power: int = DEFAULT_VALIDATOR_POWER) -> dict[str, Any]:
-    """A genesis ``validators`` entry for a key."""
-    return {
-        "name": name,
-        "address": format_address(key.address),
-        "pub_key": base64.b64encode(key.public_key).decode(),
-        "power": power,
-    }
 
 
 def write_genesis(home: Home, document: dict[str, Any]) -> None:
@@ -112,7 +84,10 @@ def init_home(
             "(deleting a validator key is irreversible)."
         )
     if genesis is None:
-        document = read_genesis(default_genesis_path())
+        try:
+            document = load_genesis(default_genesis_path()).to_dict()
+        except GenesisError as exc:
+            raise InitError(f"invalid default genesis: {exc}") from exc
         add_self = True if add_self_as_validator is None else add_self_as_validator
     else:
         document = json.loads(json.dumps(genesis))  # a private copy
@@ -131,7 +106,7 @@ def init_home(
     node_key = PrivateKey.generate()
     validator_key = PrivateKey.generate()
     if add_self:
-        document["validators"] = [validator_entry(validator_key, moniker)]
+        document["validators"] = [validator_entry(moniker, validator_key.public_key, DEFAULT_VALIDATOR_POWER)]
     validate_genesis(document)
 
     home.root.mkdir(parents=True, exist_ok=True)
@@ -141,36 +116,3 @@ def init_home(
     save_config(config, home.config_file)
     write_genesis(home, document)
     return InitResult(home, node_key, validator_key, document)
-
-
-@click.command("init")
-@click.option("--home", "home_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to create the node home in (config/ and data/).")
-@click.option("--chain-id", default=None, help="Override the genesis chain id.")
-@click.option("--moniker", default=None, help="Human name of this node (default: the home's name).")
-@click.option("--genesis", "genesis_file", default=None, type=click.Path(dir_okay=False, exists=True),
-              help="Use this genesis file as is (default: the repository's genesis.json with "
-                   "this node as the single validator).")
-def command(home_dir: str, chain_id: str | None, moniker: str | None, genesis_file: str | None) -> None:
-    """Create a node home: config.toml, node and validator keys (mode 0600), genesis.
-
-    \b
-    Refuses to touch a home that already holds keys or config, so a validator key is never lost:
-      clearchain init --home ~/.clearchain --moniker val0
-      clearchain start --home ~/.clearchain
-    """
-    from node.p2p.identity import peer_id_of
-
-    home = Home.at(home_dir)
-    try:
-        genesis = read_genesis(Path(genesis_file)) if genesis_file else None
-        result = init_home(home, moniker=moniker, chain_id=chain_id, genesis=genesis)
-    except InitError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"initialised node home {home.root}")
-    click.echo(f"  chain id:          {result.genesis.get('chain_id')}")
-    click.echo(f"  node id (libp2p):  {peer_id_of(result.node_key).to_base58()}")
-    click.echo(f"  validator address: {format_address(result.validator_key.address)}")
-    click.echo(f"  config:            {home.config_file}")
-    click.echo(f"  genesis:           {home.genesis_file}")

@@ -1,0 +1,75 @@
+"""``clearchain testnet``: a local multi-validator chain in one command, optionally with demo load.
+
+The homes, the node processes, the progress table and the demo are :mod:`localnet.testnet`'s;
+this module only parses the command line and resumes or creates the testnet directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import trio
+
+from consensus.crypto import format_address
+from localnet.testnet import (
+    DEFAULT_BASE_PORT,
+    MANIFEST,
+    TestnetError,
+    create_testnet,
+    read_manifest,
+    run_testnet,
+)
+from localnet.demo import demo_names, demo_signer
+
+
+@click.command("testnet")
+@click.option("--validators", "-n", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default="~/.clearchain/testnet",
+              show_default=True,
+              help="where the homes live; an existing one is resumed")
+@click.option("--demo", is_flag=True, help="drive demo load: trades, oracle prices, a crash, liquidations")
+@click.option("--duration", type=click.FloatRange(min=1), default=None, help="stop everything after S seconds")
+@click.option("--demo-seconds", type=click.FloatRange(min=10), default=60, show_default=True,
+              help="length of the demo (trading, then the crash)")
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=DEFAULT_BASE_PORT, show_default=True)
+@click.option("--chain-id", default="clearchain-testnet-1", show_default=True)
+@click.option("--no-progress", is_flag=True, help="no live table (a line every 5 s instead)")
+def command(validators: int, directory: str, demo: bool, duration: float | None, demo_seconds: float,
+            base_port: int, chain_id: str, no_progress: bool) -> None:
+    """Run a local testnet of N validators, each its own process, on 127.0.0.1.
+
+    \b
+      clearchain testnet --validators 4 --demo          # trades, a crash, liquidations
+      clearchain testnet --dir ./testnet                 # resume the same chain later
+      clearchain query status --node http://127.0.0.1:26601
+    """
+    root = Path(directory).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / MANIFEST).exists():
+        entries = read_manifest(root)
+        if len(entries) != validators:
+            click.echo(f"{root} holds a testnet of {len(entries)} validators; resuming it as is")
+        for entry in entries:
+            if entry.pid is not None and _alive(entry.pid):
+                raise TestnetError(f"{entry.name} (pid {entry.pid}) from an earlier run is still running; stop it first")
+        click.echo(f"resuming the testnet in {root}")
+    else:
+        entries = create_testnet(root, validators, base_port, chain_id)
+        click.echo(f"created {validators} validator homes in {root} (chain {chain_id})")
+        for entry in entries:
+            click.echo(f"  {entry.name}: rpc {entry.rpc_url}  p2p {entry.p2p_address}")
+        click.echo(f"  demo keys in {root / 'keys'}: " + ", ".join(
+            f"{n} {format_address(demo_signer(n).address)[:14]}..." for n in demo_names()[:2]) + ", ...")
+    status = trio.run(run_testnet, root, entries, demo, duration, not no_progress, demo_seconds)
+    sys.exit(status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
