@@ -1,0 +1,1 @@
+"""Independent reference model of the clearing rules (state/README.md) and its differential fuzz."""
