@@ -14,9 +14,9 @@ from pathlib import Path
 
 from consensus.commit import commit_from_votes, verify_commit
 from consensus.core import RoundParams, CoreConfig, new_height_state, step
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from consensus.events import Step, TimeoutFired, VoteReceived
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from consensus.privval import FilePrivvalStore, PrivValidator
 from consensus.simulation import SimConfig, run_simulation
 from consensus.types import BlockID, Vote, VoteType

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consensus.crypto import PrivateKey, Signer, format_address
+from primitives.crypto import PrivateKey, Signer, format_address
 from state import builders
 from state.app import ClearingApp
 from state.genesis import Genesis, load_genesis, parse_genesis, validator_entry

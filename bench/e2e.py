@@ -54,8 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 import trio
 
-from consensus.crypto import PrivateKey, Signer, verify
-from consensus.hashing import sha256
+from primitives.crypto import PrivateKey, Signer, verify
+from primitives.hashing import sha256
 from rpc.client import AsyncClient, RPCClientError, WebSocket
 from localnet.demo import MARKET, load_fills, load_trades
 from state import builders

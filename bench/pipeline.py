@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from node.blockstore import open_db
 from node.chain import Chain
 from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path

@@ -28,7 +28,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from consensus.crypto import PrivateKey, Signer, format_address
+from primitives.crypto import PrivateKey, Signer, format_address
 from node.blockstore import open_db
 from node.blocksync import BlockSync
 from node.chain import Chain

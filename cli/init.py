@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from consensus.crypto import format_address
+from primitives.crypto import format_address
 from node.home import Home
 from node.init import InitError, init_home
 from node.p2p.identity import peer_id_of

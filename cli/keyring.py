@@ -1,7 +1,7 @@
 """The local keyring: one key file per name in a directory (default ``~/.clearchain/keys``).
 
 Key names are file names, so they are restricted to a safe alphabet; files are written by
-:func:`consensus.crypto.save_key` with mode 0600.
+:func:`primitives.keyfile.save_key` with mode 0600.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from consensus.crypto import KeyFileError, PrivateKey, format_address, load_key, save_key
+from primitives.crypto import KeyFileError, PrivateKey, format_address
+from primitives.keyfile import load_key, save_key
 
 KEYRING_ENV = "CLEARCHAIN_KEYRING"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

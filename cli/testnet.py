@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import trio
 
-from consensus.crypto import format_address
+from primitives.crypto import format_address
 from localnet.testnet import (
     DEFAULT_BASE_PORT,
     MANIFEST,

@@ -1,7 +1,7 @@
 """``clearchain tx ...``: build, sign and submit transactions through a node's RPC.
 
 Keys come from the keyring directory (``~/.clearchain/keys``, ``$CLEARCHAIN_KEYRING`` or
-``--keyring-dir``): one ``<name>.json`` per key as written by ``consensus.crypto.save_key`` (the
+``--keyring-dir``): one ``<name>.json`` per key as written by ``primitives.keyfile.save_key`` (the
 layout ``clearchain keys`` manages). The chain id, current height and minimum fee are read from
 the node, so a plain ``clearchain tx transfer --from alice --to clr1... --amount 5`` just works.
 
@@ -19,17 +19,11 @@ from typing import Any
 
 import click
 
-from consensus import codec
-from consensus.crypto import (
-    AddressError,
-    KeyFileError,
-    Signer,
-    format_address,
-    load_key,
-    parse_address,
-)
 from cli.keyring import default_keyring_dir, valid_key_name
 from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors
+from primitives import codec
+from primitives.crypto import AddressError, KeyFileError, Signer, format_address, parse_address
+from primitives.keyfile import load_key
 from rpc.client import Client
 from state import builders
 from state.txs import MAX_FILLS

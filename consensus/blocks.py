@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consensus.commit import CommitError, Verifier, verify_commit
-from consensus.crypto import verify
-from consensus.hashing import EMPTY_HASH
+from primitives.crypto import verify
+from primitives.hashing import EMPTY_HASH
 from consensus.types import (
     Block,
     BlockID,

@@ -4,7 +4,7 @@ A light client or block sync holding a trusted validator set calls :func:`verify
 :func:`verify_signed_header` when it has the header too) and needs nothing else from consensus.
 Failures raise a subclass of :class:`CommitError` naming what is wrong.
 
-``verifier`` defaults to :func:`consensus.crypto.verify` (the one verifier); a caller may pass a
+``verifier`` defaults to :func:`primitives.crypto.verify` (the one verifier); a caller may pass a
 caching wrapper of it (the simulator does), never a different algorithm.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consensus.crypto import verify
+from primitives.crypto import verify
 from consensus.types import (
     BlockID,
     Commit,

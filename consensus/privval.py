@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from consensus.codec import CodecError, decode, encode
-from consensus.crypto import PrivateKey, Signer
-from consensus.durable import replace_file
+from primitives.codec import CodecError, decode, encode
+from primitives.crypto import PrivateKey, Signer
+from primitives.durable import replace_file
 from consensus.types import Proposal, Vote, VoteType
 
 STEP_PROPOSE = 1

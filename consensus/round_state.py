@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from consensus.blocks import BlockLimits
 from consensus.commit import Verifier
-from consensus.crypto import verify
+from primitives.crypto import verify
 from consensus.events import Event, Step
 from consensus.types import Block, BlockID, Commit, Proposal, Vote, VoteType
 from consensus.validators import ValidatorSet

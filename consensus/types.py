@@ -1,8 +1,8 @@
 """Consensus messages and blocks: frozen dataclasses with one canonical plain-value form.
 
-Every type has ``to_obj()`` (dicts/lists/bytes/ints for :mod:`consensus.codec`) and
+Every type has ``to_obj()`` (dicts/lists/bytes/ints for :mod:`primitives.codec`) and
 ``from_obj(obj)`` (strict: wrong shapes raise :class:`MessageError`). Signed messages sign
-``consensus.crypto.sign_bytes(tag, chain_id, body)``, so a vote of one chain can never be replayed
+``primitives.crypto.sign_bytes(tag, chain_id, body)``, so a vote of one chain can never be replayed
 on another, nor a proposal passed off as a vote.
 
 A block id is the hash of the block's header; the header commits to the txs (``data_hash`` is the
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from consensus.codec import CodecError, decode, encode
-from consensus.hashing import HASH_SIZE, hash_value, merkle_root
+from primitives.codec import CodecError, decode, encode
+from primitives.hashing import HASH_SIZE, hash_value, merkle_root
 
 VOTE_TAG = "clearchain/vote"
 PROPOSAL_TAG = "clearchain/proposal"

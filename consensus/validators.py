@@ -19,9 +19,9 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from consensus.codec import encode
-from consensus.crypto import address_of
-from consensus.hashing import merkle_root
+from primitives.codec import encode
+from primitives.crypto import address_of
+from primitives.hashing import merkle_root
 
 MAX_TOTAL_VOTING_POWER = (2**63 - 1) // 8
 PRIORITY_WINDOW_SIZE_FACTOR = 2
@@ -40,7 +40,7 @@ def _go_div(a: int, b: int) -> int:
 @dataclass(frozen=True)
 class Validator:
     address: bytes
-    """20-byte address (:func:`consensus.crypto.address_of` of the public key)."""
+    """20-byte address (:func:`primitives.crypto.address_of` of the public key)."""
     public_key: bytes
     """Ed25519 public key, 32 bytes."""
     voting_power: int

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from consensus.codec import CodecError, decode, encode
-from consensus.durable import replace_file
+from primitives.codec import CodecError, decode, encode
+from primitives.durable import replace_file
 from consensus.events import Event, event_from_obj, event_to_obj
 from consensus.types import MessageError
 

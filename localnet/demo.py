@@ -28,8 +28,9 @@ from typing import Any
 
 import trio
 
-from consensus.crypto import KeyFileError, PrivateKey, Signer, format_address, save_key
-from consensus.hashing import sha256
+from primitives.crypto import KeyFileError, PrivateKey, Signer, format_address
+from primitives.keyfile import save_key
+from primitives.hashing import sha256
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
 from state import builders
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import trio
 
-from consensus.crypto import PrivateKey
-from consensus.hashing import hash_value, merkle_root, sha256
+from primitives.crypto import PrivateKey
+from primitives.hashing import hash_value, merkle_root, sha256
 from rpc.views import (
     BlockResults,
     BlockView,

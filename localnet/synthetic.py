@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from consensus.blocks import make_block
 from consensus.commit import commit_from_votes
-from consensus.crypto import Signer
+from primitives.crypto import Signer
 from consensus.types import Block, BlockID, Commit, Vote, VoteType
 from consensus.validators import ValidatorSet
 from node.chain import Chain, ExecutedBlock

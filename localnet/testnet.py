@@ -31,7 +31,7 @@ from typing import Any
 import click
 import trio
 
-from consensus.crypto import Signer
+from primitives.crypto import Signer
 from node.init import (
     DEFAULT_VALIDATOR_POWER,
     default_genesis_path,

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from node import __version__
-from consensus.codec import decode
-from consensus.crypto import PrivateKey
+from primitives.codec import decode
+from primitives.crypto import PrivateKey
 from node.chain import Chain, ExecutedBlock, result_to_obj
 from node.config import Config
 from node.mempool import Mempool, MempoolResult

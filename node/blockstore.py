@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, cast
 
-from consensus import codec
+from primitives import codec
 
 DEFAULT_PREFIX = b"b/"
 

@@ -25,9 +25,9 @@ import trio
 import trio.lowlevel
 
 from consensus.blocks import InvalidBlockError, check_block_integrity
-from consensus.codec import CodecError, decode
+from primitives.codec import CodecError, decode
 from consensus.commit import CommitError, verify_commit
-from consensus.crypto import verify
+from primitives.crypto import verify
 from consensus.types import Block, Commit, MessageError
 from node.chain import Chain, ExecutedBlock
 from node.messages import (

@@ -1,7 +1,7 @@
 """The committed chain of one node: block store + state store + application on ONE LevelDB.
 
 This is the execution pipeline every committed block takes, whether consensus decided it or
-block sync fetched it (DESIGN.md section 3, steps 5-6)::
+block sync fetched it (docs/architecture.md, "One block's way")::
 
     check the header against our state (app hash, results hash, validator set)
     -> begin_block, deliver_tx for each tx, end_block            (the ClearingApp)
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.codec import decode, encode
-from consensus.hashing import EMPTY_HASH, merkle_root, sha256
+from primitives.codec import decode, encode
+from primitives.hashing import EMPTY_HASH, merkle_root, sha256
 from consensus.types import Block, Commit
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.blockstore import BlockStore

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from consensus.events import ProposalMessage
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from node.messages import CompactProposal
 
 FRESH_SECONDS = 0.3

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from consensus.crypto import PrivateKey, load_key
+from primitives.crypto import PrivateKey
+from primitives.keyfile import load_key
 
 
 class HomeError(RuntimeError):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consensus.crypto import PrivateKey, save_key
+from primitives.crypto import PrivateKey
+from primitives.keyfile import save_key
 from node.config import Config, ConfigError, replace, save_config
 from node.home import Home
 from state.genesis import GenesisError, load_genesis, parse_genesis, validator_entry

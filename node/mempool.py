@@ -2,7 +2,7 @@
 
 - Every tx goes through the application's ``check_tx`` against the latest committed state. The
   application caches signature verdicts by tx hash, so the signature checked here is not verified
-  again when the block executes (DESIGN.md section 10: one verify per signature per node).
+  again when the block executes (one verify per signature per node: docs/architecture.md).
 - A bounded LRU cache of recently seen hashes (pending or committed) drops duplicates before any
   work; a tx that fails its check leaves the cache, so it can be sent again once valid.
 - Limits on count and bytes; when full, a tx with a strictly higher fee evicts the cheapest,
@@ -30,7 +30,7 @@ from typing import NamedTuple, Protocol
 import trio
 import trio.lowlevel
 
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from node.config import MempoolSection
 
 log = logging.getLogger("clearchain.mempool")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consensus.codec import CodecError, decode, encode
+from primitives.codec import CodecError, decode, encode
 from consensus.events import CatchUp, EvidenceMessage, ProposalMessage
 from consensus.types import Block, Commit, DuplicateVoteEvidence, MessageError, Proposal, Vote
 from consensus.validators import ValidatorSetError

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from consensus.codec import CodecError, decode, encode
+from primitives.codec import CodecError, decode, encode
 from node.mempool import Mempool, MempoolResult
 from node.p2p.network import MEMPOOL_PROTOCOL, Network, PeerMisbehaviour, PeerUnavailable
 from state.codes import Code

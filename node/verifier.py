@@ -2,7 +2,7 @@
 
 The shell checks a peer's vote or proposal signature to decide whether to drop the peer, and
 the core checks the same signature again; commits carry the precommits already seen as votes.
-With this cache in front of :func:`consensus.crypto.verify`, libsodium runs once per signature.
+With this cache in front of :func:`primitives.crypto.verify`, libsodium runs once per signature.
 Only successes are cached, keyed by (public key, signature, message): a hit is the same check.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from consensus.crypto import verify
+from primitives.crypto import verify
 
 
 class CachedVerifier:

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from consensus.codec import encode
+from primitives.codec import encode
 
 HASH_SIZE = 32
 EMPTY_HASH = hashlib.sha256(b"").digest()

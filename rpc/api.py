@@ -12,7 +12,7 @@ Conventions the node must follow:
 - A missing block/tx/account/market is reported by returning ``None`` (the RPC layer answers
   ``NOT_FOUND``); a height that is pruned or above the tip is reported by raising
   :class:`rpc.errors.RPCError` (``unavailable(...)``) or returning ``None``.
-- A tx's hash is ``consensus.hashing.sha256(tx_bytes)``.
+- A tx's hash is ``primitives.hashing.sha256(tx_bytes)``.
 - Methods may be called concurrently from many connections; they must not block the trio loop
   for long (slow work goes to a worker thread inside the node).
 - Clearing queries take decoded arguments (addresses as 20 raw bytes, integers) and return what

@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from rpc import errors
 from rpc.api import NodeAPI
 from rpc.views import BlockView, LiquidationPage, TxResultView

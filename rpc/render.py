@@ -18,9 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from consensus.crypto import AddressError
-from consensus.crypto import format_address as _format_address
-from consensus.crypto import parse_address as _parse_bech32
+from primitives.crypto import AddressError
+from primitives.crypto import format_address as _format_address
+from primitives.crypto import parse_address as _parse_bech32
 from rpc.errors import invalid_params
 
 MAX_RENDER_DEPTH = 64

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from state import execute, governance, waterfall
 from state.codes import Code, TxRejected
 from state.genesis import Genesis
@@ -88,7 +88,7 @@ class ClearingApp:
         return self.store.root_hash()
 
     def _open(self) -> None:
-        from consensus.codec import decode
+        from primitives.codec import decode
 
         self.ledger.load()
         self.height = self.store.version

@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from consensus.codec import encode
-from consensus.crypto import Signer, sign_bytes
+from primitives.codec import encode
+from primitives.crypto import Signer, sign_bytes
 from state.txs import ORDER_TAG, SIDE_NAMES, TX_TAG
 
 Envelope = dict[str, bytes]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consensus.hashing import hash_value
+from primitives.hashing import hash_value
 from state import governance
 from state.codes import Code, TxRejected
 from state.env import BlockEnv
@@ -27,7 +27,7 @@ from state.txs import (
     Trade,
     Transfer,
     Tx,
-    Vote,
+    GovernanceVote,
     Withdraw,
 )
 
@@ -356,7 +356,7 @@ def backstop(env: BlockEnv, tx: Tx) -> list[Event]:
 
 
 def vote(env: BlockEnv, tx: Tx) -> list[Event]:
-    msg: Vote = tx.msg  # type: ignore[assignment]
+    msg: GovernanceVote = tx.msg  # type: ignore[assignment]
     if tx.sender not in env.ledger.g.validator_power():
         raise TxRejected(Code.NOT_VALIDATOR, "signer is not an active validator")
     governance.validate(env, msg.proposal)

@@ -4,7 +4,7 @@
 path and the reason (``markets[1].maintenance_margin_ppm must be lower than initial_margin_ppm``),
 so a bad file is rejected before a node starts, never half-loaded.
 
-Units (DESIGN.md section 6): quote amounts in integer micro-units of the quote asset; a market's
+Units (state/README.md): quote amounts in integer micro-units of the quote asset; a market's
 size 1 is ``10**size_exponent`` base units and its price 1 is ``10**price_exponent`` quote units
 per base unit, so the quote value of ``size * price`` is ``size * price * value_multiplier``
 micro-units with ``value_multiplier = 10**(size_exponent + price_exponent + quote.decimals)``
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consensus.crypto import AddressError, address_of, format_address, parse_address
+from primitives.crypto import AddressError, address_of, format_address, parse_address
 
 PPM = 1_000_000
 MAX_INT = 2**63 - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from consensus.crypto import address_of
+from primitives.crypto import address_of
 from state.codes import Code, TxRejected
 from state import oracle
 from state.env import BlockEnv

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consensus.codec import decode, encode
+from primitives.codec import decode, encode
 from state.genesis import Genesis
 from state.kv import StateStore, WriteBatch
 from state.model import (

@@ -1,6 +1,6 @@
 """State values of the clearing application, their store keys and canonical encodings.
 
-Every value is encoded with ``consensus.codec`` (canonical msgpack) under a one-letter key prefix:
+Every value is encoded with ``primitives.codec`` (canonical msgpack) under a one-letter key prefix:
 
     a/<address>            account: [quote, {asset: amount}, {market: [size, funding_snapshot, cost]}]
     m/<market id>          market: parameters + oracle, funding, open-interest and volatility state
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from consensus.codec import decode, encode
+from primitives.codec import decode, encode
 from state.genesis import MarketParams, RiskParams
 
 PPM = 1_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from consensus.codec import decode
+from primitives.codec import decode
 from state.model import FUNDING_SCALE, PPM, Account, Market, event_key, order_key, prefix_end
 from state.order_records import JOURNAL_PREFIX, OrderRecords
 from state.risk import ceil_div, margin_allows, pending_funding, risk_of

@@ -1,12 +1,12 @@
 """Transaction types of the clearing application and their ONE decoding path.
 
-Wire format (canonical msgpack, ``consensus.codec``): a signed envelope ``{"body": bytes,
+Wire format (canonical msgpack, ``primitives.codec``): a signed envelope ``{"body": bytes,
 "sig": bytes}`` whose ``body`` is the canonical encoding of the unsigned map
 
     {"chain_id", "kind", "signer" (Ed25519 public key), "fee", "expiry" (last valid height),
      "nonce" (any integer the client picks), "msg" (the kind's fields)}
 
-The signature covers ``consensus.crypto.sign_bytes("clearchain/tx", chain_id, body)``. Orders
+The signature covers ``primitives.crypto.sign_bytes("clearchain/tx", chain_id, body)``. Orders
 inside a trade are signed envelopes of their own (tag ``clearchain/order``), so a venue can pair
 orders its clients signed. Keeping the signed bytes as bytes means the sign bytes never have to be
 re-encoded, and a decoded body is checked canonical once.
@@ -23,9 +23,9 @@ from typing import Any
 
 import msgpack
 
-from consensus.codec import CodecError, canonical_key_order, decode
-from consensus.crypto import address_of, sign_bytes, verify
-from consensus.hashing import sha256
+from primitives.codec import CodecError, canonical_key_order, decode
+from primitives.crypto import address_of, sign_bytes, verify
+from primitives.hashing import sha256
 from state.codes import Code, TxRejected
 
 MAX_TX_BYTES = 64 * 1024
@@ -132,14 +132,15 @@ class BackstopRegistration:
 
 
 @dataclass(frozen=True, slots=True)
-class Vote:
+class GovernanceVote:
     """A validator's approval of a proposal; applied when > 2/3 of power approves it."""
 
     proposal: dict[str, Any]
     proposal_hash: bytes
 
 
-Message = Transfer | Deposit | Withdraw | Trade | Fills | Cancel | OracleReport | BackstopRegistration | Vote
+Message = (Transfer | Deposit | Withdraw | Trade | Fills | Cancel | OracleReport | BackstopRegistration
+           | GovernanceVote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,7 @@ _SIGN_PREFIXES: dict[tuple[str, str], bytes] = {}
 
 
 def _sign_bytes(tag: str, chain_id: str, body_bytes: bytes) -> bytes:
-    """``consensus.crypto.sign_bytes(tag, chain_id, body_bytes)``, with the prefix cached."""
+    """``primitives.crypto.sign_bytes(tag, chain_id, body_bytes)``, with the prefix cached."""
     prefix = _SIGN_PREFIXES.get((tag, chain_id))
     if prefix is None:
         prefix = sign_bytes(tag, chain_id, b"")[:-2]  # drop the empty bin's 2-byte header
@@ -338,13 +339,13 @@ def _decode_msg(kind: str, msg: Any, chain_id: str, fast: bool) -> Message:
         proposal = m["proposal"]
         if type(proposal) is not dict or proposal.get("kind") not in PROPOSAL_KINDS:
             raise _bad(f"proposal must be a map whose kind is one of {', '.join(PROPOSAL_KINDS)}")
-        from consensus.codec import encode
+        from primitives.codec import encode
 
         try:
             proposal_hash = sha256(encode(proposal))
         except CodecError as exc:
             raise _bad(f"proposal has no canonical encoding: {exc}") from exc
-        return Vote(proposal, proposal_hash)
+        return GovernanceVote(proposal, proposal_hash)
     raise TxRejected(Code.UNKNOWN_KIND, f"unknown tx kind {kind!r}")
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from consensus.blocks import make_block
 from consensus.events import ProposalMessage
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from consensus.types import BlockID, Vote, VoteType
 
 if TYPE_CHECKING:

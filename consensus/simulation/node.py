@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from consensus import core
 from consensus.blocks import make_block
 from consensus.commit import EvidenceError, verify_duplicate_vote
-from consensus.crypto import Signer
+from primitives.crypto import Signer
 from consensus.events import (
     BlockExecuted,
     BlockValidated,
@@ -39,7 +39,7 @@ from consensus.events import (
     VoteReceived,
     VoteSigned,
 )
-from consensus.hashing import EMPTY_HASH, sha256
+from primitives.hashing import EMPTY_HASH, sha256
 from consensus.privval import DoubleSignError, MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Commit, DuplicateVoteEvidence, Vote
 from consensus.wal import decode_records, encode_record

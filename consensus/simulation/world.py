@@ -11,9 +11,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from consensus.crypto import PrivateKey, Signer, verify
+from primitives.crypto import PrivateKey, Signer, verify
 from consensus.events import ProposalMessage, ScheduleTimeout, TimeoutFired
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from consensus.simulation import byzantine
 from consensus.simulation.node import SimNode, tx_is_valid
 from consensus.simulation.scenario import Scenario, SimConfig, make_scenario

@@ -1,6 +1,6 @@
 """Length-prefixed frames, each carrying a batch of messages.
 
-A stream write costs about half a millisecond however small (DESIGN.md section 10), so a sender
+A stream write costs about half a millisecond however small (measured; docs/architecture.md), so a sender
 packs every message waiting in its queue into one frame and writes it at once::
 
     frame   = u32 body_length || body

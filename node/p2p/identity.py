@@ -10,7 +10,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.peer.id import ID
 
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 
 
 def libp2p_keypair(key: PrivateKey) -> KeyPair:

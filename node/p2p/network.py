@@ -1,7 +1,7 @@
 """The node's p2p network on py-libp2p: Noise-secured TCP, one stream per peer and protocol.
 
 Why direct streams and not gossipsub: gossipsub as shipped rate-limits topics to 10 msg/s and
-drops bursts over 32 queued messages with only a debug log (DESIGN.md section 8). Consensus
+drops bursts over 32 queued messages with only a debug log. Consensus
 needs every message delivered or the loss made visible, so:
 
 - each connected peer gets, per protocol, a bounded send queue and a sender task that packs all
@@ -35,7 +35,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 from node.config import P2PSection
 from node.p2p.frames import (
     HEADER_SIZE,

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 
-from consensus import codec
+from primitives import codec
 from state.kv import WriteBatch
 from state.store.errors import PrunedVersionError, StoreCorruptionError, UnknownVersionError
 from state.store.layout import (
@@ -304,7 +304,7 @@ class MerkleStore:
         The proof is ``[nodes, leaf]``: ``nodes`` lists, root first, each internal node on the
         key's path as ``[bitmap bytes, sibling hashes]``; ``leaf`` is None, or ``[hk, vh]`` of the
         other key whose leaf occupies the path. Plain lists, ints and bytes: encodable with
-        ``consensus.codec`` and checked by :func:`state.store.proof.verify_proof`.
+        ``primitives.codec`` and checked by :func:`state.store.proof.verify_proof`.
         """
         if version is None:
             version = self._version

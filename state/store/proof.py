@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from consensus import codec
+from primitives import codec
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 NARROW_LEVELS = 4

@@ -5,7 +5,7 @@ import stat
 
 from click.testing import CliRunner
 
-from consensus.crypto import parse_address
+from primitives.crypto import parse_address
 from cli.main import main
 
 

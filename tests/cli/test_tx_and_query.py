@@ -8,7 +8,8 @@ from pathlib import Path
 import trio
 from click.testing import CliRunner
 
-from consensus.crypto import PrivateKey, format_address, save_key
+from primitives.crypto import PrivateKey, format_address
+from primitives.keyfile import save_key
 from cli.main import main
 
 
@@ -88,7 +89,7 @@ async def test_tx_takes_node_after_the_subcommand_too(served, tmp_path: Path):
 async def test_tx_fills_sends_a_batch_paying_the_minimum_per_fill(served, tmp_path: Path):
     import base64
 
-    from consensus.codec import encode
+    from primitives.codec import encode
     from state import builders
     from state.txs import decode_tx
 
@@ -103,7 +104,7 @@ async def test_tx_fills_sends_a_batch_paying_the_minimum_per_fill(served, tmp_pa
     save_key(venue, tmp_path / "venue.json", name="venue")
 
     def order(key: PrivateKey, side: str, order_id: int) -> str:
-        from consensus.crypto import Signer
+        from primitives.crypto import Signer
 
         envelope = builders.build_order(Signer(key), served.node.chain_id, market="BTC-USD", side=side, size=10,
                                         price=500, order_id=order_id, expiry=100)

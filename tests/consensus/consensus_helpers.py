@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from consensus.crypto import PrivateKey, Signer
-from consensus.hashing import sha256
+from primitives.crypto import PrivateKey, Signer
+from primitives.hashing import sha256
 from consensus.types import BlockID, Vote, VoteType
 from consensus.validators import Validator, ValidatorSet
 

@@ -17,7 +17,7 @@ from consensus.blocks import (
     make_block,
 )
 from consensus.commit import commit_from_votes
-from consensus.hashing import EMPTY_HASH
+from primitives.hashing import EMPTY_HASH
 from consensus.types import Block, BlockID, Commit, VoteType
 from consensus.voteset import VoteSet, add_vote
 

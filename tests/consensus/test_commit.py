@@ -8,7 +8,7 @@ import pytest
 from consensus_helpers import CHAIN, Keys, block_id
 
 from consensus.blocks import make_block
-from consensus.codec import decode, encode
+from primitives.codec import decode, encode
 from consensus.commit import (
     DuplicateSignerError,
     EvidenceError,
@@ -23,7 +23,7 @@ from consensus.commit import (
     verify_duplicate_vote,
     verify_signed_header,
 )
-from consensus.hashing import EMPTY_HASH
+from primitives.hashing import EMPTY_HASH
 from consensus.types import (
     ABSENT,
     Block,

@@ -41,7 +41,7 @@ from consensus.events import (
     VoteReceived,
     VoteSigned,
 )
-from consensus.hashing import EMPTY_HASH
+from primitives.hashing import EMPTY_HASH
 from consensus.privval import MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Proposal, Vote, VoteType
 

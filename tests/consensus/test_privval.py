@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from consensus_helpers import CHAIN, block_id
 
-from consensus.crypto import PrivateKey, verify
-from consensus.hashing import sha256
+from primitives.crypto import PrivateKey, verify
+from primitives.hashing import sha256
 from consensus.privval import (
     DoubleSignError,
     FilePrivvalStore,

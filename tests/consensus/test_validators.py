@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.codec import decode, encode
+from primitives.codec import decode, encode
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 
 

@@ -21,7 +21,7 @@ from node.config import load_config
 from node.home import Home
 from localnet.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
 from rpc.client import AsyncClient, ConnectionFailed
-from consensus.crypto import format_address
+from primitives.crypto import format_address
 from localnet.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
 
@@ -57,7 +57,7 @@ async def exercise_every_method(client: AsyncClient, height: int) -> None:
     """Every method once on a real node (normal path), and the error paths that matter."""
     import base64
 
-    from consensus import codec
+    from primitives import codec
     from rpc import errors
     from rpc.client import RPCClientError
     from rpc.methods import METHODS

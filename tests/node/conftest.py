@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from node.init import (
     DEFAULT_VALIDATOR_POWER,
     default_genesis_path,

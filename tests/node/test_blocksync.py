@@ -6,7 +6,7 @@ import dataclasses
 
 import trio
 
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from node.blocksync import BlockSync
 from node.chain import AppHashMismatch, Chain
 from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path

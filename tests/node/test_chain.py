@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.crypto import PrivateKey, Signer
-from consensus.hashing import sha256
+from primitives.crypto import PrivateKey, Signer
+from primitives.hashing import sha256
 from node.chain import AppHashMismatch, Chain, ChainHalted
 from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from localnet.synthetic import append_block, next_block, sign_commit

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from consensus.codec import decode
-from consensus.crypto import PrivateKey
+from primitives.codec import decode
+from primitives.crypto import PrivateKey
 from consensus.types import Block, Commit, CommitFlag
 from node.blockstore import BlockStore, open_db
 from state.builders import build_transfer_tx

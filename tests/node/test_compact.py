@@ -9,9 +9,9 @@ import pytest
 import trio
 
 from consensus.blocks import InvalidBlockError, check_block_integrity
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 from consensus.events import ProposalMessage
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from consensus.types import Block, Header, Proposal, txs_hash
 from node.compact import FRESH_SECONDS, compact, rebuild
 from node.messages import (
@@ -84,7 +84,7 @@ def test_a_compact_proposal_that_lies_about_its_txs_is_refused() -> None:
     lambda v: v[2].__setitem__("txs", [b"x"]),
 ])
 def test_malformed_compact_proposals_are_bad_messages(mutate) -> None:
-    from consensus.codec import decode, encode
+    from primitives.codec import decode, encode
 
     value = decode(encode_consensus(compact(whole_proposal(), Pool({}))))
     mutate(value)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from consensus.crypto import load_key
+from primitives.keyfile import load_key
 from cli.main import main
 from node.config import Config, ConfigError, from_dict, load_config, replace, save_config, to_dict
 from node.home import Home, HomeLockedError
@@ -143,5 +143,5 @@ def test_default_genesis_gets_this_node_as_single_validator(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     validators = json.loads(home.genesis_file.read_text())["validators"]
     assert len(validators) == 1
-    from consensus.crypto import format_address
+    from primitives.crypto import format_address
     assert validators[0]["address"] == format_address(home.validator_key().address)

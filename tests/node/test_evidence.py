@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType
 from consensus.validators import Validator, ValidatorSet
 from node.evidence import EVIDENCE_MAX_AGE, EvidencePool

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from node.config import MempoolSection
 from node.mempool import CODE_IN_MEMPOOL, CODE_MEMPOOL_FULL, CODE_TX_TOO_LARGE, Mempool
 
@@ -211,7 +211,7 @@ async def test_targeted_recheck_only_touches_given_accounts() -> None:
 
 
 def test_a_full_pool_refuses_on_the_fee_alone_before_any_signature_check() -> None:
-    from consensus.codec import decode, encode
+    from primitives.codec import decode, encode
     from state import builders
     from tests.state.helpers import USDC, Chain, make_genesis, signer
 

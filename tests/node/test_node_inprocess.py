@@ -8,9 +8,9 @@ from pathlib import Path
 
 import trio
 
-from consensus.codec import encode
-from consensus.crypto import PrivateKey, Signer
-from consensus.hashing import sha256
+from primitives.codec import encode
+from primitives.crypto import PrivateKey, Signer
+from primitives.hashing import sha256
 from consensus.types import Vote, VoteType
 from node.init import init_home
 from node.config import Config, P2PSection, replace

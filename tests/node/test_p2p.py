@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import trio
 
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 from node.config import P2PSection
 from node.p2p.frames import MAX_MESSAGES_PER_FRAME, FrameError, pack_frame, unpack_body
 from node.p2p.network import CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, Network, PeerMisbehaviour

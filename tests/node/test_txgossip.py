@@ -6,9 +6,9 @@ from pathlib import Path
 
 import trio
 
-from consensus.codec import decode, encode
-from consensus.crypto import PrivateKey, Signer
-from consensus.hashing import sha256
+from primitives.codec import decode, encode
+from primitives.crypto import PrivateKey, Signer
+from primitives.hashing import sha256
 from node.p2p.network import MEMPOOL_PROTOCOL
 from node.txgossip import TX_HASHES_PROTOCOL
 from state.builders import build_transfer_tx

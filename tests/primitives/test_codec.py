@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consensus.codec import CodecError, decode, encode
-from consensus.hashing import EMPTY_HASH, hash_value, merkle_root, sha256
+from primitives.codec import CodecError, decode, encode
+from primitives.hashing import EMPTY_HASH, hash_value, merkle_root, sha256
 
 keys = st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), st.binary(max_size=8))
 scalars = st.one_of(

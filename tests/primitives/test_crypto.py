@@ -7,20 +7,19 @@ import stat
 
 import pytest
 
-from consensus.bech32 import Bech32Error, bech32_decode, bech32_encode
-from consensus.crypto import (
+from primitives.bech32 import Bech32Error, bech32_decode, bech32_encode
+from primitives.crypto import (
     AddressError,
     KeyFileError,
     PrivateKey,
     Signer,
     address_of,
     format_address,
-    load_key,
     parse_address,
-    save_key,
     sign_bytes,
     verify,
 )
+from primitives.keyfile import load_key, save_key
 
 # RFC 8032 section 7.1, tests 1-3: (secret key, public key, message, signature)
 RFC8032_VECTORS = [

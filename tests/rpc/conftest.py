@@ -11,7 +11,7 @@ import h11
 import pytest
 import trio
 
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 from rpc.client import AsyncClient
 from tests.rpc.fake_node import FakeNode
 from rpc.methods import Limits

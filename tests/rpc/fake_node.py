@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from consensus import codec
-from consensus.crypto import PrivateKey, address_of, sign_bytes, verify
-from consensus.hashing import sha256
+from primitives import codec
+from primitives.crypto import PrivateKey, address_of, sign_bytes, verify
+from primitives.hashing import sha256
 from localnet.dev_node import InMemoryBlocks
 from rpc.views import (
     BlockResults,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from consensus.crypto import PrivateKey, format_address
+from primitives.crypto import PrivateKey, format_address
 from localnet.demo import demo_signer
 from localnet.dev_node import DevNode, dev_genesis
 from node.config import Config, replace

@@ -9,9 +9,9 @@ import time
 import pytest
 import trio
 
-from consensus import codec
-from consensus.crypto import PrivateKey, Signer, format_address
-from consensus.hashing import sha256
+from primitives import codec
+from primitives.crypto import PrivateKey, Signer, format_address
+from primitives.hashing import sha256
 from rpc import errors
 from rpc.client import AsyncClient, RPCClientError, WebSocket
 from localnet.demo import check_invariants, demo_names, demo_signer

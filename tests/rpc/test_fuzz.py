@@ -12,7 +12,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consensus.crypto import PrivateKey
+from primitives.crypto import PrivateKey
 from localnet.dev_node import DevNode, dev_genesis
 from rpc.methods import METHODS, Limits
 from rpc.server import RPCServer

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from consensus.crypto import PrivateKey, format_address
-from consensus.hashing import sha256
+from primitives.crypto import PrivateKey, format_address
+from primitives.hashing import sha256
 from rpc import errors
 from rpc.client import RPCClientError
 from tests.rpc.fake_node import CODE_BAD_SIGNATURE, CODE_REPLAY, CODE_UNDECODABLE, build_fake_tx

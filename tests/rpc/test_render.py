@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from consensus.crypto import format_address
+from primitives.crypto import format_address
 from rpc import errors
 from rpc.client import AsyncClient
 from rpc.errors import RPCError

@@ -7,7 +7,7 @@ import json
 import trio
 import trio.lowlevel
 
-from consensus.crypto import PrivateKey, format_address
+from primitives.crypto import PrivateKey, format_address
 from rpc import errors
 from rpc.client import RPCClientError, WebSocket
 from tests.rpc.fake_node import build_fake_tx

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from consensus.crypto import PrivateKey, Signer, format_address
+from primitives.crypto import PrivateKey, Signer, format_address
 from state import builders
 from state.app import ClearingApp, TxResult
 from state.genesis import Genesis, load_genesis, validator_entry

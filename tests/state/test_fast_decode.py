@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.codec import decode, encode
-from consensus.crypto import sign_bytes
+from primitives.codec import decode, encode
+from primitives.crypto import sign_bytes
 from state.codes import Code, TxRejected
 from state.txs import ORDER_TAG, TX_TAG, _decode_tx, _NotCanonical, _sign_bytes, decode_tx
 from tests.state.test_fuzz import CID, SAMPLES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consensus.codec import decode, encode
+from primitives.codec import decode, encode
 from state import builders, queries
 from state.codes import Code
 from state.txs import MAX_FILLS, decode_tx

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.codec import encode
+from primitives.codec import encode
 from state import builders
 from state.codes import TxRejected
 from state.txs import decode_tx

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.hashing import sha256
+from primitives.hashing import sha256
 from state import builders, queries
 from state.app import ClearingApp
 from state.codes import Code

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus import codec
+from primitives import codec
 from state.kv import EMPTY_ROOT
 from state.store import MemoryDB, MerkleStore, decode_proof, encode_proof, verify_proof
 
@@ -131,7 +131,7 @@ def test_verifier_imports_nothing_from_the_store():
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
-    assert imported <= {"__future__", "hashlib", "typing", "consensus", "consensus.codec"}
+    assert imported <= {"__future__", "hashlib", "typing", "primitives", "primitives.codec"}
 
 
 def test_proof_bytes_are_canonical(populated):

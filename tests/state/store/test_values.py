@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from consensus import codec
+from primitives import codec
 from state.store import (
     MemoryDB,
     MerkleStore,
