@@ -1,9 +1,12 @@
 """The block store: blocks, commit certificates, per-tx results and the tx index on LevelDB.
 
 It shares the node's ONE plyvel database with the state store (different key prefixes), and
-:meth:`BlockStore.save_block` writes a block, its commit, its results, the state changes and
-the new height in ONE synced write batch: after a crash the node finds either the old height
-or the new one, never a part of a block.
+a block is saved in two steps around the state commit, so that everything lands in ONE synced
+write batch: :meth:`BlockStore.stage_block` checks the block and stages it, the caller stages
+the state commit into the same batch (``pending.batch``), and :meth:`BlockStore.write_block`
+records the new height with the app hash and writes the batch. After a crash the node finds
+either the old height or the new one, never a part of a block. The chain orders the steps
+(execute, commit, save); the block store only stores.
 
 Blocks, commits and results are opaque bytes encoded by the caller with the consensus types,
 so this module depends on no consensus type. Layout under the prefix:
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from primitives import codec
 
@@ -56,6 +59,15 @@ def _h8(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
 
+@dataclass
+class PendingBlock:
+    """A block staged in a write batch, waiting for the state commit and :meth:`BlockStore.write_block`."""
+
+    height: int
+    block_hash: bytes
+    batch: Any  # the database's write batch: the state store stages its commit into it
+
+
 class BlockStore:
     """Blocks and their side tables under ``prefix`` of a plyvel-like database."""
 
@@ -70,7 +82,7 @@ class BlockStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def save_block(
+    def stage_block(
         self,
         height: int,
         block_hash: bytes,
@@ -78,16 +90,11 @@ class BlockStore:
         commit_bytes: bytes,
         results: list[bytes],
         tx_hashes: list[bytes],
-        state_store: Any = None,
-        app_hash: bytes | None = None,
-    ) -> bytes:
-        """Store block ``height`` and commit ``state_store`` with it in ONE synced batch.
+    ) -> PendingBlock:
+        """Check block ``height`` and stage it in a new synced batch (nothing is written yet).
 
-        ``state_store`` (a :class:`state.kv.StateStore` on the same database) must be at
-        version ``height - 1`` with the block's writes pending; its ``commit`` is staged into
-        the batch and its root is the returned app hash. Without a state store, ``app_hash``
-        is recorded as given. Raises :class:`BlockStoreError` before writing anything if the
-        height does not follow the latest or the inputs disagree.
+        Raises :class:`BlockStoreError`, before staging anything, if the height does not follow
+        the latest stored block or the inputs disagree.
         """
         latest = self.latest_height()
         if latest >= 0 and height != latest + 1:
@@ -102,12 +109,6 @@ class BlockStore:
             )
         if self._db.get(self._p + b"H" + block_hash) is not None:
             raise BlockStoreError(f"block hash {block_hash.hex()} is already stored")
-        if state_store is not None and state_store.version != height - 1:
-            raise BlockStoreError(
-                f"state is at version {state_store.version}, block {height} needs {height - 1}"
-            )
-        if state_store is None and app_hash is None:
-            raise BlockStoreError("pass the state store or the app hash")
         p = self._p
         h8 = _h8(height)
         batch = self._db.write_batch(sync=True)
@@ -119,12 +120,20 @@ class BlockStore:
             batch.put(p + b"x" + h8 + i4, result)
             batch.put(p + b"t" + tx_hash, h8 + i4)
         batch.put(p + b"s", codec.encode([height, commit_bytes]))
-        # The state commit is staged last: it is the only step that changes memory.
-        final_hash = state_store.commit(batch) if state_store is not None else cast(bytes, app_hash)
-        batch.put(p + b"m", codec.encode([height, block_hash, final_hash]))
-        batch.write()
-        self._latest = LatestBlock(height, bytes(block_hash), final_hash)
-        return final_hash
+        return PendingBlock(height, bytes(block_hash), batch)
+
+    def write_block(self, pending: PendingBlock, app_hash: bytes) -> bytes:
+        """Record ``pending`` as the latest block with ``app_hash`` and write its batch."""
+        pending.batch.put(self._p + b"m", codec.encode([pending.height, pending.block_hash, app_hash]))
+        pending.batch.write()
+        self._latest = LatestBlock(pending.height, pending.block_hash, app_hash)
+        return app_hash
+
+    def save_block(self, height: int, block_hash: bytes, block_bytes: bytes, commit_bytes: bytes,
+                   results: list[bytes], tx_hashes: list[bytes], app_hash: bytes) -> bytes:
+        """Stage and write a block whose state is kept elsewhere (tools, tests)."""
+        pending = self.stage_block(height, block_hash, block_bytes, commit_bytes, results, tx_hashes)
+        return self.write_block(pending, app_hash)
 
     # -- reading -------------------------------------------------------------------------
 

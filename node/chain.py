@@ -35,7 +35,6 @@ from node.blockstore import BlockStore
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
-from state.kv import WriteBatch
 from state.store import MerkleStore
 
 log = logging.getLogger("clearchain.chain")
@@ -91,25 +90,6 @@ class ExecutedBlock:
     @property
     def height(self) -> int:
         return self.block.height
-
-
-class _CommitWithExtras:
-    """Hands the block store a state store whose commit also stages our own keys in the batch."""
-
-    def __init__(self, app: ClearingApp, extras: list[tuple[bytes, bytes]]) -> None:
-        self._app = app
-        self._extras = extras
-
-    @property
-    def version(self) -> int:
-        return self._app.store.version
-
-    def commit(self, batch: WriteBatch | None = None) -> bytes:
-        if batch is None:
-            raise ChainHalted("a block's state must be committed inside the block's batch")
-        for key, value in self._extras:
-            batch.put(key, value)
-        return self._app.commit(batch)
 
 
 class Chain:
@@ -241,11 +221,16 @@ class Chain:
         }
         extras = [(_VALSET + _h8(height + 2), encode(after.to_obj())),
                   (_RESULTS + _h8(height), encode(meta))]
-        app_hash = self.blocks.save_block(
+        pending = self.blocks.stage_block(
             height, block.hash(), block.encode(), encode(commit.to_obj()),
             [encode(result_to_obj(r)) for r in results], tx_hashes,
-            state_store=_CommitWithExtras(app, extras),
         )
+        for key, value in extras:
+            pending.batch.put(key, value)
+        # The state commit is staged last, into the block's batch: it is the only step that
+        # changes memory, and the batch makes block and state one write.
+        app_hash = app.commit(pending.batch)
+        self.blocks.write_block(pending, app_hash)
         return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes)
 
     def close(self) -> None:

@@ -31,8 +31,7 @@ from typing import Any
 import trio
 
 from consensus import core
-from consensus.blocks import InvalidBlockError, check_block_integrity, make_block
-from consensus.commit import CommitError, verify_commit
+from consensus.blocks import make_block
 from consensus.events import (
     BlockExecuted,
     BlockValidated,
@@ -84,7 +83,7 @@ MAX_PROPOSE_GRACE_MS = 2_000
 """Bound on the extra proposal wait after a slow block: a dead proposer still costs little."""
 
 
-class ConsensusDriver(InboundMessages):
+class ConsensusDriver:
     def __init__(
         self,
         chain: Chain,
@@ -113,17 +112,9 @@ class ConsensusDriver(InboundMessages):
         self.wal: WAL | None = None
         self._inbox_send, self._inbox = trio.open_memory_channel[Event](INBOX_SIZE)
         self._nursery: trio.Nursery | None = None
-        self._seen: set[bytes] = set()
-        self._asked: set[tuple[str, int, int]] = set()
-        """(peer, height, round) of the ProposalRequests sent, so each is sent once."""
-        self._answered: set[tuple[str, int]] = set()
-        """(peer, round) of the ProposalRequests answered at this height."""
-        self._seen_height = 0
-        self._catchup: dict[int, tuple[Block, Commit, str]] = {}
-        """height -> a peer's committed block, its commit and the peer (verified when due)."""
-        self._sent_catchup: dict[tuple[str, int], float] = {}
-        self.peer_status: dict[str, Status] = {}
         self.evidence = EvidencePool(chain.chain_id, chain.validators, self.verifier)
+        self.inbound = InboundMessages(chain=chain, network=network, mempool=mempool, verifier=self.verifier,
+                                       evidence=self.evidence, inbox=self._inbox_send, wire=self._wire)
         self.started = trio.Event()
         self._new_height = trio.Event()
         self._height_started = time.monotonic()
@@ -208,34 +199,19 @@ class ConsensusDriver(InboundMessages):
         else:
             log.debug("height=%d round=%d step=%s", height, round_, step.name)
 
-    async def _feed_buffered_catchup(self) -> None:
-        state = self.state
-        if state is not None:
-            for stale in [h for h in self._catchup if h < state.height]:
-                del self._catchup[stale]
-        while state is not None and state.decision is None and state.height in self._catchup:
-            block, commit, peer = self._catchup.pop(state.height)
-            if not self._commit_ok(block, commit):
-                self.network.disconnect(peer, f"catch-up block {block.height} has a bad commit")
-                # Its other buffered heights are as suspect and would each block an honest copy
-                # until found out, one height at a time: drop them now.
-                for height in [h for h, (_, _, p) in self._catchup.items() if p == peer]:
-                    del self._catchup[height]
-                return
-            await self.feed(CommitReceived(block, commit))
-            state = self.state
+    async def on_message(self, peer: str, data: bytes) -> None:
+        """A consensus message from a peer: admitted (or refused) by the inbound side."""
+        await self.inbound.on_message(peer, data, self.state)
 
-    def _commit_ok(self, block: Block, commit: Commit) -> bool:
-        validators = self.chain.validators(block.height)
-        if validators is None:
-            return False
-        try:
-            check_block_integrity(block)  # the commit signs the header; the header, the rest
-            verify_commit(self.chain.chain_id, validators, block.block_id(), block.height, commit,
-                          self.verifier)
-        except (CommitError, InvalidBlockError):
-            return False
-        return True
+    async def _feed_buffered_catchup(self) -> None:
+        """Feed peers' committed blocks for the heights the core is deciding, while they come."""
+        state = self.state
+        while state is not None and state.decision is None:
+            found = self.inbound.next_catchup(state.height)
+            if found is None:
+                return
+            await self.feed(CommitReceived(*found))
+            state = self.state
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -435,6 +411,4 @@ class ConsensusDriver(InboundMessages):
             pass
 
     async def _forget_peer(self, peer: str) -> None:
-        self.peer_status.pop(peer, None)
-        for key in [k for k in self._sent_catchup if k[0] == peer]:
-            del self._sent_catchup[key]
+        self.inbound.forget_peer(peer)

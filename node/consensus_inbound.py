@@ -1,22 +1,29 @@
-"""Consensus messages from peers, checked before they reach the core (part of the driver).
+"""Consensus messages from peers, checked before they reach the core.
 
-:class:`InboundMessages` is the half of :class:`node.consensus_driver.ConsensusDriver` that
-receives: it decodes each message, drops what is stale, repeated or too far ahead, verifies
+:class:`InboundMessages` is the receiving side the :class:`node.consensus_driver.ConsensusDriver`
+holds: it decodes each message, drops what is stale, repeated or too far ahead, verifies
 signatures (undecodable data, a bad signature or a bad catch-up commit disconnect the peer),
 rebuilds compact proposals from the mempool or asks for them whole, answers such requests, and
-buffers or serves catch-up blocks. Everything that passes goes to the driver's inbox.
+buffers or serves catch-up blocks. Everything that passes goes to the driver's inbox. It is
+built from what it uses and owns its bookkeeping (what was seen, asked and answered at this
+height, the catch-up buffer, peers' reported status).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
 
 from consensus import core
 from consensus.blocks import InvalidBlockError, check_block_integrity
+from consensus.commit import CommitError, verify_commit
 from consensus.events import (
     CatchUp,
+    Event,
     EvidenceMessage,
     ProposalMessage,
     ProposalReceived,
@@ -24,7 +31,7 @@ from consensus.events import (
     TimeoutFired,
     VoteReceived,
 )
-from consensus.types import Block, Proposal, Vote
+from consensus.types import Block, Commit, Proposal, Vote
 from node.clock import now_ms
 from node.compact import rebuild
 from node.messages import (
@@ -37,6 +44,12 @@ from node.messages import (
 )
 from node.p2p.network import CONSENSUS_PROTOCOL, PeerMisbehaviour, PeerUnavailable
 
+if TYPE_CHECKING:
+    from node.chain import Chain
+    from node.evidence import EvidencePool
+    from node.mempool import Mempool
+    from node.p2p.network import Network
+
 log = logging.getLogger("clearchain.consensus")
 
 CATCHUP_AHEAD = 8
@@ -46,16 +59,33 @@ CATCHUP_BUFFER = 64
 
 
 class InboundMessages:
-    """Peer message handling; the attributes it uses (``state``, ``chain``, ``mempool``,
-    ``network``, ``verifier``, ``evidence``, the inbox and the bookkeeping sets) are the
-    driver's, set in its ``__init__``."""
+    def __init__(self, *, chain: Chain, network: Network, mempool: Mempool,
+                 verifier: Callable[[bytes, bytes, bytes], bool], evidence: EvidencePool,
+                 inbox: trio.MemorySendChannel[Event], wire: Callable[[Any], bytes]) -> None:
+        self.chain = chain
+        self.network = network
+        self.mempool = mempool
+        self.verifier = verifier
+        self.evidence = evidence
+        self._inbox_send = inbox
+        self._wire = wire  # how our messages go out (proposals compact)
+        self._seen: set[bytes] = set()
+        self._asked: set[tuple[str, int, int]] = set()
+        """(peer, height, round) of the ProposalRequests sent, so each is sent once."""
+        self._answered: set[tuple[str, int]] = set()
+        """(peer, round) of the ProposalRequests answered at this height."""
+        self._seen_height = 0
+        self._catchup: dict[int, tuple[Block, Commit, str]] = {}
+        """height -> a peer's committed block, its commit and the peer (verified when due)."""
+        self._sent_catchup: dict[tuple[str, int], float] = {}
+        self.peer_status: dict[str, Status] = {}
 
-    async def on_message(self, peer: str, data: bytes) -> None:
+    async def on_message(self, peer: str, data: bytes, state: core.ConsensusState | None) -> None:
+        """One message from ``peer``, checked against the core's current ``state``."""
         try:
             message = decode_consensus(data, self.network.config.max_frame_bytes)
         except BadMessage as exc:
             raise PeerMisbehaviour(str(exc)) from exc
-        state = self.state
         if state is None:
             return
         if state.height != self._seen_height:
@@ -77,6 +107,42 @@ class InboundMessages:
             if not self.evidence.add(message.evidence, state.height) and not self.evidence.valid(
                     message.evidence, state.height):
                 raise PeerMisbehaviour("invalid evidence")
+
+    def commit_ok(self, block: Block, commit: Commit) -> bool:
+        """Whether ``commit`` commits ``block`` under its height's validator set."""
+        validators = self.chain.validators(block.height)
+        if validators is None:
+            return False
+        try:
+            check_block_integrity(block)  # the commit signs the header; the header, the rest
+            verify_commit(self.chain.chain_id, validators, block.block_id(), block.height, commit,
+                          self.verifier)
+        except (CommitError, InvalidBlockError):
+            return False
+        return True
+
+    def next_catchup(self, height: int) -> tuple[Block, Commit] | None:
+        """The buffered committed block for ``height`` if a peer sent one whose commit verifies.
+
+        Older heights are dropped. A bad commit disconnects its peer, and that peer's other
+        buffered heights go too: each would block an honest copy until found out.
+        """
+        for stale in [h for h in self._catchup if h < height]:
+            del self._catchup[stale]
+        if height not in self._catchup:
+            return None
+        block, commit, peer = self._catchup.pop(height)
+        if not self.commit_ok(block, commit):
+            self.network.disconnect(peer, f"catch-up block {block.height} has a bad commit")
+            for other in [h for h, (_, _, p) in self._catchup.items() if p == peer]:
+                del self._catchup[other]
+            return None
+        return block, commit
+
+    def forget_peer(self, peer: str) -> None:
+        self.peer_status.pop(peer, None)
+        for key in [k for k in self._sent_catchup if k[0] == peer]:
+            del self._sent_catchup[key]
 
     async def _on_vote(self, vote: Vote, state: core.ConsensusState) -> None:
         if vote.height not in (state.height, state.height + 1) or vote.signature in self._seen:
@@ -176,7 +242,7 @@ class InboundMessages:
         height = block.height
         if height < state.height or height > state.height + CATCHUP_BUFFER or height in self._catchup:
             return
-        if self.chain.validators(height) is not None and not self._commit_ok(block, commit):
+        if self.chain.validators(height) is not None and not self.commit_ok(block, commit):
             raise PeerMisbehaviour(f"catch-up block {height} has a bad commit")
         self._catchup[height] = (block, commit, peer)
         if height == state.height and state.decision is None:

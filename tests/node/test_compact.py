@@ -162,7 +162,7 @@ async def test_a_signed_proposal_with_altered_contents_is_misbehaviour_and_not_t
         altered = ProposalMessage(proposal, replace(genuine, txs=(b"not the proposer's tx",)))
         with pytest.raises(PeerMisbehaviour, match="data_hash"):
             await driver.on_message("peer-x", encode_consensus(altered))
-        assert proposal.signature not in driver._seen  # the genuine copy can still be taken
+        assert proposal.signature not in driver.inbound._seen  # the genuine copy can still be taken
 
         # a request that could not be sent is sent again on the next copy
         missing = CompactProposal(proposal, replace(genuine, txs=()), (b"\x01" * 32,), ())

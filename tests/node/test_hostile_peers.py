@@ -114,16 +114,16 @@ async def test_a_peer_caught_with_one_bad_catch_up_block_loses_all_it_buffered(t
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await wait_for(lambda: node.chain.height >= 1)
-        driver = node.driver
+        driver, inbound = node.driver, node.driver.inbound
         reasons: list[tuple[str, str]] = []
         node.network.disconnect = lambda peer, reason: reasons.append((peer, reason))  # type: ignore[method-assign]
-        driver._commit_ok = lambda block, commit: False  # type: ignore[method-assign]
+        inbound.commit_ok = lambda block, commit: False  # type: ignore[method-assign]
         block, commit = node.chain.block(1), node.chain.commit(1)
         height = driver.state.height
         for ahead in range(6):  # what a hostile peer pre-fills: junk for several future heights
-            driver._catchup[height + ahead] = (block, commit, "evil")
-        driver._catchup[height + 9] = (block, commit, "honest")
+            inbound._catchup[height + ahead] = (block, commit, "evil")
+        inbound._catchup[height + 9] = (block, commit, "honest")
         await driver._feed_buffered_catchup()
         assert reasons and reasons[0][0] == "evil"
-        assert [p for _, _, p in driver._catchup.values()] == ["honest"]  # honest copies can land
+        assert [p for _, _, p in inbound._catchup.values()] == ["honest"]  # honest copies can land
         nursery.cancel_scope.cancel()

@@ -86,7 +86,7 @@ async def test_peers_sending_garbage_or_forged_votes_are_disconnected(tmp_path: 
                     # next message arrives within the height it is built for
                     await peer.send(node.network.peer_id, CONSENSUS_PROTOCOL,
                                     encode(["status", 0, 0, 0]))
-                    await wait_for(lambda p=peer: p.peer_id in node.driver.peer_status)
+                    await wait_for(lambda p=peer: p.peer_id in node.driver.inbound.peer_status)
                     if payload is None:  # a vote for the next height signed by a stranger
                         height = node.driver.state.height + 1  # (old heights are just ignored)
                         me = node.chain.validators(height).validators[0]

@@ -56,7 +56,8 @@ def main(path: str) -> None:
                 state.delete(key)
             else:
                 state.set(key, value)
-        blocks.save_block(**block_parts(height), state_store=state)
+        pending = blocks.stage_block(**block_parts(height))  # as the chain does: block and state
+        blocks.write_block(pending, state.commit(pending.batch))  # in one synced batch
         height += 1
 
 
