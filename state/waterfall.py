@@ -345,7 +345,7 @@ def _candidates(env: BlockEnv, address: bytes, market_id: str, sign: int) -> lis
 
 
 def cover_collateral_debts(env: BlockEnv) -> list[dict[str, Any]]:
-    """Step 5: no account without positions carries quote debt into the next block.
+    """Step 7: no account without positions carries quote debt into the next block.
 
     Quote goes negative by what positions are worth; once the last position is closed (by the
     account, a liquidation or deleveraging) a loss backed by haircut collateral would leave debt
@@ -355,13 +355,17 @@ def cover_collateral_debts(env: BlockEnv) -> list[dict[str, Any]]:
     counts it for, so equity is unchanged and the fund keeps the haircut). The fund pays even
     when that takes its quote balance below zero: it then owns collateral worth more than it owes
     (a fund with a negative balance covers no shortfall, so the waterfall goes to deleveraging).
+
+    Debt the collateral cannot cover (its price fell in this very block, say, when a halted
+    market was resumed at its reported price) is a deficit like any other: the fund pays what
+    it can and the rest is written off as socialized loss, in the open.
     """
     ledger = env.ledger
     g = ledger.g
     events: list[dict[str, Any]] = []
     for address in sorted(ledger.block_accounts):
         account = ledger.block_accounts[address]
-        if account.positions or account.quote >= 0 or not account.collateral:
+        if account.positions or account.quote >= 0:
             continue
         for symbol in sorted(account.collateral):
             if account.quote >= 0:
@@ -385,4 +389,15 @@ def cover_collateral_debts(env: BlockEnv) -> list[dict[str, Any]]:
             account.quote += value
             env.emit(events, event("collateral_conversion", account=address, asset=symbol, amount=amount,
                                    value=value, fund_left=g.insurance))
+        if account.quote < 0:
+            cover = min(max(0, g.insurance), -account.quote)
+            if cover:
+                g.insurance -= cover
+                account.quote += cover
+                env.emit(events, event("insurance_cover", account=address, amount=cover, fund_left=g.insurance))
+        if account.quote < 0:
+            loss = -account.quote
+            account.quote = 0
+            g.socialized_loss += loss
+            env.emit(events, event("socialized_loss", account=address, amount=loss, total=g.socialized_loss))
     return events

@@ -845,6 +845,16 @@ class Model:
                 self.insurance -= value
                 account["quote"] += value
                 self.events.append({"type": "collateral_conversion", "account": address, "asset": symbol})
+            # README step 7, last sentence: what collateral cannot cover, the fund pays, then it
+            # is written off (closes the hole of seed 240, block 99).
+            if account["quote"] < 0:
+                cover = min(max(0, self.insurance), -account["quote"])
+                self.insurance -= cover
+                account["quote"] += cover
+            if account["quote"] < 0:
+                self.socialized_loss += -account["quote"]
+                self.events.append({"type": "socialized_loss", "account": address, "amount": -account["quote"]})
+                account["quote"] = 0
 
     # --- comparison view -----------------------------------------------------------------------
 
