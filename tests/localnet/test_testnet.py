@@ -161,6 +161,23 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
             first = clients[0]
             liquidations = await first.call("liquidations")
             assert int(liquidations["total"]) >= 1
+            # the waterfall's order: a loss reaches a deleveraged trader only once the fund is dry
+            items, page = [], 1
+            while page == 1 or len(items) < min(int(liquidations["total"]), 2_000):
+                batch = (await first.call("liquidations", page=page, per_page=100))["liquidations"]
+                if not batch:
+                    break
+                items += batch
+                page += 1
+            fund_seen = None
+            for item in items:
+                attrs = item["attrs"]
+                if item["type"] == "insurance_cover":
+                    fund_seen = int(attrs["fund_left"])
+                elif item["type"] == "liquidation_fee":
+                    fund_seen = int(attrs["fund"])
+                elif item["type"] == "deleverage" and int(attrs["charge"]) > 0:
+                    assert fund_seen is not None and fund_seen <= 0, (fund_seen, item)
             trades = 0
             for h in range(1, height + 1):
                 results = await first.call("block_results", height=h)
