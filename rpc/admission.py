@@ -17,19 +17,25 @@ order (the address holding the most slots first, on every rank):
 HTTP       1. a request arriving below ``min_request_rate``, or an answer the client is not reading
            2. a keep-alive idle between requests (or a fresh connection that sent nothing),
               longest idle first
+           3. only if nothing else: one idle or reading for less than ``JUDGE_AFTER_S``, oldest
+              first (attackers reconnecting faster than that keep every slot young)
 WebSocket  1. a session whose send is blocked or whose subscription overflowed
            2. a session with a ping unanswered, oldest ping first (a client that does not read
               never answers; one that reads answers within a round trip)
 
-Connections answering a request are never evicted: if every slot is busy answering, the
+A connection with bytes the server has not read yet is never evicted (a request waits there for
+a busy event loop; a WebSocket's pong may be among them). Connections answering are never evicted: if every slot is busy answering, the
 newcomer is refused (HTTP 503, -32002). Nothing here relies on addresses alone: on loopback all
 clients share one, and the ranks above still find the abusers.
 """
 
 from __future__ import annotations
 
+import array
 import enum
+import fcntl
 import math
+import termios
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +63,18 @@ class Phase(enum.Enum):
     WEBSOCKET = "websocket"
 
 
+def unread_bytes(fileno: int) -> int:
+    """Bytes the kernel holds for us on this socket, not read yet (FIONREAD)."""
+    if fileno < 0:
+        return 0
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(fileno, termios.FIONREAD, count)
+    except OSError:
+        return 0
+    return count[0]
+
+
 class Pool(enum.Enum):
     HTTP = "http"
     WEBSOCKET = "websocket"
@@ -82,6 +100,8 @@ class Slot:
     """WebSocket: when the unanswered ping went out (None: none outstanding)."""
     overflowed: bool = False
     """WebSocket: a subscription fell behind; the session is closing."""
+    fileno: int = -1
+    """The socket, to look for bytes not read yet (-1: none to look at)."""
     evicted: bool = False
     close_after_answer: bool = False
     """Came back from a commit wait to a full HTTP pool: close once answered."""
@@ -107,7 +127,7 @@ class Admission:
 
     # --- the HTTP pool ------------------------------------------------------------------------
 
-    def admit(self, address: str, scope: trio.CancelScope) -> Slot | None:
+    def admit(self, address: str, scope: trio.CancelScope, fileno: int = -1) -> Slot | None:
         """A slot for a new connection, evicting one if the pool is full; None: refuse it."""
         cap = self.limits.max_connections_per_address
         if cap and self.per_address[address] >= cap:
@@ -118,7 +138,7 @@ class Admission:
             if not self._evict(self.http, self._http_rank):
                 self.refused["http"] += 1
                 return None
-        slot = Slot(address, scope, self.clock())
+        slot = Slot(address, scope, self.clock(), fileno=fileno)
         self.http.add(slot)
         self.per_address[address] += 1
         self.set_deadline(slot)
@@ -134,15 +154,21 @@ class Admission:
                 del self.per_address[slot.address]
 
     def _http_rank(self, slot: Slot, now: float) -> tuple[int, float] | None:
+        """None for a connection that must not go; bytes waiting to be read mean a request is
+        there and the server has not got to it yet (a busy loop), not an idle or slow client."""
         age = now - slot.since
-        if slot.phase is Phase.READING and age >= JUDGE_AFTER_S:
+        if slot.phase is Phase.READING:
+            if age < JUDGE_AFTER_S:  # too young to judge: only if nothing else can go
+                return (2, -age)
             rate = slot.received / age
             if rate < self.limits.min_request_rate:
                 return (0, rate)
         if slot.sending_since is not None and now - slot.sending_since >= STALLED_SEND_S:
             return (0, 0.0)
-        if slot.phase is Phase.IDLE and age >= JUDGE_AFTER_S:
-            return (1, -age)
+        if slot.phase is Phase.IDLE:
+            # longest idle first; one younger than a round trip only when nothing else can go
+            # (attackers reconnecting faster than that), its unread bytes checked by the caller
+            return (1 if age >= JUDGE_AFTER_S else 2, -age)
         return None
 
     # --- phases and deadlines -----------------------------------------------------------------
@@ -235,16 +261,15 @@ class Admission:
     def _evict(self, pool: set[Slot], rank: Callable[[Slot, float], tuple[int, float] | None],
                only: str | None = None) -> bool:
         now = self.clock()
-        best: tuple[tuple[int, int, float], Slot] | None = None
+        candidates = []
         for slot in pool:
             if only is not None and slot.address != only:
                 continue
             found = rank(slot, now)
-            if found is None:
-                continue
-            key = (-self.per_address[slot.address], found[0], found[1])
-            if best is None or key < best[0]:
-                best = (key, slot)
+            if found is not None:
+                candidates.append(((-self.per_address[slot.address], found[0], found[1]), slot))
+        candidates.sort(key=lambda item: item[0])
+        best = next((item for item in candidates if unread_bytes(item[1].fileno) == 0), None)
         if best is None:
             return False
         victim = best[1]

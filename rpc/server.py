@@ -92,7 +92,7 @@ class RPCServer:
         slot: Slot | None = None
         try:
             scope = trio.CancelScope()
-            slot = self.admission.admit(_address(stream), scope)
+            slot = self.admission.admit(_address(stream), scope, stream.socket.fileno())
             if slot is None:
                 await self._reject_busy(stream)
                 return
