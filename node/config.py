@@ -20,6 +20,9 @@ from typing import Any
 
 import tomli_w
 
+from rpc.limits import CONFIGURED as RPC_LIMITS
+from rpc.limits import Limits
+
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 """trace: debug, and the libraries' (py-libp2p) debug logs too."""
 DEFAULT_P2P_PORT = 26656
@@ -63,14 +66,15 @@ class P2PSection:
 
 @dataclass(frozen=True)
 class RPCSection:
+    """``[rpc]``: the listen address, and every :class:`rpc.limits.Limits` field under its own
+    name (``max_open_connections = 200`` ...; the table in rpc/README.md), kept as ``limits``."""
+
     listen_address: str = f"127.0.0.1:{DEFAULT_RPC_PORT}"
     """host:port of the JSON-RPC HTTP/WebSocket server; empty disables RPC."""
-    max_body_bytes: int = 1_000_000
-    max_batch_requests: int = 20
-    max_open_connections: int = 200
-    max_subscriptions_per_client: int = 10
     unsafe: bool = False
     """Expose unsafe (operator) methods; off by default."""
+    limits: Limits = field(default_factory=Limits)
+    """The server's limits; ``max_tx_bytes`` is ``mempool.max_tx_bytes``, not set here."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,6 @@ def validate(config: Config) -> Config:
              "must be at least p2p.dial_backoff_min_ms")
     if r.listen_address:
         _check_host_port("rpc.listen_address", r.listen_address)
-    for name in ("max_body_bytes", "max_batch_requests", "max_open_connections",
-                 "max_subscriptions_per_client"):
-        _require(getattr(r, name) >= 1, f"rpc.{name}", "must be at least 1")
     for name in ("max_txs", "max_bytes", "max_tx_bytes", "cache_size"):
         _require(getattr(m, name) >= 1, f"mempool.{name}", "must be at least 1")
     _require(m.max_tx_bytes <= m.max_bytes, "mempool.max_tx_bytes", "must be at most mempool.max_bytes")
@@ -224,21 +225,36 @@ def from_dict(document: dict[str, Any]) -> Config:
             raise ConfigError(f"unknown section [{section_name}] (known: {', '.join(_SECTION_TYPES)})")
         if not isinstance(section_value, dict):
             raise ConfigError(f"{section_name} must be a table")
-        known = {f.name: f for f in dataclasses.fields(section_type)}
+        known = {f.name: f.type for f in dataclasses.fields(section_type) if f.name != "limits"}
+        if section_type is RPCSection:
+            known.update((name, "int") for name in RPC_LIMITS)
         values = {}
         for key, value in section_value.items():
             name = f"{section_name}.{key}"
             if key not in known:
                 raise ConfigError(f"unknown setting {name}")
-            values[key] = _coerce(name, known[key].type, value)
-        sections[section_name] = section_type(**values)
+            values[key] = _coerce(name, known[key], value)
+        sections[section_name] = (_rpc_section(values) if section_type is RPCSection
+                                  else section_type(**values))
     return validate(Config(**sections))
+
+
+def _rpc_section(values: dict[str, Any]) -> RPCSection:
+    """``[rpc]``'s flat keys: the section's own, and the limits."""
+    limits = {key: values.pop(key) for key in list(values) if key in RPC_LIMITS}
+    try:
+        return RPCSection(**values, limits=Limits(**limits))
+    except ValueError as exc:
+        raise ConfigError(f"rpc.{exc}") from None
 
 
 def to_dict(config: Config) -> dict[str, Any]:
     document: dict[str, Any] = {}
     for section in dataclasses.fields(config):
         values = dataclasses.asdict(getattr(config, section.name))
+        if section.name == "rpc":
+            limits = values.pop("limits")
+            values.update((name, limits[name]) for name in RPC_LIMITS)
         document[section.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
     return document
 
@@ -270,6 +286,15 @@ def save_config(config: Config, path: Path) -> None:
 
 def replace(config: Config, **changes: dict[str, Any]) -> Config:
     """A copy with some sections changed: ``replace(cfg, p2p={"listen_address": ...})``."""
-    sections = {name: dataclasses.replace(getattr(config, name), **values)
-                for name, values in changes.items()}
+    sections = {}
+    for name, values in changes.items():
+        if name == "rpc":  # limits by their names, as in config.toml
+            values = dict(values)
+            limits = {key: values.pop(key) for key in list(values) if key in RPC_LIMITS}
+            if limits:
+                try:
+                    values["limits"] = dataclasses.replace(config.rpc.limits, **limits)
+                except ValueError as exc:
+                    raise ConfigError(f"rpc.{exc}") from None
+        sections[name] = dataclasses.replace(getattr(config, name), **values)
     return validate(dataclasses.replace(config, **sections))

@@ -152,14 +152,9 @@ class Node:
         async with trio.open_nursery() as nursery:
             await nursery.start(network.run)
             if config.rpc.listen_address:
-                from rpc.methods import Limits
                 from rpc.server import RPCServer
 
-                limits = replace(Limits(), max_body_bytes=config.rpc.max_body_bytes,
-                                 max_batch=config.rpc.max_batch_requests,
-                                 max_connections=config.rpc.max_open_connections,
-                                 max_subscriptions_per_client=config.rpc.max_subscriptions_per_client,
-                                 max_tx_bytes=config.mempool.max_tx_bytes)
+                limits = replace(config.rpc.limits, max_tx_bytes=config.mempool.max_tx_bytes)
                 host, _, port = config.rpc.listen_address.rpartition(":")
                 self.rpc_port = await nursery.start(RPCServer(self.view, limits).serve, host, int(port))
             nursery.start_soon(self.gossip.run)

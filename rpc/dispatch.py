@@ -101,9 +101,9 @@ async def handle_body(ctx: Context, body: bytes | str, override: Override = None
     if isinstance(decoded, list):
         if not decoded:
             return dumps(error_response(errors.RPCError(errors.INVALID_REQUEST, "empty batch")))
-        if len(decoded) > ctx.limits.max_batch:
+        if len(decoded) > ctx.limits.max_batch_requests:
             return dumps(error_response(errors.RPCError(
-                errors.LIMIT_EXCEEDED, f"batch of {len(decoded)} requests exceeds the limit of {ctx.limits.max_batch}"
+                errors.LIMIT_EXCEEDED, f"batch of {len(decoded)} requests exceeds the limit of {ctx.limits.max_batch_requests}"
             )))
         replies = []
         for request in decoded:

@@ -19,7 +19,8 @@ and disconnects it). A slow client therefore costs the node nothing but the drop
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,13 +120,22 @@ class Subscription:
     overflowed: bool = False
 
 
+@dataclass(eq=False)
+class TxWait:
+    """Everyone waiting for one tx: one event, set once with the tx's record."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    record: TxRecord | None = None
+    waiters: int = 0
+
+
 @dataclass
 class EventBus:
     """Subscriptions and the non-blocking publish the node calls."""
 
     queue_size: int = DEFAULT_QUEUE_SIZE
     _subscriptions: set[Subscription] = field(default_factory=set)
-    _tx_waiters: dict[bytes, list[trio.MemorySendChannel[TxRecord]]] = field(default_factory=dict)
+    _tx_waiters: dict[bytes, TxWait] = field(default_factory=dict)
     published: int = 0
 
     def subscribe(self, query: Query, queue_size: int | None = None) -> Subscription:
@@ -152,32 +162,32 @@ class EventBus:
             wanted.update(names)
         return wanted
 
-    def wait_for_tx(self, tx_hash: bytes) -> trio.MemoryReceiveChannel[TxRecord]:
-        """A channel that receives the tx's record when a block including it is published.
+    @contextmanager
+    def waiting_for_tx(self, tx_hash: bytes) -> Iterator[TxWait]:
+        """The shared wait for a tx: ``wait.done`` is set, with ``wait.record``, when a block
+        including it is published. One entry per hash however many clients wait on it; a dict
+        lookup per committed tx (``broadcast_tx_commit``); gone when its last waiter leaves."""
+        wait = self._tx_waiters.get(tx_hash)
+        if wait is None:
+            wait = self._tx_waiters[tx_hash] = TxWait()
+        wait.waiters += 1
+        try:
+            yield wait
+        finally:
+            wait.waiters -= 1
+            if wait.waiters == 0 and self._tx_waiters.get(tx_hash) is wait:
+                del self._tx_waiters[tx_hash]
 
-        A dict lookup per committed tx, however many clients wait (``broadcast_tx_commit``).
-        The caller must call :meth:`stop_waiting` with the channel when done.
-        """
-        send, receive = trio.open_memory_channel[TxRecord](1)
-        self._tx_waiters.setdefault(tx_hash, []).append(send)
-        return receive
-
-    def stop_waiting(self, tx_hash: bytes, receive: trio.MemoryReceiveChannel[TxRecord]) -> None:
-        receive.close()
-        waiters = self._tx_waiters.get(tx_hash)
-        if waiters is None:
-            return
-        waiters[:] = [send for send in waiters if not _is_closed_pair(send)]
-        if not waiters:
-            del self._tx_waiters[tx_hash]
+    @property
+    def tx_waiters(self) -> int:
+        """Hashes someone waits on."""
+        return len(self._tx_waiters)
 
     def notify_tx(self, record: TxRecord) -> None:
-        for send in self._tx_waiters.pop(record.hash, ()):
-            try:
-                send.send_nowait(record)
-            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            send.close()
+        wait = self._tx_waiters.pop(record.hash, None)
+        if wait is not None:
+            wait.record = record
+            wait.done.set()
 
     def publish(self, message: Message) -> int:
         """Deliver to every matching subscription; returns how many received it."""
@@ -195,11 +205,6 @@ class EventBus:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 self.unsubscribe(subscription)
         return delivered
-
-
-def _is_closed_pair(send: trio.MemorySendChannel[Any]) -> bool:
-    """True once the receiving side has gone away (the waiter gave up)."""
-    return send.statistics().open_receive_channels == 0
 
 
 # --- what the node publishes -------------------------------------------------------------------

@@ -8,6 +8,7 @@ may be passed by name (object) or by position (array, in the listed order).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import trio
 from primitives.hashing import sha256
 from rpc import errors
 from rpc.api import NodeAPI
+from rpc.limits import Limits
 from rpc.views import BlockView, LiquidationPage, TxResultView
 from rpc.events import EventBus, block_json, tx_json
 from rpc.render import (
@@ -31,27 +33,18 @@ from rpc.render import (
 )
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Server-side bounds; every one yields a clear LIMIT_EXCEEDED or 413 when hit."""
-
-    max_body_bytes: int = 1 << 20
-    max_batch: int = 100
-    max_connections: int = 512
-    max_subscriptions_per_client: int = 16
-    max_tx_bytes: int = 64 * 1024
-    subscriber_queue: int = 256
-    broadcast_commit_timeout_s: float = 10.0
-    header_timeout_s: float = 10.0
-    keepalive_timeout_s: float = 60.0
-    max_blockchain_range: int = 20
-    max_per_page: int = 100
+def _unbounded() -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass
 class Context:
+    """What a handler sees: the node, the limits, and (from the server, per connection) the
+    waiting room a broadcast_tx_commit holds a place in while it waits."""
+
     node: NodeAPI
     limits: Limits
+    commit_wait: Callable[[], AbstractContextManager[None]] = _unbounded
 
     @property
     def bus(self) -> EventBus:
@@ -306,32 +299,29 @@ async def broadcast_tx_sync(ctx: Context, tx: Any) -> Any:
 
 async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
     """Waits until the tx is in a committed block. On timeout the error's ``data`` holds the
-    hash, so the client polls ``tx`` instead of resubmitting."""
+    hash, so the client polls ``tx`` instead of resubmitting. Waiters share one notification per
+    tx hash (``EventBus.waiting_for_tx``) and hold a place in their own bounded pool
+    (``ctx.commit_wait``): past it the call is refused before the tx is submitted."""
     raw = _tx(ctx, tx)
     tx_hash = sha256(raw)
-    bus = ctx.bus
-    waiter = bus.wait_for_tx(tx_hash)
-    try:
+    timeout_s = ctx.limits.timeout_broadcast_tx_commit_ms / 1000
+    with ctx.commit_wait(), ctx.bus.waiting_for_tx(tx_hash) as wait:
         checked = await ctx.node.broadcast_tx(raw)
         if checked.code != 0:
             return {"check_tx": render(checked), "tx_result": None,
                     "hash": tx_hash.hex().upper(), "height": "0"}
-        record = None
-        with trio.move_on_after(ctx.limits.broadcast_commit_timeout_s):
-            record = await waiter.receive()
-        if record is None:
-            record = await ctx.node.tx(tx_hash)  # committed between broadcast and waiting
+        with trio.move_on_after(timeout_s):
+            await wait.done.wait()
+        record = wait.record or await ctx.node.tx(tx_hash)  # or committed before we waited
         if record is None:
             raise errors.RPCError(
                 errors.TIMEOUT,
                 {"hash": tx_hash.hex().upper(),
-                 "detail": f"tx not committed within {ctx.limits.broadcast_commit_timeout_s} s; "
+                 "detail": f"tx not committed within {timeout_s:g} s; "
                            "poll `tx` with this hash instead of resubmitting"},
             )
         return {"check_tx": render(checked), "tx_result": render(record.result),
                 "hash": tx_hash.hex().upper(), "height": str(record.height)}
-    finally:
-        bus.stop_waiting(tx_hash, waiter)
 
 
 async def check_tx(ctx: Context, tx: Any) -> Any:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import urllib.parse
+from functools import partial
 from typing import Any
 
 import h11
@@ -28,18 +29,19 @@ import wsproto.utilities
 from wsproto import ConnectionType
 
 from rpc import errors
+from rpc.admission import Admission, Phase, Slot
 from rpc.api import NodeAPI
 from rpc.dispatch import dumps, error_response, handle_body, handle_one, safe_dumps
 from rpc.events import QueryError, Subscription, parse_query
-from rpc.methods import Context, Limits, Method, method_listing
+from rpc.limits import Limits
+from rpc.methods import Context, Method, method_listing
 
 log = logging.getLogger(__name__)
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-MAX_HEADER_BYTES = 16 * 1024
 RECEIVE_SIZE = 64 * 1024
-SEND_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 30.0  # per HTTP request, after its headers (broadcast_tx_commit waits inside)
+CLOSE_GRACE_S = 1.0
+"""A WebSocket being closed by us gets this long to take our close frame and answer it."""
 SERVER_NAME = b"clearchain-rpc"
 
 
@@ -47,17 +49,32 @@ class _Closed(Exception):
     """The peer went away or broke the protocol: end this connection quietly."""
 
 
+def _address(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError, TypeError):
+        return "?"
+
+
 QUIET_ERRORS = (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError)
 
 
 class RPCServer:
-    """One server per node. ``serve`` runs until cancelled."""
+    """One server per node. ``serve`` runs until cancelled.
+
+    Connection slots, deadlines and eviction are :class:`rpc.admission.Admission`'s; this class
+    does the I/O and tells it what each connection is doing.
+    """
 
     def __init__(self, node: NodeAPI, limits: Limits | None = None) -> None:
         self.ctx = Context(node, limits or Limits())
         self.limits = self.ctx.limits
-        self.open_connections = 0
+        self.admission = Admission(self.limits)
         self.requests_served = 0
+
+    @property
+    def open_connections(self) -> int:
+        return self.admission.open_connections
 
     async def serve(
         self, host: str = "127.0.0.1", port: int = 0, *, task_status: Any = trio.TASK_STATUS_IGNORED
@@ -72,27 +89,33 @@ class RPCServer:
     # --- connections ---------------------------------------------------------------------------
 
     async def _handle_connection(self, stream: trio.SocketStream) -> None:
+        slot: Slot | None = None
         try:
-            if self.open_connections >= self.limits.max_connections:
+            scope = trio.CancelScope()
+            slot = self.admission.admit(_address(stream), scope, stream.socket.fileno())
+            if slot is None:
                 await self._reject_busy(stream)
                 return
-            self.open_connections += 1
-            try:
-                await self._serve_http(stream)
-            finally:
-                self.open_connections -= 1
+            ctx = Context(self.ctx.node, self.limits, partial(self.admission.waiting, slot))
+            with scope:
+                await self._serve_http(stream, slot, ctx)
+            if slot.evicted:
+                log.debug("RPC connection from %s evicted (%s)", slot.address, slot.phase.value)
         except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         except Exception:  # never let one connection take the server down
             log.exception("RPC connection failed")
         finally:
+            if slot is not None:
+                self.admission.release(slot)
             with trio.CancelScope(shield=True):
                 await stream.aclose()
 
     async def _reject_busy(self, stream: trio.SocketStream) -> None:
         body = dumps(error_response(errors.RPCError(
             errors.LIMIT_EXCEEDED,
-            f"too many open connections (limit {self.limits.max_connections}); retry later",
+            f"too many open connections (limit {self.limits.max_open_connections}, all busy "
+            "answering); retry later",
         )))
         with trio.move_on_after(1):
             # h11 insists on seeing a request before a response; answer at the byte level.
@@ -100,66 +123,75 @@ class RPCServer:
                     b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n")
             await stream.send_all(head + body)
 
-    async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
+    async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot) -> Any:
+        """The next h11 event; every byte read moves the slot's request deadline (rate, head)."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Request) and not slot.head_done:
+                    self.admission.received(slot, 0, head_done=True)
                 return event
             data = await stream.receive_some(RECEIVE_SIZE)
+            if data and slot.phase is Phase.IDLE:
+                self.admission.enter(slot, Phase.READING)
+            if slot.phase is Phase.READING:
+                self.admission.received(slot, len(data), slot.head_done)
             conn.receive_data(data)
 
-    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, *events: Any) -> None:
+    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, *events: Any) -> None:
         data = b"".join(conn.send(event) or b"" for event in events)
-        with trio.fail_after(SEND_TIMEOUT_S):
-            await stream.send_all(data)
+        self.admission.sending(slot, True)
+        try:
+            with trio.fail_after(self.limits.send_timeout_ms / 1000):
+                await stream.send_all(data)
+        finally:
+            self.admission.sending(slot, False)
 
     async def _respond(
-        self, conn: h11.Connection, stream: trio.SocketStream, status: int, body: bytes,
+        self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, status: int, body: bytes,
         close: bool = False, content_type: bytes = b"application/json",
     ) -> None:
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                    (b"server", SERVER_NAME)]
-        if close:
+        if close or slot.close_after_answer:
             headers.append((b"connection", b"close"))
-        await self._send(conn, stream, h11.Response(status_code=status, headers=headers),
+        await self._send(conn, stream, slot, h11.Response(status_code=status, headers=headers),
                          h11.Data(data=body), h11.EndOfMessage())
 
-    async def _serve_http(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
-        first = True
+    async def _serve_http(self, stream: trio.SocketStream, slot: Slot, ctx: Context) -> None:
+        """Requests one after another until the client or a deadline ends the connection."""
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         while True:
-            timeout = self.limits.header_timeout_s if first else self.limits.keepalive_timeout_s
-            first = False
             try:
-                with trio.move_on_after(timeout) as idle:
-                    event = await self._next_event(conn, stream)
-                if idle.cancelled_caught:
-                    return
-                if isinstance(event, h11.ConnectionClosed):
-                    return
+                event = await self._next_event(conn, stream, slot)
                 if not isinstance(event, h11.Request):
-                    return
-                with trio.fail_after(self.limits.header_timeout_s + REQUEST_TIMEOUT_S):
-                    keep_going = await self._serve_request(conn, stream, event)
+                    return  # closed, or bytes that are not a request
+                if slot.phase is Phase.IDLE:  # a pipelined request already buffered
+                    self.admission.enter(slot, Phase.READING)
+                    self.admission.received(slot, 0, head_done=True)
+                keep_going = await self._serve_request(conn, stream, slot, ctx, event)
                 if isinstance(keep_going, WebSocketSession):
-                    await keep_going.run()  # a long-lived session: no request deadline
+                    await keep_going.run()
                     return
             except h11.RemoteProtocolError as exc:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     body = dumps(error_response(errors.RPCError(errors.INVALID_REQUEST, f"bad HTTP: {exc}")))
                     try:
-                        await self._respond(conn, stream, exc.error_status_hint, body, close=True)
+                        await self._respond(conn, stream, slot, exc.error_status_hint, body, close=True)
                     except (h11.LocalProtocolError, trio.TooSlowError):
                         pass
                 return
             except trio.TooSlowError:
                 return
-            if not keep_going or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            if (not keep_going or slot.close_after_answer or conn.our_state is not h11.DONE
+                    or conn.their_state is not h11.DONE):
                 return
             conn.start_next_cycle()
+            self.admission.enter(slot, Phase.IDLE)
 
     async def _serve_request(
-        self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request
+        self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, ctx: Context,
+        request: h11.Request,
     ) -> bool | WebSocketSession:
         """Answer one HTTP request; False when the connection must close afterwards, or the
         WebSocket session to run once the upgrade handshake is done."""
@@ -168,43 +200,45 @@ class RPCServer:
         method = request.method
         headers = {name.lower(): value for name, value in request.headers}
         if path == "/websocket" and method == b"GET" and headers.get(b"upgrade", b"").lower() == b"websocket":
-            session = await self._upgrade_websocket(conn, stream, headers)
+            session = await self._upgrade_websocket(conn, stream, slot, ctx, headers)
             return session if session is not None else False
         if method == b"POST":
             if path not in ("/", ""):
-                await self._respond(conn, stream, 404, dumps(error_response(errors.RPCError(
+                await self._respond(conn, stream, slot, 404, dumps(error_response(errors.RPCError(
                     errors.METHOD_NOT_FOUND, f"POST to {path!r}: JSON-RPC is served at /"))))
-                return await self._drain(conn, stream)
-            body = await self._read_body(conn, stream, headers)
+                return await self._drain(conn, stream, slot)
+            body = await self._read_body(conn, stream, slot, headers)
             if body is None:
                 return False
-            reply = await handle_body(self.ctx, body)
+            self.admission.enter(slot, Phase.ANSWERING)
+            reply = await handle_body(ctx, body)
             self.requests_served += 1
             if reply is None:
-                await self._send(conn, stream, h11.Response(status_code=204, headers=[(b"server", SERVER_NAME)]),
+                await self._send(conn, stream, slot, h11.Response(status_code=204, headers=[(b"server", SERVER_NAME)]),
                                  h11.EndOfMessage())
             else:
-                await self._respond(conn, stream, 200, reply)
+                await self._respond(conn, stream, slot, 200, reply)
             return True
         if method in (b"GET", b"HEAD"):
-            if not await self._drain(conn, stream):
+            if not await self._drain(conn, stream, slot):
                 return False
+            self.admission.enter(slot, Phase.ANSWERING)
             if path in ("/", ""):
                 body = dumps({"jsonrpc": "2.0", "id": None, "result": {"methods": method_listing()}})
             else:
-                body = await self._uri_call(path.lstrip("/"), query_string)
-            await self._respond(conn, stream, 200, body if method == b"GET" else b"")
+                body = await self._uri_call(ctx, path.lstrip("/"), query_string)
+            await self._respond(conn, stream, slot, 200, body if method == b"GET" else b"")
             return True
-        await self._respond(conn, stream, 405, dumps(error_response(errors.RPCError(
+        await self._respond(conn, stream, slot, 405, dumps(error_response(errors.RPCError(
             errors.INVALID_REQUEST, f"HTTP method {method.decode(errors='replace')} not allowed; use POST /"))),
             close=True)
         return False
 
-    async def _drain(self, conn: h11.Connection, stream: trio.SocketStream) -> bool:
+    async def _drain(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot) -> bool:
         """Read and discard a request body we do not use (bounded)."""
         seen = 0
         while True:
-            event = await self._next_event(conn, stream)
+            event = await self._next_event(conn, stream, slot)
             if isinstance(event, h11.Data):
                 seen += len(event.data)
                 if seen > self.limits.max_body_bytes:
@@ -214,20 +248,20 @@ class RPCServer:
             else:
                 return False
 
-    async def _read_body(self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]) -> bytes | None:
+    async def _read_body(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, headers: dict[bytes, bytes]) -> bytes | None:
         limit = self.limits.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(conn, stream, int(declared))
+            await self._too_large(conn, stream, slot, int(declared))
             return None
         parts: list[bytes] = []
         size = 0
         while True:
-            event = await self._next_event(conn, stream)
+            event = await self._next_event(conn, stream, slot)
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
-                    await self._too_large(conn, stream, size)
+                    await self._too_large(conn, stream, slot, size)
                     return None
                 parts.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -235,49 +269,57 @@ class RPCServer:
             else:
                 raise _Closed()
 
-    async def _too_large(self, conn: h11.Connection, stream: trio.SocketStream, size: int) -> None:
+    async def _too_large(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, size: int) -> None:
         body = dumps(error_response(errors.RPCError(
             errors.LIMIT_EXCEEDED, f"request body of {size}+ bytes exceeds the limit of {self.limits.max_body_bytes}")))
-        await self._respond(conn, stream, 413, body, close=True)
+        await self._respond(conn, stream, slot, 413, body, close=True)
 
-    async def _uri_call(self, name: str, query_string: str) -> bytes:
+    async def _uri_call(self, ctx: Context, name: str, query_string: str) -> bytes:
         """``GET /status`` or ``GET /block?height=5``: the same methods, params from the URL."""
         params: dict[str, Any] = {}
         for key, value in urllib.parse.parse_qsl(query_string, keep_blank_values=True):
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
             params[key] = value
-        reply = await handle_one(self.ctx, {"jsonrpc": "2.0", "id": -1, "method": name, "params": params})
+        reply = await handle_one(ctx, {"jsonrpc": "2.0", "id": -1, "method": name, "params": params})
         return safe_dumps(reply) if reply is not None else b""
 
     # --- WebSocket -----------------------------------------------------------------------------
 
     async def _upgrade_websocket(
-        self, conn: h11.Connection, stream: trio.SocketStream, headers: dict[bytes, bytes]
+        self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, ctx: Context,
+        headers: dict[bytes, bytes],
     ) -> WebSocketSession | None:
         key = headers.get(b"sec-websocket-key")
         if key is None or headers.get(b"sec-websocket-version") != b"13":
-            await self._respond(conn, stream, 400, dumps(error_response(errors.RPCError(
+            await self._respond(conn, stream, slot, 400, dumps(error_response(errors.RPCError(
                 errors.INVALID_REQUEST, "WebSocket upgrade needs Sec-WebSocket-Key and version 13"))), close=True)
             return None
-        event = await self._next_event(conn, stream)  # EndOfMessage of the GET
+        event = await self._next_event(conn, stream, slot)  # EndOfMessage of the GET
         if not isinstance(event, h11.EndOfMessage):
             raise _Closed()
+        if not self.admission.upgrade(slot):
+            await self._respond(conn, stream, slot, 503, dumps(error_response(errors.RPCError(
+                errors.LIMIT_EXCEEDED, f"too many WebSocket clients (limit "
+                f"{self.limits.max_websocket_clients}, all reading); retry later"))), close=True)
+            return None
         accept = base64.b64encode(hashlib.sha1(key.strip() + WS_GUID).digest())
-        await self._send(conn, stream, h11.InformationalResponse(status_code=101, headers=[
+        await self._send(conn, stream, slot, h11.InformationalResponse(status_code=101, headers=[
             (b"upgrade", b"websocket"), (b"connection", b"Upgrade"),
             (b"sec-websocket-accept", accept), (b"server", SERVER_NAME)]))
         trailing, _ = conn.trailing_data
         ws = wsproto.connection.Connection(ConnectionType.SERVER, trailing_data=trailing)
-        return WebSocketSession(self, stream, ws)
+        return WebSocketSession(self, stream, ws, slot, ctx)
 
 
 class WebSocketSession:
     """One WebSocket client: JSON-RPC requests in, replies and subscription events out."""
 
-    def __init__(self, server: RPCServer, stream: trio.SocketStream, ws: wsproto.connection.Connection) -> None:
+    def __init__(self, server: RPCServer, stream: trio.SocketStream, ws: wsproto.connection.Connection,
+                 slot: Slot, ctx: Context) -> None:
         self.server = server
-        self.ctx = server.ctx
+        self.ctx = ctx
+        self.slot = slot
         self.stream = stream
         self.ws = ws
         self.send_lock = trio.Lock()
@@ -289,6 +331,7 @@ class WebSocketSession:
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                nursery.start_soon(self._keepalive)
                 await self._read_loop()
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # a peer that vanished is not an error worth a trace
@@ -306,8 +349,34 @@ class WebSocketSession:
                 data = self.ws.send(event)
             except wsproto.utilities.LocalProtocolError as exc:  # the connection is closing
                 raise _Closed() from exc
-            with trio.fail_after(SEND_TIMEOUT_S):
-                await self.stream.send_all(data)
+            admission = self.server.admission
+            admission.sending(self.slot, True)
+            try:
+                with trio.fail_after(self.server.limits.send_timeout_ms / 1000):
+                    await self.stream.send_all(data)
+            finally:
+                admission.sending(self.slot, False)
+
+    async def _keepalive(self) -> None:
+        """Ping on connect and every ``websocket_ping_interval_ms``; a client that leaves a ping
+        unanswered for ``websocket_pong_timeout_ms`` is not reading: hang up (no close frame, it
+        would not be read). Until it answers, a full WebSocket pool may evict it."""
+        limits, slot = self.server.limits, self.slot
+        interval = limits.websocket_ping_interval_ms / 1000
+        timeout = limits.websocket_pong_timeout_ms / 1000
+        while True:
+            slot.ping_sent = self.server.admission.clock()
+            await self._send_ws(wsproto.events.Ping(payload=b"clearchain"))
+            await trio.sleep(timeout)
+            if slot.ping_sent is not None:
+                log.debug("WebSocket from %s left a ping unanswered for %.0f s", slot.address, timeout)
+                self._hang_up()
+                return
+            await trio.sleep(max(0.0, interval - timeout))
+
+    def _hang_up(self) -> None:
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
 
     async def send_text(self, text: str) -> None:
         await self._send_ws(wsproto.events.TextMessage(data=text))
@@ -342,26 +411,33 @@ class WebSocketSession:
                         errors.PARSE_ERROR, "binary frames are not accepted; send JSON text"))).decode())
                 elif isinstance(event, wsproto.events.Ping):
                     await self._send_ws(event.response())
+                elif isinstance(event, wsproto.events.Pong):
+                    self.slot.ping_sent = None
             data = await self.stream.receive_some(RECEIVE_SIZE)
             if not data:
                 return
             self.ws.receive_data(data)
 
     async def _close(self, code: int, reason: str) -> None:
-        """Start the closing handshake; the peer gets one second to answer before we hang up."""
+        """Start the closing handshake: the peer gets ``CLOSE_GRACE_S`` to take our close frame
+        and as long again to answer, then we hang up (a client that does not read keeps its slot
+        no longer than that)."""
         if self.closing:
             return
         self.closing = True
         for subscription, scope in self.subscriptions.values():
             self.ctx.bus.unsubscribe(subscription)
-        try:
-            await self._send_ws(wsproto.events.CloseConnection(code=code, reason=reason[:100]))
-        except Exception:
-            if self.nursery is not None:
-                self.nursery.cancel_scope.cancel()
-            return
-        if self.nursery is not None:
-            self.nursery.cancel_scope.deadline = trio.current_time() + 1.0
+        sent = False
+        with trio.move_on_after(CLOSE_GRACE_S):
+            try:
+                await self._send_ws(wsproto.events.CloseConnection(code=code, reason=reason[:100]))
+                sent = True
+            except Exception:
+                pass
+        if not sent:
+            self._hang_up()
+        elif self.nursery is not None:
+            self.nursery.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE_S
 
     async def _override(self, method: Method, params: dict[str, Any], request_id: Any) -> Any:
         if method.name == "subscribe":
@@ -417,9 +493,10 @@ class WebSocketSession:
                         self.nursery.cancel_scope.cancel()
                     return
             if subscription.overflowed:
+                self.slot.overflowed = True  # the first to go if the WebSocket pool is full
                 queue = self.server.limits.subscriber_queue
                 try:
-                    with trio.move_on_after(1):
+                    with trio.move_on_after(CLOSE_GRACE_S):
                         await self.send_text(dumps(error_response(errors.RPCError(
                             errors.LIMIT_EXCEEDED,
                             f"subscriber too slow: more than {queue} undelivered events for "

@@ -2,8 +2,9 @@
 
 Pure and deterministic: no clock, randomness or I/O beyond the ``StateStore`` it is given; block
 time comes from ``begin_block``. Per-node caches (decoded txs, signature verdicts, the
-liquidation index) never change results, only speed: every signature is verified once per node,
-whether check_tx or deliver_tx sees the tx first.
+liquidation index) never change results, only speed: every good signature is verified once per
+node, whether check_tx or deliver_tx sees the tx first. Refusals are not cached (a tx offered again
+is checked again), so strangers sending invalid txs cannot make the node hold memory.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class ClearingApp:
         self.env: BlockEnv | None = None  # the block being executed (begin_block to commit)
         self.liquidations = waterfall.LiquidationIndex()
         self._decoded: OrderedDict[bytes, Tx | TxRejected] = OrderedDict()
-        self._verdicts: dict[bytes, TxRejected | None] = {}
+        self._verdicts: dict[bytes, None] = {}  # hashes of txs whose signatures verified
         self._verified_orders: set[bytes] = set()
         if store.version >= 0:
             self._open()
@@ -149,29 +150,27 @@ class ClearingApp:
         if cached is None:
             try:
                 cached = decode_tx(tx_bytes, self.chain_id)
-            except TxRejected as exc:
-                cached = exc
+            except TxRejected:
+                raise
             except Exception as exc:  # a decoding bug must reject the tx, never halt every node
-                cached = TxRejected(Code.DECODE_ERROR, f"undecodable tx ({type(exc).__name__})")
+                raise TxRejected(Code.DECODE_ERROR, f"undecodable tx ({type(exc).__name__})") from None
             self._decoded[key] = cached
             if len(self._decoded) > CACHE_SIZE:
                 self._decoded.popitem(last=False)
-        if isinstance(cached, TxRejected):
-            raise cached
         return cached
 
     def _verify(self, tx: Tx) -> None:
-        """Signature verdict, computed once per node and tx."""
-        verdict = self._verdicts.get(tx.hash, False)
-        if verdict is False:
-            verdict = verify_tx(tx, self._verified_orders)
-            self._verdicts[tx.hash] = verdict
-            if len(self._verdicts) > CACHE_SIZE:
-                self._verdicts.pop(next(iter(self._verdicts)))
-            if len(self._verified_orders) > CACHE_SIZE:
-                self._verified_orders.clear()
+        """Signature check, done once per node for a tx that passes it."""
+        if tx.hash in self._verdicts:
+            return
+        verdict = verify_tx(tx, self._verified_orders)
+        if len(self._verified_orders) > CACHE_SIZE:
+            self._verified_orders.clear()
         if verdict is not None:
             raise verdict
+        self._verdicts[tx.hash] = None
+        if len(self._verdicts) > CACHE_SIZE:
+            self._verdicts.pop(next(iter(self._verdicts)))
 
     def check_tx(self, tx_bytes: bytes) -> TxResult:
         """Stateless and cheap stateful checks against the last committed state (no writes)."""
@@ -186,6 +185,9 @@ class ClearingApp:
             self._check_fee_funds(tx, account, ledger.markets)
             self._check_role(tx, ledger.globals)
         except TxRejected as exc:
+            # A refused tx leaves nothing behind (no decoded copy, no verdict): what strangers
+            # can make the node remember is bounded by what passes, not by what they send.
+            self._decoded.pop(sha256(tx_bytes), None)
             return TxResult(int(exc.code), exc.message)
         # The mempool ranks by this: fee per fill, so a batch paying the floor rate does not
         # outrank every single tx (oracle reports, cancels) paying it too.

@@ -32,6 +32,8 @@ def test_config_round_trips_through_toml(tmp_path: Path) -> None:
         ({"p2p": {"listen_address": "nonsense"}}, "p2p.listen_address is not a valid multiaddr"),
         ({"rpc": {"unsafe": 1}}, "rpc.unsafe must be true or false"),
         ({"rpc": {"listen_address": "localhost"}}, "rpc.listen_address must be host:port"),
+        ({"rpc": {"max_open_connections": 0}}, "rpc.max_open_connections must be an integer of at least 1"),
+        ({"rpc": {"max_tx_bytes": 5}}, "unknown setting rpc.max_tx_bytes"),
         ({"mempool": {"max_txs": True}}, "mempool.max_txs must be an integer"),
         ({"mempool": {"max_txs": 0}}, "mempool.max_txs must be at least 1"),
         ({"node": {"log_level": "loud"}}, "node.log_level must be one of"),
@@ -50,6 +52,17 @@ def test_defaults_are_valid_and_rpc_is_local_and_safe() -> None:
     config = from_dict(to_dict(Config()))
     assert config.rpc.listen_address.startswith("127.0.0.1:")
     assert config.rpc.unsafe is False
+
+
+def test_rpc_limits_are_read_from_config_toml_under_their_own_names(tmp_path: Path) -> None:
+    config = replace(Config(), rpc={"max_open_connections": 7, "websocket_pong_timeout_ms": 500})
+    save_config(config, tmp_path / "config.toml")
+    text = (tmp_path / "config.toml").read_text()
+    assert "max_open_connections = 7" in text and "max_commit_waiters = 100" in text
+    loaded = load_config(tmp_path / "config.toml")
+    assert loaded.rpc.limits.max_open_connections == 7
+    assert loaded.rpc.limits.websocket_pong_timeout_ms == 500
+    assert loaded == config
 
 
 def _hold_lock(path: str, ready, release) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import trio
 from primitives.crypto import PrivateKey
 from rpc.client import AsyncClient
 from tests.rpc.fake_node import FakeNode
-from rpc.methods import Limits
+from rpc.limits import Limits
 from rpc.server import RPCServer
 
 
@@ -39,9 +39,9 @@ async def start_served(nursery: trio.Nursery, limits: Limits | None = None) -> S
 
 @pytest.fixture
 async def served(nursery: trio.Nursery) -> AsyncIterator[Served]:
-    result = await start_served(nursery, Limits(max_body_bytes=64 * 1024, max_batch=10,
-                                                max_connections=64, max_subscriptions_per_client=3,
-                                                subscriber_queue=8, broadcast_commit_timeout_s=0.5))
+    result = await start_served(nursery, Limits(max_body_bytes=64 * 1024, max_batch_requests=10,
+                                                max_open_connections=64, max_subscriptions_per_client=3,
+                                                subscriber_queue=8, timeout_broadcast_tx_commit_ms=500))
     yield result
     await result.client.aclose()
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from primitives.crypto import PrivateKey
 from localnet.dev_node import DevNode, dev_genesis
-from rpc.methods import METHODS, Limits
+from rpc.limits import Limits
+from rpc.methods import METHODS
 from rpc.server import RPCServer
 from tests.rpc.conftest import assert_valid_reply
 

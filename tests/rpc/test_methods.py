@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 
 import pytest
+import trio
 
 from primitives.crypto import PrivateKey, format_address
 from primitives.hashing import sha256
 from rpc import errors
-from rpc.client import RPCClientError
+from rpc.client import AsyncClient, RPCClientError
+from rpc.limits import Limits
+from tests.rpc.conftest import start_served
 from tests.rpc.fake_node import CODE_BAD_SIGNATURE, CODE_REPLAY, CODE_UNDECODABLE, build_fake_tx
 
 
@@ -137,7 +140,7 @@ async def test_broadcast_tx_commit_waits_for_the_block(served, key, nursery):
     reply = await served.client.broadcast_tx_commit(tx)
     assert reply["height"] == "1" and reply["tx_result"]["code"] == "0"
     assert reply["check_tx"]["code"] == "0" and reply["hash"] == sha256(tx).hex().upper()
-    assert served.node.events._tx_waiters == {}
+    assert served.node.events.tx_waiters == 0
 
 
 async def test_broadcast_tx_commit_timeout_returns_hash(served, key):
@@ -146,7 +149,7 @@ async def test_broadcast_tx_commit_timeout_returns_hash(served, key):
     assert error.code == errors.TIMEOUT
     assert error.data["hash"] == sha256(tx).hex().upper()
     assert "poll" in error.data["detail"]
-    assert served.node.events._tx_waiters == {}
+    assert served.node.events.tx_waiters == 0
 
 
 async def test_broadcast_tx_commit_rejected_returns_check_result(served, key):
@@ -223,3 +226,32 @@ async def test_integers_are_strings_everywhere(served, key):
 
     for method in ["status", "block", "block_results", "commit", "validators", "genesis", "markets", "prices"]:
         walk(await served.client.call(method))
+
+
+async def test_broadcast_tx_commit_waiters_have_their_own_bounded_pool(nursery, key):
+    served = await start_served(nursery, Limits(max_open_connections=1, max_commit_waiters=1,
+                                                timeout_broadcast_tx_commit_ms=5_000))
+    first = build_fake_tx(key, "deposit", {"amount": 1})
+    replies = []
+
+    async def wait_for_commit():
+        async with AsyncClient(served.url) as client:
+            replies.append(await client.broadcast_tx_commit(first))
+
+    nursery.start_soon(wait_for_commit)
+    with trio.fail_after(5):
+        while served.server.admission.waiters == 0:
+            await trio.sleep(0.01)
+    # the waiting connection left the one-slot HTTP pool: a newcomer gets in without evicting it
+    assert await served.client.call("health") == {}
+    second = build_fake_tx(key, "deposit", {"amount": 2})
+    error = await rpc_error(served.client, "broadcast_tx_commit", tx=b64(second))
+    assert error.code == errors.LIMIT_EXCEEDED and "broadcast_tx_sync" in error.message + str(error.data)
+    assert second not in served.node.pending  # refused before it was submitted
+    served.node.make_block()
+    with trio.fail_after(5):
+        while not replies:
+            await trio.sleep(0.01)
+    assert replies[0]["height"] == "1" and served.server.admission.waiters == 0
+    assert sum(served.server.admission.evictions.values()) == 0
+    await served.client.aclose()

@@ -8,7 +8,7 @@ import json
 import trio
 
 from rpc import errors
-from rpc.methods import Limits
+from rpc.limits import Limits
 from tests.rpc.conftest import assert_valid_reply, post, raw_http, start_served
 
 
@@ -198,29 +198,117 @@ async def test_internal_error_is_reported_and_server_continues(served):
     assert (await served.client.call("status"))["node_info"]["network"] == "fake-chain"
 
 
-async def test_connection_limit(nursery):
-    served = await start_served(nursery, Limits(max_connections=2, header_timeout_s=5))
-    held = [await trio.open_tcp_stream("127.0.0.1", served.port) for _ in range(2)]
+async def _closed_by_server(stream: trio.SocketStream, within: float) -> bool:
+    """True if the server closes ``stream`` (EOF or reset) within ``within`` seconds."""
+    with trio.move_on_after(within):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        return True
+    return False
+
+
+async def _keep_alive(port: int) -> trio.SocketStream:
+    """A connection that made one request and now sits idle between requests."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    with trio.fail_after(10):
+        data = b""
+        while b'"result":{}' not in data:
+            data += await stream.receive_some(65536)
+    return stream
+
+
+async def test_a_full_server_evicts_the_longest_idle_connection_for_a_newcomer(nursery):
+    served = await start_served(nursery, Limits(max_open_connections=2))
+    oldest = await trio.open_tcp_stream("127.0.0.1", served.port)  # sent nothing yet
     await trio.sleep(0.05)
+    idle = await _keep_alive(served.port)
+    await trio.sleep(0.2)
+    assert await served.client.call("health") == {}  # a newcomer gets in
+    assert await _closed_by_server(oldest, 5)
+    assert not await _closed_by_server(idle, 0.2)
+    assert served.server.admission.evictions["idle"] == 1
+    for stream in (oldest, idle):
+        await stream.aclose()
+    await served.client.aclose()
+
+
+async def test_a_request_dribbled_below_the_minimum_rate_goes_before_an_idle_keep_alive(nursery):
+    served = await start_served(nursery, Limits(max_open_connections=2))
+    idle = await _keep_alive(served.port)
+    slow = await trio.open_tcp_stream("127.0.0.1", served.port)
+    for byte in b"POST / HT":
+        await slow.send_all(bytes([byte]))
+        await trio.sleep(0.03)
+    assert await served.client.call("health") == {}
+    assert await _closed_by_server(slow, 5)
+    assert not await _closed_by_server(idle, 0.2)
+    assert served.server.admission.evictions["slow request"] == 1
+    for stream in (slow, idle):
+        await stream.aclose()
+    await served.client.aclose()
+
+
+async def test_a_full_server_of_busy_requests_refuses_with_503(nursery):
+    served = await start_served(nursery, Limits(max_open_connections=2))
+    release = trio.Event()
+    real_status = served.node.status
+
+    async def slow_status():
+        await release.wait()
+        return await real_status()
+
+    served.node.status = slow_status
+    for _ in range(2):
+        nursery.start_soon(post, served.port, {"jsonrpc": "2.0", "id": 1, "method": "status"})
+    await trio.sleep(0.3)
     status, data = await raw_http(served.port, "GET", "/")
     assert status == 503
     assert "too many open connections" in json.loads(data)["error"]["data"]
-    for stream in held:
-        await stream.aclose()
-    await trio.sleep(0.05)
+    release.set()
+    await trio.sleep(0.1)
     assert await served.client.call("health") == {}
     await served.client.aclose()
 
 
 async def test_idle_connection_is_closed_after_header_timeout(nursery):
-    served = await start_served(nursery, Limits(header_timeout_s=0.2))
+    served = await start_served(nursery, Limits(header_timeout_ms=200))
     stream = await trio.open_tcp_stream("127.0.0.1", served.port)
     async with stream:
         await stream.send_all(b"POST / HTTP/1.1\r\n")  # and never finishes: slowloris
         with trio.fail_after(3):
             assert await stream.receive_some(100) == b""
+    await trio.sleep(0.05)
     assert served.server.open_connections == 0
     await served.client.aclose()
+
+
+async def test_every_request_on_a_connection_gets_the_header_deadline(nursery):
+    served = await start_served(nursery, Limits(header_timeout_ms=300, idle_timeout_ms=30_000))
+    stream = await _keep_alive(served.port)
+    async with stream:
+        await stream.send_all(b"POST / HTTP/1.1\r\n")  # the second request never finishes
+        assert await _closed_by_server(stream, 3)
+
+
+async def test_a_body_dribbled_below_the_minimum_rate_is_closed(nursery):
+    served = await start_served(nursery, Limits(min_request_rate=1000))
+    stream = await trio.open_tcp_stream("127.0.0.1", served.port)
+    async with stream:
+        await stream.send_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        started = trio.current_time()
+        with trio.move_on_after(10):
+            try:
+                while True:
+                    await stream.send_all(b" ")
+                    await trio.sleep(0.1)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        assert await _closed_by_server(stream, 1)
+        assert trio.current_time() - started < 6  # 2 s grace + what 20 bytes buy at 1,000 B/s
 
 
 async def test_unserialisable_result_is_an_internal_error(served):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 import trio.lowlevel
 
 from primitives.crypto import PrivateKey, format_address
 from rpc import errors
-from rpc.client import RPCClientError, WebSocket
+from rpc.client import ConnectionFailed, RPCClientError, WebSocket
 from tests.rpc.fake_node import build_fake_tx
-from rpc.methods import Limits
+from rpc.limits import Limits
 from tests.rpc.conftest import start_served
 
 
@@ -187,7 +188,62 @@ async def test_websocket_outlives_the_http_request_deadline(served, autojump_clo
     """A subscription is long-lived: the per-request deadline must not close it."""
     async with await open_ws(served) as ws:
         await request(ws, "subscribe", query="tm.event='NewBlock'")
-        await trio.sleep(300)  # virtual time: far beyond header + request timeouts
+        with trio.move_on_after(300):  # virtual time: far beyond header + request timeouts,
+            assert await ws.receive() is None  # reading (so answering the server's pings)
+        assert ws.close_code is None
         served.node.make_block()
         message = await next_message(ws)
         assert message["result"]["data"]["value"]["block"]["header"]["height"] == "1"
+
+
+async def unread_websocket(port: int, query: str = "tm.event='NewBlock'") -> trio.SocketStream:
+    """Upgrade, subscribe, and never read again (nor answer the server's pings)."""
+    import wsproto
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    await stream.send_all(ws.send(wsproto.events.Request(host="x", target="/websocket")))
+    data = b""
+    with trio.fail_after(5):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+    assert data.startswith(b"HTTP/1.1 101"), data[:100]
+    ws.receive_data(data)
+    list(ws.events())
+    await stream.send_all(ws.send(wsproto.events.TextMessage(data=json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"query": query}}))))
+    return stream
+
+
+async def test_websockets_have_their_own_pool_and_unread_ones_make_room(nursery):
+    served = await start_served(nursery, Limits(max_open_connections=2, max_websocket_clients=2))
+    unread = [await unread_websocket(served.port) for _ in range(2)]
+    await trio.sleep(0.3)
+    assert served.server.admission.open_connections == 2
+    assert await served.client.call("health") == {}  # the HTTP pool is untouched
+    readers = [await open_ws(served) for _ in range(2)]  # newcomers that read get in
+    for ws in readers:
+        assert (await request(ws, "health"))["result"] == {}
+    assert served.server.admission.evictions["unread websocket"] == 2
+    with pytest.raises(ConnectionFailed, match="503"):  # every session reads: refused
+        await open_ws(served)
+    for ws in readers:
+        await ws.aclose()
+    for stream in unread:
+        await stream.aclose()
+    await served.client.aclose()
+
+
+async def test_a_websocket_that_never_answers_a_ping_is_closed(nursery):
+    served = await start_served(nursery, Limits(websocket_ping_interval_ms=300, websocket_pong_timeout_ms=200))
+    stream = await unread_websocket(served.port)
+    async with await open_ws(served) as reader:
+        with trio.fail_after(5):
+            while served.server.admission.open_connections > 1:
+                with trio.move_on_after(0.05):
+                    await reader.receive()  # reading answers the pings
+        with trio.move_on_after(1):  # several pings later the reading client is still served
+            await reader.receive()
+        assert (await request(reader, "health"))["result"] == {}
+    await stream.aclose()
+    await served.client.aclose()

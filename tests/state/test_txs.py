@@ -94,6 +94,22 @@ def test_check_tx_reports_priority_and_sender_and_does_not_touch_state(chain: Ch
     assert len(calls) == 1  # verified once per node: deliver reused the verdict
 
 
+def test_refused_txs_leave_no_cached_copy_or_verdict(chain: Chain) -> None:
+    """A flood of invalid txs (garbage, bad signatures) must not grow the node's memory: only
+    txs that pass are remembered (issue 20: ~94 MB kept after invalid broadcast_tx_commit)."""
+    app = chain.app
+    decoded, verdicts = len(app._decoded), len(app._verdicts)
+    good = tx(chain, "transfer", to=signer("bob").address, asset="USDC", amount=1)
+    for index in range(200):
+        assert not app.check_tx(index.to_bytes(4, "big") + b"\xc1junk").ok
+        envelope = decode(tx(chain, "transfer", to=signer("bob").address, asset="USDC", amount=1))
+        envelope["sig"] = bytes([envelope["sig"][0] ^ 1]) + envelope["sig"][1:]
+        assert app.check_tx(encode(envelope)).code == Code.BAD_SIGNATURE
+    assert (len(app._decoded), len(app._verdicts)) == (decoded, verdicts)
+    assert app.check_tx(good).ok
+    assert (len(app._decoded), len(app._verdicts)) == (decoded + 1, verdicts + 1)
+
+
 # --- collateral ---------------------------------------------------------------------------
 
 
