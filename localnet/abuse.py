@@ -28,7 +28,7 @@ import trio
 import wsproto
 import wsproto.events
 
-from consensus.crypto import PrivateKey, Signer
+from primitives.crypto import PrivateKey, Signer
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
 from node.init import init_home

@@ -127,6 +127,14 @@ def test_packages_import_only_downwards() -> None:
     assert not wrong, "imports against the direction of docs/architecture.md:\n" + "\n".join(wrong)
 
 
+def test_every_import_of_ours_names_a_module_that_exists() -> None:
+    """A module moved (say, from consensus/ to primitives/) leaves no import of its old name."""
+    missing = sorted({f"{path.relative_to(ROOT)}:{line} imports {target}"
+                      for name, path in MODULES.items() for target, line in _imports(name, path)
+                      if target not in MODULES})
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
+
+
 def test_no_new_import_circles() -> None:
     circles = _circles(_graph())
     new = [sorted(c) for c in circles if c not in PENDING_CIRCLES]
