@@ -20,17 +20,34 @@ Behaviours (a node may have several):
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from consensus.blocks import make_block
 from consensus.events import ProposalMessage
-from primitives.hashing import sha256
+from consensus.simulation.node import SimNode, WorldView
+from consensus.simulation.scenario import SimConfig
 from consensus.types import BlockID, Vote, VoteType
+from primitives.hashing import sha256
 
-if TYPE_CHECKING:
-    from consensus.simulation.node import SimNode
-    from consensus.simulation.world import World
+
+class World(WorldView, Protocol):
+    """What byzantine behaviours also see: every node, the sides of a split, what was proposed
+    and voted, and a broadcast (``world.World`` is the one implementation)."""
+
+    config: SimConfig
+    rng: random.Random
+    nodes: list[SimNode]
+    correct: list[SimNode]
+    side_b: set[int]
+    victim: int
+    proposed: set[BlockID]
+    byz_votes: dict[tuple[bytes, int, int, int], set[BlockID | None]]
+    byz_proposals: dict[tuple[int, int], tuple[BlockID, BlockID]]
+
+    def broadcast(self, src: SimNode, message: Any) -> None: ...
+    def note_byz_vote(self, node: SimNode, vote: Vote) -> None: ...
 
 
 def _sign_vote(world: World, node: SimNode, vote: Vote) -> Vote:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from consensus import core
 from consensus.blocks import make_block
@@ -41,11 +42,27 @@ from consensus.events import (
 )
 from primitives.hashing import EMPTY_HASH, sha256
 from consensus.privval import DoubleSignError, MemoryPrivvalStore, PrivValidator
-from consensus.types import Block, Commit, DuplicateVoteEvidence, Vote
+from consensus.types import Block, Commit, DuplicateVoteEvidence, Proposal, Vote
+from consensus.validators import ValidatorSet
 from consensus.wal import decode_records, encode_record
 
-if TYPE_CHECKING:
-    from consensus.simulation.world import World
+
+class WorldView(Protocol):
+    """What a simulated node sees of its world (``world.World`` is the one implementation):
+    the clock, the chain's validator sets, the faulty network, and the checker's notebook."""
+
+    chain_id: str
+    now: int
+    steps: int
+    refusals: int
+    verify: Callable[[bytes, bytes, bytes], bool]
+
+    def validator_set(self, height: int) -> ValidatorSet: ...
+    def send(self, src: SimNode, dst: int, message: Any, fast: bool = False) -> None: ...
+    def note_delivery(self, node: SimNode, vote: Vote) -> None: ...
+    def note_signed(self, node: SimNode, vote: Vote) -> None: ...
+    def note_proposal(self, node: SimNode, proposal: Proposal) -> None: ...
+    def note_commit(self, node: SimNode, block: Block, commit: Commit) -> None: ...
 
 GENESIS_APP_HASH = bytes(32)
 EVIDENCE_MAX_AGE = 1000
@@ -75,7 +92,7 @@ def tx_is_valid(tx: bytes) -> bool:
 
 class SimNode:
     def __init__(
-        self, world: World, index: int, signer: Signer, behaviours: frozenset[str]
+        self, world: WorldView, index: int, signer: Signer, behaviours: frozenset[str]
     ) -> None:
         self.world = world
         self.index = index
