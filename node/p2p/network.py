@@ -533,7 +533,7 @@ class Network:
 
     def _mark_up(self, state: PeerState) -> None:
         now = _wall_ms()
-        log.info("persistent peer %s connected after %.1fs down (%d dials; at %s)",
+        log.info("persistent peer %s connected after %.1fs down (%d dials to %s)",
                  state.peer_id, (now - state.since_ms) / 1000, state.dials, state.address)
         state.connected, state.since_ms, state.next_dial_ms = True, now, None
 
@@ -553,9 +553,15 @@ def _iso(ms: int) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost cause of a failed dial (the library wraps it in two or three layers)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
+    """The innermost cause of a failed dial (the library wraps it in two or three layers, trio
+    in a group of one per address tried)."""
+    while True:
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        else:
+            break
     text = str(exc)
     if isinstance(exc, trio.TooSlowError):
         text = "timed out"
