@@ -41,6 +41,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from consensus.crypto import PrivateKey
+from node.clock import now_ms
 from node.config import P2PSection
 from node.p2p.frames import (
     HEADER_SIZE,
@@ -489,7 +490,7 @@ class Network:
         """
         info = info_from_p2p_addr(multiaddr.Multiaddr(state.address))
         peer_id, address = info.peer_id, info.addrs[0]
-        state.since_ms = _wall_ms()
+        state.since_ms = now_ms()
         up_since: float | None = None  # trio clock
         due = trio.current_time()  # of the next dial
         while True:
@@ -509,7 +510,7 @@ class Network:
                     due = trio.current_time()
             wait = due - trio.current_time()
             if wait > 0:
-                state.next_dial_ms = _wall_ms() + int(wait * 1000)
+                state.next_dial_ms = now_ms() + int(wait * 1000)
                 await trio.sleep(min(WATCH_INTERVAL_S, wait))
                 continue  # (the peer may dial us meanwhile)
             state.next_dial_ms = None
@@ -524,7 +525,7 @@ class Network:
                 state.last_error = _reason(exc)
                 log.info("persistent peer %s down since %s (%.1fs): dial %d to %s failed (%s); "
                          "next dial in %.1fs", state.peer_id, _iso(state.since_ms),
-                         (_wall_ms() - state.since_ms) / 1000, state.dials, address,
+                         (now_ms() - state.since_ms) / 1000, state.dials, address,
                          state.last_error, max(0.0, due - trio.current_time()))
 
     def _is_connected(self, peer_id: ID) -> bool:
@@ -532,20 +533,16 @@ class Network:
         return session is not None and not session.closed
 
     def _mark_up(self, state: PeerState) -> None:
-        now = _wall_ms()
+        now = now_ms()
         log.info("persistent peer %s connected after %.1fs down (%d dials to %s)",
                  state.peer_id, (now - state.since_ms) / 1000, state.dials, state.address)
         state.connected, state.since_ms, state.next_dial_ms = True, now, None
 
     def _mark_down(self, state: PeerState) -> None:
-        now = _wall_ms()
+        now = now_ms()
         log.warning("persistent peer %s down after %.1fs connected; re-dialling %s",
                     state.peer_id, (now - state.since_ms) / 1000, state.address)
         state.connected, state.since_ms = False, now
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _iso(ms: int) -> str:

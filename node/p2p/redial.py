@@ -32,7 +32,7 @@ class Backoff:
     maximum: float
 
     def base(self, dials: int) -> float:
-        """The upper end of the wait after the ``dials``-th dial since the last stable connection."""
+        """The longest wait after the ``dials``-th dial since the last stable connection."""
         return min(self.minimum * 2 ** max(dials - 1, 0), self.maximum)
 
     def delay(self, dials: int, rng: random.Random) -> float:

@@ -84,10 +84,10 @@ class Cluster:
 
         for i, result in enumerate(results):
             write_genesis(result.home, document)
-            peers = tuple(
-                peer_multiaddr(self.node_keys[j], "127.0.0.1",
-                               dial_port(i, j, self.p2p_ports[j]) if dial_port else self.p2p_ports[j])
-                for j in range(validators) if j != i)
+            ports = {j: dial_port(i, j, self.p2p_ports[j]) if dial_port else self.p2p_ports[j]
+                     for j in range(validators) if j != i}
+            peers = tuple(peer_multiaddr(self.node_keys[j], "127.0.0.1", port)
+                          for j, port in ports.items())
             config = load_config(result.home.config_file)
             save_config(replace(config, p2p={"persistent_peers": peers}), result.home.config_file)
 

@@ -80,10 +80,10 @@ class LinkProxy:
             raise RuntimeError("link proxy did not start") from self._error
 
     def close(self) -> None:
-        if self._thread is None or self._token is None:
+        if self._thread is None or self._token is None or self._stop is None:
             return
         try:
-            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)  # type: ignore[union-attr]
+            trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
         except trio.RunFinishedError:
             pass
         self._thread.join(10)

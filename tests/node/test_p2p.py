@@ -238,7 +238,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_a_peer_refusing_dials_is_redialled_on_our_backoff_not_the_librarys_negative_cache() -> None:
+async def test_a_refusing_peer_is_redialled_on_our_backoff_not_the_librarys_negative_cache() -> None:
     key, port = PrivateKey.generate(), _free_port()
 
     def listener() -> Network:  # the same peer on the same port each time
