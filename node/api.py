@@ -27,6 +27,7 @@ from rpc.views import (
     NetInfo,
     NodeStatus,
     PeerView,
+    PersistentPeerView,
     QueryResult,
     TxRecord,
     TxResultView,
@@ -126,7 +127,10 @@ class NodeView:
 
     async def net_info(self) -> NetInfo:
         network = self.network
-        return NetInfo(True, network.listen_addrs(), [PeerView(p, "") for p in network.peers()])
+        return NetInfo(True, network.listen_addrs(), [PeerView(p, "") for p in network.peers()],
+                       [PersistentPeerView(s.peer_id, s.address, s.connected, s.since_ms, s.dials,
+                                           s.next_dial_ms, s.last_error)
+                        for s in network.persistent_peers.values()])
 
     async def genesis(self) -> Mapping[str, Any]:
         return self.chain.genesis.to_dict()

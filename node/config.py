@@ -59,9 +59,10 @@ class P2PSection:
     """Most connected peers that are not persistent peers; a connection beyond it is closed at
     once (persistent peers are always accepted), so strangers cannot exhaust the node."""
     dial_backoff_min_ms: int = 200
-    """First re-dial delay after a failed dial or a lost connection; doubles each time."""
+    """Wait between the starts of the first two dials to a persistent peer that is down; doubles
+    with each dial (jittered: drawn from its upper half). node/README.md, "Reconnecting"."""
     dial_backoff_max_ms: int = 10_000
-    """Upper bound of the re-dial delay."""
+    """Upper bound of that wait: once the network heals, a peer is dialled within it."""
 
 
 @dataclass(frozen=True)

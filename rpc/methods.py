@@ -195,6 +195,13 @@ async def net_info(ctx: Context) -> Any:
              "is_outbound": p.is_outbound, "remote_ip": p.address}
             for p in info.peers
         ],
+        "persistent_peers": [
+            {"id": p.node_id, "address": p.address, "connected": p.connected,
+             "since_ms": str(p.since_ms), "dials": str(p.dials),
+             "next_dial_ms": None if p.next_dial_ms is None else str(p.next_dial_ms),
+             "last_error": p.last_error}
+            for p in info.persistent_peers
+        ],
     }
 
 
@@ -441,7 +448,8 @@ def _m(handler: Callable[..., Awaitable[Any]], doc: str, *params: Param, ws: boo
 METHODS: dict[str, Method] = {m.name: m for m in [
     _m(health, "Empty result when the node is up."),
     _m(status, "Node info, latest height/hash/app hash/time, catching_up, validator info."),
-    _m(net_info, "Listeners and connected peers."),
+    _m(net_info, "Listeners, connected peers, and each persistent peer: connected or down since "
+               "when, dials since its last stable connection, when the next dial is due."),
     _m(genesis, "The genesis document."),
     _m(validators, "The validator set at a height.", _H,
        Param("page", _page, default=1), Param("per_page", _per_page, default=30)),

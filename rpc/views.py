@@ -114,10 +114,28 @@ class PeerView:
 
 
 @dataclass(frozen=True)
+class PersistentPeerView:
+    """A configured persistent peer and the node's dialling of it."""
+
+    node_id: str
+    address: str
+    """The configured multiaddr, the one dialled."""
+    connected: bool
+    since_ms: int
+    """Unix ms: connected since, or down since (the node's start if never connected)."""
+    dials: int = 0
+    """Dials since the last stable connection."""
+    next_dial_ms: int | None = None
+    """Unix ms the next dial is due; None while connected or dialling."""
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class NetInfo:
     listening: bool
     listeners: Sequence[str]
     peers: Sequence[PeerView] = ()
+    persistent_peers: Sequence[PersistentPeerView] = ()
 
 
 @dataclass(frozen=True)

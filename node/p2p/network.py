@@ -12,7 +12,10 @@ needs every message delivered or the loss made visible, so:
 - inbound frames are handed message by message to the protocol's handler, which may wait
   (backpressure reaches the peer through yamux flow control) or raise :class:`PeerMisbehaviour`
   to have the peer disconnected and the reason logged;
-- persistent peers are dialled at start and re-dialled with exponential backoff.
+- persistent peers are dialled at start and re-dialled on the node's own backoff, always at
+  their configured address (:mod:`node.p2p.redial`): not through the library's ``connect``,
+  whose swarm refuses for 60 s a peer whose addresses all failed once (its negative peer cache)
+  and dials the address identify learnt instead of the configured one.
 
 Security is Noise only: py-libp2p offers plaintext, TLS and secio as well unless ``sec_opt`` is
 given, and we never want a plaintext connection.
@@ -21,6 +24,8 @@ given, and we never want a plaintext connection.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,13 +34,13 @@ import trio
 from libp2p import create_yamux_muxer_option, new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from primitives.crypto import PrivateKey
+from node.clock import now_ms
 from node.config import P2PSection
 from node.p2p.frames import (
     HEADER_SIZE,
@@ -46,14 +51,16 @@ from node.p2p.frames import (
     pack_frame,
 )
 from node.p2p.identity import libp2p_keypair
+from node.p2p.redial import STABLE_CONNECTION_S, Backoff, PeerState
+from primitives.crypto import PrivateKey
 
 log = logging.getLogger("clearchain.p2p")
 
 CONSENSUS_PROTOCOL = "/clearchain/consensus/1"
 MEMPOOL_PROTOCOL = "/clearchain/mempool/1"
 BLOCKSYNC_PROTOCOL = "/clearchain/blocksync/1"
-STABLE_CONNECTION_S = 10.0
-"""A connection to a persistent peer that held this long resets the re-dial backoff."""
+WATCH_INTERVAL_S = 0.1
+"""How often a persistent peer's dialler looks whether its peer is (still) connected."""
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 PeerCallback = Callable[[str], Awaitable[None]]
@@ -150,9 +157,20 @@ class Network:
                 max_connections_per_peer=2),
         )
         self.peer_id = self.host.get_id().to_base58()
-        _disable_auto_dial(self.host.get_network())
-        self._persistent: frozenset[ID] = frozenset(
-            info_from_p2p_addr(multiaddr.Multiaddr(a)).peer_id for a in config.persistent_peers)
+        swarm = self.host.get_network()
+        _disable_auto_dial(swarm)
+        # One attempt per dial: the retries are ours (``_keep_dialling``), on our backoff. The
+        # swarm retries each address 3 times over 0.7 s by default, and ``new_host`` takes no
+        # retry_config, so it is set on the swarm it made.
+        swarm.retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
+        self.backoff = Backoff(config.dial_backoff_min_ms / 1000, config.dial_backoff_max_ms / 1000)
+        self._rng = random.Random()
+        self.persistent_peers: dict[ID, PeerState] = {}
+        """What the dialler knows of each persistent peer (``net_info``)."""
+        for address in config.persistent_peers:
+            peer_id = info_from_p2p_addr(multiaddr.Multiaddr(address)).peer_id
+            self.persistent_peers[peer_id] = PeerState(peer_id.to_base58(), address)
+        self._persistent: frozenset[ID] = frozenset(self.persistent_peers)
         self.refused_peers = 0
         """Connections closed because ``max_peers`` other peers were already connected."""
 
@@ -186,8 +204,8 @@ class Network:
                              self.peer_id)
                     for peer_id in list(self.host.get_network().connections):
                         self._on_connected(peer_id)  # arrived before we could take them
-                    for address in self.config.persistent_peers:
-                        nursery.start_soon(self._keep_dialling, address)
+                    for state in self.persistent_peers.values():
+                        nursery.start_soon(self._keep_dialling, state)
                     task_status.started()
                     await trio.sleep_forever()
             finally:
@@ -387,6 +405,11 @@ class Network:
     async def _sender(self, session: _PeerSession, protocol: str) -> None:
         """Open our stream to the peer and write queued messages, batched into frames."""
         receive = session.queues[protocol][1]
+        if not self.host.get_network().get_connections(session.peer_id):
+            # new_stream would dial the peer, at the address identify learnt: the session ends
+            # instead, and a persistent peer is re-dialled at its configured address
+            session.cancel_scope.cancel()
+            return
         try:
             with trio.fail_after(self.dial_timeout):
                 stream = await self.host.new_stream(session.peer_id, [protocol])
@@ -456,37 +479,90 @@ class Network:
 
     # --- dialling -----------------------------------------------------------------------------
 
-    async def _keep_dialling(self, address: str) -> None:
-        """Keep a persistent peer connected, re-dialling with exponential backoff.
+    async def _keep_dialling(self, state: PeerState) -> None:
+        """Keep a persistent peer connected: dial it at its configured address, on the node's
+        backoff (:mod:`node.p2p.redial`), and keep ``state`` and the log telling what it does.
 
-        The backoff resets only once a connection has held for ``STABLE_CONNECTION_S``: a peer
-        that accepts and drops us at once (one refusing beyond its ``p2p.max_peers``) is dialled
-        ever more slowly, not every ``dial_backoff_min_ms`` with a Noise handshake each time.
+        Dials go to ``Swarm.dial_addr``, one attempt at one address, never through
+        ``host.connect``: that path consults the swarm's negative peer cache (60 s without a dial
+        once every address of a peer failed, whatever our backoff says) and dials the first TCP
+        address of the peerstore, which identify replaces with the peer's advertised addresses.
         """
-        info = info_from_p2p_addr(multiaddr.Multiaddr(address))
-        minimum = self.config.dial_backoff_min_ms / 1000
-        maximum = self.config.dial_backoff_max_ms / 1000
-        delay = minimum
-        up_since: float | None = None
+        info = info_from_p2p_addr(multiaddr.Multiaddr(state.address))
+        peer_id, address = info.peer_id, info.addrs[0]
+        state.since_ms = now_ms()
+        up_since: float | None = None  # trio clock
+        due = trio.current_time()  # of the next dial
         while True:
-            session = self._sessions.get(info.peer_id)
-            if session is not None and not session.closed:
+            if self._is_connected(peer_id):
                 now = trio.current_time()
                 if up_since is None:
                     up_since = now
+                    self._mark_up(state)
                 elif now - up_since >= STABLE_CONNECTION_S:
-                    delay = minimum
-                await trio.sleep(minimum)
+                    state.dials = 0
+                await trio.sleep(WATCH_INTERVAL_S)
                 continue
-            up_since = None
+            if up_since is not None:
+                up_since = None
+                self._mark_down(state)
+                if not state.dials:
+                    due = trio.current_time()
+            wait = due - trio.current_time()
+            if wait > 0:
+                state.next_dial_ms = now_ms() + int(wait * 1000)
+                await trio.sleep(min(WATCH_INTERVAL_S, wait))
+                continue  # (the peer may dial us meanwhile)
+            state.next_dial_ms = None
+            state.dials += 1
+            due = trio.current_time() + self.backoff.delay(state.dials, self._rng)
             try:
                 with trio.fail_after(self.dial_timeout):
-                    await self.host.connect(info)
-                log.debug("dialled %s", address)  # connected notifications start the session
+                    await self.host.get_network().dial_addr(address, peer_id)
+                state.last_error = ""
+                log.debug("dialled %s", state.address)  # connected notifications start the session
             except Exception as exc:
-                log.debug("dial %s failed (%r); retrying in %.2fs", address, exc, delay)
-            await trio.sleep(delay)
-            delay = min(delay * 2, maximum)
+                state.last_error = _reason(exc)
+                log.info("persistent peer %s down since %s (%.1fs): dial %d to %s failed (%s); "
+                         "next dial in %.1fs", state.peer_id, _iso(state.since_ms),
+                         (now_ms() - state.since_ms) / 1000, state.dials, address,
+                         state.last_error, max(0.0, due - trio.current_time()))
+
+    def _is_connected(self, peer_id: ID) -> bool:
+        session = self._sessions.get(peer_id)
+        return session is not None and not session.closed
+
+    def _mark_up(self, state: PeerState) -> None:
+        now = now_ms()
+        log.info("persistent peer %s connected after %.1fs down (%d dials to %s)",
+                 state.peer_id, (now - state.since_ms) / 1000, state.dials, state.address)
+        state.connected, state.since_ms, state.next_dial_ms = True, now, None
+
+    def _mark_down(self, state: PeerState) -> None:
+        now = now_ms()
+        log.warning("persistent peer %s down after %.1fs connected; re-dialling %s",
+                    state.peer_id, (now - state.since_ms) / 1000, state.address)
+        state.connected, state.since_ms = False, now
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a failed dial (the library wraps it in two or three layers, trio
+    in a group of one per address tried)."""
+    while True:
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        else:
+            break
+    text = str(exc)
+    if isinstance(exc, trio.TooSlowError):
+        text = "timed out"
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 async def _reset_quietly(stream: INetStream) -> None:

@@ -41,10 +41,16 @@ def free_port() -> int:
 
 
 class Cluster:
-    """``validators`` validator nodes plus ``full_nodes`` non-validators, all on loopback."""
+    """``validators`` validator nodes plus ``full_nodes`` non-validators, all on loopback.
+
+    ``p2p(i)`` gives node i p2p settings of its own; ``dial_port(i, j, port)`` the port node i
+    dials to reach node j (listening on ``port``), as when each link goes through a proxy.
+    """
 
     def __init__(self, root: Path, validators: int = 4, full_nodes: int = 0,
-                 genesis_patch: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 genesis_patch: Callable[[dict[str, Any]], None] | None = None,
+                 p2p: Callable[[int], dict[str, Any]] | None = None,
+                 dial_port: Callable[[int, int, int], int] | None = None) -> None:
         self.root = root
         self.repo = REPO
         self.size = validators + full_nodes
@@ -60,17 +66,17 @@ class Cluster:
         if genesis_patch is not None:
             genesis_patch(document)
         self.keys: list[PrivateKey] = []
-        addresses = []
+        self.node_keys: list[PrivateKey] = []
         results = []
         for i, home in enumerate(self.homes):
             config = replace(Config(), node={"moniker": f"node{i}", "log_level": "info"},
                              p2p={"listen_address": f"/ip4/127.0.0.1/tcp/{self.p2p_ports[i]}",
-                                  "dial_backoff_max_ms": 1000},
+                                  "dial_backoff_max_ms": 1000, **(p2p(i) if p2p else {})},
                              rpc={"listen_address": f"127.0.0.1:{self.rpc_ports[i]}"})
             result = init_home(home, moniker=f"node{i}", genesis=document, config=config)
             results.append(result)
             self.keys.append(result.validator_key)
-            addresses.append(peer_multiaddr(result.node_key, "127.0.0.1", self.p2p_ports[i]))
+            self.node_keys.append(result.node_key)
         document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
                                   for i, r in enumerate(results[:validators])]
         self.chain_id = document["chain_id"]
@@ -78,7 +84,10 @@ class Cluster:
 
         for i, result in enumerate(results):
             write_genesis(result.home, document)
-            peers = tuple(a for j, a in enumerate(addresses[:validators]) if j != i)
+            ports = {j: dial_port(i, j, self.p2p_ports[j]) if dial_port else self.p2p_ports[j]
+                     for j in range(validators) if j != i}
+            peers = tuple(peer_multiaddr(self.node_keys[j], "127.0.0.1", port)
+                          for j, port in ports.items())
             config = load_config(result.home.config_file)
             save_config(replace(config, p2p={"persistent_peers": peers}), result.home.config_file)
 

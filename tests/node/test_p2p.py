@@ -228,3 +228,66 @@ async def test_a_peer_that_keeps_refusing_us_is_redialled_ever_more_slowly() -> 
         # it, one every ~20 ms plus a handshake (dozens)
         assert 3 <= full.refused_peers <= 12
         nursery.cancel_scope.cancel()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_refusing_peer_is_redialled_on_our_backoff_not_the_librarys_negative_cache() -> None:
+    key, port = PrivateKey.generate(), _free_port()
+
+    def listener() -> Network:  # the same peer on the same port each time
+        config = dataclasses.replace(P2PSection(), listen_address=f"/ip4/127.0.0.1/tcp/{port}")
+        return Network(key, config, protocols=PROTOCOLS)
+
+    async with trio.open_nursery() as nursery:
+        first = listener()
+        async with trio.open_nursery() as serving:
+            await serving.start(first.run)
+            dialler = _network((f"/ip4/127.0.0.1/tcp/{port}/p2p/{first.peer_id}",))  # cap 0.4 s
+            await nursery.start(dialler.run)
+            await _wait_for(lambda: dialler.peers() == [first.peer_id])
+            serving.cancel_scope.cancel()
+        # refused for 2 s: several failed dials (py-libp2p's swarm would then refuse to dial the
+        # peer for 60 s; the dialler does not go through it)
+        await trio.sleep(2)
+        state = dialler.persistent_peers[first.host.get_id()]
+        assert not state.connected and state.dials >= 3 and state.next_dial_ms is not None
+        assert "ConnectionRefusedError" in state.last_error
+        second = listener()
+        await nursery.start(second.run)
+        healed = trio.current_time()
+        await _wait_for(lambda: dialler.peers() == [second.peer_id], timeout=10)
+        # the backoff cap (0.4 s) plus a dial; 3 s of slack for a busy machine
+        assert trio.current_time() - healed < 0.4 + 3
+        assert state.connected and state.last_error == "" and state.next_dial_ms is None
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_is_redialled_at_its_configured_address_not_the_one_it_advertises() -> None:
+    import socket
+
+    with socket.socket() as dead:  # bound, never listening: connections to it are refused
+        dead.bind(("127.0.0.1", 0))
+        advertised = f"/ip4/127.0.0.1/tcp/{dead.getsockname()[1]}"
+        async with trio.open_nursery() as nursery:
+            behind = _network(external_address=advertised)  # as behind a port mapping
+            await nursery.start(behind.run)
+            assert behind.listen_addrs() == [f"{advertised}/p2p/{behind.peer_id}"]
+            port = behind.host.get_transport_addrs()[0].value_for_protocol("tcp")
+            configured = f"/ip4/127.0.0.1/tcp/{port}"
+            dialler = _network((f"{configured}/p2p/{behind.peer_id}",))
+            await nursery.start(dialler.run)
+            for _ in range(3):  # each time identify has told the dialler the advertised address
+                await _wait_for(lambda: dialler.peers() == [behind.peer_id] and
+                                dialler.persistent_peers[behind.host.get_id()].connected)
+                await trio.sleep(0.3)
+                dialler.disconnect(behind.peer_id, "test: dropping the connection")
+                await _wait_for(lambda: dialler.peers() == [])
+            await _wait_for(lambda: dialler.peers() == [behind.peer_id], timeout=10)
+            nursery.cancel_scope.cancel()

@@ -23,6 +23,7 @@ from rpc.views import (
     NetInfo,
     NodeStatus,
     PeerView,
+    PersistentPeerView,
     QueryResult,
     TxRecord,
     TxResultView,
@@ -174,7 +175,11 @@ class FakeNode(InMemoryBlocks):
         )
 
     async def net_info(self) -> NetInfo:
-        return NetInfo(True, ["/ip4/127.0.0.1/tcp/0"], [PeerView("peer1", "/ip4/127.0.0.1/tcp/1")])
+        return NetInfo(True, ["/ip4/127.0.0.1/tcp/0"], [PeerView("peer1", "/ip4/127.0.0.1/tcp/1")],
+                       [PersistentPeerView("peer1", "/ip4/127.0.0.1/tcp/1/p2p/peer1", True, 1_000),
+                        PersistentPeerView("peer2", "/ip4/127.0.0.1/tcp/2/p2p/peer2", False, 2_000,
+                                           dials=3, next_dial_ms=3_500,
+                                           last_error="ConnectionRefusedError: refused")])
 
     async def genesis(self) -> Mapping[str, Any]:
         return {"chain_id": self.chain_id, "initial_height": 1, "validators": [{"power": 10}]}

@@ -44,6 +44,13 @@ async def test_health_status_net_info_genesis(served):
     assert status["validator_info"]["voting_power"] == "10"
     net = await c.call("net_info")
     assert net["n_peers"] == "1" and net["listening"] is True
+    assert net["persistent_peers"] == [
+        {"id": "peer1", "address": "/ip4/127.0.0.1/tcp/1/p2p/peer1", "connected": True,
+         "since_ms": "1000", "dials": "0", "next_dial_ms": None, "last_error": ""},
+        {"id": "peer2", "address": "/ip4/127.0.0.1/tcp/2/p2p/peer2", "connected": False,
+         "since_ms": "2000", "dials": "3", "next_dial_ms": "3500",
+         "last_error": "ConnectionRefusedError: refused"},
+    ]
     assert (await c.call("genesis"))["genesis"]["initial_height"] == "1"
 
 
