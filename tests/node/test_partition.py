@@ -152,7 +152,8 @@ def test_reset_connections_are_redialled_at_the_configured_address(
     # node2 and its peers can only come back through the proxy (they advertise dead ports)
     cluster.wait_for(redialled, RECONNECT_BOUND_S + LOADED_SLACK_S, "new connections via the proxy")
     connected = wait_reconnected(cluster, list(range(VALIDATORS)), reset)
-    assert cluster.log_text(victim).count("re-dialling") >= 3
+    # each of the three links came back through a re-dial, from whichever side dialled first
+    assert sum(cluster.log_text(i).count("re-dialling") for i in range(VALIDATORS)) >= 3
     print(f"\nreset: every link up {connected:.1f}s after")
     assert connected <= 1 + LOADED_SLACK_S
 
