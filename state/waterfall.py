@@ -231,13 +231,13 @@ def _close(env: BlockEnv, address: bytes, account: Account, plan: dict[str, int]
             delta = -sign * q
             cash = (-delta * price * mult * (PPM + (discount if delta > 0 else -discount))) // PPM
             cost = -delta * price * mult - cash  # the discount, what the account gives up
-            if max(0, cost - equity) > max(0, g.insurance):
-                break  # a deficit the fund could not pay: the rest goes to deleveraging
             other = ledger.account(provider) or Account()
             held = other.positions[market_id][0] if market_id in other.positions else 0
             e2, i2, _m2 = risk_of(other, markets, ledger.pricing, (market_id, held + sign * q, -cash))
             if e2 < i2:
-                continue  # this backstop cannot carry it
+                continue  # this backstop cannot carry it: no fill, so nothing to weigh
+            if max(0, cost - equity) > max(0, g.insurance):
+                break  # a deficit the fund could not pay: the rest goes to deleveraging
             apply_fill(env, address, account, market_id, delta, cash)
             apply_fill(env, provider, ledger.account_mut(provider), market_id, -delta, -cash)
             ledger.set_backstop(market_id, provider, capacity - q, discount)

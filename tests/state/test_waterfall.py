@@ -319,3 +319,39 @@ def test_bankrupt_account_with_an_empty_fund_is_made_whole_exactly_by_charges_an
         assert equity(chain, name) == others[name] - charge, name
     _conserved(chain)
     assert invariants(chain.app) == []
+
+
+def _ordered_names(first: str, second: str) -> tuple[str, str]:
+    """Two signer names whose addresses sort ``first`` before ``second`` (a suffix is added)."""
+    for i in range(100):
+        a, b = f"{first}{i}", f"{second}{i}"
+        if addr(a) < addr(b):
+            return a, b
+    raise AssertionError("no ordering found")
+
+
+def test_a_backstop_that_cannot_carry_a_fill_does_not_stop_one_that_can() -> None:
+    """The stop rule weighs fills that would happen: a thin backstop first in line (same discount,
+    lower address) whose margin cannot carry the whole position is skipped, and the next one,
+    small but well funded, still takes its share (found by the differential fuzz, seed 1840)."""
+    thin, rich = _ordered_names("thin", "rich")
+    chain = Chain(make_genesis(balances={"a": 3_000 * USDC, "s": 100_000 * USDC, thin: 10 * USDC,
+                                         rich: 1_000_000 * USDC, "venue": 1_000 * USDC},
+                               insurance_fund_seed=0, max_price_move_ppm=100_000))
+    register = [builders.build_backstop_tx(signer(name), chain.cid(), BTC, capacity, FEE_PPM, fee=chain.fee(),
+                                           expiry=chain.expiry(), nonce=chain.nonce())
+                for name, capacity in ((thin, 100_000), (rich, 10_000))]
+    assert all(r.ok for r in chain.block(register))
+    assert chain.one(fill(chain, BTC, "a", "s", 100_000, 500_000, 1)).ok  # 1 BTC long at $50,000
+    chain.block(chain.prices({BTC: 471_000}))  # reports of block N apply at N+1
+    chain.block()
+    # a: equity 3,000 - 5 (maker fee) - 2,900 = 95 USDC, above zero and below MMR 1,413: a
+    # partial plan, which needs the whole BTC (the move raised the IMF above 10%, relief net of
+    # the fee < 4,710 per BTC). thin is first in line at the same 1% discount; its fill (471 USDC
+    # of discount) would leave a deficit the empty fund cannot pay, but thin's 10 USDC cannot
+    # carry a 1 BTC long: no fill, nothing to weigh.
+    fills = events_of(chain, "liquidation_fill", "a")
+    assert [(f["counterparty"], f["size"]) for f in fills] == [(addr(rich), -10_000)]
+    assert size(chain, rich, BTC) == 10_000 and size(chain, thin, BTC) == 0
+    assert size(chain, "a", BTC) == 0  # the rest closed against s, in profit, at the oracle price
+    assert invariants(chain.app) == []

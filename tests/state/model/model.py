@@ -729,11 +729,9 @@ class Model:
                 e2, i2, _m2 = self.risk(trial)
                 if e2 < i2:
                     continue  # a provider whose equity would fall below its initial margin is skipped
-                # AMBIGUITY: "a deficit (-E) larger than the fund's balance". Read literally (-E > fund)
-                # a fund holding collateral against a negative balance would stop every backstop
-                # fill, even one leaving A solvent; reading: the deficit is max(0, -E) after the
-                # fill and the fund's balance what it can pay, max(0, fund). A provider that would
-                # be skipped is no fill, so it is skipped before this test.
+                # README step 2: the stop rule weighs a fill that would happen, so a provider that
+                # cannot carry it is skipped first (seed 1840, block 64 found the app stopping on
+                # an infeasible fill).
                 if max(0, cost_a - self.equity(account)) > max(0, self.insurance):
                     break
                 self.change_position(account, market_id, -sign * q, cash)
