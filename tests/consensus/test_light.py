@@ -222,7 +222,8 @@ def test_a_witness_with_an_unsigned_header_is_faulty() -> None:
 
 def test_commit_sig_absent_slots_do_not_count() -> None:
     chain = build({1: A}, 3)
-    sigs = tuple(CommitSig(CommitFlag.ABSENT) if i else s for i, s in enumerate(chain[3].commit.signatures))
+    sigs = tuple(CommitSig(CommitFlag.ABSENT) if i else s
+                 for i, s in enumerate(chain[3].commit.signatures))
     with pytest.raises(InvalidHeaderError):
         verify_non_adjacent(CHAIN, chain[1],
                             replace(chain[3], commit=replace(chain[3].commit, signatures=sigs)),
