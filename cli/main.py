@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from cli import genesis, init, keys, query, start, testnet, tx
+from cli import genesis, init, keys, light, query, start, testnet, tx
 from node import __version__
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -21,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     testnet.command,
     tx.command,
     query.command,
+    light.command,
 )
 
 
@@ -36,6 +37,7 @@ def main() -> None:
       clearchain start --home ~/.clearchain        run a validator
       clearchain testnet --validators 4 --demo     run a local testnet with demo load
       clearchain query status --node URL           read the chain
+      clearchain light --node URL --trusted-height H --trusted-hash X   verify it
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from node import __version__
-from primitives.codec import decode
+from primitives.codec import decode, encode
 from primitives.crypto import PrivateKey
 from node.chain import Chain, ExecutedBlock, result_to_obj
 from node.config import Config
@@ -179,7 +179,8 @@ class NodeView:
         block, commit = self.chain.block(at), self.chain.commit(at)
         if block is None or commit is None:
             return None
-        return CommitView(at, block_view(block).header, commit.to_obj(), block.hash())
+        raw = encode({"header": block.header.to_obj(), "commit": commit.to_obj()})
+        return CommitView(at, block_view(block).header, commit.to_obj(), block.hash(), raw=raw)
 
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
         location = self.chain.blocks.tx(tx_hash)

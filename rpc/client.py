@@ -8,6 +8,11 @@ sent them (integers as decimal strings); :func:`to_int` converts.
     client = Client("http://127.0.0.1:26657")
     client.call("status")["sync_info"]["latest_block_height"]
     client.broadcast_tx_commit(tx_bytes)          # raw bytes in, base64 on the wire
+
+Verifying mode: ``Client(url, verify=verifier)`` hands every answer to ``verifier.check`` with
+a way to make further unverified calls; the verifier returns the answer it could prove or
+raises :class:`UnverifiableAnswer`. The light client (``node.light_client.AnswerProver``) is
+such a verifier; ``rpc`` itself knows nothing of headers or proofs.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ import itertools
 import json
 import socket
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 import trio
@@ -44,6 +49,20 @@ class RPCClientError(Exception):
         self.data = data
         detail = f": {data}" if data is not None else ""
         super().__init__(f"RPC error {code} {message}{detail}")
+
+
+class UnverifiableAnswer(Exception):
+    """A verifying client could not prove an answer (or was asked for one it cannot prove)."""
+
+
+class AnswerVerifier(Protocol):
+    def check(self, call: Callable[..., Any], method: str, params: dict[str, Any],
+              answer: Any) -> Any:
+        """The answer, proved; ``call(method, **params)`` makes further unverified calls.
+
+        Raises :class:`UnverifiableAnswer` (or a subclass) for an answer it cannot prove.
+        """
+        ...
 
 
 def to_int(value: Any) -> int:
@@ -73,10 +92,12 @@ def _b64(tx: bytes) -> str:
 class Client:
     """Blocking client over one keep-alive HTTP connection (not thread-safe: one per thread)."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0) -> None:
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0,
+                 verify: AnswerVerifier | None = None) -> None:
         self.url = url
         self.host, self.port, self.path = _split_url(url)
         self.timeout = timeout
+        self.verify = verify
         self._conn: http.client.HTTPConnection | None = None
         self._ids = itertools.count(1)
 
@@ -115,11 +136,22 @@ class Client:
         raise ConnectionFailed(self.url)
 
     def call(self, method: str, **params: Any) -> Any:
+        """The method's result; in verifying mode only once the verifier has proved it."""
+        answer = self.call_unverified(method, **params)
+        if self.verify is None:
+            return answer
+        return self.verify.check(self.call_unverified, method, params, answer)
+
+    def call_unverified(self, method: str, **params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
         return _result(self._post(body.encode()))
 
     def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-        """Several calls in one request; each entry is a result or an RPCClientError instance."""
+        """Several calls in one request; each entry is a result or an RPCClientError instance.
+
+        Not in verifying mode: each answer would need its own proof (call them one by one)."""
+        if self.verify is not None:
+            raise UnverifiableAnswer("a verifying client answers one call at a time, not batches")
         requests = [{"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls]
         replies = self._post(json.dumps(requests).encode())
         if isinstance(replies, dict):

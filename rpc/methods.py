@@ -278,6 +278,7 @@ async def commit(ctx: Context, height: int | None) -> Any:
         "signed_header": {"header": render(view.header), "commit": render(view.commit)},
         "block_hash": render(view.block_hash),
         "canonical": view.canonical,
+        **({"raw": b64(view.raw)} if view.raw else {}),
     }
 
 

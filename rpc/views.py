@@ -74,6 +74,9 @@ class CommitView:
     commit: Any  # a Mapping or consensus.types.Commit
     block_hash: bytes
     canonical: bool = True
+    raw: bytes = b""
+    """Canonical encoding of ``{"header", "commit"}`` (plain forms) for clients that verify the
+    signatures (a light client); empty when the node has no signed commit to give."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,12 @@ import msgpack
 
 from primitives import codec
 from state.kv import WriteBatch
-from state.store.errors import PrunedVersionError, StoreCorruptionError, UnknownVersionError
+from state.store.errors import (
+    PrunedVersionError,
+    StoreCorruptionError,
+    StoreError,
+    UnknownVersionError,
+)
 from state.store.layout import (
     EMPTY_ROOT,
     EMPTY_SLOT,
@@ -173,19 +178,24 @@ class MerkleStore:
             if pvalue is not None:
                 yield pkey, pvalue
 
-    def commit(self, batch: WriteBatch | None = None) -> bytes:
+    def commit(self, batch: WriteBatch | None = None, *, at_version: int | None = None) -> bytes:
         """Make the pending writes version ``version + 1``; return its root (the app hash).
 
         With ``batch`` every write (tree nodes, values, root, pruning, metadata) is staged
         there and the caller must write it; without, one synced batch is written here.
+        ``at_version``: an empty store's first commit may be any version (a state-sync restore
+        of a snapshot taken at that version); it is then the oldest readable version.
         """
+        if at_version is not None:
+            if self._version != -1 or at_version < 0:
+                raise StoreError("only an empty store's first commit takes a version")
         # A 10k-key commit allocates ~100k short-lived tuples and lists, none in a cycle: the
         # collections they trigger only rescan the young objects and, now and then, the whole
         # heap (the node cache). Measured at 1M keys: 7% of the commit's CPU.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._commit(batch)
+            return self._commit(batch, at_version)
         except BaseException:
             # The update writes new nodes into the cache as it goes; the tree did not change.
             self._cache.clear()
@@ -194,8 +204,10 @@ class MerkleStore:
             if collecting:
                 gc.enable()
 
-    def _commit(self, batch: WriteBatch | None) -> bytes:
+    def _commit(self, batch: WriteBatch | None, at_version: int | None = None) -> bytes:
         version = self._version + 1
+        if at_version is not None:  # a restore: nothing below it was ever here to prune
+            version = self._oldest = at_version
         sha = _sha256
         ops: list[Op] = [
             (
