@@ -24,7 +24,7 @@ from typing import Any
 import msgpack
 
 from primitives.codec import CodecError, canonical_key_order, decode
-from primitives.crypto import address_of, sign_bytes, verify
+from primitives.crypto import address_of, sign_bytes_of_encoded, verify
 from primitives.hashing import sha256
 from state.codes import Code, TxRejected
 
@@ -247,17 +247,8 @@ def _decode(data: bytes, what: str, fast: bool, max_bytes: int = MAX_TX_BYTES) -
         raise TxRejected(Code.DECODE_ERROR, f"{what}: {exc}") from exc
 
 
-_SIGN_PREFIXES: dict[tuple[str, str], bytes] = {}
-
-
 def _sign_bytes(tag: str, chain_id: str, body_bytes: bytes) -> bytes:
-    """``primitives.crypto.sign_bytes(tag, chain_id, body_bytes)``, with the prefix cached."""
-    prefix = _SIGN_PREFIXES.get((tag, chain_id))
-    if prefix is None:
-        prefix = sign_bytes(tag, chain_id, b"")[:-2]  # drop the empty bin's 2-byte header
-        if len(_SIGN_PREFIXES) < 64:
-            _SIGN_PREFIXES[(tag, chain_id)] = prefix
-    return prefix + msgpack.packb(body_bytes, use_bin_type=True)
+    return sign_bytes_of_encoded(tag, chain_id, body_bytes)
 
 
 # --- decoding ------------------------------------------------------------------------------

@@ -155,3 +155,11 @@ def test_corrupt_key_files_fail_clearly(tmp_path) -> None:
         load_key(path)
     with pytest.raises(KeyFileError, match="does not exist"):
         load_key(tmp_path / "missing.json")
+
+
+def test_sign_bytes_of_an_encoded_body_are_the_sign_bytes_of_that_body() -> None:
+    from primitives.crypto import sign_bytes_of_encoded
+
+    for tag, chain, body in [("clearchain/tx", "c", b""), ("t", "chain-1", b"x" * 300), ("t", "c", b"y" * 70_000)]:
+        assert sign_bytes_of_encoded(tag, chain, body) == sign_bytes(tag, chain, body)
+        assert sign_bytes_of_encoded(tag, chain, body) == sign_bytes(tag, chain, body)  # cached prefix
