@@ -68,6 +68,31 @@ class PendingBlock:
     batch: Any  # the database's write batch: the state store stages its commit into it
 
 
+class CountingBatch:
+    """A write batch that counts the bytes put into it (keys and values), for
+    the ``state_store_bytes_written`` metric; everything else goes to the wrapped batch."""
+
+    __slots__ = ("_batch", "bytes")
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+        self.bytes = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.bytes += len(key) + len(value)
+        self._batch.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.bytes += len(key)
+        self._batch.delete(key)
+
+    def write(self) -> None:
+        self._batch.write()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
+
+
 class BlockStore:
     """Blocks and their side tables under ``prefix`` of a plyvel-like database."""
 

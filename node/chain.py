@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from primitives.codec import decode, encode
 from primitives.hashing import EMPTY_HASH, merkle_root, sha256
 from consensus.types import Block, Commit
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
-from node.blockstore import BlockStore
+from node.blockstore import BlockStore, CountingBatch
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
@@ -86,6 +87,14 @@ class ExecutedBlock:
     end: EndBlockResult
     app_hash: bytes
     tx_hashes: list[bytes] = field(default_factory=list)
+    exec_s: float = 0.0
+    """Seconds in begin_block, the txs and end_block."""
+    commit_s: float = 0.0
+    """Seconds in the state commit and the block's synced write."""
+    bytes_written: int = 0
+    block_bytes: int = 0
+    """Size of the encoded block."""
+    """Bytes (keys and values) the state commit staged; 0 unless ``Chain.count_writes``."""
 
     @property
     def height(self) -> int:
@@ -98,6 +107,8 @@ class Chain:
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.blocks = BlockStore(db)
+        self.count_writes = False
+        """Count the bytes of each block's write batch (metrics on: ``CountingBatch``)."""
         try:
             self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
         except ValueError as exc:  # the store's value layout fixes how many versions it can keep
@@ -202,9 +213,11 @@ class Chain:
         app = self.app
         header = block.header
         evidence = [(ev.validator_address, ev.height) for ev in block.evidence]
+        started = time.perf_counter()
         begin_events = app.begin_block(height, header.time_ms, header.proposer_address, evidence)
         results = [app.deliver_tx(tx) for tx in block.txs]
         end = app.end_block()
+        executed_at = time.perf_counter()
         following = self.validators(height + 1)
         if following is None:
             raise ChainHalted(f"the validator set of height {height + 1} is missing")
@@ -221,17 +234,24 @@ class Chain:
         }
         extras = [(_VALSET + _h8(height + 2), encode(after.to_obj())),
                   (_RESULTS + _h8(height), encode(meta))]
+        block_bytes = block.encode()
         pending = self.blocks.stage_block(
-            height, block.hash(), block.encode(), encode(commit.to_obj()),
+            height, block.hash(), block_bytes, encode(commit.to_obj()),
             [encode(result_to_obj(r)) for r in results], tx_hashes,
         )
         for key, value in extras:
             pending.batch.put(key, value)
+        if self.count_writes:
+            pending.batch = CountingBatch(pending.batch)
         # The state commit is staged last, into the block's batch: it is the only step that
         # changes memory, and the batch makes block and state one write.
         app_hash = app.commit(pending.batch)
         self.blocks.write_block(pending, app_hash)
-        return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes)
+        written = pending.batch.bytes if isinstance(pending.batch, CountingBatch) else 0
+        return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes,
+                             exec_s=executed_at - started,
+                             commit_s=time.perf_counter() - executed_at, bytes_written=written,
+                             block_bytes=len(block_bytes))
 
     def close(self) -> None:
         self.db.close()

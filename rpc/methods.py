@@ -40,11 +40,13 @@ def _unbounded() -> AbstractContextManager[None]:
 @dataclass
 class Context:
     """What a handler sees: the node, the limits, and (from the server, per connection) the
-    waiting room a broadcast_tx_commit holds a place in while it waits."""
+    waiting room a broadcast_tx_commit holds a place in while it waits; ``observe`` (the node's
+    metrics, if on) hears ``(method, seconds, error)`` of every answered call."""
 
     node: NodeAPI
     limits: Limits
     commit_wait: Callable[[], AbstractContextManager[None]] = _unbounded
+    observe: Callable[[str, float, bool], None] | None = None
 
     @property
     def bus(self) -> EventBus:
