@@ -62,6 +62,11 @@ def _h8(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
 
+def _tx_hashes_of(block_bytes: bytes) -> list[bytes]:
+    """The tx hashes of a stored block (to delete their index entries when it is pruned)."""
+    return [sha256(tx) for tx in Block.decode(block_bytes, max_bytes=len(block_bytes)).txs]
+
+
 def result_to_obj(result: TxResult) -> dict[str, Any]:
     return {"code": int(result.code), "log": result.log, "events": list(result.events),
             "fee": result.priority, "sender": result.sender, "kind": result.kind}
@@ -102,8 +107,12 @@ class ExecutedBlock:
 
 
 class Chain:
-    def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0) -> None:
+    def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0,
+                 keep_blocks: int = 0) -> None:
         self.db = db
+        self.keep_blocks = keep_blocks
+        """Blocks kept below and including the latest (0: all); older ones are pruned in the
+        batch of each new block (``storage.keep_blocks``)."""
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.blocks = BlockStore(db)
@@ -149,6 +158,11 @@ class Chain:
     def height(self) -> int:
         """Latest committed height (0 before the first block)."""
         return max(self.blocks.latest_height(), 0)
+
+    @property
+    def earliest_height(self) -> int:
+        """Lowest height whose block is stored (0 before the first block)."""
+        return self.blocks.earliest_height()
 
     @property
     def app_hash(self) -> bytes:
@@ -241,6 +255,10 @@ class Chain:
         )
         for key, value in extras:
             pending.batch.put(key, value)
+        if self.keep_blocks:
+            for pruned in self.blocks.stage_prune(pending, height - self.keep_blocks + 1,
+                                                  _tx_hashes_of):
+                pending.batch.delete(_RESULTS + _h8(pruned))
         if self.count_writes:
             pending.batch = CountingBatch(pending.batch)
         # The state commit is staged last, into the block's batch: it is the only step that

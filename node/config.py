@@ -118,6 +118,12 @@ class StorageSection:
     """Blocks to keep below the tip (0 = keep everything; pruning never drops state roots).
     A store created with 1-15 keeps values in that many slots per key (cheaper writes), so it
     can later be lowered but not raised or set to 0 without syncing an empty home."""
+    keep_blocks: int = 0
+    """Blocks kept, the latest included (0 = keep every block). Older blocks, their commits,
+    results and tx index entries are deleted in each new block's write batch; RPC answers a
+    height below the earliest kept one with an error naming it (``status`` reports
+    ``earliest_block_height``). Validator sets are kept (evidence up to 1,000 heights old
+    is checked against them)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,7 @@ def validate(config: Config) -> Config:
         if f.name.endswith("_ms"):
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")
     _require(s.keep_recent >= 0, "storage.keep_recent", "must not be negative")
+    _require(s.keep_blocks >= 0, "storage.keep_blocks", "must not be negative")
     _check_host_port("instrumentation.prometheus_listen_addr",
                      config.instrumentation.prometheus_listen_addr)
     return config

@@ -134,7 +134,8 @@ class Node:
 
     async def _run(self, db: object, task_status: trio.TaskStatus[None]) -> None:
         config = self.config
-        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent)
+        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
+                                   keep_blocks=config.storage.keep_blocks)
         self.mempool = Mempool(chain.app, config.mempool)
         self.network = network = Network(
             self.node_key, config.p2p,
@@ -144,7 +145,8 @@ class Node:
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,
-                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit)
+                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit,
+                                      create_empty_blocks=config.consensus.create_empty_blocks)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
         self.gossip = TxGossip(self.mempool, network, self.admit)

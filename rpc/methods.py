@@ -243,9 +243,12 @@ async def block_by_hash(ctx: Context, hash: bytes) -> Any:
 
 
 async def blockchain(ctx: Context, minHeight: int | None, maxHeight: int | None) -> Any:
-    latest = (await ctx.node.status()).latest_block_height
+    status = await ctx.node.status()
+    latest = status.latest_block_height
     high = min(maxHeight or latest, latest)
-    low = max(minHeight or 1, 1, high - ctx.limits.max_blockchain_range + 1)
+    # from the earliest stored block (a pruning node has no older ones), as CometBFT does
+    low = max(minHeight or 1, status.earliest_block_height, 1,
+              high - ctx.limits.max_blockchain_range + 1)
     if minHeight and maxHeight and minHeight > maxHeight:
         raise errors.invalid_params(f"minHeight {minHeight} is greater than maxHeight {maxHeight}")
     metas = []
