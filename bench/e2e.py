@@ -32,6 +32,9 @@ Prints the figures and writes ``bench/results/e2e.json``:
 ``--out FILE`` writes the JSON elsewhere (A/B runs); ``CLEARCHAIN_BENCH_KEEP=1`` keeps the
 testnet directory (node logs: rounds, exec_ms per block) instead of deleting it.
 ``--dev`` runs one in-process DevNode instead of a testnet (no consensus: a load-generator check).
+``--metrics-ab ROUNDS`` measures what Prometheus metrics cost: ROUNDS pairs of phases at
+``--rate`` for ``--seconds``, a fresh testnet each, metrics off and on alternating (every node
+scraped every second while on), and writes ``bench/results/metrics.json`` (medians, ratios).
 """
 
 from __future__ import annotations
@@ -264,8 +267,24 @@ async def feed(clients: list[AsyncClient], feeders: list[Signer], chain_id: str,
 RAMP = (100, 200, 400, 800, 1600, 2400, 3200)
 
 
+async def scrape_metrics(urls: list[str], every_s: float) -> None:
+    """Read every node's /metrics every ``every_s`` (Prometheus scrapes every 15 s by default:
+    this is pessimistic), so the metrics-on side of ``--metrics-ab`` pays for its scrapes."""
+    import urllib.request
+
+    def get(url: str) -> int:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return len(response.read())
+
+    while True:
+        for url in urls:
+            await trio.to_thread.run_sync(get, url)
+        await trio.sleep(every_s)
+
+
 async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int, batch_ms: int,
-                  ramp: tuple[int, ...] = RAMP) -> dict[str, Any]:
+                  ramp: tuple[int, ...] = RAMP, *, latency: bool = True,
+                  metrics_urls: tuple[str, ...] = ()) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     status = await main.call("status")
@@ -293,6 +312,8 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         await nursery.start(commits.follow, host, int(port))
         nursery.start_soon(cpu.run)
         nursery.start_soon(feed, clients, feeders, chain_id, fee, price)
+        if metrics_urls:
+            nursery.start_soon(scrape_metrics, list(metrics_urls), 1.0)
         await trio.sleep(3)  # a fresh oracle price first
 
         # 1. throughput: a ramp of offered loads; the best committed rate counts
@@ -334,8 +355,8 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
                 break  # saturated (or stalled): higher offers only measure the backlog
 
         # 2. latency at a load the chain sustains, then at the fixed offered load asked for
-        for name, trades, offered in (("latency_ms_sustainable", ramp[0] * 10, ramp[0]),
-                                      ("latency_ms", rate * seconds, rate)):
+        for name, trades, offered in ((("latency_ms_sustainable", ramp[0] * 10, ramp[0]),
+                                       ("latency_ms", rate * seconds, rate)) if latency else ()):
             paced_load = await load(trades, offered)
             sent = {}
             await offer(clients, paced_load, sent)
@@ -404,7 +425,8 @@ def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
 
 
 def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp: tuple[int, ...],
-                log_level: str) -> dict[str, Any]:
+                log_level: str, *, metrics: bool = True, latency: bool = True,
+                base_port: int | None = None) -> dict[str, Any]:
     from dataclasses import replace
 
     from node.config import load_config, save_config
@@ -413,12 +435,14 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
 
     directory = tempfile.mkdtemp(prefix="clearchain-bench-")
     if True:  # the directory is kept when the testnet fails, for its logs
-        base = 27100 + (os.getpid() % 200) * 10
+        base = base_port or 27100 + (os.getpid() % 200) * 10
         entries = create_testnet(Path(directory), validators, base, "clearchain-bench-1")
         for entry in entries:
             config_file = Home.at(entry.home).config_file
             config = load_config(config_file)
-            save_config(replace(config, node=replace(config.node, log_level=log_level)), config_file)
+            save_config(replace(config, node=replace(config.node, log_level=log_level),
+                                instrumentation=replace(config.instrumentation,
+                                                        prometheus=metrics)), config_file)
         processes = Processes(Path(directory), entries)
         processes.start()
         NODE_PIDS[:] = [proc.pid for proc in processes.procs]
@@ -430,7 +454,9 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
                     raise SystemExit(f"testnet did not start; logs in {directory}/logs\n{log}")
                 await monitor.aclose()
                 feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
-                return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms, ramp)
+                return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms,
+                                     ramp, latency=latency,
+                                     metrics_urls=tuple(e.metrics_url for e in entries if metrics))
 
             result = trio.run(main)
         finally:
@@ -440,6 +466,36 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
         else:
             shutil.rmtree(directory, ignore_errors=True)
         return result
+
+
+def run_metrics_ab(validators: int, seconds: float, rate: int, batch_ms: int, rounds: int,
+                   log_level: str) -> dict[str, Any]:
+    """Metrics off and on in one run, alternating (off, on, on, off, ...), a fresh testnet per
+    phase at one offered load; the ratio of the medians is what metrics cost."""
+    phases: list[dict[str, Any]] = []
+    for round_ in range(rounds):
+        for metrics in ((False, True) if round_ % 2 == 0 else (True, False)):
+            # a port range per phase: the last phase's sockets may linger in TIME_WAIT
+            base = 21000 + (len(phases) % 6) * 1000 + (os.getpid() % 80) * 12
+            result = run_testnet(validators, seconds, rate, batch_ms, (rate,), log_level,
+                                 metrics=metrics, latency=False, base_port=base)
+            step = result["ramp"][0]
+            phases.append({"metrics": metrics, "committed_trades_per_s": step["committed_trades_per_s"],
+                           "validators_cpu_ms_per_trade": step["validators_cpu_ms_per_trade"]})
+            print(f"metrics {'on ' if metrics else 'off'}: {phases[-1]}", flush=True)
+
+    def median(metrics: bool, key: str) -> float:
+        return statistics.median(p[key] for p in phases if p["metrics"] is metrics and p[key] is not None)
+
+    figures: dict[str, Any] = {"offered_trades_per_s": rate, "seconds_per_phase": seconds,
+                               "scrape_every_s": 1.0, "phases": phases}
+    for key in ("committed_trades_per_s", "validators_cpu_ms_per_trade"):
+        off, on = median(False, key), median(True, key)
+        figures[key] = {"off": off, "on": on, "on_over_off": round(on / off, 4)}
+    # CPU per trade is what bounds throughput on these cores (cpu_limit = cores x 1000 / it)
+    figures["throughput_cost"] = round(1 - figures["validators_cpu_ms_per_trade"]["off"]
+                                       / figures["validators_cpu_ms_per_trade"]["on"], 4)
+    return figures
 
 
 def main() -> None:
@@ -456,7 +512,18 @@ def main() -> None:
                         help="the nodes' log level (debug: every step change, timeout and proposal arrival)")
     parser.add_argument("--dev", action="store_true", help="one in-process DevNode instead of a testnet")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON here instead")
+    parser.add_argument("--metrics-ab", type=int, default=0, metavar="ROUNDS",
+                        help="measure the cost of metrics: ROUNDS pairs of phases at --rate for "
+                             "--seconds, metrics off and on alternating (bench/results/metrics.json)")
     args = parser.parse_args()
+    if args.metrics_ab:
+        figures = run_metrics_ab(args.validators, args.seconds, args.rate, args.batch_ms,
+                                 args.metrics_ab, args.log_level)
+        print(json.dumps(figures, indent=2))
+        out = args.out or ROOT / "bench" / "results" / "metrics.json"
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
 
     cores = os.cpu_count() or 1
     per_core = verifies_per_s()

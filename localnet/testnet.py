@@ -60,6 +60,8 @@ class NodeEntry:
     rpc_url: str
     p2p_address: str
     pid: int | None = None
+    metrics_url: str = ""
+    """Prometheus endpoint (``http://127.0.0.1:<port>/metrics``); empty in older manifests."""
 
 
 # --- creating the homes ---------------------------------------------------------------------------
@@ -78,7 +80,7 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
     """Write N homes, one genesis with every validator and the demo cast funded, and peers."""
     from node.p2p.identity import peer_id_of
 
-    ports = [base_port + k for k in range(2 * validators)]
+    ports = [base_port + k for k in range(3 * validators)]  # p2p and RPC pairs, then metrics
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         raise TestnetError(f"ports {busy} are in use; pick another --base-port")
@@ -91,13 +93,17 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
         name = f"node{i}"
         home = Home.at(directory / name)
         p2p_port, rpc_port = base_port + 2 * i, base_port + 2 * i + 1
+        metrics_port = base_port + 2 * validators + i
         config = replace(Config(), node={"moniker": name},
                          p2p={"listen_address": f"/ip4/127.0.0.1/tcp/{p2p_port}"},
                          rpc={"listen_address": f"127.0.0.1:{rpc_port}"},
-                         consensus={"create_empty_blocks": True})
+                         consensus={"create_empty_blocks": True},
+                         instrumentation={"prometheus": True,
+                                          "prometheus_listen_addr": f"127.0.0.1:{metrics_port}"})
         results.append(init_home(home, moniker=name, genesis=document, add_self_as_validator=False, config=config))
         entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
-                                 f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}"))
+                                 f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}",
+                                 metrics_url=f"http://127.0.0.1:{metrics_port}/metrics"))
     document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
                                for i, r in enumerate(results)]
     for i, result in enumerate(results):

@@ -120,7 +120,7 @@ class NodeView:
             rpc_addr=config.rpc.listen_address, latest_block_height=height,
             latest_block_hash=block.hash() if block else b"", latest_app_hash=chain.app_hash,
             latest_block_time_ns=block.header.time_ms * 1_000_000 if block else 0,
-            earliest_block_height=1 if height else 0, catching_up=self.catching_up(),
+            earliest_block_height=chain.earliest_height, catching_up=self.catching_up(),
             validator_address=self.validator_address, validator_pub_key=self.validator_public_key,
             validator_voting_power=me.voting_power if me is not None else 0,
         )
@@ -144,10 +144,20 @@ class NodeView:
                     for v in validators.validators]
 
     def _at(self, height: int | None) -> int | None:
+        """The height asked for if stored; None if it is not committed yet (or <= 0).
+
+        Raises UNAVAILABLE for a height pruned away (``storage.keep_blocks``), naming the
+        lowest height this node still has, as CometBFT does."""
         latest = self.chain.height
         if height is None:
             return latest or None
-        return height if 1 <= height <= latest else None
+        if not 1 <= height <= latest:
+            return None
+        earliest = self.chain.earliest_height
+        if height < earliest:
+            raise unavailable(f"height {height} is not available, lowest height is {earliest} "
+                              "(this node prunes blocks: storage.keep_blocks)")
+        return height
 
     async def block(self, height: int | None) -> BlockView | None:
         at = self._at(height)

@@ -16,19 +16,29 @@ so this module depends on no consensus type. Layout under the prefix:
     b"c" height(8)            commit certificate for that height
     b"x" height(8) index(4)   result of the index-th tx of the block
     b"t" tx hash              height(8) index(4)
+    b"k" height(8)            block hash (so pruning finds the ``H`` entry)
     b"s"                      seen commit of the latest height: [height, commit bytes]
     b"m"                      latest: [height, block hash, app hash]
+    b"e"                      earliest stored height, once pruning has deleted any block
+
+Pruning (:meth:`BlockStore.stage_prune`, ``storage.keep_blocks``) deletes a height's ``h``,
+``H``, ``k``, ``c``, ``x`` and ``t`` entries in the batch of the block being stored, so the
+earliest height moves with the latest in one write.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from primitives import codec
 
 DEFAULT_PREFIX = b"b/"
+PRUNE_PER_BLOCK = 64
+"""Most heights one block's batch prunes: lowering ``keep_blocks`` by a lot catches up over
+many blocks instead of making one huge batch."""
 
 
 class BlockStoreError(Exception):
@@ -66,6 +76,33 @@ class PendingBlock:
     height: int
     block_hash: bytes
     batch: Any  # the database's write batch: the state store stages its commit into it
+    earliest: int | None = None
+    """The earliest height once this batch is written, if it prunes."""
+
+
+class CountingBatch:
+    """A write batch that counts the bytes put into it (keys and values), for
+    the ``state_store_bytes_written`` metric; everything else goes to the wrapped batch."""
+
+    __slots__ = ("_batch", "bytes")
+
+    def __init__(self, batch: Any) -> None:
+        self._batch = batch
+        self.bytes = 0
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.bytes += len(key) + len(value)
+        self._batch.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self.bytes += len(key)
+        self._batch.delete(key)
+
+    def write(self) -> None:
+        self._batch.write()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._batch, name)
 
 
 class BlockStore:
@@ -79,6 +116,16 @@ class BlockStore:
         if meta is not None:
             height, block_hash, app_hash = codec.decode(meta)
             self._latest = LatestBlock(height, block_hash, app_hash)
+        earliest = db.get(self._p + b"e")
+        self._earliest = int.from_bytes(earliest, "big") if earliest is not None else self._first()
+
+    def _first(self) -> int:
+        """The lowest stored height (one seek), 0 when none is stored."""
+        start = self._p + b"h"
+        with self._db.iterator(start=start, stop=self._p + b"i", include_value=False) as it:
+            for key in it:
+                return int.from_bytes(key[len(start):], "big")
+        return 0
 
     # -- writing -------------------------------------------------------------------------
 
@@ -114,6 +161,7 @@ class BlockStore:
         batch = self._db.write_batch(sync=True)
         batch.put(p + b"h" + h8, block_bytes)
         batch.put(p + b"H" + block_hash, h8)
+        batch.put(p + b"k" + h8, block_hash)
         batch.put(p + b"c" + h8, commit_bytes)
         for index, (tx_hash, result) in enumerate(zip(tx_hashes, results, strict=True)):
             i4 = index.to_bytes(4, "big")
@@ -122,11 +170,51 @@ class BlockStore:
         batch.put(p + b"s", codec.encode([height, commit_bytes]))
         return PendingBlock(height, bytes(block_hash), batch)
 
+    def stage_prune(self, pending: PendingBlock, below: int,
+                    tx_hashes_of: Callable[[bytes], list[bytes]],
+                    limit: int = PRUNE_PER_BLOCK) -> list[int]:
+        """Stage the deletion of stored blocks under height ``below`` (at most ``limit`` of
+        them, lowest first) into ``pending``'s batch; returns the heights it prunes.
+
+        ``tx_hashes_of(block bytes)`` names a block's txs, for their index entries (blocks are
+        opaque here). The latest block is never pruned.
+        """
+        first = self._earliest
+        stop = min(below, pending.height, first + limit)
+        if first == 0 or stop <= first:
+            return []
+        p, batch = self._p, pending.batch
+        pruned = []
+        for height in range(first, stop):
+            h8 = _h8(height)
+            block = self._db.get(p + b"h" + h8)
+            if block is None:
+                continue
+            block_hash = self._db.get(p + b"k" + h8)
+            if block_hash is not None:  # stored before pruning existed: its H entry stays
+                batch.delete(p + b"H" + block_hash)
+            for tx_hash in tx_hashes_of(block):
+                batch.delete(p + b"t" + tx_hash)
+            with self._db.iterator(start=p + b"x" + h8, stop=p + b"x" + _h8(height + 1),
+                                   include_value=False) as it:
+                for key in it:
+                    batch.delete(key)
+            for kind in (b"h", b"k", b"c"):
+                batch.delete(p + kind + h8)
+            pruned.append(height)
+        pending.earliest = stop
+        batch.put(p + b"e", _h8(stop))
+        return pruned
+
     def write_block(self, pending: PendingBlock, app_hash: bytes) -> bytes:
         """Record ``pending`` as the latest block with ``app_hash`` and write its batch."""
         pending.batch.put(self._p + b"m", codec.encode([pending.height, pending.block_hash, app_hash]))
         pending.batch.write()
         self._latest = LatestBlock(pending.height, pending.block_hash, app_hash)
+        if pending.earliest is not None:
+            self._earliest = pending.earliest
+        elif not self._earliest:
+            self._earliest = pending.height
         return app_hash
 
     def save_block(self, height: int, block_hash: bytes, block_bytes: bytes, commit_bytes: bytes,
@@ -139,6 +227,10 @@ class BlockStore:
 
     def latest(self) -> LatestBlock | None:
         return self._latest
+
+    def earliest_height(self) -> int:
+        """Lowest height still stored (0 when none is): 1 on a store that never pruned."""
+        return self._earliest
 
     def latest_height(self) -> int:
         """Height of the latest stored block; -1 when none is stored."""

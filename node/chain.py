@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from primitives.codec import decode, encode
 from primitives.hashing import EMPTY_HASH, merkle_root, sha256
 from consensus.types import Block, Commit
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
-from node.blockstore import BlockStore
+from node.blockstore import BlockStore, CountingBatch
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
@@ -61,6 +62,11 @@ def _h8(height: int) -> bytes:
     return height.to_bytes(8, "big")
 
 
+def _tx_hashes_of(block_bytes: bytes) -> list[bytes]:
+    """The tx hashes of a stored block (to delete their index entries when it is pruned)."""
+    return [sha256(tx) for tx in Block.decode(block_bytes, max_bytes=len(block_bytes)).txs]
+
+
 def result_to_obj(result: TxResult) -> dict[str, Any]:
     return {"code": int(result.code), "log": result.log, "events": list(result.events),
             "fee": result.priority, "sender": result.sender, "kind": result.kind}
@@ -86,6 +92,14 @@ class ExecutedBlock:
     end: EndBlockResult
     app_hash: bytes
     tx_hashes: list[bytes] = field(default_factory=list)
+    exec_s: float = 0.0
+    """Seconds in begin_block, the txs and end_block."""
+    commit_s: float = 0.0
+    """Seconds in the state commit and the block's synced write."""
+    bytes_written: int = 0
+    block_bytes: int = 0
+    """Size of the encoded block."""
+    """Bytes (keys and values) the state commit staged; 0 unless ``Chain.count_writes``."""
 
     @property
     def height(self) -> int:
@@ -93,11 +107,17 @@ class ExecutedBlock:
 
 
 class Chain:
-    def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0) -> None:
+    def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0,
+                 keep_blocks: int = 0) -> None:
         self.db = db
+        self.keep_blocks = keep_blocks
+        """Blocks kept below and including the latest (0: all); older ones are pruned in the
+        batch of each new block (``storage.keep_blocks``)."""
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.blocks = BlockStore(db)
+        self.count_writes = False
+        """Count the bytes of each block's write batch (metrics on: ``CountingBatch``)."""
         try:
             self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
         except ValueError as exc:  # the store's value layout fixes how many versions it can keep
@@ -138,6 +158,11 @@ class Chain:
     def height(self) -> int:
         """Latest committed height (0 before the first block)."""
         return max(self.blocks.latest_height(), 0)
+
+    @property
+    def earliest_height(self) -> int:
+        """Lowest height whose block is stored (0 before the first block)."""
+        return self.blocks.earliest_height()
 
     @property
     def app_hash(self) -> bytes:
@@ -202,9 +227,11 @@ class Chain:
         app = self.app
         header = block.header
         evidence = [(ev.validator_address, ev.height) for ev in block.evidence]
+        started = time.perf_counter()
         begin_events = app.begin_block(height, header.time_ms, header.proposer_address, evidence)
         results = [app.deliver_tx(tx) for tx in block.txs]
         end = app.end_block()
+        executed_at = time.perf_counter()
         following = self.validators(height + 1)
         if following is None:
             raise ChainHalted(f"the validator set of height {height + 1} is missing")
@@ -221,17 +248,28 @@ class Chain:
         }
         extras = [(_VALSET + _h8(height + 2), encode(after.to_obj())),
                   (_RESULTS + _h8(height), encode(meta))]
+        block_bytes = block.encode()
         pending = self.blocks.stage_block(
-            height, block.hash(), block.encode(), encode(commit.to_obj()),
+            height, block.hash(), block_bytes, encode(commit.to_obj()),
             [encode(result_to_obj(r)) for r in results], tx_hashes,
         )
         for key, value in extras:
             pending.batch.put(key, value)
+        if self.keep_blocks:
+            for pruned in self.blocks.stage_prune(pending, height - self.keep_blocks + 1,
+                                                  _tx_hashes_of):
+                pending.batch.delete(_RESULTS + _h8(pruned))
+        if self.count_writes:
+            pending.batch = CountingBatch(pending.batch)
         # The state commit is staged last, into the block's batch: it is the only step that
         # changes memory, and the batch makes block and state one write.
         app_hash = app.commit(pending.batch)
         self.blocks.write_block(pending, app_hash)
-        return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes)
+        written = pending.batch.bytes if isinstance(pending.batch, CountingBatch) else 0
+        return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes,
+                             exec_s=executed_at - started,
+                             commit_s=time.perf_counter() - executed_at, bytes_written=written,
+                             block_bytes=len(block_bytes))
 
     def close(self) -> None:
         self.db.close()

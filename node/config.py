@@ -27,6 +27,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 """trace: debug, and the libraries' (py-libp2p) debug logs too."""
 DEFAULT_P2P_PORT = 26656
 DEFAULT_RPC_PORT = 26657
+DEFAULT_PROMETHEUS_PORT = 26660
 
 
 class ConfigError(ValueError):
@@ -117,6 +118,21 @@ class StorageSection:
     """Blocks to keep below the tip (0 = keep everything; pruning never drops state roots).
     A store created with 1-15 keeps values in that many slots per key (cheaper writes), so it
     can later be lowered but not raised or set to 0 without syncing an empty home."""
+    keep_blocks: int = 0
+    """Blocks kept, the latest included (0 = keep every block). Older blocks, their commits,
+    results and tx index entries are deleted in each new block's write batch; RPC answers a
+    height below the earliest kept one with an error naming it (``status`` reports
+    ``earliest_block_height``). Validator sets are kept (evidence up to 1,000 heights old
+    is checked against them)."""
+
+
+@dataclass(frozen=True)
+class InstrumentationSection:
+    prometheus: bool = False
+    """Serve Prometheus metrics (``clearchain_<subsystem>_<name>``, node/README.md "Metrics")
+    at ``http://<prometheus_listen_addr>/metrics``; off by default, as in CometBFT."""
+    prometheus_listen_addr: str = f"127.0.0.1:{DEFAULT_PROMETHEUS_PORT}"
+    """host:port of the metrics endpoint (port 0: any free port, logged)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,7 @@ class Config:
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    instrumentation: InstrumentationSection = field(default_factory=InstrumentationSection)
 
 
 _SECTION_TYPES = {
@@ -136,6 +153,7 @@ _SECTION_TYPES = {
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
     "storage": StorageSection,
+    "instrumentation": InstrumentationSection,
 }
 
 # --- validation -----------------------------------------------------------------------------
@@ -198,6 +216,9 @@ def validate(config: Config) -> Config:
         if f.name.endswith("_ms"):
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")
     _require(s.keep_recent >= 0, "storage.keep_recent", "must not be negative")
+    _require(s.keep_blocks >= 0, "storage.keep_blocks", "must not be negative")
+    _check_host_port("instrumentation.prometheus_listen_addr",
+                     config.instrumentation.prometheus_listen_addr)
     return config
 
 

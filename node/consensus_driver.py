@@ -52,6 +52,7 @@ from consensus.events import (
     Step,
     TimeoutFired,
     ValidateBlock,
+    VoteReceived,
     VoteSigned,
 )
 from consensus.privval import DoubleSignError, PrivValidator
@@ -81,6 +82,16 @@ BLOCK_OVERHEAD_BYTES = 64 * 1024
 MAX_FUTURE_BLOCK_TIME_MS = 5_000
 MAX_PROPOSE_GRACE_MS = 2_000
 """Bound on the extra proposal wait after a slow block: a dead proposer still costs little."""
+MAX_IDLE_S = 3_600.0
+"""Longest wait for a tx with ``create_empty_blocks = false`` (funding is due hourly anyway)."""
+
+
+def _height_of(event: Event) -> int | None:
+    if isinstance(event, ProposalMessage):
+        return event.proposal.height
+    if isinstance(event, VoteReceived):
+        return event.vote.height
+    return None
 
 
 class ConsensusDriver:
@@ -95,6 +106,7 @@ class ConsensusDriver:
         *,
         on_commit: Callable[[ExecutedBlock], None] | None = None,
         gossip_interval: float = 1.0,
+        create_empty_blocks: bool = True,
     ) -> None:
         self.chain = chain
         self.network = network
@@ -104,6 +116,11 @@ class ConsensusDriver:
         self.params = params
         self.on_commit = on_commit
         self.gossip_interval = gossip_interval
+        self.create_empty_blocks = create_empty_blocks
+        self.start_on_txs = True
+        """Start a height before ``timeout_commit`` ends once the mempool holds a tx."""
+        self._height_wake = trio.Event()
+        """Set when a proposal or vote of the height arrives while we wait to start it."""
         self.verifier = CachedVerifier()
         self.config = core.CoreConfig(
             chain_id=chain.chain_id, params=params,
@@ -175,6 +192,8 @@ class ConsensusDriver:
             ev = pending.popleft()
             assert self.wal is not None and self.state is not None
             self.wal.append(ev, sync=isinstance(ev, (VoteSigned, ProposalSigned)))
+            if self.state.step == Step.NEW_HEIGHT and _height_of(ev) == self.state.height:
+                self._height_wake.set()  # others started the height: join them
             before = (self.state.height, self.state.round, self.state.step)
             self.state, actions = core.step(self.state, ev)
             after = (self.state.height, self.state.round, self.state.step)
@@ -251,6 +270,10 @@ class ConsensusDriver:
         return encode_consensus(message)
 
     async def _timer(self, action: ScheduleTimeout) -> None:
+        if action.step == Step.NEW_HEIGHT:
+            await self._wait_to_start_height(action)
+            await self._inbox_send.send(TimeoutFired(action.height, action.round, action.step))
+            return
         duration_ms = action.duration_ms
         if action.step == Step.PROPOSE:
             # The proposer must execute the last block before it can propose the next one, and
@@ -261,6 +284,43 @@ class ConsensusDriver:
         log.debug("timeout height=%d round=%d step=%s after %.0f ms", action.height, action.round,
                   action.step.name, duration_ms)
         await self._inbox_send.send(TimeoutFired(action.height, action.round, action.step))
+
+    async def _wait_to_start_height(self, action: ScheduleTimeout) -> None:
+        """The commit timeout, and when to make a block at all (node/README.md, "Block pace").
+
+        The next height starts ``timeout_commit`` after the last commit, or as soon as the
+        mempool holds a tx (a loaded chain never waits). With ``create_empty_blocks = false``
+        it waits for a tx past that, but no later than the next time the chain's clock needs
+        a block: a market's funding falls due or its oracle price turns stale (the block
+        records it). A proposal or vote of the height from a peer starts it too.
+        """
+        self._height_wake = trio.Event()
+        deadline = trio.current_time() + action.duration_ms / 1000
+        if not self.create_empty_blocks and self.chain.height > 0:  # block 1 starts the clocks
+            deadline = max(deadline, trio.current_time() + self._until_clock_needs_block_s())
+        async with trio.open_nursery() as nursery:
+            async def first(wait: Callable[[], Any]) -> None:
+                await wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.cancel_scope.deadline = deadline
+            if self.start_on_txs or not self.create_empty_blocks:
+                nursery.start_soon(first, self.mempool.wait_for_txs)
+            nursery.start_soon(first, self._height_wake.wait)
+
+    def _until_clock_needs_block_s(self) -> float:
+        """Seconds until a market's funding is due or its price turns stale, from the last
+        block's state and this node's clock (at most ``MAX_IDLE_S``)."""
+        app = self.chain.app
+        staleness = app.ledger.globals.risk.oracle_staleness_ms
+        due = []
+        for market in app.ledger.markets.values():
+            due.append(market.next_funding_ms)
+            turns_stale = market.last_price_ms + staleness + 1
+            if turns_stale > app.time_ms:  # not yet recorded as stale by a block
+                due.append(turns_stale)
+        next_ms = min(due, default=now_ms() + MAX_IDLE_S * 1000)
+        return min(MAX_IDLE_S, max(0.0, (next_ms - now_ms()) / 1000))
 
     def _sign_vote(self, vote: Vote) -> Event | None:
         if self.privval is None:

@@ -108,6 +108,7 @@ class Mempool:
         self._evict_heap: list[tuple[int, int, bytes]] = []  # (priority, -seq, hash), lazy
         self._gossip: list[bytes] = []  # hashes of new txs not yet gossiped
         self._gossip_ready = trio.Event()
+        self._available = trio.Event()  # set when a tx is added
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ class Mempool:
         self._remember(tx_hash)
         self._gossip.append(tx_hash)
         self._gossip_ready.set()
+        self._available.set()
 
     def _remember(self, tx_hash: bytes) -> None:
         self._cache[tx_hash] = None
@@ -309,6 +311,13 @@ class Mempool:
             if index % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
                 await trio.lowlevel.checkpoint()
         return dropped
+
+    async def wait_for_txs(self) -> None:
+        """Return once the mempool holds a tx (at once if it does)."""
+        while not self._entries:
+            if self._available.is_set():
+                self._available = trio.Event()
+            await self._available.wait()
 
     # --- gossip -------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from node.consensus_driver import ConsensusDriver
 from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
+from node.metrics import NodeMetrics, serve_metrics
 from node.p2p.network import (
     BLOCKSYNC_PROTOCOL,
     CONSENSUS_PROTOCOL,
@@ -108,6 +109,8 @@ class Node:
         self.validator_public_key = self.validator_key.public_key
         self.catching_up = True
         self.rpc_port: int | None = None
+        self.metrics_port: int | None = None
+        self.metrics: NodeMetrics | None = NodeMetrics() if self.config.instrumentation.prometheus else None
         self._recheck_needed = trio.Event()
         self._touched: set[bytes] = set()
         self._admission = trio.Lock()
@@ -131,7 +134,8 @@ class Node:
 
     async def _run(self, db: object, task_status: trio.TaskStatus[None]) -> None:
         config = self.config
-        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent)
+        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
+                                   keep_blocks=config.storage.keep_blocks)
         self.mempool = Mempool(chain.app, config.mempool)
         self.network = network = Network(
             self.node_key, config.p2p,
@@ -141,22 +145,32 @@ class Node:
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,
-                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit)
+                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit,
+                                      create_empty_blocks=config.consensus.create_empty_blocks)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
         self.gossip = TxGossip(self.mempool, network, self.admit)
         self.gossip.install()
+        rpc_server = None
+        if config.rpc.listen_address:
+            from rpc.server import RPCServer
+
+            limits = replace(config.rpc.limits, max_tx_bytes=config.mempool.max_tx_bytes)
+            rpc_server = RPCServer(self.view, limits,
+                                   observe=self.metrics.on_rpc if self.metrics else None)
+        if self.metrics is not None:
+            self._attach_metrics(self.metrics, rpc_server)
         log.info("node %s starting: chain %s at height %d, app hash %s, validator %s",
                  config.node.moniker, chain.chain_id, chain.height, chain.app_hash.hex()[:16],
                  self.validator_address.hex())
         async with trio.open_nursery() as nursery:
             await nursery.start(network.run)
-            if config.rpc.listen_address:
-                from rpc.server import RPCServer
-
-                limits = replace(config.rpc.limits, max_tx_bytes=config.mempool.max_tx_bytes)
+            if rpc_server is not None:
                 host, _, port = config.rpc.listen_address.rpartition(":")
-                self.rpc_port = await nursery.start(RPCServer(self.view, limits).serve, host, int(port))
+                self.rpc_port = await nursery.start(rpc_server.serve, host, int(port))
+            if self.metrics is not None:
+                host, _, port = config.instrumentation.prometheus_listen_addr.rpartition(":")
+                self.metrics_port = await nursery.start(serve_metrics, self.metrics, host, int(port))
             nursery.start_soon(self.gossip.run)
             nursery.start_soon(self._recheck_loop)
             nursery.start_soon(self._report_gc)
@@ -165,9 +179,28 @@ class Node:
             self.catching_up = False
             await nursery.start(self.driver.run)
 
+    def _attach_metrics(self, metrics: NodeMetrics, rpc_server: object | None) -> None:
+        """Point the scrape-time gauges at the parts they read."""
+        chain, mempool, network = self.chain, self.mempool, self.network
+        metrics.app = chain.app
+        chain.count_writes = True
+        metrics.mempool_size.set_function(lambda: len(mempool))
+        metrics.mempool_bytes.set_function(lambda: mempool.total_bytes)
+        metrics.peers.set_function(lambda: len(network.peers()))
+        metrics.network_counters = lambda: network.counters
+        if rpc_server is not None:
+            metrics.open_websockets.set_function(lambda: rpc_server.open_websockets)
+        metrics.height.set(chain.height)
+
     # --- the way out of every committed block ------------------------------------------------
 
     def on_commit(self, executed: ExecutedBlock) -> None:
+        if self.metrics is not None:
+            chain = self.chain
+            self.metrics.on_block(executed, round_=executed.commit.round,
+                                  block_bytes=executed.block_bytes,
+                                  last_validators=chain.validators(executed.height - 1),
+                                  validators_of=chain.validators)
         self.view.publish(executed)
         self.mempool.update(executed.block.txs)
         self._touched.update(touched_accounts(executed))
@@ -218,4 +251,7 @@ class Node:
         """
         async with self._admission:
             await trio.lowlevel.checkpoint()
-            return self.mempool.check_tx(tx, peer=peer)
+            result = self.mempool.check_tx(tx, peer=peer)
+        if self.metrics is not None and not result.ok:
+            self.metrics.on_rejected(result.code)
+        return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,22 +56,39 @@ def safe_dumps(reply: dict[str, Any]) -> bytes:
                                     reply.get("id")))
 
 
+UNKNOWN_METHOD = "unknown"
+"""The method label of calls whose method is not in the table (bounded label values)."""
+
+
 async def handle_one(ctx: Context, request: Any, override: Override = None) -> dict[str, Any] | None:
     """Answer one request object; None for a notification (no ``id``)."""
+    if ctx.observe is None:
+        return (await _handle_one(ctx, request, override))[0]
+    started = time.perf_counter()
+    reply, name, failed = await _handle_one(ctx, request, override)
+    ctx.observe(name, time.perf_counter() - started, failed)
+    return reply
+
+
+async def _handle_one(ctx: Context, request: Any,
+                      override: Override) -> tuple[dict[str, Any] | None, str, bool]:
+    """(the reply, the method's name, whether the call failed)."""
+    name = UNKNOWN_METHOD
     if not isinstance(request, dict):
-        return error_response(errors.RPCError(errors.INVALID_REQUEST, "a request must be a JSON object"))
+        return error_response(errors.RPCError(errors.INVALID_REQUEST, "a request must be a JSON object")), name, True
     request_id = request.get("id", _NO_ID)
     is_notification = request_id is _NO_ID
     if is_notification:
         request_id = None
     elif request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))):
-        return error_response(errors.RPCError(errors.INVALID_REQUEST, "id must be a string, number or null"))
+        return error_response(errors.RPCError(errors.INVALID_REQUEST, "id must be a string, number or null")), name, True
     try:
         if request.get("jsonrpc") != "2.0":
             raise errors.RPCError(errors.INVALID_REQUEST, 'jsonrpc must be exactly "2.0"')
         if "method" not in request:
             raise errors.RPCError(errors.INVALID_REQUEST, "method is missing")
         method = lookup(request["method"])
+        name = method.name
         params = bind_params(method, request.get("params"))
         if override is not None and method.websocket_only:
             result = await override(method, params, request_id)
@@ -78,18 +96,18 @@ async def handle_one(ctx: Context, request: Any, override: Override = None) -> d
             result = await method.handler(ctx, **params)
     except errors.RPCError as exc:
         if is_notification:
-            return None
-        return error_response(exc, request_id)
+            return None, name, True
+        return error_response(exc, request_id), name, True
     except Exception as exc:  # a handler or node bug: answer, log, keep serving
         log.exception("internal error in %r", request.get("method"))
         if is_notification:
-            return None
+            return None, name, True
         return error_response(
             errors.RPCError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:300]), request_id
-        )
+        ), name, True
     if is_notification:
-        return None
-    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+        return None, name, False
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}, name, False
 
 
 async def handle_body(ctx: Context, body: bytes | str, override: Override = None) -> bytes | None:

@@ -40,11 +40,13 @@ def _unbounded() -> AbstractContextManager[None]:
 @dataclass
 class Context:
     """What a handler sees: the node, the limits, and (from the server, per connection) the
-    waiting room a broadcast_tx_commit holds a place in while it waits."""
+    waiting room a broadcast_tx_commit holds a place in while it waits; ``observe`` (the node's
+    metrics, if on) hears ``(method, seconds, error)`` of every answered call."""
 
     node: NodeAPI
     limits: Limits
     commit_wait: Callable[[], AbstractContextManager[None]] = _unbounded
+    observe: Callable[[str, float, bool], None] | None = None
 
     @property
     def bus(self) -> EventBus:
@@ -241,9 +243,12 @@ async def block_by_hash(ctx: Context, hash: bytes) -> Any:
 
 
 async def blockchain(ctx: Context, minHeight: int | None, maxHeight: int | None) -> Any:
-    latest = (await ctx.node.status()).latest_block_height
+    status = await ctx.node.status()
+    latest = status.latest_block_height
     high = min(maxHeight or latest, latest)
-    low = max(minHeight or 1, 1, high - ctx.limits.max_blockchain_range + 1)
+    # from the earliest stored block (a pruning node has no older ones), as CometBFT does
+    low = max(minHeight or 1, status.earliest_block_height, 1,
+              high - ctx.limits.max_blockchain_range + 1)
     if minHeight and maxHeight and minHeight > maxHeight:
         raise errors.invalid_params(f"minHeight {minHeight} is greater than maxHeight {maxHeight}")
     metas = []

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import urllib.parse
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -66,11 +67,13 @@ class RPCServer:
     does the I/O and tells it what each connection is doing.
     """
 
-    def __init__(self, node: NodeAPI, limits: Limits | None = None) -> None:
-        self.ctx = Context(node, limits or Limits())
+    def __init__(self, node: NodeAPI, limits: Limits | None = None, *,
+                 observe: Callable[[str, float, bool], None] | None = None) -> None:
+        self.ctx = Context(node, limits or Limits(), observe=observe)
         self.limits = self.ctx.limits
         self.admission = Admission(self.limits)
         self.requests_served = 0
+        self.open_websockets = 0
 
     @property
     def open_connections(self) -> int:
@@ -96,7 +99,8 @@ class RPCServer:
             if slot is None:
                 await self._reject_busy(stream)
                 return
-            ctx = Context(self.ctx.node, self.limits, partial(self.admission.waiting, slot))
+            ctx = Context(self.ctx.node, self.limits, partial(self.admission.waiting, slot),
+                          self.ctx.observe)
             with scope:
                 await self._serve_http(stream, slot, ctx)
             if slot.evicted:
@@ -328,6 +332,7 @@ class WebSocketSession:
         self.closing = False
 
     async def run(self) -> None:
+        self.server.open_websockets += 1
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -339,6 +344,7 @@ class WebSocketSession:
             if rest is not None:
                 raise rest from None
         finally:
+            self.server.open_websockets -= 1
             for subscription, _ in self.subscriptions.values():
                 self.ctx.bus.unsubscribe(subscription)
             self.subscriptions.clear()

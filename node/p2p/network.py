@@ -141,6 +141,11 @@ class Network:
         self.frames_sent = 0
         """Stream writes made (each carries a batch of messages)."""
         self.messages_sent = 0
+        self.counters: dict[str, dict[str, int]] = {
+            "bytes_sent": dict.fromkeys(protocols, 0), "bytes_received": dict.fromkeys(protocols, 0),
+            "dropped_messages": dict.fromkeys(protocols, 0)}
+        """Per protocol, since start: frame bytes written, message bytes read, queued messages
+        discarded (the ``p2p_*`` metrics; plain ints, one add per frame)."""
         self.host = new_host(
             key_pair=self._keypair,
             sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(
@@ -370,8 +375,12 @@ class Network:
             return
         session.closed = True
         dropped = 0
-        for send, receive in session.queues.values():
-            dropped += send.statistics().current_buffer_used
+        discarded = self.counters["dropped_messages"]
+        for protocol, (send, receive) in session.queues.items():
+            queued = send.statistics().current_buffer_used
+            dropped += queued
+            if not stopping:
+                discarded[protocol] = discarded.get(protocol, 0) + queued
             send.close()
             receive.close()
         if dropped and not stopping:
@@ -418,6 +427,7 @@ class Network:
             session.cancel_scope.cancel()
             return
         limit = self.config.max_batch_bytes
+        sent = self.counters["bytes_sent"]
         frame_room = self.config.max_frame_bytes - HEADER_SIZE  # what the peer accepts
         held: bytes | None = None  # a message that would have overfilled the last frame
         try:
@@ -435,7 +445,9 @@ class Network:
                         break
                     batch.append(message)
                     size += message_cost(message)
-                await stream.write(pack_frame(batch))
+                frame = pack_frame(batch)
+                await stream.write(frame)
+                sent[protocol] += len(frame)
                 self.frames_sent += 1
                 self.messages_sent += len(batch)
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -451,6 +463,7 @@ class Network:
             peer = stream.muxed_conn.peer_id.to_base58()
             reader = FrameReader(stream, self.config.max_frame_bytes)
             handler = self._handlers.get(protocol)
+            received = self.counters["bytes_received"]
             previous = self._inbound.get((peer, protocol))
             self._inbound[(peer, protocol)] = stream
             if previous is not None:
@@ -460,6 +473,7 @@ class Network:
                     messages = await reader.read_frame()
                     if messages is None:
                         return
+                    received[protocol] = received.get(protocol, 0) + sum(map(len, messages))
                     if handler is None:
                         continue
                     for message in messages:

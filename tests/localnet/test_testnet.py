@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,11 @@ def test_create_testnet_writes_homes_genesis_peers_and_manifest(tmp_path: Path):
         ports.add(config.p2p.listen_address)
         assert set(config.p2p.persistent_peers) == {e.p2p_address for j, e in enumerate(entries) if j != i}
     assert len(ports) == 8
+    metrics = {load_config(Path(e.home) / "config" / "config.toml").instrumentation for e in entries}
+    assert all(m.prometheus for m in metrics) and len(metrics) == 4
+    assert [e.metrics_url for e in read_manifest(tmp_path)] == [
+        f"http://{m.prometheus_listen_addr}/metrics"
+        for m in (load_config(Path(e.home) / "config" / "config.toml").instrumentation for e in entries)]
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(f"{n}.json" for n in demo_names())
 
 
@@ -212,3 +218,57 @@ async def test_testnet_demo_end_to_end(tmp_path: Path):
     resumed = [int(h) for h in re.findall(r"node0 h=(\d+)", again.stdout)]
     assert resumed and max(resumed) > height, again.stdout[-2000:]
 
+
+
+@pytest.mark.slow
+async def test_a_live_testnets_metrics_agree_with_its_rpc(tmp_path: Path):
+    """4 validator processes from ``create_testnet``: each node's /metrics, read with
+    prometheus_client's parser, agrees with its RPC on height, peers, prices and the fund."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from localnet.testnet import Processes
+
+    def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    entries = create_testnet(tmp_path, 4, free_base_port() + 4000, "tn-metrics-1")
+    processes = Processes(tmp_path, entries)
+    clients = [AsyncClient(e.rpc_url, timeout=10) for e in entries]
+    processes.start()
+    try:
+        with trio.fail_after(120):  # four processes starting on two shared cores
+            for client in clients:
+                while True:
+                    try:
+                        if await client.latest_height() >= 3:
+                            break
+                    except (ConnectionFailed, OSError):
+                        pass
+                    assert not processes.exited(), processes.exited()
+                    await trio.sleep(0.5)
+        for entry, client in zip(entries, clients):
+            before = await client.latest_height()
+            samples = await trio.to_thread.run_sync(scrape, entry.metrics_url)
+            after = await client.latest_height()
+            assert before <= samples[("clearchain_consensus_height", ())] <= after
+            peers = (await client.call("net_info"))["n_peers"]
+            assert samples[("clearchain_p2p_peers", ())] == int(peers) == 3
+            assert samples[("clearchain_consensus_validators", ())] == 4
+            for protocol in ("/clearchain/consensus/1",):
+                key = ("clearchain_p2p_bytes_sent_total", (("protocol", protocol),))
+                assert samples[key] > 0
+            prices = await client.call("prices")
+            assert prices
+            for market, price in prices.items():
+                key = ("clearchain_clearing_oracle_price", (("market", market),))
+                assert samples[key] == int(price["price"])
+            fund = await client.call("insurance_fund")
+            assert samples[("clearchain_clearing_insurance_fund", ())] == int(fund["insurance_fund"])
+            assert samples[("clearchain_rpc_requests_total", (("method", "status"),))] >= 1
+    finally:
+        for client in clients:
+            await client.aclose()
+        processes.stop()

@@ -63,6 +63,8 @@ class Cluster:
         document = load_genesis(default_genesis_path()).to_dict()
         document["chain_id"] = "clearchain-test-1"
         document["genesis_time_ms"] = int(time.time() * 1000)
+        # tests count many heights: an idle block every 50 ms, not the default's second
+        document["consensus_params"]["timeouts"]["commit_ms"] = 50
         if genesis_patch is not None:
             genesis_patch(document)
         self.keys: list[PrivateKey] = []

@@ -23,6 +23,7 @@ from state.builders import build_transfer_tx
 def make_node(tmp_path: Path, **sections: dict) -> Node:  # type: ignore[type-arg]
     """A one-validator node home on loopback ports; ``sections`` override config sections."""
     home = Home.at(tmp_path / "solo")
+    sections.setdefault("consensus", {"timeout_commit_ms": 50})  # tests count heights: fast ones
     config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
                      rpc={"listen_address": "127.0.0.1:0"}, **sections)
     init_home(home, moniker="solo", config=config)

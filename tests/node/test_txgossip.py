@@ -39,6 +39,7 @@ async def test_client_txs_are_pushed_and_peer_txs_announced_then_handed_over_onc
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         await wait_for(lambda: node.chain.height >= 1)
+        node.driver.start_on_txs = False  # txs wait for the full BLOCK_GAP_MS
         address = node.network.listen_addrs()[0]
         p, q = Peer(address), Peer(address)
         for peer in (p, q):
