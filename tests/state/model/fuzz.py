@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: list[dict] = []
     mismatches = invariant_failures = 0
     start = time.monotonic()
+    commit = git_commit()  # the code under test is the code at the start
     total_blocks = sum(blocks_for(args.seed + i, args.blocks) for i in range(args.scenarios))
     done_blocks = 0
     for i in range(args.scenarios):
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": stats.scenarios + len(failures), "blocks": stats.blocks,
         **{c: stats.counts[c] for c in COUNTERS},
         "mismatches": mismatches, "invariant_failures": invariant_failures, "seconds": seconds,
-        "commit": git_commit(), "first_seed": args.seed, "blocks_per_scenario": args.blocks or "100-300",
+        "commit": commit, "first_seed": args.seed, "blocks_per_scenario": args.blocks or "100-300",
         "txs": stats.txs, "fills": stats.fills, "result_codes": {str(k): v for k, v in sorted(stats.codes.items())},
         "coverage": stats.coverage,
         "failures": failures[:20],
