@@ -127,6 +127,18 @@ class StorageSection:
 
 
 @dataclass(frozen=True)
+class StatesyncSection:
+    snapshot_interval: int = 0
+    """Take a snapshot of the state every this many blocks, after the block commits (0: none).
+    Cut in a worker thread from a read-only view of that version, kept under
+    ``data/snapshots/`` and served to state-syncing peers (``/clearchain/snapshot/1``)."""
+    snapshot_keep_recent: int = 2
+    """Snapshots kept on disk, the newest (at least 1)."""
+    chunk_bytes: int = 1 << 20
+    """Largest chunk of a snapshot (one p2p message: at most half of p2p.max_frame_bytes)."""
+
+
+@dataclass(frozen=True)
 class InstrumentationSection:
     prometheus: bool = False
     """Serve Prometheus metrics (``clearchain_<subsystem>_<name>``, node/README.md "Metrics")
@@ -143,6 +155,7 @@ class Config:
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    statesync: StatesyncSection = field(default_factory=StatesyncSection)
     instrumentation: InstrumentationSection = field(default_factory=InstrumentationSection)
 
 
@@ -153,6 +166,7 @@ _SECTION_TYPES = {
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
     "storage": StorageSection,
+    "statesync": StatesyncSection,
     "instrumentation": InstrumentationSection,
 }
 
@@ -217,6 +231,11 @@ def validate(config: Config) -> Config:
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")
     _require(s.keep_recent >= 0, "storage.keep_recent", "must not be negative")
     _require(s.keep_blocks >= 0, "storage.keep_blocks", "must not be negative")
+    ss = config.statesync
+    _require(ss.snapshot_interval >= 0, "statesync.snapshot_interval", "must not be negative")
+    _require(ss.snapshot_keep_recent >= 1, "statesync.snapshot_keep_recent", "must be at least 1")
+    _require(1024 <= ss.chunk_bytes <= p.max_frame_bytes // 2, "statesync.chunk_bytes",
+             "must be at least 1024 and at most half of p2p.max_frame_bytes")
     _check_host_port("instrumentation.prometheus_listen_addr",
                      config.instrumentation.prometheus_listen_addr)
     return config

@@ -7,6 +7,7 @@
       p2p network (libp2p, Noise, persistent peers)      node.p2p.network
       RPC server (HTTP + WebSocket)                       rpc.server
       tx gossip and mempool recheck                       this module
+      snapshots every N blocks, served to peers           node.snapshots
       block sync until no peer is ahead, then             node.blocksync
       consensus (WAL replay, then the core)               node.consensus_driver
 
@@ -42,6 +43,7 @@ from node.p2p.network import (
     MEMPOOL_PROTOCOL,
     Network,
 )
+from node.snapshots import SNAPSHOT_PROTOCOL, SnapshotDir, Snapshots
 from node.txgossip import TX_HASHES_PROTOCOL, TxGossip
 from state.genesis import Genesis, load_genesis
 
@@ -56,7 +58,8 @@ A loaded validator allocates tx objects fast; with the default it collected 12-1
 10 s and a full pass over the long-lived heap paused the node for 100-220 ms, up to 4% of its
 time. With these: 1-2 young collections per 10 s of 16-50 ms, no full pass during a benchmark,
 validators' CPU per committed trade 2.53 -> 2.26 ms (bench/e2e.py, one run each)."""
-PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, TX_HASHES_PROTOCOL, BLOCKSYNC_PROTOCOL)
+PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, TX_HASHES_PROTOCOL, BLOCKSYNC_PROTOCOL,
+             SNAPSHOT_PROTOCOL)
 """What a node speaks. A peer must speak all of it: a session opens one stream per protocol."""
 FULL_RECHECK_EVERY = 10
 """Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
@@ -120,6 +123,7 @@ class Node:
         self.network: Network
         self.driver: ConsensusDriver
         self.blocksync: BlockSync
+        self.snapshots: Snapshots
         self.view: NodeView
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -149,6 +153,11 @@ class Node:
                                       create_empty_blocks=config.consensus.create_empty_blocks)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
+        statesync = config.statesync
+        self.snapshots = Snapshots(
+            SnapshotDir(self.home.data_dir / "snapshots", statesync.snapshot_keep_recent),
+            chain.store, network, interval=statesync.snapshot_interval,
+            chunk_bytes=statesync.chunk_bytes)
         self.gossip = TxGossip(self.mempool, network, self.admit)
         self.gossip.install()
         rpc_server = None
@@ -172,6 +181,7 @@ class Node:
                 host, _, port = config.instrumentation.prometheus_listen_addr.rpartition(":")
                 self.metrics_port = await nursery.start(serve_metrics, self.metrics, host, int(port))
             nursery.start_soon(self.gossip.run)
+            await nursery.start(self.snapshots.run)
             nursery.start_soon(self._recheck_loop)
             nursery.start_soon(self._report_gc)
             task_status.started()
@@ -195,6 +205,7 @@ class Node:
     # --- the way out of every committed block ------------------------------------------------
 
     def on_commit(self, executed: ExecutedBlock) -> None:
+        self.snapshots.after_commit(executed.height)  # first: the view must be of this height
         if self.metrics is not None:
             chain = self.chain
             self.metrics.on_block(executed, round_=executed.commit.round,
