@@ -134,12 +134,13 @@ class _Pending:
 class Snapshots:
     """Takes snapshots after commits, serves them, and asks peers for theirs (module doc)."""
 
-    def __init__(self, directory: SnapshotDir, store: MerkleStore, network: Network, *,
+    def __init__(self, directory: SnapshotDir, store: MerkleStore | None, network: Network, *,
                  interval: int, chunk_bytes: int) -> None:
         if chunk_bytes > network.config.max_frame_bytes // 2:
             raise ValueError("statesync.chunk_bytes must be at most half of p2p.max_frame_bytes")
         self.directory = directory
         self.store = store
+        """The chain's state store (None until the node has one: a state-syncing node)."""
         self.network = network
         self.interval = interval
         self.chunk_bytes = chunk_bytes
@@ -155,7 +156,7 @@ class Snapshots:
 
     def after_commit(self, height: int) -> None:
         """Called right after block ``height`` committed (before the next can)."""
-        if not self.interval or height % self.interval:
+        if not self.interval or height % self.interval or self.store is None:
             return
         view = self.store.view()
         try:
