@@ -6,7 +6,7 @@ verified, and then block-syncs from the snapshot's height (CometBFT's statesync 
 1. a light client (:mod:`node.light_client`) from the operator's ``trust_height`` and
    ``trust_hash`` over ``rpc_servers`` (the first is the primary, the others witnesses);
 2. discovery: every connected peer is asked for its snapshots (:mod:`node.snapshots`) until
-   some arrive; the newest height first;
+   some arrive; the newest height first, served by every peer that lists it;
 3. the app hash after that height is verified (header h + 1); a peer offering a snapshot of
    that height with another root is lying: disconnected;
 4. chunks are fetched round robin from the peers offering the same manifest, each checked by
@@ -81,7 +81,8 @@ class StateSync:
         with trio.move_on_after(self.timeout_s):
             while True:
                 offers = await self._discover()
-                for version in sorted({m.version for m in offers.values()}, reverse=True):
+                versions = {m.version for listed in offers.values() for m in listed}
+                for version in sorted(versions, reverse=True):
                     if await self._try_height(light, version, offers):
                         self.report.seconds = time.monotonic() - started
                         return self.report
@@ -89,9 +90,9 @@ class StateSync:
         raise StateSyncFailed(f"no snapshot restored in {self.timeout_s:.0f}s; dropped peers "
                               f"{self.report.dropped_peers}")
 
-    async def _discover(self) -> dict[str, Manifest]:
-        """The newest usable snapshot each connected peer offers."""
-        offers: dict[str, Manifest] = {}
+    async def _discover(self) -> dict[str, list[Manifest]]:
+        """The snapshots each connected peer offers (those not tried yet)."""
+        offers: dict[str, list[Manifest]] = {}
         first: float | None = None
         while first is None or time.monotonic() - first < DISCOVERY_S:
             for peer in self.network.peers():
@@ -103,11 +104,11 @@ class StateSync:
                     continue
                 usable = [m for m in manifests if m.hash() not in self._tried]
                 if usable:
-                    offers[peer] = max(usable, key=lambda m: m.version)
+                    offers[peer] = usable
                     first = first or time.monotonic()
             await trio.sleep(0.2)
         log.info("state sync: snapshots offered: %s",
-                 {p[-8:]: m.version for p, m in offers.items()})
+                 {p[-8:]: [m.version for m in listed] for p, listed in offers.items()})
         return offers
 
     def _drop(self, peer: str, reason: str) -> None:
@@ -116,7 +117,7 @@ class StateSync:
         self.network.disconnect(peer, reason)
 
     async def _try_height(self, light: LightClient, version: int,
-                          offers: dict[str, Manifest]) -> bool:
+                          offers: dict[str, list[Manifest]]) -> bool:
         try:
             app_hash = await trio.to_thread.run_sync(light.app_hash_after, version, 30.0)
             blocks = {h: await trio.to_thread.run_sync(light.verify_height, h)
@@ -125,8 +126,8 @@ class StateSync:
             log.warning("state sync: cannot verify height %d: %r", version, exc)
             return False
         by_manifest: dict[bytes, tuple[Manifest, list[str]]] = {}
-        for peer, manifest in offers.items():
-            if manifest.version != version:
+        for peer, manifest in ((p, m) for p, listed in offers.items() for m in listed):
+            if manifest.version != version or peer in self._bad:
                 continue
             if manifest.root != app_hash:
                 self._drop(peer, f"offered a snapshot of height {version} with root "

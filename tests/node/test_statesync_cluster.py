@@ -22,8 +22,8 @@ def corrupt_chunks(directory: Path, stop: threading.Event) -> None:
     """Flip a byte of every chunk a validator writes (its manifests stay honest)."""
     done: set[Path] = set()
     while not stop.wait(0.05):
-        for path in directory.glob("[0-9]*/chunk-*"):
-            if path not in done:
+        for path in directory.glob("*/chunk-*"):
+            if path not in done and path.parent.name.isdigit():  # complete: renamed from .tmp
                 data = path.read_bytes()
                 path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
                 done.add(path)
