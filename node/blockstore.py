@@ -20,6 +20,7 @@ so this module depends on no consensus type. Layout under the prefix:
     b"s"                      seen commit of the latest height: [height, commit bytes]
     b"m"                      latest: [height, block hash, app hash]
     b"e"                      earliest stored height, once pruning has deleted any block
+                              (or the store started above 1: state sync, ``stage_base``)
 
 Pruning (:meth:`BlockStore.stage_prune`, ``storage.keep_blocks``) deletes a height's ``h``,
 ``H``, ``k``, ``c``, ``x`` and ``t`` entries in the batch of the block being stored, so the
@@ -216,6 +217,20 @@ class BlockStore:
         elif not self._earliest:
             self._earliest = pending.height
         return app_hash
+
+    def stage_base(self, batch: Any, height: int, block_hash: bytes, commit_bytes: bytes,
+                   app_hash: bytes) -> None:
+        """Stage an empty store's start at ``height`` (state sync): it reads as if block
+        ``height`` (hash, commit, app hash after it) were the latest, with no block stored
+        yet; the next stored is ``height + 1``, the earliest. Open a new BlockStore after
+        the batch is written."""
+        if self.latest_height() >= 0:
+            raise BlockStoreError("only an empty block store starts at a height")
+        if height < 1:
+            raise BlockStoreError(f"a block store starts at height 1 or above, not {height}")
+        batch.put(self._p + b"s", codec.encode([height, commit_bytes]))
+        batch.put(self._p + b"e", _h8(height + 1))
+        batch.put(self._p + b"m", codec.encode([height, block_hash, app_hash]))
 
     def save_block(self, height: int, block_hash: bytes, block_bytes: bytes, commit_bytes: bytes,
                    results: list[bytes], tx_hashes: list[bytes], app_hash: bytes) -> bytes:

@@ -30,13 +30,14 @@ from typing import Any
 
 from primitives.codec import decode, encode
 from primitives.hashing import EMPTY_HASH, merkle_root, sha256
-from consensus.types import Block, Commit
+from consensus.types import Block, Commit, Header
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.blockstore import BlockStore, CountingBatch
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
 from state.store import MerkleStore
+from state.store.merkle import DEFAULT_PREFIX as STATE_PREFIX
 
 log = logging.getLogger("clearchain.chain")
 
@@ -106,6 +107,38 @@ class ExecutedBlock:
         return self.block.height
 
 
+def open_state_store(db: Any, keep_recent: int) -> MerkleStore:
+    """The state store of a node keeping ``keep_recent`` versions below the latest (0: all)."""
+    try:
+        return MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
+    except ValueError as exc:  # the store's value layout fixes how many versions it can keep
+        raise ChainHalted(f"storage.keep_recent = {keep_recent} does not fit this node's store "
+                          f"({exc}): set it back, or start from an empty home and sync") from exc
+
+
+def is_empty(db: Any) -> bool:
+    """Nothing stored yet: no block and no state (a home state sync may start)."""
+    if BlockStore(db).latest_height() >= 0:
+        return False
+    with db.iterator(prefix=STATE_PREFIX, include_value=False) as keys:
+        return next(iter(keys), None) is None
+
+
+def stage_restored_base(db: Any, batch: Any, *, header: Header, commit: Commit, app_hash: bytes,
+                        results_hash: bytes, validators: dict[int, ValidatorSet]) -> None:
+    """Stage what the chain needs to go on from a restored snapshot of height ``header.height``
+    (its state is staged in ``batch`` too): the block store's base (latest = that height,
+    its commit; earliest = the next), the results hash the next header carries and the
+    validator sets of that height and the two after it (all verified by the light client)."""
+    height = header.height
+    BlockStore(db).stage_base(batch, height, header.hash(), encode(commit.to_obj()), app_hash)
+    meta = {"begin": [], "end": [], "updates": [], "results_hash": results_hash,
+            "time_ms": header.time_ms}
+    batch.put(_RESULTS + _h8(height), encode(meta))
+    for at, valset in validators.items():
+        batch.put(_VALSET + _h8(at), encode(valset.to_obj()))
+
+
 class Chain:
     def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0,
                  keep_blocks: int = 0) -> None:
@@ -118,11 +151,7 @@ class Chain:
         self.blocks = BlockStore(db)
         self.count_writes = False
         """Count the bytes of each block's write batch (metrics on: ``CountingBatch``)."""
-        try:
-            self.store = MerkleStore(db, keep_versions=keep_recent + 1 if keep_recent else 0)
-        except ValueError as exc:  # the store's value layout fixes how many versions it can keep
-            raise ChainHalted(f"storage.keep_recent = {keep_recent} does not fit this node's store "
-                              f"({exc}): set it back, or start from an empty home and sync") from exc
+        self.store = open_state_store(db, keep_recent)
         self.app = ClearingApp(self.store, genesis)
         if self.store.version < 0:
             root = self.app.init_chain()

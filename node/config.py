@@ -127,6 +127,27 @@ class StorageSection:
 
 
 @dataclass(frozen=True)
+class StatesyncSection:
+    enable: bool = False
+    """Start an empty home from a peer's snapshot (node/README.md, "State sync"): verified with
+    a light client from ``trust_height``/``trust_hash`` over ``rpc_servers``, then block sync."""
+    trust_height: int = 0
+    """A height the operator trusts (its header hash is ``trust_hash``)."""
+    trust_hash: str = ""
+    """Hex hash of the header at ``trust_height`` (``clearchain`` RPC ``commit``: block_hash)."""
+    rpc_servers: tuple[str, ...] = ()
+    """RPC URLs for the light client: the first is its primary, the others its witnesses."""
+    snapshot_interval: int = 0
+    """Take a snapshot of the state every this many blocks, after the block commits (0: none).
+    Cut in a worker thread from a read-only view of that version, kept under
+    ``data/snapshots/`` and served to state-syncing peers (``/clearchain/snapshot/1``)."""
+    snapshot_keep_recent: int = 2
+    """Snapshots kept on disk, the newest (at least 1)."""
+    chunk_bytes: int = 1 << 20
+    """Largest chunk of a snapshot (one p2p message: at most half of p2p.max_frame_bytes)."""
+
+
+@dataclass(frozen=True)
 class InstrumentationSection:
     prometheus: bool = False
     """Serve Prometheus metrics (``clearchain_<subsystem>_<name>``, node/README.md "Metrics")
@@ -143,6 +164,7 @@ class Config:
     mempool: MempoolSection = field(default_factory=MempoolSection)
     consensus: ConsensusSection = field(default_factory=ConsensusSection)
     storage: StorageSection = field(default_factory=StorageSection)
+    statesync: StatesyncSection = field(default_factory=StatesyncSection)
     instrumentation: InstrumentationSection = field(default_factory=InstrumentationSection)
 
 
@@ -153,6 +175,7 @@ _SECTION_TYPES = {
     "mempool": MempoolSection,
     "consensus": ConsensusSection,
     "storage": StorageSection,
+    "statesync": StatesyncSection,
     "instrumentation": InstrumentationSection,
 }
 
@@ -217,6 +240,17 @@ def validate(config: Config) -> Config:
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")
     _require(s.keep_recent >= 0, "storage.keep_recent", "must not be negative")
     _require(s.keep_blocks >= 0, "storage.keep_blocks", "must not be negative")
+    ss = config.statesync
+    if ss.enable:
+        _require(ss.trust_height >= 1, "statesync.trust_height", "must be at least 1")
+        _require(len(ss.trust_hash) == 64 and all(c in "0123456789abcdefABCDEF"
+                                                  for c in ss.trust_hash),
+                 "statesync.trust_hash", "must be 64 hex digits")
+        _require(bool(ss.rpc_servers), "statesync.rpc_servers", "must name at least one server")
+    _require(ss.snapshot_interval >= 0, "statesync.snapshot_interval", "must not be negative")
+    _require(ss.snapshot_keep_recent >= 1, "statesync.snapshot_keep_recent", "must be at least 1")
+    _require(1024 <= ss.chunk_bytes <= p.max_frame_bytes // 2, "statesync.chunk_bytes",
+             "must be at least 1024 and at most half of p2p.max_frame_bytes")
     _check_host_port("instrumentation.prometheus_listen_addr",
                      config.instrumentation.prometheus_listen_addr)
     return config

@@ -1,4 +1,4 @@
-"""Wire messages of the ``/clearchain/consensus/1`` and ``/clearchain/blocksync/1`` protocols.
+"""Wire messages of the consensus, block sync and snapshot protocols.
 
 Each message is one canonical-msgpack list ``[kind, ...]`` inside a p2p frame (the mempool
 protocol sends raw tx bytes and needs no envelope). Decoding never trusts the peer: anything
@@ -18,6 +18,9 @@ Block sync protocol:
     ["status_request"] / ["status", base, height]
     ["get", request_id, first_height, count]
     ["blocks", request_id, [[block bytes, commit bytes], ...]]   (raw store bytes, no re-encode)
+Snapshot protocol (``/clearchain/snapshot/1``, node/snapshots.py):
+    ["list", request_id] / ["snapshots", request_id, [manifest, ...]]
+    ["get_chunk", request_id, height, index] / ["chunk", request_id, height, index, bytes | nil]
 """
 
 from __future__ import annotations
@@ -204,3 +207,69 @@ def decode_sync(data: bytes, max_bytes: int) -> SyncWire:
             raise BadMessage("blocks must be a list of [block bytes, commit bytes]")
         return Blocks(_uint(value[1], "request id"), tuple((i[0], i[1]) for i in items))
     raise BadMessage(f"unknown block sync message {kind!r}")
+
+
+# --- snapshots (state sync) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListSnapshots:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class SnapshotList:
+    request_id: int
+    manifests: tuple[Any, ...]
+    """Manifest objects (``state.store.snapshot.Manifest.to_obj``), checked by the asker."""
+
+
+@dataclass(frozen=True)
+class GetChunk:
+    request_id: int
+    height: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    request_id: int
+    height: int
+    index: int
+    data: bytes | None
+    """None: the peer does not hold that snapshot (any more)."""
+
+
+SnapshotWire = ListSnapshots | SnapshotList | GetChunk | Chunk
+
+
+def encode_snapshot(message: SnapshotWire) -> bytes:
+    if isinstance(message, ListSnapshots):
+        return encode(["list", message.request_id])
+    if isinstance(message, SnapshotList):
+        return encode(["snapshots", message.request_id, list(message.manifests)])
+    if isinstance(message, GetChunk):
+        return encode(["get_chunk", message.request_id, message.height, message.index])
+    if isinstance(message, Chunk):
+        return encode(["chunk", message.request_id, message.height, message.index, message.data])
+    raise TypeError(f"not a snapshot message: {type(message).__name__}")
+
+
+def decode_snapshot(data: bytes, max_bytes: int) -> SnapshotWire:
+    value = _envelope(data, max_bytes)
+    kind = value[0]
+    if kind == "list" and len(value) == 2:
+        return ListSnapshots(_uint(value[1], "request id"))
+    if kind == "snapshots" and len(value) == 3:
+        if type(value[2]) is not list:
+            raise BadMessage("snapshots must be a list of manifests")
+        return SnapshotList(_uint(value[1], "request id"), tuple(value[2]))
+    if kind == "get_chunk" and len(value) == 4:
+        return GetChunk(_uint(value[1], "request id"), _uint(value[2], "height"),
+                        _uint(value[3], "index"))
+    if kind == "chunk" and len(value) == 5:
+        if value[4] is not None and type(value[4]) is not bytes:
+            raise BadMessage("a chunk's data is bytes or nil")
+        return Chunk(_uint(value[1], "request id"), _uint(value[2], "height"),
+                     _uint(value[3], "index"), value[4])
+    raise BadMessage(f"unknown snapshot message {kind!r}")

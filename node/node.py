@@ -7,6 +7,7 @@
       p2p network (libp2p, Noise, persistent peers)      node.p2p.network
       RPC server (HTTP + WebSocket)                       rpc.server
       tx gossip and mempool recheck                       this module
+      snapshots every N blocks, served to peers           node.snapshots
       block sync until no peer is ahead, then             node.blocksync
       consensus (WAL replay, then the core)               node.consensus_driver
 
@@ -29,7 +30,7 @@ from consensus.privval import FilePrivvalStore, PrivValidator
 from node.api import NodeView
 from node.blockstore import open_db
 from node.blocksync import BlockSync
-from node.chain import Chain, ExecutedBlock
+from node.chain import Chain, ExecutedBlock, is_empty
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
 from node.gcstats import GCStats
@@ -42,7 +43,11 @@ from node.p2p.network import (
     MEMPOOL_PROTOCOL,
     Network,
 )
+from node.light_client import LightClient, RPCProvider
+from node.snapshots import SNAPSHOT_PROTOCOL, SnapshotDir, Snapshots
+from node.statesync import StateSync
 from node.txgossip import TX_HASHES_PROTOCOL, TxGossip
+from rpc.client import Client
 from state.genesis import Genesis, load_genesis
 
 log = logging.getLogger("clearchain.node")
@@ -56,7 +61,8 @@ A loaded validator allocates tx objects fast; with the default it collected 12-1
 10 s and a full pass over the long-lived heap paused the node for 100-220 ms, up to 4% of its
 time. With these: 1-2 young collections per 10 s of 16-50 ms, no full pass during a benchmark,
 validators' CPU per committed trade 2.53 -> 2.26 ms (bench/e2e.py, one run each)."""
-PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, TX_HASHES_PROTOCOL, BLOCKSYNC_PROTOCOL)
+PROTOCOLS = (CONSENSUS_PROTOCOL, MEMPOOL_PROTOCOL, TX_HASHES_PROTOCOL, BLOCKSYNC_PROTOCOL,
+             SNAPSHOT_PROTOCOL)
 """What a node speaks. A peer must speak all of it: a session opens one stream per protocol."""
 FULL_RECHECK_EVERY = 10
 """Blocks between rechecks of the whole mempool; in between only txs of touched accounts."""
@@ -120,6 +126,8 @@ class Node:
         self.network: Network
         self.driver: ConsensusDriver
         self.blocksync: BlockSync
+        self.snapshots: Snapshots
+        self.statesync: StateSync | None = None
         self.view: NodeView
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -134,12 +142,50 @@ class Node:
 
     async def _run(self, db: object, task_status: trio.TaskStatus[None]) -> None:
         config = self.config
-        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
-                                   keep_blocks=config.storage.keep_blocks)
-        self.mempool = Mempool(chain.app, config.mempool)
+        statesync = config.statesync
         self.network = network = Network(
             self.node_key, config.p2p,
             protocols=PROTOCOLS)
+        self.snapshots = Snapshots(
+            SnapshotDir(self.home.data_dir / "snapshots", statesync.snapshot_keep_recent),
+            None, network, interval=statesync.snapshot_interval,
+            chunk_bytes=statesync.chunk_bytes)
+        async with trio.open_nursery() as nursery:
+            network_running = False
+            if statesync.enable and is_empty(db):
+                # the chain opens on the restored state: p2p first, the chain's parts after
+                await nursery.start(network.run)
+                network_running = True
+                clients = [Client(url, timeout=10) for url in statesync.rpc_servers]
+                self.statesync = StateSync(db, network, self.snapshots,
+                                           light=lambda: self._light_client(clients),
+                                           keep_recent=config.storage.keep_recent)
+                try:
+                    report = await self.statesync.run()
+                finally:
+                    for client in clients:
+                        client.close()
+                log.info("state sync: at height %d in %.1fs (%d chunks); block sync from here",
+                         report.height, report.seconds, report.chunks)
+            await self._run_chain(db, nursery, network_running, task_status)
+
+    def _light_client(self, clients: list[Client]) -> LightClient:
+        """The state-sync light client over ``statesync.rpc_servers`` (blocking: a thread)."""
+        statesync = self.config.statesync
+        providers = [RPCProvider(client.call_unverified, name=url)
+                     for client, url in zip(clients, statesync.rpc_servers, strict=True)]
+        return LightClient(providers[0], chain_id=self.genesis.chain_id,
+                           trusted_height=statesync.trust_height,
+                           trusted_hash=bytes.fromhex(statesync.trust_hash),
+                           witnesses=providers[1:])
+
+    async def _run_chain(self, db: object, nursery: trio.Nursery, network_running: bool,
+                         task_status: trio.TaskStatus[None]) -> None:
+        config, network = self.config, self.network
+        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
+                                   keep_blocks=config.storage.keep_blocks)
+        self.snapshots.store = chain.store
+        self.mempool = Mempool(chain.app, config.mempool)
         self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
                              admit=self.admit, catching_up=lambda: self.catching_up)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
@@ -163,21 +209,22 @@ class Node:
         log.info("node %s starting: chain %s at height %d, app hash %s, validator %s",
                  config.node.moniker, chain.chain_id, chain.height, chain.app_hash.hex()[:16],
                  self.validator_address.hex())
-        async with trio.open_nursery() as nursery:
+        if not network_running:
             await nursery.start(network.run)
-            if rpc_server is not None:
-                host, _, port = config.rpc.listen_address.rpartition(":")
-                self.rpc_port = await nursery.start(rpc_server.serve, host, int(port))
-            if self.metrics is not None:
-                host, _, port = config.instrumentation.prometheus_listen_addr.rpartition(":")
-                self.metrics_port = await nursery.start(serve_metrics, self.metrics, host, int(port))
-            nursery.start_soon(self.gossip.run)
-            nursery.start_soon(self._recheck_loop)
-            nursery.start_soon(self._report_gc)
-            task_status.started()
-            await self.blocksync.sync(first_status_wait=3.0 if config.p2p.persistent_peers else 0.0)
-            self.catching_up = False
-            await nursery.start(self.driver.run)
+        if rpc_server is not None:
+            host, _, port = config.rpc.listen_address.rpartition(":")
+            self.rpc_port = await nursery.start(rpc_server.serve, host, int(port))
+        if self.metrics is not None:
+            host, _, port = config.instrumentation.prometheus_listen_addr.rpartition(":")
+            self.metrics_port = await nursery.start(serve_metrics, self.metrics, host, int(port))
+        nursery.start_soon(self.gossip.run)
+        await nursery.start(self.snapshots.run)
+        nursery.start_soon(self._recheck_loop)
+        nursery.start_soon(self._report_gc)
+        task_status.started()
+        await self.blocksync.sync(first_status_wait=3.0 if config.p2p.persistent_peers else 0.0)
+        self.catching_up = False
+        await nursery.start(self.driver.run)
 
     def _attach_metrics(self, metrics: NodeMetrics, rpc_server: object | None) -> None:
         """Point the scrape-time gauges at the parts they read."""
@@ -195,6 +242,7 @@ class Node:
     # --- the way out of every committed block ------------------------------------------------
 
     def on_commit(self, executed: ExecutedBlock) -> None:
+        self.snapshots.after_commit(executed.height)  # first: the view must be of this height
         if self.metrics is not None:
             chain = self.chain
             self.metrics.on_block(executed, round_=executed.commit.round,

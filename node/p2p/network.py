@@ -462,7 +462,7 @@ class Network:
         async def handle(stream: INetStream) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
             reader = FrameReader(stream, self.config.max_frame_bytes)
-            handler = self._handlers.get(protocol)
+            handlers = self._handlers  # looked up per frame: a state-syncing node sets the
             received = self.counters["bytes_received"]
             previous = self._inbound.get((peer, protocol))
             self._inbound[(peer, protocol)] = stream
@@ -474,6 +474,7 @@ class Network:
                     if messages is None:
                         return
                     received[protocol] = received.get(protocol, 0) + sum(map(len, messages))
+                    handler = handlers.get(protocol)  # chain's handlers once it has restored
                     if handler is None:
                         continue
                     for message in messages:

@@ -44,6 +44,12 @@ class MemoryDB:
             start, stop = prefix, _prefix_end(prefix)
         return MemoryIterator(self._data, start, stop, include_value)
 
+    def snapshot(self) -> MemoryDB:
+        """A frozen copy (LevelDB's ``snapshot()``: reads as of now, whatever is written later)."""
+        copy = MemoryDB()
+        copy._data = self._data.copy()
+        return copy
+
     def close(self) -> None:
         self.closed = True
 

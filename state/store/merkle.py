@@ -441,12 +441,22 @@ class MerkleStore:
                 return stored[1:] if stored else None
         return None
 
-    def _iterate_committed(self, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    def view(self) -> StoreView:
+        """The latest committed version, read-only, over a snapshot of the database: later
+        commits and pruning do not change what it reads, so a state-sync snapshot can be cut
+        from it in a thread while blocks go on. Close it (it pins LevelDB's files)."""
+        if self._version < 0:
+            raise StoreError("an empty store has no committed version to view")
+        return StoreView(self, self._db.snapshot(), self._version, self.root_hash())
+
+    def _iterate_committed(self, start: bytes, end: bytes | None,
+                           db: Any = None) -> Iterator[tuple[bytes, bytes]]:
+        """Committed values in key order, read from ``db`` (default: the live database)."""
         p = self._prefix
         plen = len(p)
         lo = p + value_key_floor(start)
         hi = p + (value_key_floor(end) if end is not None else bytes((VALUE_TAG[0] + 1,)))
-        with self._db.iterator(start=lo, stop=hi) as it:
+        with (db or self._db).iterator(start=lo, stop=hi) as it:
             if self.ring:
                 yield from _latest_in_slots(it, plen)
                 return
@@ -473,6 +483,36 @@ class MerkleStore:
             _drain(map(out.delete, keys))  # the loop in C: ~25k keys per 10k-key commit
             out.delete(p + stale_key(stale_version))
             out.delete(p + root_key(stale_version - 1))
+
+
+class StoreView:
+    """One committed version of a :class:`MerkleStore` over a database snapshot
+    (:meth:`MerkleStore.view`): ``version``, ``root_hash()`` and ``iterate()`` as the store's,
+    safe to read from another thread. Reads only the value table, never the node cache."""
+
+    def __init__(self, store: MerkleStore, snapshot: Any, version: int, root: bytes) -> None:
+        self._store = store
+        self._snapshot = snapshot
+        self.version = version
+        self._root = root
+
+    def root_hash(self) -> bytes:
+        return self._root
+
+    def iterate(self, start: bytes = b"", end: bytes | None = None
+                ) -> Iterator[tuple[bytes, bytes]]:
+        return self._store._iterate_committed(start, end, self._snapshot)
+
+    def close(self) -> None:
+        close = getattr(self._snapshot, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> StoreView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _latest_in_slots(it: Any, plen: int) -> Iterator[tuple[bytes, bytes]]:

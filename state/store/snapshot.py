@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from primitives import codec
-from state.store.merkle import MerkleStore
+from state.store.merkle import MerkleStore, StoreView
 
 FORMAT = 1
 DEFAULT_CHUNK_BYTES = 1 << 20
@@ -80,8 +80,10 @@ class Manifest:
         return hashlib.sha256(codec.encode(self.to_obj())).digest()
 
 
-def iter_chunks(store: MerkleStore, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
-    """The store's committed state (no pending writes) as encoded chunks, in key order."""
+def iter_chunks(store: MerkleStore | StoreView,
+                chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
+    """The store's committed state (no pending writes) as encoded chunks, in key order; a
+    :class:`StoreView` (``store.view()``) may be chunked in a thread while blocks commit."""
     pairs: list[list[bytes]] = []
     size = 0
     for key, value in store.iterate():
@@ -94,7 +96,7 @@ def iter_chunks(store: MerkleStore, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> I
         yield codec.encode(pairs)
 
 
-def take_snapshot(store: MerkleStore,
+def take_snapshot(store: MerkleStore | StoreView,
                   chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[Manifest, list[bytes]]:
     """Manifest and chunks of the store's latest committed version."""
     chunks = list(iter_chunks(store, chunk_bytes))

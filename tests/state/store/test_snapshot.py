@@ -98,3 +98,34 @@ def test_a_peer_serving_bad_chunks_is_dropped_and_another_asked() -> None:
     assert dropped == ["liar"]
     assert restorer.finish() == source.root_hash()
     assert ("liar", 2) in asked and ("honest", 2) in asked
+
+
+@pytest.mark.parametrize("backend", ["memory", "leveldb"])
+def test_a_view_still_reads_its_version_after_later_commits_and_pruning(backend, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if backend == "leveldb":
+        from node.blockstore import open_db
+
+        db = open_db(str(tmp_path / "db"))
+    else:
+        db = MemoryDB()
+    store = MerkleStore(db, keep_versions=2)  # slot values, pruned at every commit
+    for v in range(3):
+        for i in range(500):
+            store.set(b"k/%04d" % i, b"v%d" % v)
+        store.commit()
+    expected_manifest, expected_chunks = take_snapshot(store, chunk_bytes=2048)
+    with store.view() as view:
+        for v in range(3, 8):  # overwrite every slot, delete some keys, add others
+            for i in range(0, 600, 2):
+                store.set(b"k/%04d" % i, b"later %d" % v)
+            store.delete(b"k/%04d" % (v * 3))
+            store.commit()
+        manifest, chunks = take_snapshot(view, chunk_bytes=2048)
+    assert (manifest, chunks) == (expected_manifest, expected_chunks)
+    assert manifest.version == 2
+    restorer = Restorer(manifest, expected_manifest.root, MerkleStore(MemoryDB()))
+    for index, chunk in enumerate(chunks):
+        restorer.apply(index, chunk)
+    assert restorer.finish() == expected_manifest.root
+    if backend == "leveldb":
+        db.close()
