@@ -72,7 +72,7 @@ class ClearingApp:
         self.proposals: dict[bytes, dict[str, Any]] = {}
         self.env: BlockEnv | None = None  # the block being executed (begin_block to commit)
         self.liquidations = waterfall.LiquidationIndex()
-        self._decoded: OrderedDict[bytes, Tx | TxRejected] = OrderedDict()
+        self._decoded: OrderedDict[bytes, Tx] = OrderedDict()
         self._verdicts: dict[bytes, None] = {}  # hashes of txs whose signatures verified
         self._verified_orders: set[bytes] = set()
         if store.version >= 0:
@@ -151,7 +151,7 @@ class ClearingApp:
             try:
                 cached = decode_tx(tx_bytes, self.chain_id)
             except TxRejected:
-                raise
+                raise  # refusals are not cached: a stranger's invalid txs hold no memory
             except Exception as exc:  # a decoding bug must reject the tx, never halt every node
                 raise TxRejected(Code.DECODE_ERROR, f"undecodable tx ({type(exc).__name__})") from None
             self._decoded[key] = cached
