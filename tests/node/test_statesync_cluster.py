@@ -1,9 +1,10 @@
-"""Four validator processes run a few hundred blocks with pruning and snapshots; a fifth
-process state-syncs from them (one of which serves bad chunks), block-syncs the rest and
-computes the validators' app hashes."""
+"""Four validator processes run 500+ blocks under a transfer load with pruning and snapshots;
+a fifth process state-syncs from them (one of which serves bad chunks), block-syncs the rest
+and then holds, at the same height, the validators' app hash and every account they hold."""
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import pytest
 
 from node.config import load_config, replace, save_config
 from primitives.crypto import format_address
+from state.builders import build_transfer_tx
 
 pytestmark = pytest.mark.slow
 
 NEW = 4
 LIAR = 3
+FUNDED = [i.to_bytes(20, "big") for i in range(1, 401)]
 
 
 def corrupt_chunks(directory: Path, stop: threading.Event) -> None:
@@ -29,13 +32,31 @@ def corrupt_chunks(directory: Path, stop: threading.Event) -> None:
                 done.add(path)
 
 
-def test_a_fifth_node_state_syncs_past_a_lying_peer_and_computes_the_same_app_hash(
+def send_transfers(cluster, stop: threading.Event, sent: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Validators pay seeded random amounts to random funded accounts until ``stop``, so the
+    synced state holds balances that blocks after genesis wrote, not only genesis ones."""
+    rng = random.Random(7)
+    signers = [cluster.signer(i) for i in range(4)]
+    while not stop.wait(0.1):
+        i = rng.randrange(4)
+        try:
+            with cluster.client(i) as client:
+                tx = build_transfer_tx(signers[i], cluster.chain_id, rng.choice(FUNDED), "USDC",
+                                       rng.randrange(1, 10**6), fee=1000,
+                                       expiry=client.latest_height() + 100)
+                if int(client.broadcast_tx_sync(tx)["code"]) == 0:
+                    sent.append(tx.hex())
+        except Exception:  # noqa: BLE001 - a node busy or restarting: the next tick retries
+            continue
+
+
+def test_a_fifth_node_state_syncs_past_a_lying_peer_and_holds_the_validators_state(
         cluster_factory) -> None:  # type: ignore[no-untyped-def]
     def funded(document: dict) -> None:  # type: ignore[type-arg]
         # a state of ~40 chunks of 1 KiB, so that every peer serves some
         document["app_state"]["initial_balances"] += [
-            {"address": format_address(i.to_bytes(20, "big")), "quote": 10**9}
-            for i in range(1, 401)]
+            {"address": format_address(address), "quote": 10**9}
+            for address in FUNDED]
 
     cluster = cluster_factory(validators=4, full_nodes=1, genesis_patch=funded)
     for i in range(4):
@@ -44,12 +65,16 @@ def test_a_fifth_node_state_syncs_past_a_lying_peer_and_computes_the_same_app_ha
                             statesync={"snapshot_interval": 50, "chunk_bytes": 1024}),
                     cluster.homes[i].config_file)
     stop = threading.Event()
+    sent: list[str] = []
     liar = threading.Thread(target=corrupt_chunks,
                             args=(cluster.homes[LIAR].data_dir / "snapshots", stop), daemon=True)
+    load = threading.Thread(target=send_transfers, args=(cluster, stop, sent), daemon=True)
     liar.start()
     try:
         cluster.start_all()
-        cluster.wait_height([0, 1, 2, 3], 300, timeout=600)
+        cluster.wait_height([0, 1, 2, 3], 2, timeout=120)
+        load.start()
+        cluster.wait_height([0, 1, 2, 3], 520, timeout=900)
         with cluster.client(0) as client:
             trust_height = client.latest_height() - 5
             trust_hash = client.call("commit", height=trust_height)["block_hash"]
@@ -64,6 +89,10 @@ def test_a_fifth_node_state_syncs_past_a_lying_peer_and_computes_the_same_app_ha
         cluster.wait_height([NEW], target, timeout=300)
     finally:
         stop.set()
+        if load.is_alive():
+            load.join(timeout=10)
+    assert len(sent) > 100, f"only {len(sent)} transfers were accepted"
+    everyone = FUNDED + [cluster.keys[i].address for i in range(4)]
     log = cluster.log_text(NEW)
     assert "state sync: restored height" in log
     assert "sent a bad snapshot chunk" in log
@@ -72,5 +101,11 @@ def test_a_fifth_node_state_syncs_past_a_lying_peer_and_computes_the_same_app_ha
         earliest = int(status["earliest_block_height"])
         assert earliest > 1 and (earliest - 1) % 50 == 0  # the snapshot height + 1
         ours = client.call("block_results", height=target - 1)["app_hash"]
+        accounts = {address: client.call("account", address=format_address(address),
+                                         height=target - 1) for address in everyone}
     with cluster.client(0) as client:
         assert client.call("block_results", height=target - 1)["app_hash"] == ours
+        theirs = {address: client.call("account", address=format_address(address),
+                                       height=target - 1) for address in everyone}
+    assert accounts == theirs
+    assert len({str(accounts[a]) for a in FUNDED}) > 50, "the load moved too few balances"
