@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
     from state.app import ClearingApp
 
 log = logging.getLogger("clearchain.metrics")
+
+# No ``*_created`` series (the time each counter/histogram child was made): CometBFT's Go
+# client exports none, dashboards do not read them, and they were ~half of a scrape's lines
+# and of its time (7 -> 3 ms here). The switch is the library's own and process-wide.
+prometheus_client.disable_created_metrics()
 
 NAMESPACE = "clearchain"
 NEAR_MARGIN = (11, 10)
