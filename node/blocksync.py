@@ -75,6 +75,7 @@ class BlockSync:
         self.on_commit = on_commit
         self.verifier = verifier
         self.peer_heights: dict[str, int] = {}
+        self.peer_bases: dict[str, int] = {}  # a pruning peer's earliest stored block
         self._status_changed = trio.Event()
         self._pending: dict[int, _Pending] = {}
         self._failures: dict[str, int] = {}  # peer -> window requests it failed in a row
@@ -95,9 +96,11 @@ class BlockSync:
         except BadMessage as exc:
             raise PeerMisbehaviour(str(exc)) from exc
         if isinstance(message, StatusRequest):
-            await self._send(peer, SyncStatus(1 if self.chain.height else 0, self.chain.height))
+            height = self.chain.height
+            await self._send(peer, SyncStatus(self.chain.blocks.earliest_height() if height else 0, height))
         elif isinstance(message, SyncStatus):
             self.peer_heights[peer] = message.height
+            self.peer_bases[peer] = message.base
             self._status_changed.set()
         elif isinstance(message, GetBlocks):
             await self._serve(peer, message)
@@ -133,7 +136,13 @@ class BlockSync:
 
     async def _forget(self, peer: str) -> None:
         self.peer_heights.pop(peer, None)
+        self.peer_bases.pop(peer, None)
         self._failures.pop(peer, None)
+
+    def _holders(self, start: int) -> list[str]:
+        """Peers that still store block ``start`` (a pruning peer has deleted those below its base)."""
+        return sorted(p for p, h in self.peer_heights.items()
+                      if h >= start and self.peer_bases.get(p, 1) <= start)
 
     # --- syncing ------------------------------------------------------------------------------
 
@@ -181,6 +190,13 @@ class BlockSync:
         requested: dict[int, str] = {}  # window start -> peer
         arrived = trio.Event()
         peers_cycle = itertools.count()
+        # windows count from where this sync starts (after a state-sync restore that is the
+        # snapshot height + 1, which peers pruning below it still hold), not from height 1
+        origin = self.chain.height + 1
+        warned_pruned = 0
+
+        def window_of(height: int) -> int:
+            return height - (height - origin) % WINDOW
 
         async def fetch(start: int, peer: str) -> None:
             nonlocal arrived
@@ -198,20 +214,26 @@ class BlockSync:
             while self.chain.height + 1 < self.target():
                 next_height = self.chain.height + 1
                 # launch windows from the next missing height on
-                start = next_height - (next_height - 1) % WINDOW
+                start = window_of(next_height)
                 while len(requested) < IN_FLIGHT:
                     while start in ready or start in requested:
                         start += WINDOW
                     if start > self.target():
                         break
-                    candidates = sorted(p for p, h in self.peer_heights.items() if h >= start)
+                    candidates = self._holders(start)
                     if not candidates:
+                        if start == window_of(next_height) and warned_pruned != start:
+                            warned_pruned = start
+                            log.warning("block sync: no peer stores block %d any more (earliest "
+                                        "blocks of peers: %s); waiting for a peer that does, or "
+                                        "restart with state sync", start,
+                                        sorted(self.peer_bases.values()))
                         break
                     peer = candidates[next(peers_cycle) % len(candidates)]
                     requested[start] = peer
                     nursery.start_soon(fetch, start, peer)
                     start += WINDOW
-                window = next_height - (next_height - 1) % WINDOW
+                window = window_of(next_height)
                 entry = ready.get(window)
                 if entry is None:
                     arrived = trio.Event()
@@ -254,7 +276,7 @@ class BlockSync:
     def _served_nothing(self, peer: str, start: int, answered: bool) -> None:
         """A peer that claims height >= ``start`` but answers a window with no blocks (or not at
         all, repeatedly) is lying or broken: forget its height and drop it, or sync never ends."""
-        if self.peer_heights.get(peer, 0) < start:
+        if self.peer_heights.get(peer, 0) < start or self.peer_bases.get(peer, 1) > start:
             return
         failures = self._failures.get(peer, 0) + 1
         self._failures[peer] = failures

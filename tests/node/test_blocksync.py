@@ -6,6 +6,8 @@ import dataclasses
 
 import trio
 
+from consensus.types import Commit
+from primitives.codec import decode
 from primitives.crypto import PrivateKey, Signer
 from node.blocksync import BlockSync
 from node.chain import AppHashMismatch, Chain
@@ -72,6 +74,24 @@ async def test_syncs_to_one_below_the_tip_with_identical_state() -> None:
     assert target.block(70) is None
     assert target.store.root_hash() == source.store.root_at(69)
     assert syncer.txs_synced == 69
+
+
+async def test_a_node_syncs_from_a_peer_that_pruned_below_an_unaligned_height() -> None:
+    # as after a state-sync restore at 40: the next block (41) is the pruning peer's earliest,
+    # and not the start of a window counted from height 1 (33, 65, ...), which it no longer has
+    full = source_chain(90)
+    source, target = Chain(MemoryDB(), genesis(), keep_blocks=50), Chain(MemoryDB(), genesis())
+    for height in range(1, 91):
+        block, commit = full.block(height), Commit.from_obj(decode(full.blocks.commit(height)))
+        source.execute(block, commit)
+        if height <= 40:
+            target.execute(block, commit)
+    assert source.blocks.earliest_height() == 41
+    syncer, _, peers = await sync_from(source, target)
+    assert target.height == 89
+    assert target.store.root_hash() == source.store.root_at(89)
+    assert peers, "the pruning peer was dropped as a liar"
+    assert syncer.blocks_synced == 49
 
 
 async def test_blocks_signed_by_another_validator_set_are_refused_and_the_peer_dropped(
