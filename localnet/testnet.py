@@ -70,7 +70,11 @@ class NodeEntry:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a node could listen on ``port`` now. The probe binds as the nodes' listeners do
+    (trio and libp2p set SO_REUSEADDR), so the TIME-WAIT connections a testnet stopped a moment
+    ago leave behind do not count as "in use"; a live listener still does."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -20,6 +20,7 @@ import trio
 from cli.main import main
 from node.config import load_config
 from node.home import Home
+from localnet import testnet as localnet_testnet
 from localnet.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
 from rpc.client import AsyncClient, ConnectionFailed
 from primitives.crypto import format_address
@@ -272,3 +273,32 @@ async def test_a_live_testnets_metrics_agree_with_its_rpc(tmp_path: Path):
         for client in clients:
             await client.aclose()
         processes.stop()
+
+
+def _leave_time_wait(port: int) -> None:
+    """Serve one connection on ``port`` and close it from the server side first, as a stopped
+    node does: the port's connection then sits in TIME-WAIT for a minute."""
+    import socket
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            served, _ = listener.accept()
+            served.close()  # the active close: TIME-WAIT is on the server's side of the port
+            client.recv(1)
+    states = subprocess.run(["ss", "-tan", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert "TIME-WAIT" in states, states
+
+
+def test_a_testnet_recreated_right_after_a_stop_reuses_its_ports(tmp_path: Path) -> None:
+    import socket
+    base = free_base_port() + 4000
+    _leave_time_wait(base)
+    create_testnet(tmp_path / "again", 1, base, "clearchain-test-1")  # no "ports in use"
+    with socket.socket() as live:  # a port someone listens on is still refused
+        live.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        live.bind(("127.0.0.1", base + 1))
+        live.listen()
+        with pytest.raises(localnet_testnet.TestnetError, match=rf"ports \[{base + 1}\] are in use"):
+            create_testnet(tmp_path / "busy", 1, base, "clearchain-test-1")
