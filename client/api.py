@@ -13,7 +13,7 @@ one place that speaks HTTP. JSON-RPC errors are raised as the subclass for their
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -67,6 +67,10 @@ def accepted(answer: r.Broadcast | r.Committed) -> r.Broadcast | r.Committed:
     return answer
 
 
+def _typed(batch: Sequence[Call[T]], answers: list[Any]) -> list[T | RPCClientError]:
+    return [classify(a) if isinstance(a, RPCClientError) else c.result(a) for c, a in zip(batch, answers)]
+
+
 def _fee(params: ChainParams, message: TxMessage, fee: int | None) -> int:
     return params.min_tx_fee * message.fee_units() if fee is None else fee
 
@@ -107,6 +111,15 @@ class Client:
             return self.transport.call(method, **params)
         except RPCClientError as exc:
             raise classify(exc) from None
+
+    def batch(self, batch: Sequence[Call[T]]) -> list[T | RPCClientError]:
+        """Several calls in one JSON-RPC batch: each a typed result or its error (classified);
+        an error for the whole batch (e.g. over the node's batch limit) raises."""
+        try:
+            answers = self.transport.batch([(c.method, c.params) for c in batch])
+        except RPCClientError as exc:
+            raise classify(exc) from None
+        return _typed(batch, answers)
 
     # --- txs -----------------------------------------------------------------------------------
 
@@ -264,6 +277,15 @@ class AsyncClient:
             return await self.transport.call(method, **params)
         except RPCClientError as exc:
             raise classify(exc) from None
+
+    async def batch(self, batch: Sequence[Call[T]]) -> list[T | RPCClientError]:
+        """Several calls in one JSON-RPC batch: each a typed result or its error (classified);
+        an error for the whole batch (e.g. over the node's batch limit) raises."""
+        try:
+            answers = await self.transport.batch([(c.method, c.params) for c in batch])
+        except RPCClientError as exc:
+            raise classify(exc) from None
+        return _typed(batch, answers)
 
     # --- txs -----------------------------------------------------------------------------------
 

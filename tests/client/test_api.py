@@ -186,3 +186,21 @@ async def test_every_query_method_answers_its_type_over_the_blocking_client(chai
             assert sync.broadcast_tx_async(raw_tx).hash == sha256(raw_tx)
 
     await trio.to_thread.run_sync(read)
+
+
+async def test_a_batch_answers_each_call_typed_or_with_its_own_error(chain):
+    node, client = chain
+    venue = demo_signer("venue")
+    good = await client.build(venue, Transfer(to=BOB.address, asset="USDC", amount=1))
+    cheap = await client.build(venue, Transfer(to=BOB.address, asset="USDC", amount=2), fee=1)
+    from client import calls
+
+    answers = await client.batch([calls.broadcast_tx_sync(good), calls.broadcast_tx_sync(cheap),
+                                  calls.tx(b"\x00" * 32), calls.market("BTC-PERP")])
+    sent, refused, missing, market = answers
+    assert isinstance(sent, r.Broadcast) and sent.code == 0 and sent.hash == sha256(good)
+    assert isinstance(refused, r.Broadcast) and refused.code == Code.FEE_TOO_LOW
+    assert isinstance(missing, errors.NotFound)
+    assert isinstance(market, r.Market) and market.id == "BTC-PERP"
+    with pytest.raises(errors.LimitExceeded):  # the server's fixture limit is 20 per batch
+        await client.batch([calls.health()] * 21)
