@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from rpc.views import PeerView, PersistentPeerView
+
 T = TypeVar("T")
 Json = dict[str, Any]
 
@@ -490,40 +492,25 @@ class CheckedTx:
 
 
 @dataclass(frozen=True)
-class PersistentPeer:
-    id: str
-    address: str
-    connected: bool
-    since_ms: int
-    dials: int = 0
-    next_dial_ms: int | None = None
-    last_error: str = ""
-
-
-@dataclass(frozen=True)
-class Peer:
-    node_id: str
-    moniker: str
-    listen_addr: str
-    is_outbound: bool
-    remote_ip: str
-
-
-@dataclass(frozen=True)
 class NetInfo:
+    """``net_info``; peers as the node's own views of them (``rpc.views``)."""
+
     listening: bool
     listeners: tuple[str, ...]
-    peers: tuple[Peer, ...]
-    persistent_peers: tuple[PersistentPeer, ...]
+    peers: tuple[PeerView, ...]
+    persistent_peers: tuple[PersistentPeerView, ...]
     raw: Json = _raw()
 
     @classmethod
     def from_json(cls, data: Json) -> NetInfo:
-        peers = tuple(Peer(str(p["node_info"]["id"]), str(p["node_info"].get("moniker", "")),
-                           str(p["node_info"].get("listen_addr", "")), bool(p.get("is_outbound")),
-                           str(p.get("remote_ip", ""))) for p in data.get("peers") or ())
-        return cls(bool(data.get("listening")), tuple(data.get("listeners") or ()), peers,
-                   tuple(flat(PersistentPeer, p) for p in data.get("persistent_peers") or ()), data)
+        peers = tuple(PeerView(str(p["node_info"]["id"]), str(p["node_info"].get("listen_addr", "")),
+                               str(p["node_info"].get("moniker", "")), bool(p.get("is_outbound")))
+                      for p in data.get("peers") or ())
+        persistent = tuple(PersistentPeerView(
+            str(p["id"]), str(p["address"]), bool(p["connected"]), _int(p.get("since_ms")), _int(p.get("dials")),
+            None if p.get("next_dial_ms") is None else int(p["next_dial_ms"]), str(p.get("last_error") or ""))
+            for p in data.get("persistent_peers") or ())
+        return cls(bool(data.get("listening")), tuple(data.get("listeners") or ()), peers, persistent, data)
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,18 @@ def test_legacy_leaves_a_v038_answer_unchanged(method):
              "power": "1", "name": "v"}], "app_state": {}}},
     }
     assert legacy.to_v038(method, answers[method]) == answers[method]
+
+
+async def test_net_info_parses_the_nodes_answer_into_its_peer_views():
+    from rpc.limits import Limits
+    from rpc.methods import Context, net_info
+    from rpc.views import PeerView, PersistentPeerView
+    from tests.rpc.fake_node import FakeNode
+
+    node = FakeNode()
+    info = r.NetInfo.from_json(await net_info(Context(node, Limits())))
+    expected = await node.net_info()
+    assert info.listening == expected.listening and info.listeners == tuple(expected.listeners)
+    assert info.peers == tuple(expected.peers) and all(isinstance(p, PeerView) for p in info.peers)
+    assert info.persistent_peers == tuple(expected.persistent_peers)
+    assert all(isinstance(p, PersistentPeerView) for p in info.persistent_peers)
