@@ -44,7 +44,7 @@ from localnet.testnet import Monitor, Processes, create_testnet
 from node.config import load_config, save_config
 from node.home import Home
 from primitives.crypto import Signer
-from rpc.client import AsyncClient
+from client import AsyncClient
 
 KINDS = {
     b"b/h": "blocks", b"b/c": "commits", b"b/x": "results", b"b/t": "tx_index",
@@ -129,9 +129,9 @@ async def loaded_phase(net: Testnet, seconds: float, rate: int) -> tuple[int, fl
     await net.wait_height(1)
     clients = [AsyncClient(e.rpc_url, max_connections=8, timeout=60) for e in net.entries]
     main = clients[0]
-    chain_id = (await main.call("status"))["node_info"]["network"]
-    fee = int((await main.call("genesis"))["genesis"]["app_state"]["min_tx_fee"])
-    price = int((await main.call("market", market=MARKET))["oracle_price"])
+    chain = await main.chain()
+    chain_id, fee = chain.chain_id, chain.min_tx_fee
+    price = (await main.market(MARKET)).oracle_price
     feeders = [Signer(Home.at(e.home).validator_key()) for e in net.entries]
     first_id = int.from_bytes(os.urandom(5), "big") << 16
     load = await trio.to_thread.run_sync(make_load, chain_id, fee, await main.latest_height(),

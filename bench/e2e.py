@@ -59,9 +59,10 @@ import trio
 
 from primitives.crypto import PrivateKey, Signer, verify
 from primitives.hashing import sha256
-from rpc.client import AsyncClient, RPCClientError, WebSocket
+from client import AsyncClient, OracleReport, TxFailed, calls
+from client.errors import RPCClientError
+from rpc.client import WebSocket
 from localnet.demo import MARKET, load_fills, load_trades
-from state import builders
 from state.txs import MAX_FILLS
 
 BATCH = 20  # trade txs per JSON-RPC batch when the venue does not batch fills
@@ -145,22 +146,23 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
     accepted = 0
     for start in range(0, len(txs), BATCH):
         chunk = txs[start:start + BATCH]
-        body = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync",
-                 "params": {"tx": base64.b64encode(tx).decode()}} for i, tx in enumerate(chunk)]
         now = time.monotonic()
         for tx in chunk:
             sent[sha256(tx)] = now
-        replies = await client._post(json.dumps(body).encode())
-        if isinstance(replies, list):
-            for reply in replies:
-                result = reply.get("result") or {}
-                if result.get("code") == "0":
-                    accepted += 1
-                else:
-                    reason = f"{result.get('code')} {result.get('log', '')[:60]}" if result else str(reply.get("error"))[:80]
-                    REJECTED[reason] = REJECTED.get(reason, 0) + 1
-        else:
-            REJECTED[str(replies)[:80]] = REJECTED.get(str(replies)[:80], 0) + len(chunk)
+        try:
+            answers = await client.batch([calls.broadcast_tx_sync(tx) for tx in chunk])
+        except RPCClientError as exc:  # the whole batch refused
+            REJECTED[str(exc)[:80]] = REJECTED.get(str(exc)[:80], 0) + len(chunk)
+            continue
+        for answer in answers:
+            if isinstance(answer, RPCClientError):
+                reason = str(answer)[:80]
+            elif answer.code == 0:
+                accepted += 1
+                continue
+            else:
+                reason = f"{answer.code} {answer.log[:60]}"
+            REJECTED[reason] = REJECTED.get(reason, 0) + 1
     return accepted
 
 
@@ -196,11 +198,11 @@ async def cleared(client: AsyncClient, hashes: list[bytes]) -> int:
     trades = 0
     for tx_hash in hashes:
         try:
-            result = (await client.call("tx", hash=tx_hash.hex()))["tx_result"]
+            result = (await client.tx(tx_hash)).result
         except RPCClientError:
             continue
-        if result["code"] == "0":
-            trades += sum(event["type"] == "trade" for event in result["events"])
+        if result.ok:
+            trades += sum(event.type == "trade" for event in result.events)
     return trades
 
 
@@ -231,7 +233,7 @@ def trade_latencies(load: Load, sent: dict[bytes, float], commits: "Commits") ->
 async def drain(client: AsyncClient, limit: float = 60) -> None:
     """Wait until the mempool is empty (the previous phase's backlog must not leak into the next)."""
     with trio.move_on_after(limit):
-        while int((await client.call("num_unconfirmed_txs"))["n_txs"]):
+        while (await client.num_unconfirmed_txs()).n_txs:
             await trio.sleep(1)
 
 
@@ -255,11 +257,12 @@ async def feed(clients: list[AsyncClient], feeders: list[Signer], chain_id: str,
     and accepts only risk-reducing trades."""
     while True:
         height = await clients[0].latest_height()
+        report = OracleReport(prices={MARKET: price})
         for index, feeder in enumerate(feeders):
-            tx = builders.build_oracle_tx(feeder, chain_id, {MARKET: price}, fee=fee, expiry=height + 50)
+            tx = report.build(feeder, chain_id, fee=fee, expiry=height + 50)
             try:
-                await clients[index % len(clients)].broadcast_tx_sync(tx)
-            except RPCClientError:
+                await clients[index % len(clients)].submit(tx, "sync")
+            except (RPCClientError, TxFailed):
                 pass
         await trio.sleep(1)
 
@@ -287,10 +290,9 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
                   metrics_urls: tuple[str, ...] = ()) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
-    status = await main.call("status")
-    chain_id = status["node_info"]["network"]
-    fee = int((await main.call("genesis"))["genesis"]["app_state"]["min_tx_fee"])
-    price = int((await main.call("market", market=MARKET))["oracle_price"])
+    chain = await main.chain()
+    chain_id, fee = chain.chain_id, chain.min_tx_fee
+    price = (await main.market(MARKET)).oracle_price
     host, port = urls[0].removeprefix("http://").split(":")
     step = max(4.0, seconds / len(ramp))
     first_id = int.from_bytes(os.urandom(5), "big") << 16  # order ids never repeat across runs
@@ -396,7 +398,7 @@ async def rpc_server_rate(seconds: float = 3.0) -> float:
         async def worker() -> None:
             nonlocal count
             while time.monotonic() < end:
-                await client.call("health")
+                await client.health()
                 count += 1
 
         async with trio.open_nursery() as workers:

@@ -57,16 +57,18 @@ def command(node_url: str, trusted_height: int, trusted_hash: bytes, witnesses: 
             trusting_period_hours: int, sequential: bool, account: str | None,
             blocks: int | None, interval: float) -> None:
     """Follow a node as a light client: verify its headers and prove account state."""
-    primary = RPCProvider(client_for(node_url).call_unverified, node_url)
+    # The light client reads headers and commits as plain JSON through the transport; what it
+    # proves for the user (--account) is read through the typed client.
+    primary = RPCProvider(client_for(node_url).transport.call_unverified, node_url)
     try:
         light = LightClient(
             primary, chain_id=primary.chain_id(), trusted_height=trusted_height,
             trusted_hash=trusted_hash,
             options=Options(trusting_period_ms=trusting_period_hours * 3_600_000),
-            witnesses=[RPCProvider(client_for(url).call_unverified, url) for url in witnesses],
+            witnesses=[RPCProvider(client_for(url).transport.call_unverified, url) for url in witnesses],
             sequential=sequential)
         verifying = client_for(node_url)
-        verifying.verify = AnswerProver(light)
+        verifying.transport.verify = AnswerProver(light)
         shown = 0
         last = trusted_height
         while blocks is None or shown < blocks:
@@ -82,7 +84,7 @@ def command(node_url: str, trusted_height: int, trusted_hash: bytes, witnesses: 
             click.echo(json.dumps(line))
             if account:
                 click.echo(json.dumps({"height": block.height,
-                                       "account": verifying.call("account", address=account)}))
+                                       "account": verifying.account(account).raw}))
             shown += 1
     except AttackDetected as exc:
         click.echo(json.dumps({"attack": exc.evidence.kind,

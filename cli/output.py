@@ -11,7 +11,9 @@ from typing import Any
 
 import click
 
-from rpc.client import DEFAULT_URL, Client, ConnectionFailed, RPCClientError
+from client import Client
+from client.errors import ConnectionFailed, RPCClientError
+from rpc.client import DEFAULT_URL
 
 NODE_ENV = "CLEARCHAIN_NODE"
 _open_clients: list[Client] = []

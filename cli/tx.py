@@ -21,14 +21,24 @@ import click
 
 from cli.keyring import default_keyring_dir, valid_key_name
 from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors
+from client import (
+    Cancel,
+    Client,
+    Deposit,
+    Fills,
+    OracleReport,
+    Trade,
+    Transfer,
+    TxFailed,
+    Withdraw,
+    sign_order,
+)
+from client.api import DEFAULT_EXPIRY_BLOCKS, Mode
+from client.txs import TxMessage
 from primitives import codec
 from primitives.crypto import AddressError, KeyFileError, Signer, format_address, parse_address
 from primitives.keyfile import load_key
-from rpc.client import Client
-from state import builders
 from state.txs import MAX_FILLS
-
-DEFAULT_EXPIRY_BLOCKS = 20
 
 
 def keyring_dir(explicit: str | None) -> Path:
@@ -66,41 +76,40 @@ class Session:
     signer: Signer
     chain_id: str
     height: int
-    fee: int
+    fee: int | None
+    """None: the genesis minimum (per fill for a batch)."""
     expiry: int
-    mode: str
+    mode: Mode
     as_json: bool
 
-    def submit(self, tx: bytes, what: str) -> None:
-        method = {"sync": "broadcast_tx_sync", "async": "broadcast_tx_async", "commit": "broadcast_tx_commit"}[self.mode]
-        answer = self.client.call(method, tx=base64.b64encode(tx).decode())
+    def send(self, message: TxMessage, what: str) -> None:
+        tx = self.client.build(self.signer, message, fee=self.fee, expiry=self.expiry)
+        try:
+            answer = self.client.submit(tx, self.mode)
+        except TxFailed as failed:
+            if self.as_json:
+                emit(failed.details, True)
+                raise SystemExit(1) from None
+            if failed.stage == "check_tx":
+                raise click.ClickException(f"{what} rejected by check_tx: code {failed.code} "
+                                           f"({failed.code_name}): {failed.log}") from None
+            raise click.ClickException(f"{what} failed in block {failed.height}: code {failed.code} "
+                                       f"({failed.code_name}): {failed.log}") from None
         if self.as_json:
-            emit(answer, True)
+            emit(answer.raw, True)
             return
-        check = answer.get("check_tx", answer)
-        code = int(check.get("code", "0"))
-        deliver = answer.get("tx_result")
-        if code != 0:
-            raise click.ClickException(f"{what} rejected by check_tx: code {code}: {check.get('log', '')}")
-        if deliver is not None and int(deliver.get("code", "0")) != 0:
-            raise click.ClickException(
-                f"{what} failed in block {answer.get('height')}: code {deliver['code']}: {deliver.get('log', '')}")
-        where = f" in block {answer['height']}" if deliver is not None else ""
-        click.echo(f"{what} accepted{where}: {answer['hash']}")
+        height = getattr(answer, "height", 0)
+        where = f" in block {height}" if height else ""
+        click.echo(f"{what} accepted{where}: {answer.hash.hex().upper()}")
 
 
 def _session(ctx: click.Context, key_name: str) -> Session:
     opts = ctx.obj
     client = client_for(opts["node_url"])
     signer = load_signer(key_name, opts["keyring_dir"])
-    status = client.call("status")
-    chain_id = status["node_info"]["network"]
-    height = int(status["sync_info"]["latest_block_height"])
-    fee = opts["fee"]
-    if fee is None:
-        app_state = client.call("genesis")["genesis"].get("app_state", {})
-        fee = int(app_state.get("min_tx_fee", 0))
-    return Session(client, signer, chain_id, height, fee, height + opts["expiry_blocks"], opts["mode"], opts["as_json"])
+    status = client.status()
+    return Session(client, signer, status.chain_id, status.height, opts["fee"],
+                   status.height + opts["expiry_blocks"], opts["mode"], opts["as_json"])
 
 
 @click.group("tx")
@@ -145,8 +154,7 @@ NODE_HERE = click.option("--node", "node_override", default=None, expose_value=F
 def transfer(ctx: click.Context, key_name: str, to: str, amount: int, asset: str) -> None:
     """Move collateral to another account."""
     s = _session(ctx, key_name)
-    tx = builders.build_transfer_tx(s.signer, s.chain_id, address_arg(to, "--to"), asset, amount, fee=s.fee, expiry=s.expiry)
-    s.submit(tx, "transfer")
+    s.send(Transfer(to=address_arg(to, "--to"), asset=asset, amount=amount), "transfer")
 
 
 @command.command()
@@ -161,9 +169,8 @@ def transfer(ctx: click.Context, key_name: str, to: str, amount: int, asset: str
 def deposit(ctx: click.Context, key_name: str, account: str, amount: int, asset: str, external_id: str) -> None:
     """Attest an external deposit (bridge operators only)."""
     s = _session(ctx, key_name)
-    tx = builders.build_deposit_tx(s.signer, s.chain_id, external_id, address_arg(account, "--account"), asset,
-                                   amount, fee=s.fee, expiry=s.expiry)
-    s.submit(tx, "deposit attestation")
+    s.send(Deposit(external_id=external_id, account=address_arg(account, "--account"), asset=asset, amount=amount),
+           "deposit attestation")
 
 
 @command.command()
@@ -177,8 +184,7 @@ def deposit(ctx: click.Context, key_name: str, account: str, amount: int, asset:
 def withdraw(ctx: click.Context, key_name: str, amount: int, asset: str, destination: str) -> None:
     """Withdraw collateral (allowed only if initial margin still holds)."""
     s = _session(ctx, key_name)
-    s.submit(builders.build_withdraw_tx(s.signer, s.chain_id, asset, amount, destination, fee=s.fee, expiry=s.expiry),
-             "withdrawal")
+    s.send(Withdraw(asset=asset, amount=amount, destination=destination), "withdrawal")
 
 
 @command.command()
@@ -197,8 +203,8 @@ def order(ctx: click.Context, key_name: str, market: str, side: str, size: int, 
           lifetime: int) -> None:
     """Sign an order and print it (base64) for a venue; nothing is submitted."""
     s = _session(ctx, key_name)
-    envelope = builders.build_order(s.signer, s.chain_id, market=market, side=side, size=size, price=price,
-                                    order_id=order_id, expiry=s.height + lifetime)
+    envelope = sign_order(s.signer, s.chain_id, market=market, side=side, size=size, price=price,
+                          order_id=order_id, expiry=s.height + lifetime)
     encoded = base64.b64encode(codec.encode(envelope)).decode()
     if s.as_json:
         emit({"order": encoded, "expiry": str(s.height + lifetime), "account": format_address(s.signer.address)}, True)
@@ -228,9 +234,8 @@ def _order_arg(text: str, what: str) -> dict[str, Any]:
 def trade(ctx: click.Context, key_name: str, maker: str, taker: str, size: int, price: int) -> None:
     """Submit a venue's fill of two signed orders for clearing."""
     s = _session(ctx, key_name)
-    tx = builders.build_trade_tx(s.signer, s.chain_id, _order_arg(maker, "--maker"), _order_arg(taker, "--taker"),
-                                 size, price, fee=s.fee, expiry=s.expiry)
-    s.submit(tx, "trade")
+    s.send(Trade(maker=_order_arg(maker, "--maker"), taker=_order_arg(taker, "--taker"), size=size, price=price),
+           "trade")
 
 
 MAX_FILLS_FILE_BYTES = 4 << 20
@@ -275,9 +280,7 @@ def fills(ctx: click.Context, key_name: str, fills_file: Path) -> None:
     """
     s = _session(ctx, key_name)
     batch = _fills_file(fills_file)
-    fee = ctx.obj["fee"] if ctx.obj["fee"] is not None else s.fee * len(batch)
-    tx = builders.build_fills_tx(s.signer, s.chain_id, batch, fee=fee, expiry=s.expiry)
-    s.submit(tx, f"{len(batch)} fills")
+    s.send(Fills(fills=batch), f"{len(batch)} fills")
 
 
 @command.command()
@@ -290,8 +293,7 @@ def fills(ctx: click.Context, key_name: str, fills_file: Path) -> None:
 def cancel(ctx: click.Context, key_name: str, order_id: int, order_expiry: int) -> None:
     """Cancel one of your orders."""
     s = _session(ctx, key_name)
-    s.submit(builders.build_cancel_tx(s.signer, s.chain_id, order_id, order_expiry, fee=s.fee, expiry=s.expiry),
-             "cancel")
+    s.send(Cancel(order_id=order_id, order_expiry=order_expiry), "cancel")
 
 
 @command.command()
@@ -310,4 +312,4 @@ def oracle(ctx: click.Context, key_name: str, prices: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{item!r}: expected MARKET=PRICE with an integer price", param_hint="--price")
         report[market] = int(value)
     s = _session(ctx, key_name)
-    s.submit(builders.build_oracle_tx(s.signer, s.chain_id, report, fee=s.fee, expiry=s.expiry), "oracle report")
+    s.send(OracleReport(prices=report), "oracle report")

@@ -31,8 +31,11 @@ import trio
 from primitives.crypto import KeyFileError, PrivateKey, Signer, format_address
 from primitives.keyfile import save_key
 from primitives.hashing import sha256
-from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
-from state import builders
+from client import AsyncClient, Backstop, Deposit, Fills, OracleReport, Trade, TxFailed, sign_order
+from client import results
+from client.errors import ConnectionFailed, NotFound, RPCClientError
+from client.txs import TxMessage
+from state.builders import Envelope
 
 MARKET = "BTC-PERP"
 LONGS = 4
@@ -79,7 +82,7 @@ def patch_genesis(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _order_pairs(chain_id: str, expiry: int, count: int, price: int, first_id: int,
-                 traders: Sequence[str]) -> list[tuple[builders.Envelope, builders.Envelope]]:
+                 traders: Sequence[str]) -> list[tuple[Envelope, Envelope]]:
     """Signed (bid, ask) pairs between funded demo traders: rotating pairs, alternating sides,
     so positions stay small; order ids from ``first_id`` never repeat."""
     signers = [demo_signer(name) for name in traders]
@@ -92,10 +95,10 @@ def _order_pairs(chain_id: str, expiry: int, count: int, price: int, first_id: i
         buyer, seller = (a, b) if (n // n_traders) % 2 == 0 else (b, a)
         order_id = first_id + n
         pairs.append((
-            builders.build_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price,
-                                 order_id=order_id, expiry=expiry),
-            builders.build_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price,
-                                 order_id=order_id, expiry=expiry),
+            sign_order(buyer, chain_id, market=MARKET, side="buy", size=100, price=price, order_id=order_id,
+                       expiry=expiry),
+            sign_order(seller, chain_id, market=MARKET, side="sell", size=100, price=price, order_id=order_id,
+                       expiry=expiry),
         ))
     return pairs
 
@@ -107,7 +110,7 @@ def load_trades(chain_id: str, fee: int, expiry: int, count: int, price: int, fi
                 traders: Sequence[str] = BENCH_TRADERS) -> list[bytes]:
     """``count`` signed trade txs between funded demo traders, for benchmarks."""
     venue = demo_signer("venue")
-    return [builders.build_trade_tx(venue, chain_id, bid, ask, 100, price, fee=fee, expiry=expiry)
+    return [Trade(maker=bid, taker=ask, size=100, price=price).build(venue, chain_id, fee=fee, expiry=expiry)
             for bid, ask in _order_pairs(chain_id, expiry, count, price, first_id, traders)]
 
 
@@ -116,9 +119,9 @@ def load_fills(chain_id: str, fee: int, expiry: int, count: int, price: int, fir
     """``count`` trades as ``fills`` txs of ``per_tx`` fills each (the last may hold fewer)."""
     venue = demo_signer("venue")
     pairs = _order_pairs(chain_id, expiry, count, price, first_id, traders)
-    return [builders.build_fills_tx(venue, chain_id, [(bid, ask, 100, price) for bid, ask in pairs[i:i + per_tx]],
-                                    fee=fee * len(pairs[i:i + per_tx]), expiry=expiry)
-            for i in range(0, count, per_tx)]
+    batches = [Fills(fills=[(bid, ask, 100, price) for bid, ask in pairs[i:i + per_tx]])
+               for i in range(0, count, per_tx)]
+    return [batch.build(venue, chain_id, fee=fee * batch.fee_units(), expiry=expiry) for batch in batches]
 
 
 def usd(micro: Any) -> str:
@@ -206,27 +209,38 @@ class Demo:
                 return name
         return address_text[:12] + "..."
 
-    async def query_account(self, method: str, address: bytes, empty: Any) -> Any:
-        """``account_health``/``positions`` of an account; ``empty`` if the chain holds none
-        (an account wiped out and emptied by the waterfall is removed from the state)."""
+    async def health(self, address: bytes) -> results.Health:
+        """An account's health; all zero if the chain holds none (an account wiped out and
+        emptied by the waterfall is removed from the state)."""
         try:
-            return await self.clients[0].call(method, address=format_address(address))
-        except RPCClientError as exc:
-            if exc.code == -32001:
-                return empty
-            raise
+            return await self.clients[0].account_health(address)
+        except NotFound:
+            return results.Health(0, 0, 0, 0, False, 0)
 
-    async def submit(self, tx: bytes, what: str) -> bool:
+    async def position(self, address: bytes) -> int:
+        """The account's size in the demo market (0 if the chain holds no such account)."""
         try:
-            answer = await self.client().broadcast_tx_sync(tx)
+            held = await self.clients[0].positions(address)
+        except NotFound:
+            return 0
+        return sum(p.size for p in held if p.market == MARKET)
+
+    def _count_rejected(self, key: str) -> None:
+        self.stats.rejected[key[:80]] = self.stats.rejected.get(key[:80], 0) + 1
+
+    async def send(self, signer: Signer, message: TxMessage, what: str) -> bool:
+        """Sign ``message`` at the chain's minimum fee and hand it to a node (broadcast_tx_sync)."""
+        tx = message.build(signer, self.chain_id, fee=self.fee * message.fee_units(), expiry=self.expiry)
+        try:
+            await self.client().submit(tx, "sync")
+        except TxFailed as refused:
+            self.stats.submitted += 1
+            self._count_rejected(f"{what} code {refused.code}: {refused.log[:60]}")
+            return False
         except (RPCClientError, ConnectionFailed) as exc:
-            self.stats.rejected[f"{what}: {exc}"[:80]] = self.stats.rejected.get(f"{what}: {exc}"[:80], 0) + 1
+            self._count_rejected(f"{what}: {exc}")
             return False
         self.stats.submitted += 1
-        if answer["code"] != "0":
-            key = f"{what} code {answer['code']}: {answer['log'][:60]}"
-            self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
-            return False
         return True
 
     @property
@@ -235,14 +249,12 @@ class Demo:
 
     async def setup(self) -> None:
         client = self.clients[0]
-        status = await client.call("status")
-        self.chain_id = status["node_info"]["network"]
-        self.height = int(status["sync_info"]["latest_block_height"])
-        genesis = (await client.call("genesis"))["genesis"]
-        self.fee = int(genesis["app_state"]["min_tx_fee"])
-        market = await client.call("market", market=MARKET)
-        self._market = DemoMarket(int(market["oracle_price"]), int(market["tick_size"]), int(market["lot_size"]),
-                             int(market["price_exponent"]), int(market["size_exponent"]))
+        self.height = await client.latest_height()
+        chain = await client.chain()
+        self.chain_id, self.fee = chain.chain_id, chain.min_tx_fee
+        market = await client.market(MARKET)
+        self._market = DemoMarket(market.oracle_price, market.tick_size, market.lot_size, market.price_exponent,
+                                  market.size_exponent)
         self.reference_price = self.market.price
 
     # --- the tasks -----------------------------------------------------------------------------
@@ -267,14 +279,13 @@ class Demo:
             price = self.market.round_price(target)
             async with trio.open_nursery() as nursery:
                 for feeder in self.feeders:
-                    tx = builders.build_oracle_tx(feeder, self.chain_id, {MARKET: price}, fee=self.fee, expiry=self.expiry)
-                    nursery.start_soon(self.submit, tx, "oracle")
+                    nursery.start_soon(self.send, feeder, OracleReport(prices={MARKET: price}), "oracle")
             await trio.sleep(0.5)
 
-    def order(self, signer: Signer, side: str, size: int, limit: int) -> dict[str, bytes]:
+    def order(self, signer: Signer, side: str, size: int, limit: int) -> Envelope:
         self.order_ids += 1
-        return builders.build_order(signer, self.chain_id, market=MARKET, side=side, size=size, price=limit,
-                                    order_id=self.order_ids, expiry=self.height + 100)
+        return sign_order(signer, self.chain_id, market=MARKET, side=side, size=size, price=limit,
+                          order_id=self.order_ids, expiry=self.height + 100)
 
     async def match(self, buyer: Signer, seller: Signer, size: int) -> bool:
         """The venue: both sides post limits around the oracle; the resting (maker) price fills."""
@@ -284,17 +295,13 @@ class Demo:
         bid = self.order(buyer, "buy", size, price + spread)
         ask = self.order(seller, "sell", size, max(m.tick, price - spread))
         maker, taker = (bid, ask) if self.rng.random() < 0.5 else (ask, bid)
-        tx = builders.build_trade_tx(self.venue, self.chain_id, maker, taker, size, price, fee=self.fee, expiry=self.expiry)
-        return await self.submit(tx, "trade")
+        return await self.send(self.venue, Trade(maker=maker, taker=taker, size=size, price=price), "trade")
 
     async def trade(self, build_until: float) -> None:
         """Longs build leverage against the shorts; shorts churn among themselves for volume."""
         lot = self.market.lot
         targets = [lev * LONG_QUOTE // (self.market.price * 1) for lev in LEVERAGES]  # value multiplier 1
-        built = []
-        for signer in self.longs:  # a resumed chain may already hold positions
-            held = await self.query_account("positions", signer.address, [])
-            built.append(sum(int(p["size"]) for p in held if p["market"] == MARKET))
+        built = [await self.position(signer.address) for signer in self.longs]  # a resumed chain may hold some
         while True:
             if not self.crashed and time.monotonic() < build_until:
                 i = self.rng.randrange(LONGS)
@@ -361,10 +368,10 @@ class Demo:
     async def report_progress(self) -> None:
         while True:
             await trio.sleep(3)
-            fund = await self.clients[0].call("insurance_fund")
+            fund = await self.clients[0].insurance_fund()
             self.say(f"trades {self.stats.trades} (txs accepted {self.stats.submitted}), "
                      f"{MARKET} {self.market.show_price(self.market.price)}, "
-                     f"insurance {usd(fund['insurance_fund'])}, liquidations {self.stats.liquidations}, "
+                     f"insurance {usd(fund.insurance_fund)}, liquidations {self.stats.liquidations}, "
                      f"ADL {self.stats.deleverages}")
 
     async def top_up_longs(self) -> None:
@@ -373,15 +380,14 @@ class Demo:
         run = int(time.time())
         topped = False
         for index, signer in enumerate(self.longs):
-            health = await self.query_account("account_health", signer.address, {"equity": "0"})
-            missing = LONG_QUOTE - int(health["equity"])
+            missing = LONG_QUOTE - (await self.health(signer.address)).equity
             if missing < LONG_QUOTE // 10:
                 continue
             name = self.names[signer.address]
+            deposit = Deposit(external_id=f"demo-{run}-{index}", account=signer.address, asset="USDC",
+                              amount=missing)
             for feeder in self.feeders:  # more than 2/3 of the operators' power credits it
-                tx = builders.build_deposit_tx(feeder, self.chain_id, f"demo-{run}-{index}", signer.address,
-                                               "USDC", missing, fee=self.fee, expiry=self.expiry)
-                await self.submit(tx, "deposit")
+                await self.send(feeder, deposit, "deposit")
             self.say(f"bridge: validators attest a deposit of {usd(missing)} for {name}")
             topped = True
         if topped:
@@ -398,8 +404,8 @@ class Demo:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.watch)
             nursery.start_soon(self.follow_height)
-            await self.submit(builders.build_backstop_tx(self.backstop, self.chain_id, MARKET, BACKSTOP_SIZE, 10_000,
-                                                         fee=self.fee, expiry=self.expiry), "backstop")
+            await self.send(self.backstop, Backstop(market=MARKET, max_size=BACKSTOP_SIZE, discount_ppm=10_000),
+                            "backstop")
             nursery.start_soon(self.feed_prices)
             nursery.start_soon(self.trade, time.monotonic() + duration * 0.45)
             nursery.start_soon(self.report_progress)
@@ -422,15 +428,13 @@ class Demo:
     async def print_accounts(self, title: str) -> None:
         rows = []
         for signer in self.longs + self.shorts + [self.backstop]:
-            health = await self.query_account("account_health", signer.address, {
-                "equity": "0", "maintenance_margin": "0", "liquidatable": False})
-            positions = await self.query_account("positions", signer.address, [])
-            size = sum(int(p["size"]) for p in positions if p["market"] == MARKET)
+            health = await self.health(signer.address)
+            size = await self.position(signer.address)
             rows.append(f"  {self.names[signer.address]:>9}  {self.market.show_size(size):>9} BTC  "
-                        f"equity {usd(health['equity']):>14}  MMR {usd(health['maintenance_margin']):>12}"
-                        f"{'  LIQUIDATABLE' if health['liquidatable'] else ''}")
-        fund = await self.clients[0].call("insurance_fund")
-        self.say(f"accounts {title} (insurance fund {usd(fund['insurance_fund'])}, fee pool {usd(fund['fee_pool'])}):")
+                        f"equity {usd(health.equity):>14}  MMR {usd(health.maintenance_margin):>12}"
+                        f"{'  LIQUIDATABLE' if health.liquidatable else ''}")
+        fund = await self.clients[0].insurance_fund()
+        self.say(f"accounts {title} (insurance fund {usd(fund.insurance_fund)}, fee pool {usd(fund.fee_pool)}):")
         for row in rows:
             self.out(row)
 
@@ -448,38 +452,35 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
     socialized loss; no account has negative equity. ``addresses`` must cover every funded account (genesis and validators).
     """
     problems = []
-    markets = {m["id"]: m for m in await client.call("markets")}
-    scale = int(next(iter(markets.values())).get("funding_scale", "1"))
+    markets = {m.id: m for m in await client.markets()}
+    scale = next(iter(markets.values())).funding_scale
     sizes = {m: 0 for m in markets}
     longs = {m: 0 for m in markets}
     quote_scaled = 0
     for address in addresses:
         try:
-            account = await client.call("account", address=format_address(address))
-        except RPCClientError as exc:
-            if exc.code == -32001:  # never funded, never traded
-                continue
-            raise
-        quote_scaled += int(account["quote"]) * scale
-        for position in account["positions"]:
-            size = int(position["size"])
-            sizes[position["market"]] += size
-            longs[position["market"]] += max(size, 0)
-            quote_scaled += int(position.get("pending_funding_scaled", "0"))
-        if int(account["health"]["equity"]) < 0:
-            problems.append(f"{format_address(address)} has negative equity {account['health']['equity']}")
+            account = await client.account(address)
+        except NotFound:  # never funded, never traded
+            continue
+        quote_scaled += account.quote * scale
+        for position in account.positions:
+            sizes[position.market] += position.size
+            longs[position.market] += max(position.size, 0)
+            quote_scaled += position.pending_funding_scaled
+        if account.health.equity < 0:
+            problems.append(f"{format_address(address)} has negative equity {account.health.equity}")
     for market_id, market in sorted(markets.items()):
         if sizes[market_id] != 0:
             problems.append(f"sizes in {market_id} sum to {sizes[market_id]}, not 0")
-        if longs[market_id] != int(market["open_interest"]):
-            problems.append(f"open interest of {market_id} is {market['open_interest']}, longs hold {longs[market_id]}")
-        quote_scaled += int(market.get("funding_dust_scaled", "0"))
-    fund = await client.call("insurance_fund")
+        if longs[market_id] != market.open_interest:
+            problems.append(f"open interest of {market_id} is {market.open_interest}, longs hold {longs[market_id]}")
+        quote_scaled += market.funding_dust_scaled
+    fund = await client.insurance_fund()
     quote_symbol = "USDC"
-    expected = (int(fund["deposits"].get(quote_symbol, "0")) - int(fund["withdrawals"].get(quote_symbol, "0"))
-                + int(fund.get("socialized_loss", "0")) - int(fund["insurance_fund"]) - int(fund["fee_pool"]))
+    expected = (fund.deposits.get(quote_symbol, 0) - fund.withdrawals.get(quote_symbol, 0)
+                + fund.socialized_loss - fund.insurance_fund - fund.fee_pool)
     if quote_scaled != expected * scale:
         problems.append(f"quote is not conserved: accounts hold {quote_scaled} / {scale}, expected {expected}")
-    if int(fund["insurance_fund"]) < 0 or int(fund["fee_pool"]) < 0:
+    if fund.insurance_fund < 0 or fund.fee_pool < 0:
         problems.append("insurance fund or fee pool is negative")
     return problems

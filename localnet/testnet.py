@@ -41,7 +41,8 @@ from node.init import (
 from node.config import Config, load_config, replace, save_config
 from node.home import Home
 from state.genesis import load_genesis, validator_entry
-from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
+from client import AsyncClient
+from client.errors import ConnectionFailed, RPCClientError
 from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
 MANIFEST = "testnet.json"
@@ -211,13 +212,12 @@ class Monitor:
     async def poll(self, index: int) -> None:
         client, view = self.clients[index], self.views[index]
         try:
-            status = await client.call("status")
-            height = int(status["sync_info"]["latest_block_height"])
-            block_time_ns = int(status["sync_info"].get("latest_block_time") or 0)
+            status = await client.status()
+            block_time_ns = status.latest_block_time_ns
             view.last_commit = block_time_ns / 1e9 if block_time_ns else 0.0  # wall clock of the block
-            view.height, view.app_hash = height, status["sync_info"]["latest_app_hash"]
-            view.peers = int((await client.call("net_info"))["n_peers"])
-            view.mempool = int((await client.call("num_unconfirmed_txs"))["n_txs"])
+            view.height, view.app_hash = status.height, status.latest_app_hash.hex().upper()
+            view.peers = len((await client.net_info()).peers)
+            view.mempool = (await client.num_unconfirmed_txs()).n_txs
             view.error = ""
         except (RPCClientError, ConnectionFailed, KeyError, ValueError) as exc:
             view.error = str(exc)[:40] or type(exc).__name__
@@ -230,10 +230,10 @@ class Monitor:
             return
         low = max(self.counted_height + 1, top - 19)
         try:
-            metas = (await source.call("blockchain", minHeight=low, maxHeight=top))["block_metas"]
+            metas = (await source.blockchain(low, top)).block_metas
         except (RPCClientError, ConnectionFailed):
             return
-        self.txs_seen += sum(int(m["num_txs"]) for m in metas if int(m["header"]["height"]) > self.counted_height)
+        self.txs_seen += sum(m.num_txs for m in metas if m.header.height > self.counted_height)
         self.counted_height = top
         now = time.monotonic()
         self.samples = [(t, n) for t, n in self.samples if now - t <= 10] + [(now, self.txs_seen)]
@@ -315,8 +315,8 @@ async def same_app_hash(clients: list[AsyncClient]) -> tuple[int, dict[str, str]
     common = min(heights)
     seen = {}
     for client in clients:
-        block = await client.call("block", height=common)
-        seen[client.url] = f"{block['block_id']['hash']}/{block['block']['header']['app_hash']}"
+        block = await client.block(common)
+        seen[client.url] = f"{block.block_id.hash.hex().upper()}/{block.header.app_hash.hex().upper()}"
     return common, seen
 
 

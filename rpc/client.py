@@ -78,6 +78,25 @@ def _result(reply: Any) -> Any:
     return reply.get("result")
 
 
+def _batch_requests(calls: list[tuple[str, dict[str, Any]]], ids: Iterator[int]) -> list[dict[str, Any]]:
+    return [{"jsonrpc": "2.0", "id": next(ids), "method": m, "params": p} for m, p in calls]
+
+
+def _batch_results(requests: list[dict[str, Any]], replies: Any) -> list[Any]:
+    """Each request's result or RPCClientError, in the requests' order; a whole-batch error
+    (e.g. a batch over the node's limit) raises."""
+    if isinstance(replies, dict):
+        _result(replies)
+    by_id = {r.get("id"): r for r in replies or [] if isinstance(r, dict)}
+    out: list[Any] = []
+    for request in requests:
+        try:
+            out.append(_result(by_id.get(request["id"])))
+        except RPCClientError as exc:
+            out.append(exc)
+    return out
+
+
 def _split_url(url: str) -> tuple[str, int, str]:
     parsed = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
     if parsed.scheme not in ("http", "tcp"):
@@ -152,18 +171,8 @@ class Client:
         Not in verifying mode: each answer would need its own proof (call them one by one)."""
         if self.verify is not None:
             raise UnverifiableAnswer("a verifying client answers one call at a time, not batches")
-        requests = [{"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in calls]
-        replies = self._post(json.dumps(requests).encode())
-        if isinstance(replies, dict):
-            _result(replies)  # a whole-batch error (e.g. batch too large) raises here
-        by_id = {r.get("id"): r for r in replies or []}
-        out: list[Any] = []
-        for request in requests:
-            try:
-                out.append(_result(by_id.get(request["id"])))
-            except RPCClientError as exc:
-                out.append(exc)
-        return out
+        requests = _batch_requests(calls, self._ids)
+        return _batch_results(requests, self._post(json.dumps(requests).encode()))
 
     def broadcast_tx_sync(self, tx: bytes) -> Any:
         return self.call("broadcast_tx_sync", tx=_b64(tx))
@@ -321,6 +330,11 @@ class AsyncClient:
     async def call(self, method: str, **params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
         return _result(await self._post(body.encode()))
+
+    async def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Several calls in one request; each entry is a result or an RPCClientError instance."""
+        requests = _batch_requests(calls, self._ids)
+        return _batch_results(requests, await self._post(json.dumps(requests).encode()))
 
     async def broadcast_tx_sync(self, tx: bytes) -> Any:
         return await self.call("broadcast_tx_sync", tx=_b64(tx))

@@ -1,7 +1,11 @@
 """JSON-RPC 2.0 request handling, independent of transport (HTTP and WebSocket share it).
 
-Every reply is a valid JSON-RPC response: a handler bug becomes INTERNAL_ERROR (logged with its
-traceback), never a dropped connection.
+Follows the specification (https://www.jsonrpc.org/specification) to the letter, section 7's
+examples being the test (``tests/rpc/test_jsonrpc_spec.py``): a value that is not a Request
+object is answered with -32600 and the id null when it has no usable id, in a batch too; a
+notification (a valid Request without ``id``) is never answered, not even with an error; a
+batch of notifications only gets nothing back. Every reply is a valid JSON-RPC response: a
+handler bug becomes INTERNAL_ERROR (logged with its traceback), never a dropped connection.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rpc import errors
@@ -17,7 +22,6 @@ from rpc.methods import Context, Method, bind_params, lookup
 
 log = logging.getLogger(__name__)
 
-_NO_ID = object()
 # Hook the WebSocket transport installs to serve subscribe/unsubscribe itself.
 Override = Callable[[Method, dict[str, Any], Any], Awaitable[Any]] | None
 
@@ -60,8 +64,55 @@ UNKNOWN_METHOD = "unknown"
 """The method label of calls whose method is not in the table (bounded label values)."""
 
 
+@dataclass(frozen=True)
+class Request:
+    """A valid JSON-RPC 2.0 Request object (section 4): ``id`` is None for a notification,
+    and ``notification`` says which (an explicit ``"id": null`` is a call, not a notification)."""
+
+    method: str
+    params: dict[str, Any] | list[Any] | None
+    id: str | int | float | None
+    notification: bool
+
+
+class InvalidRequest(Exception):
+    """Not a Request object: answered with -32600 even without an id (section 5: the id is
+    null when it cannot be read), never silently dropped as if it were a notification."""
+
+    def __init__(self, detail: str, request_id: Any = None) -> None:
+        super().__init__(detail)
+        self.error = errors.RPCError(errors.INVALID_REQUEST, detail)
+        self.request_id = request_id
+
+
+def _usable_id(value: Any) -> bool:
+    """Section 4: a String, Number or Null (booleans are not numbers here)."""
+    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+
+
+def read_request(value: Any) -> Request:
+    """Check one decoded value against section 4; raises :class:`InvalidRequest` with the id to
+    answer with (the request's own when it is usable, else null)."""
+    if not isinstance(value, dict):
+        raise InvalidRequest("a request must be a JSON object")
+    notification = "id" not in value
+    request_id = value.get("id")
+    if not _usable_id(request_id):
+        raise InvalidRequest("id must be a string, number or null")
+    if value.get("jsonrpc") != "2.0":
+        raise InvalidRequest('jsonrpc must be exactly "2.0"', request_id)
+    if "method" not in value:
+        raise InvalidRequest("method is missing", request_id)
+    if not isinstance(value["method"], str):
+        raise InvalidRequest("method must be a string", request_id)
+    params = value.get("params")
+    if "params" in value and not isinstance(params, (dict, list)):
+        raise InvalidRequest("params must be an object or an array (section 4.2)", request_id)
+    return Request(value["method"], params, request_id, notification)
+
+
 async def handle_one(ctx: Context, request: Any, override: Override = None) -> dict[str, Any] | None:
-    """Answer one request object; None for a notification (no ``id``)."""
+    """Answer one request object; None for a notification (a valid Request without ``id``)."""
     if ctx.observe is None:
         return (await _handle_one(ctx, request, override))[0]
     started = time.perf_counter()
@@ -70,44 +121,35 @@ async def handle_one(ctx: Context, request: Any, override: Override = None) -> d
     return reply
 
 
-async def _handle_one(ctx: Context, request: Any,
+async def _handle_one(ctx: Context, value: Any,
                       override: Override) -> tuple[dict[str, Any] | None, str, bool]:
     """(the reply, the method's name, whether the call failed)."""
     name = UNKNOWN_METHOD
-    if not isinstance(request, dict):
-        return error_response(errors.RPCError(errors.INVALID_REQUEST, "a request must be a JSON object")), name, True
-    request_id = request.get("id", _NO_ID)
-    is_notification = request_id is _NO_ID
-    if is_notification:
-        request_id = None
-    elif request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))):
-        return error_response(errors.RPCError(errors.INVALID_REQUEST, "id must be a string, number or null")), name, True
     try:
-        if request.get("jsonrpc") != "2.0":
-            raise errors.RPCError(errors.INVALID_REQUEST, 'jsonrpc must be exactly "2.0"')
-        if "method" not in request:
-            raise errors.RPCError(errors.INVALID_REQUEST, "method is missing")
-        method = lookup(request["method"])
+        request = read_request(value)
+    except InvalidRequest as exc:
+        return error_response(exc.error, exc.request_id), name, True
+    try:
+        method = lookup(request.method, ctx.methods)
         name = method.name
-        params = bind_params(method, request.get("params"))
+        params = bind_params(method, request.params)
         if override is not None and method.websocket_only:
-            result = await override(method, params, request_id)
+            result = await override(method, params, request.id)
         else:
             result = await method.handler(ctx, **params)
     except errors.RPCError as exc:
-        if is_notification:
-            return None, name, True
-        return error_response(exc, request_id), name, True
+        # section 4.1: a notification is not answered, not even with an error
+        return (None if request.notification else error_response(exc, request.id)), name, True
     except Exception as exc:  # a handler or node bug: answer, log, keep serving
-        log.exception("internal error in %r", request.get("method"))
-        if is_notification:
+        log.exception("internal error in %r", request.method)
+        if request.notification:
             return None, name, True
         return error_response(
-            errors.RPCError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:300]), request_id
+            errors.RPCError(errors.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:300]), request.id
         ), name, True
-    if is_notification:
+    if request.notification:
         return None, name, False
-    return {"jsonrpc": "2.0", "id": request_id, "result": result}, name, False
+    return {"jsonrpc": "2.0", "id": request.id, "result": result}, name, False
 
 
 async def handle_body(ctx: Context, body: bytes | str, override: Override = None) -> bytes | None:

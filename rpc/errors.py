@@ -24,7 +24,7 @@ TX_REJECTED = -32005  # broadcast_tx_commit: the tx failed check_tx (data holds 
 
 STANDARD_MESSAGES = {
     PARSE_ERROR: "Parse error",
-    INVALID_REQUEST: "Invalid request",
+    INVALID_REQUEST: "Invalid Request",  # the spec's spelling (section 5.1)
     METHOD_NOT_FOUND: "Method not found",
     INVALID_PARAMS: "Invalid params",
     INTERNAL_ERROR: "Internal error",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -41,12 +41,15 @@ def _unbounded() -> AbstractContextManager[None]:
 class Context:
     """What a handler sees: the node, the limits, and (from the server, per connection) the
     waiting room a broadcast_tx_commit holds a place in while it waits; ``observe`` (the node's
-    metrics, if on) hears ``(method, seconds, error)`` of every answered call."""
+    metrics, if on) hears ``(method, seconds, error)`` of every answered call. ``methods`` is
+    the table calls are looked up in: the node's :data:`METHODS` (a test may serve another
+    table through the same dispatcher and transports)."""
 
     node: NodeAPI
     limits: Limits
     commit_wait: Callable[[], AbstractContextManager[None]] = _unbounded
     observe: Callable[[str, float, bool], None] | None = None
+    methods: Mapping[str, Method] = field(default_factory=lambda: METHODS)
 
     @property
     def bus(self) -> EventBus:
@@ -504,14 +507,14 @@ METHODS["abci_query"] = Method("abci_query", query, METHODS["query"].params,
                                "Alias of query (CometBFT name).")
 
 
-def method_listing() -> list[dict[str, Any]]:
-    return [METHODS[name].describe() for name in sorted(METHODS)]
+def method_listing(table: Mapping[str, Method] | None = None) -> list[dict[str, Any]]:
+    table = METHODS if table is None else table
+    return [table[name].describe() for name in sorted(table)]
 
 
-def lookup(name: Any) -> Method:
-    if not isinstance(name, str):
-        raise errors.RPCError(errors.INVALID_REQUEST, "method must be a string")
-    found = METHODS.get(name)
+def lookup(name: str, table: Mapping[str, Method] | None = None) -> Method:
+    """The method called ``name``; raises METHOD_NOT_FOUND (-32601)."""
+    found = (METHODS if table is None else table).get(name)
     if found is None:
         raise errors.RPCError(errors.METHOD_NOT_FOUND, f"unknown method {name[:64]!r}; GET / lists them")
     return found

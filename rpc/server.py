@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -35,7 +35,7 @@ from rpc.api import NodeAPI
 from rpc.dispatch import dumps, error_response, handle_body, handle_one, safe_dumps
 from rpc.events import QueryError, Subscription, parse_query
 from rpc.limits import Limits
-from rpc.methods import Context, Method, method_listing
+from rpc.methods import METHODS, Context, Method, method_listing
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ SERVER_NAME = b"clearchain-rpc"
 
 class _Closed(Exception):
     """The peer went away or broke the protocol: end this connection quietly."""
+
+
+def too_large(size: int, limit: int) -> errors.RPCError:
+    """The error for a body or WebSocket message over ``max_body_bytes``, naming the limit."""
+    return errors.RPCError(errors.LIMIT_EXCEEDED, f"request of {size}+ bytes exceeds the body "
+                           f"limit of {limit} bytes (max_body_bytes in config.toml [rpc])")
 
 
 def _address(stream: trio.SocketStream) -> str:
@@ -68,8 +74,10 @@ class RPCServer:
     """
 
     def __init__(self, node: NodeAPI, limits: Limits | None = None, *,
-                 observe: Callable[[str, float, bool], None] | None = None) -> None:
-        self.ctx = Context(node, limits or Limits(), observe=observe)
+                 observe: Callable[[str, float, bool], None] | None = None,
+                 methods: Mapping[str, Method] | None = None) -> None:
+        self.ctx = Context(node, limits or Limits(), observe=observe,
+                           methods=METHODS if methods is None else methods)
         self.limits = self.ctx.limits
         self.admission = Admission(self.limits)
         self.requests_served = 0
@@ -100,7 +108,7 @@ class RPCServer:
                 await self._reject_busy(stream)
                 return
             ctx = Context(self.ctx.node, self.limits, partial(self.admission.waiting, slot),
-                          self.ctx.observe)
+                          self.ctx.observe, self.ctx.methods)
             with scope:
                 await self._serve_http(stream, slot, ctx)
             if slot.evicted:
@@ -228,7 +236,8 @@ class RPCServer:
                 return False
             self.admission.enter(slot, Phase.ANSWERING)
             if path in ("/", ""):
-                body = dumps({"jsonrpc": "2.0", "id": None, "result": {"methods": method_listing()}})
+                body = dumps({"jsonrpc": "2.0", "id": None,
+                              "result": {"methods": method_listing(ctx.methods)}})
             else:
                 body = await self._uri_call(ctx, path.lstrip("/"), query_string)
             await self._respond(conn, stream, slot, 200, body if method == b"GET" else b"")
@@ -274,8 +283,9 @@ class RPCServer:
                 raise _Closed()
 
     async def _too_large(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, size: int) -> None:
-        body = dumps(error_response(errors.RPCError(
-            errors.LIMIT_EXCEEDED, f"request body of {size}+ bytes exceeds the limit of {self.limits.max_body_bytes}")))
+        """413 with a JSON-RPC error body (id null: the request was not read), then close: the
+        rest of the body is never read."""
+        body = dumps(error_response(too_large(size, self.limits.max_body_bytes)))
         await self._respond(conn, stream, slot, 413, body, close=True)
 
     async def _uri_call(self, ctx: Context, name: str, query_string: str) -> bytes:
@@ -403,6 +413,7 @@ class WebSocketSession:
                     buffer.append(event.data)
                     size += len(event.data)
                     if size > limit:
+                        await self.send_text(dumps(error_response(too_large(size, limit))).decode())
                         buffer, size = [], 0
                         await self._close(1009, f"message larger than {limit} bytes")
                         continue

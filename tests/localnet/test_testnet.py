@@ -22,7 +22,8 @@ from node.config import load_config
 from node.home import Home
 from localnet import testnet as localnet_testnet
 from localnet.testnet import MANIFEST, create_testnet, read_manifest, same_app_hash
-from rpc.client import AsyncClient, ConnectionFailed
+from client import AsyncClient
+from client.errors import ConnectionFailed
 from primitives.crypto import format_address
 from localnet.demo import check_invariants, demo_names, demo_signer
 from state.genesis import load_genesis
@@ -95,6 +96,27 @@ async def exercise_every_method(client: AsyncClient, height: int) -> None:
     ws_only = {"subscribe", "unsubscribe", "unsubscribe_all"}
     broadcast = {"broadcast_tx_async", "broadcast_tx_sync", "broadcast_tx_commit"}
     assert set(METHODS) - ws_only - broadcast == set(calls)
+    # the typed client parses every answer of the real node
+    typed = {
+        "health": client.health(), "status": client.status(), "net_info": client.net_info(),
+        "genesis": client.genesis(), "validators": client.validators(height), "block": client.block(height),
+        "block_by_hash": client.block_by_hash(block["block_id"]["hash"]),
+        "blockchain": client.blockchain(max(1, height - 5), height), "block_results": client.block_results(height),
+        "commit": client.commit(height), "check_tx": client.check_tx(tx), "tx": client.tx(tx_hash),
+        "unconfirmed_txs": client.unconfirmed_txs(), "num_unconfirmed_txs": client.num_unconfirmed_txs(),
+        "query": client.query(data=b"\x00", prove=True), "abci_query": client.abci_query(data=b"\x00"),
+        "account": client.account(long0), "positions": client.positions(long0), "markets": client.markets(),
+        "market": client.market("BTC-PERP"), "prices": client.prices(), "insurance_fund": client.insurance_fund(),
+        "liquidations": client.liquidations(1, height), "account_health": client.account_health(long0),
+        "check_margin": client.check_margin(long0, "BTC-PERP", "buy", 10),
+    }
+    answers = {method: await pending for method, pending in typed.items()}
+    assert set(answers) == set(calls)
+    assert answers["block"].height == height and answers["block"].header.time_ns > 0
+    assert answers["commit"].header == answers["block"].header
+    assert all(s.block_id_flag in (1, 2, 3) for s in answers["commit"].commit.signatures)
+    assert answers["commit"].commit.signatures and answers["genesis"].validators
+    assert answers["tx"].hash.hex() == tx_hash and answers["status"].latest_block_time_ns > 0
     # replays and bad signatures get the application's code; the node keeps serving
     replay = await client.call("broadcast_tx_sync", tx=tx_b64)  # seen (12), or past its expiry (10)
     assert replay["code"] in ("10", "12") or replay["codespace"] == "mempool", replay

@@ -13,6 +13,7 @@ from primitives import codec
 from primitives.crypto import PrivateKey, Signer, format_address
 from primitives.hashing import sha256
 from rpc import errors
+from client import AsyncClient as TypedClient
 from rpc.client import AsyncClient, RPCClientError, WebSocket
 from localnet.demo import check_invariants, demo_names, demo_signer
 from localnet.dev_node import DevNode, dev_genesis
@@ -146,9 +147,10 @@ async def test_liquidation_events_over_websocket(chain):
     assert int(liquidations["total"]) >= 2
     assert liquidations["liquidations"][0]["type"] == "liquidation"
     addresses = [demo_signer(n).address for n in demo_names()] + [VALIDATOR.address]
-    assert await check_invariants(client, addresses) == []
-    missing_short = [a for a in addresses if a != short0.address]  # the check must notice a gap
-    assert await check_invariants(client, missing_short) != []
+    async with TypedClient(client.url) as typed:
+        assert await check_invariants(typed, addresses) == []
+        missing_short = [a for a in addresses if a != short0.address]  # the check must notice a gap
+        assert await check_invariants(typed, missing_short) != []
 
 
 async def test_old_heights(chain):

@@ -43,6 +43,7 @@ async def test_invalid_requests(served):
         ('{"jsonrpc": "1.0", "id": 1, "method": "health"}', "jsonrpc"),
         ('{"jsonrpc": "2.0", "id": 1}', "method is missing"),
         ('{"jsonrpc": "2.0", "id": 1, "method": 5}', "method must be a string"),
+        ('{"jsonrpc": "2.0", "id": 1, "method": "block", "params": "height=1"}', "object or an array"),
         ('{"jsonrpc": "2.0", "id": {"x": 1}, "method": "health"}', "id must be"),
         ("[]", "empty batch"),
     ]
@@ -68,7 +69,6 @@ async def test_wrong_param_types_are_invalid_params(served):
         ("block", {"height": True}, "boolean"),
         ("block", {"heigth": 1}, "unknown param"),
         ("block", [1, 2, 3], "at most"),
-        ("block", "height=1", "object or an array"),
         ("tx", {"hash": "zz"}, "hex"),
         ("tx", {"hash": "00"}, "32 bytes"),
         ("tx", {}, "missing required param 'hash'"),

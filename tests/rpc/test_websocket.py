@@ -135,6 +135,7 @@ async def test_websocket_message_size_limit(nursery):
     async with await open_ws(served) as ws:
         await ws.send("x" * 5000)
         with trio.fail_after(5):
+            assert json.loads(await ws.receive())["error"]["code"] == errors.LIMIT_EXCEEDED
             assert await ws.receive() is None
         assert ws.close_code == 1009 and "larger than 1000" in ws.close_reason
     assert await served.client.call("health") == {}
