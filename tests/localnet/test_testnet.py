@@ -315,7 +315,17 @@ def _leave_time_wait(port: int) -> None:
 
 def test_a_testnet_recreated_right_after_a_stop_reuses_its_ports(tmp_path: Path) -> None:
     import socket
-    base = free_base_port() + 4000
+
+    def unused(port: int) -> bool:  # nothing bound, listening or lingering there (other tests run beside)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    base = next(b for b in range(40000 + os.getpid() % 1000 * 16, 65000, 16)
+                if all(unused(b + k) for k in range(3)))
     _leave_time_wait(base)
     create_testnet(tmp_path / "again", 1, base, "clearchain-test-1")  # no "ports in use"
     with socket.socket() as live:  # a port someone listens on is still refused
