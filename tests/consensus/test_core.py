@@ -6,14 +6,12 @@ import copy
 from dataclasses import replace
 
 from consensus_helpers import CHAIN, Keys
+from core_harness import APP_HASH, Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.blocks import make_block
 from consensus.commit import commit_from_votes
 from consensus.core import (
-    RoundParams,
-    CoreConfig,
     gossip_messages,
     new_height_state,
     replay,
@@ -22,139 +20,21 @@ from consensus.core import (
 )
 from consensus.events import (
     BlockExecuted,
-    BlockValidated,
     Broadcast,
     CommitBlock,
     CommitReceived,
     EvidenceFound,
-    ProposalBlock,
     ProposalMessage,
     ProposalReceived,
-    ProposalSigned,
     RequestProposal,
     ScheduleTimeout,
-    SignProposal,
     SignVote,
     Step,
     TimeoutFired,
     ValidateBlock,
     VoteReceived,
-    VoteSigned,
 )
-from primitives.hashing import EMPTY_HASH
-from consensus.privval import MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Proposal, Vote, VoteType
-
-PARAMS = RoundParams(
-    timeout_propose=100,
-    timeout_propose_delta=10,
-    timeout_prevote=50,
-    timeout_prevote_delta=5,
-    timeout_precommit=60,
-    timeout_precommit_delta=6,
-    timeout_commit=7,
-)
-APP_HASH = bytes(32)
-
-
-class Harness:
-    """A minimal shell: signs through a private validator, answers the application's
-    questions at once, and keeps every other action for the test to inspect."""
-
-    def __init__(self, keys: Keys, me: int | None = None, broken: bool = False) -> None:
-        self.keys = keys
-        vs = keys.valset
-        if me is None:  # a validator that proposes in none of the rounds 0-3
-            me = next(
-                i
-                for i, v in enumerate(vs.validators)
-                if all(vs.proposer_for_round(r).address != v.address for r in range(4))
-            )
-        self.me = me
-        self.config = CoreConfig(
-            CHAIN, PARAMS, vs.validators[me].address, ignore_lock_for_tests=broken
-        )
-        self.pv = PrivValidator(keys.signer_at(me), MemoryPrivvalStore())
-        self.state = new_height_state(self.config, 1, vs, app_hash=APP_HASH)
-        self.valid = lambda block: True
-        self.actions: list = []
-        self.events: list = []
-
-    def feed(self, event: object) -> None:
-        queue = [event]
-        while queue:
-            ev = queue.pop(0)
-            self.events.append(ev)
-            self.state, actions = step(self.state, ev)
-            for a in actions:
-                if isinstance(a, SignVote):
-                    queue.append(
-                        VoteSigned(self.pv.sign_vote(CHAIN, replace(a.vote, timestamp_ms=1)))
-                    )
-                elif isinstance(a, SignProposal):
-                    p = self.pv.sign_proposal(CHAIN, replace(a.proposal, timestamp_ms=1))
-                    queue.append(ProposalSigned(ProposalMessage(p, a.block)))
-                elif isinstance(a, ValidateBlock):
-                    queue.append(BlockValidated(a.block.block_id(), self.valid(a.block)))
-                elif isinstance(a, RequestProposal):
-                    queue.append(
-                        ProposalBlock(a.height, a.round, self.block(b"mine", a.proposer_address))
-                    )
-                self.actions.append(a)
-
-    def start(self) -> None:
-        self.state, actions = resume(self.state)
-        self.actions.extend(actions)
-        self.feed(TimeoutFired(1, 0, Step.NEW_HEIGHT))
-
-    def block(self, tag: bytes, proposer: bytes | None = None, app_hash: bytes = APP_HASH) -> Block:
-        vs = self.keys.valset
-        return make_block(
-            chain_id=CHAIN,
-            height=1,
-            time_ms=5,
-            last_block_id=None,
-            last_commit=None,
-            txs=[tag],
-            evidence=[],
-            validators=vs,
-            next_validators=vs,
-            app_hash=app_hash,
-            last_results_hash=EMPTY_HASH,
-            proposer_address=proposer or vs.proposer_for_round(0).address,
-        )
-
-    def propose(self, round_: int, block: Block, pol_round: int = -1) -> None:
-        """The round's proposer proposes ``block``."""
-        vs = self.keys.valset
-        index = vs.index_of(vs.proposer_for_round(round_).address)
-        signer = self.keys.signer_at(index)
-        p = Proposal(1, round_, pol_round, block.block_id(), 3)
-        p = replace(p, signature=signer.sign(p.sign_bytes(CHAIN)))
-        self.feed(ProposalReceived(ProposalMessage(p, block)))
-
-    def votes(self, kind: VoteType, round_: int, block: Block | None, who: list[int]) -> None:
-        bid = None if block is None else block.block_id()
-        for i in who:
-            self.feed(VoteReceived(self.keys.vote(i, kind, 1, round_, bid)))
-
-    def others(self, n: int) -> list[int]:
-        """The ``n`` most powerful validators other than us."""
-        return [i for i in range(len(self.keys.valset)) if i != self.me][:n]
-
-    def my_votes(self, kind: VoteType, round_: int) -> list:
-        return [
-            a.message.block_id
-            for a in self.actions
-            if isinstance(a, Broadcast)
-            and isinstance(a.message, Vote)
-            and a.message.type == kind
-            and a.message.round == round_
-        ]
-
-    def timeouts(self) -> list[ScheduleTimeout]:
-        return [a for a in self.actions if isinstance(a, ScheduleTimeout)]
-
 
 def test_happy_path_commits_and_moves_to_the_next_height(keys: Keys) -> None:
     h = Harness(keys)
