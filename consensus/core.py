@@ -162,17 +162,23 @@ def resume(state: ConsensusState) -> tuple[ConsensusState, list[Action]]:
 
 
 def gossip_messages(state: ConsensusState) -> list[Message]:
-    """Our own signed messages of the current height, plus the proposal of the current round.
+    """Our own signed messages of the current height, plus the first proposal of the current
+    round and the proposal of the valid value (a polka's block need not be its round's first
+    proposal: a byzantine proposer may have signed two).
 
     Sent periodically so that messages lost before a partition healed are delivered.
     """
     s = state
     messages: list[Message] = []
     index = s.my_index
-    for round_ in sorted(s.first_proposal):
-        if round_ in (s.round, s.valid_round):
-            bid = s.first_proposal[round_]
-            messages.append(ProposalMessage(s.proposals[round_][bid], s.blocks[bid]))
+    wanted: list[tuple[int, BlockID]] = []
+    if s.valid_block is not None:
+        wanted.append((s.valid_round, s.valid_block))
+    first = s.first_proposal.get(s.round)
+    if first is not None and (s.round, first) not in wanted:
+        wanted.append((s.round, first))
+    for round_, bid in sorted(wanted, key=lambda item: item[0]):
+        messages.append(ProposalMessage(s.proposals[round_][bid], s.blocks[bid]))
     if index >= 0:
         for key in sorted(s.votes):
             vote = s.votes[key].votes.get(index)

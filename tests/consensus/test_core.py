@@ -329,3 +329,16 @@ def test_catch_up_block_with_swapped_txs_is_refused(keys: Keys) -> None:
     assert h.state.decision is None
     h.feed(CommitReceived(block, commit))
     assert h.state.decision == (block, commit)
+
+
+def test_gossip_carries_the_valid_values_proposal_even_if_it_came_second(keys: Keys) -> None:
+    h = Harness(keys)
+    a, b = h.block(b"a"), h.block(b"b")
+    h.valid = lambda block: None if block == a else True
+    h.start()
+    h.propose(0, a)
+    h.propose(0, b)  # the proposer signed two; b gathers the polka
+    h.votes(VoteType.PREVOTE, 0, b, h.others(2))
+    assert h.state.valid_block == b.block_id()
+    proposals = [m for m in gossip_messages(h.state) if isinstance(m, ProposalMessage)]
+    assert {m.block.block_id() for m in proposals} == {a.block_id(), b.block_id()}
