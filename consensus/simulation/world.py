@@ -36,7 +36,8 @@ MAX_STEPS = 400_000
 ROTATION_ROUNDS = 4
 """``lock_rotation`` delays hold in rounds 0-3 of every height up to the goal."""
 ROTATION_DELAY_MS = 400
-"""Longer than rounds 0-3 last (their timeouts add up to under 300 ms)."""
+"""Longer than any of rounds 0-3 lasts (80-170 ms of timeouts): a held prevote arrives
+rounds later, when its polka can only unlock (line 28), not lock."""
 
 
 def _key(i: int) -> Signer:
