@@ -114,6 +114,7 @@ MUTANTS = [
         "        return False\n    s.prevote_timeout_round",
         "if prevotes is None or not s.validators.two_thirds(max(prevotes.power_by_block.values())):\n"
         "        return False\n    s.prevote_timeout_round",
+        simulations=("halves",),
     ),
     Mutant(
         "line36_ignores_validity",
@@ -160,6 +161,7 @@ MUTANTS = [
         "schedule timeoutPrecommit only on +2/3 nil precommits",
         "not s.validators.two_thirds(precommits.power):",
         "not s.validators.two_thirds(precommits.power_for(None)):",
+        simulations=("lock_rotation",),
     ),
     Mutant(
         "line49_ignores_validity",
