@@ -539,9 +539,10 @@ def _precommit_quorums(s: ConsensusState) -> list[Commit]:
         if kind != VoteType.PRECOMMIT:
             continue
         for bid, power in sorted(
-            precommits.power_by_block.items(), key=lambda item: b"" if item[0] is None else item[0].hash
+            (item for item in precommits.power_by_block.items() if item[0] is not None),
+            key=lambda item: item[0].hash,
         ):
-            if bid is None or not s.validators.two_thirds(power):
+            if not s.validators.two_thirds(power):
                 continue
             signers = {**precommits.votes, **precommits.votes_for(bid)}
             found.append(commit_from_votes(s.validators, s.height, round_, bid, signers))

@@ -128,7 +128,9 @@ def _withhold(world: World, node: SimNode, vote: Vote, peers: list[int]) -> None
         if state is not None and state.height == vote.height:  # back the fast node's choice
             chosen = state.first_proposal.get(vote.round, vote.block_id)
             if vote.type == VoteType.PREVOTE and chosen != vote.block_id:
-                backing = _sign_vote(world, node, replace(vote, block_id=chosen, timestamp_ms=world.now))
+                backing = _sign_vote(
+                    world, node, replace(vote, block_id=chosen, timestamp_ms=world.now)
+                )
                 world.note_byz_vote(node, backing)
                 world.send(node, fast, backing)
             else:

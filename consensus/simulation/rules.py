@@ -72,7 +72,9 @@ class VoteRuleChecker:
             return
         if vote.type == VoteType.PRECOMMIT:
             if not self._polka(h, r, bid):
-                self.violations.append(f"{where}: precommitted {bid.hash.hex()[:8]} without a polka")
+                self.violations.append(
+                    f"{where}: precommitted {bid.hash.hex()[:8]} without a polka"
+                )
                 return
             previous = self.locks.get((who, h))
             if previous is None or previous[0] <= r:

@@ -471,7 +471,8 @@ class World:
         violations.extend(f"halt: {e}" for e in self.halt_errors)
         if self.config.byzantine_power == "below_third":
             violations.extend(
-                f"halt: node {i} halted below a third of byzantine power" for i in sorted(self.halts)
+                f"halt: node {i} halted below a third of byzantine power"
+                for i in sorted(self.halts)
             )
         equivocations = sum(1 for ids in self.byz_votes.values() if len(ids) > 1)
         return SimResult(

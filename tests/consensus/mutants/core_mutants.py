@@ -112,7 +112,8 @@ MUTANTS = [
         "schedule timeoutPrevote only when one value has +2/3",
         "if prevotes is None or not s.validators.two_thirds(prevotes.power):\n"
         "        return False\n    s.prevote_timeout_round",
-        "if prevotes is None or not s.validators.two_thirds(max(prevotes.power_by_block.values())):\n"
+        "if prevotes is None or not s.validators.two_thirds(\n"
+        "        max(prevotes.power_by_block.values())\n    ):\n"
         "        return False\n    s.prevote_timeout_round",
         simulations=("halves",),
     ),
@@ -209,7 +210,8 @@ MUTANTS = [
         "line65_after_deciding",
         65,
         "timeoutPrecommit starts a new round after the decision",
-        "elif event.step == Step.PRECOMMIT and s.step in (Step.PROPOSE, Step.PREVOTE, Step.PRECOMMIT):",
+        "elif event.step == Step.PRECOMMIT and s.step in "
+        "(Step.PROPOSE, Step.PREVOTE, Step.PRECOMMIT):",
         "elif event.step == Step.PRECOMMIT:",
     ),
     Mutant(
