@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 from consensus.core import RoundParams
 
-BYZANTINE_BEHAVIOURS = ("equivocate", "conflicting_proposals", "random_votes", "bad_signatures")
+BYZANTINE_BEHAVIOURS = (
+    "equivocate",
+    "conflicting_proposals",
+    "random_votes",
+    "bad_signatures",
+    "halves",
+    "withhold",
+)
 OMNISCIENT = ("split", "lock")
 TARGETED = ("halves", "withhold")
 """Byzantine modes where every byzantine node has the one behaviour of the mode's name."""
