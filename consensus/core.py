@@ -430,12 +430,12 @@ def _rule_proposal(s: ConsensusState, out: list[Action]) -> bool:
     """
     if s.step != Step.PROPOSE:
         return False
+    ignore_lock = s.config.ignore_lock_for_tests
     for bid, proposal in s.proposals.get(s.round, {}).items():
         valid = _valid(s, bid)
         if valid is None:
             continue
         vr = proposal.pol_round
-        ignore_lock = s.config.ignore_lock_for_tests
         if vr == -1:  # line 22
             ok = valid and (s.locked_round == -1 or s.locked_block == bid or ignore_lock)
         else:  # line 28
