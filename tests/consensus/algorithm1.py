@@ -53,6 +53,13 @@ def _harness(keys: Keys, core: ModuleType) -> Harness:
     return h
 
 
+def _started(keys: Keys, core: ModuleType) -> Harness:
+    """A harness in round 0, step propose (the height started)."""
+    h = _harness(keys, core)
+    h.start()
+    return h
+
+
 def _lock_on(h: Harness, block: Block, round_: int) -> None:
     """In ``round_``: its proposer proposes ``block`` and 0 and 1 (7 of 10) prevote it."""
     h.to_round(round_)
@@ -70,8 +77,7 @@ def _sign_votes(h: Harness) -> int:
 
 @rule(22)
 def line22_prevotes_a_valid_proposal(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.propose(0, a)
     assert h.my_votes(PREVOTE, 0) == [a.block_id()] and h.state.step == Step.PREVOTE
@@ -84,8 +90,7 @@ def line22_prevotes_nil_for_an_invalid_proposal(keys: Keys, core: ModuleType) ->
     h.start()
     h.propose(0, h.block(b"the app says no"))
     assert h.my_votes(PREVOTE, 0) == [None]
-    h2 = _harness(keys, core)
-    h2.start()
+    h2 = _started(keys, core)
     h2.propose(0, h2.block(b"stale app hash", app_hash=b"\x01" * 32))
     assert h2.my_votes(PREVOTE, 0) == [None]
     assert not any(isinstance(a, ValidateBlock) for a in h2.actions)  # refused before the app
@@ -93,8 +98,7 @@ def line22_prevotes_nil_for_an_invalid_proposal(keys: Keys, core: ModuleType) ->
 
 @rule(22)
 def line22_a_locked_validator_prevotes_only_its_locked_value(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a, b = h.block(b"a"), h.block(b"b")
     _lock_on(h, a, 0)
     h.to_round(1)
@@ -107,8 +111,7 @@ def line22_a_locked_validator_prevotes_only_its_locked_value(keys: Keys, core: M
 
 @rule(22)
 def line22_only_the_rounds_proposer_is_heard(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     good = h.proposal(0, a)
     h.feed(ProposalReceived(h.proposal(0, a, signer=1)))  # signed by a non-proposer
@@ -123,8 +126,7 @@ def line22_only_the_rounds_proposer_is_heard(keys: Keys, core: ModuleType) -> No
 
 @rule(22)
 def line22_fires_only_in_step_propose(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     h.feed(TimeoutFired(1, 0, Step.PROPOSE))
     h.propose(0, h.block(b"late"))
     assert h.my_votes(PREVOTE, 0) == [None] and _sign_votes(h) == 1
@@ -149,8 +151,7 @@ def line22_every_proposal_of_the_round_is_considered(keys: Keys, core: ModuleTyp
 
 @rule(28)
 def line28_waits_for_two_thirds_prevotes_in_the_valid_round(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     b = h.block(b"b")
     h.to_round(1)
     h.propose(1, b, pol_round=0)
@@ -165,8 +166,7 @@ def line28_waits_for_two_thirds_prevotes_in_the_valid_round(keys: Keys, core: Mo
 
 @rule(28)
 def line28_a_lock_newer_than_the_valid_round_prevotes_nil(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a, b = h.block(b"a"), h.block(b"b")
     h.votes(PREVOTE, 0, b, [0, 1])  # a polka for b in round 0 ...
     _lock_on(h, a, 1)  # ... then a lock on a in round 1
@@ -178,8 +178,7 @@ def line28_a_lock_newer_than_the_valid_round_prevotes_nil(keys: Keys, core: Modu
 @rule(28)
 def line28_a_polka_no_older_than_the_lock_unlocks(keys: Keys, core: ModuleType) -> None:
     """lockedRound <= vr: a later polka, and one in the lock's own round, release the lock."""
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a, b = h.block(b"a"), h.block(b"b")
     _lock_on(h, a, 0)
     h.to_round(1)
@@ -187,8 +186,7 @@ def line28_a_polka_no_older_than_the_lock_unlocks(keys: Keys, core: ModuleType) 
     h.to_round(2)
     h.propose(2, b, pol_round=1)
     assert h.my_votes(PREVOTE, 2) == [b.block_id()]
-    same = _harness(keys, core)
-    same.start()
+    same = _started(keys, core)
     _lock_on(same, a, 0)
     same.votes(PREVOTE, 0, b, [0, 1])  # equivocators: a polka for b in round 0 too
     same.to_round(1)
@@ -200,8 +198,7 @@ def line28_a_polka_no_older_than_the_lock_unlocks(keys: Keys, core: ModuleType) 
 def line28_the_locked_value_is_prevoted_whatever_its_valid_round(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.votes(PREVOTE, 0, a, [0, 1])
     _lock_on(h, a, 1)
@@ -231,8 +228,7 @@ def line28_prevotes_nil_for_an_invalid_value_despite_its_polka(
 def line34_any_two_thirds_prevotes_schedule_timeout_prevote_once(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a, b = h.block(b"a"), h.block(b"b")
     h.feed(TimeoutFired(1, 0, Step.PROPOSE))  # our nil prevote: 1
     prevote_timeouts = lambda: [t for t in h.timeouts() if t.step == Step.PREVOTE]  # noqa: E731
@@ -249,8 +245,7 @@ def line34_any_two_thirds_prevotes_schedule_timeout_prevote_once(
 
 @rule(36)
 def line36_a_polka_in_step_prevote_locks_and_precommits(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.propose(0, a)
     h.votes(PREVOTE, 0, a, [2])  # 3 of 10 with ours
@@ -267,8 +262,7 @@ def line36_a_polka_in_step_prevote_locks_and_precommits(keys: Keys, core: Module
 def line36_a_polka_after_precommitting_sets_only_the_valid_value(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.feed(TimeoutFired(1, 0, Step.PROPOSE))
     h.feed(TimeoutFired(1, 0, Step.PREVOTE))  # we precommitted nil
@@ -300,12 +294,10 @@ def line36_needs_the_proposal_and_its_validity(keys: Keys, core: ModuleType) -> 
 
 @rule(44)
 def line44_a_nil_polka_precommits_nil(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     h.votes(PREVOTE, 0, None, [0, 1])  # step propose: not yet
     assert h.my_votes(PRECOMMIT, 0) == [] and h.state.step == Step.PROPOSE
-    h2 = _harness(keys, core)
-    h2.start()
+    h2 = _started(keys, core)
     h2.feed(TimeoutFired(1, 0, Step.PROPOSE))  # our nil: 1
     h2.votes(PREVOTE, 0, None, [0])  # nil 5
     h2.votes(PREVOTE, 0, h2.block(b"a"), [1])  # 8 of 10 in all, nil short of 2f+1
@@ -321,8 +313,7 @@ def line44_a_nil_polka_precommits_nil(keys: Keys, core: ModuleType) -> None:
 def line47_any_two_thirds_precommits_schedule_timeout_precommit_once(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     timeouts = lambda: [t for t in h.timeouts() if t.step == Step.PRECOMMIT]  # noqa: E731
     h.votes(PRECOMMIT, 0, a, [0])
@@ -341,8 +332,7 @@ def line47_any_two_thirds_precommits_schedule_timeout_precommit_once(
 def line49_decides_a_valid_proposal_with_two_thirds_precommits(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.to_round(2)
     h.propose(0, a)  # a proposal of an earlier round
@@ -400,8 +390,7 @@ def line49_two_values_with_two_thirds_precommits_halt_with_both_quorums(
     assert [x for x in actions if x.__class__.__name__ == "Halt"] == [halt]
     _, actions = h.core.step(state, TimeoutFired(1, 0, Step.PRECOMMIT))
     assert actions == []
-    across = _harness(keys, core)  # quorums in two rounds: as impossible below a third
-    across.start()
+    across = _started(keys, core)  # quorums in two rounds: as impossible below a third
     across.propose(0, a)
     across.votes(PRECOMMIT, 1, b, [0, 1])  # b: unknown to us, no decision yet
     across.votes(PRECOMMIT, 0, a, [0, 1])
@@ -417,8 +406,7 @@ def line49_a_catch_up_commit_against_our_quorum_halts(keys: Keys, core: ModuleTy
     votes = {i: keys.vote(i, PRECOMMIT, 1, 0, b.block_id()) for i in (0, 1, 2)}
     h.feed(CommitReceived(b, commit_from_votes(keys.valset, 1, 0, b.block_id(), votes)))
     assert h.commits() == [] and len(h.halts()) == 1
-    fine = _harness(keys, core)  # the same catch-up, agreeing with our quorum: decided
-    fine.start()
+    fine = _started(keys, core)  # the same catch-up, agreeing with our quorum: decided
     fine.votes(PRECOMMIT, 0, b, [0, 1])
     fine.feed(CommitReceived(b, commit_from_votes(keys.valset, 1, 0, b.block_id(), votes)))
     assert [c.block for c in fine.commits()] == [b] and fine.halts() == []
@@ -429,8 +417,7 @@ def line49_a_catch_up_commit_against_our_quorum_halts(keys: Keys, core: ModuleTy
 
 @rule(55)
 def line55_f_plus_one_of_a_higher_round_starts_it(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     h.votes(PREVOTE, 2, None, [1])  # 3 of 10: not f+1
     h.votes(PRECOMMIT, 1, None, [2])  # another round: not added up
     assert h.state.round == 0
@@ -448,8 +435,7 @@ def line55_f_plus_one_of_a_higher_round_starts_it(keys: Keys, core: ModuleType) 
 def line57_timeout_propose_prevotes_nil_in_its_round_and_step(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     h.feed(TimeoutFired(2, 0, Step.PROPOSE))  # another height
     h.feed(TimeoutFired(1, 1, Step.PROPOSE))  # another round
     assert _sign_votes(h) == 0 and h.state.step == Step.PROPOSE
@@ -465,8 +451,7 @@ def line57_timeout_propose_prevotes_nil_in_its_round_and_step(
 def line61_timeout_prevote_precommits_nil_in_its_round_and_step(
     keys: Keys, core: ModuleType
 ) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     a = h.block(b"a")
     h.feed(TimeoutFired(1, 0, Step.PREVOTE))  # step propose
     assert _sign_votes(h) == 0 and h.state.step == Step.PROPOSE
@@ -481,8 +466,7 @@ def line61_timeout_prevote_precommits_nil_in_its_round_and_step(
 
 @rule(65)
 def line65_timeout_precommit_starts_the_next_round(keys: Keys, core: ModuleType) -> None:
-    h = _harness(keys, core)
-    h.start()
+    h = _started(keys, core)
     h.feed(TimeoutFired(2, 0, Step.PRECOMMIT))  # another height
     h.feed(TimeoutFired(1, 1, Step.PRECOMMIT))  # another round
     assert h.state.round == 0
@@ -491,8 +475,7 @@ def line65_timeout_precommit_starts_the_next_round(keys: Keys, core: ModuleType)
     assert h.timeouts()[-1] == ScheduleTimeout(1, 1, Step.PROPOSE, 110)
     h.feed(TimeoutFired(1, 0, Step.PRECOMMIT))  # stale
     assert h.state.round == 1
-    done = _harness(keys, core)  # decided: no more rounds
-    done.start()
+    done = _started(keys, core)  # decided: no more rounds
     a = done.block(b"a")
     done.propose(0, a)
     done.votes(PRECOMMIT, 0, a, [0, 1])
