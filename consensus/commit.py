@@ -16,6 +16,7 @@ from primitives.crypto import verify
 from consensus.types import (
     BlockID,
     Commit,
+    ConflictingCommits,
     CommitFlag,
     CommitSig,
     DuplicateVoteEvidence,
@@ -186,3 +187,28 @@ def verify_duplicate_vote(
     for vote in (a, b):
         if not verifier(public_key, vote.sign_bytes(chain_id), vote.signature):
             raise EvidenceError("a vote's signature does not verify")
+
+
+def verify_conflicting_commits(
+    chain_id: str,
+    validators: ValidatorSet,
+    evidence: ConflictingCommits,
+    verifier: Verifier = verify,
+) -> None:
+    """Check that ``evidence`` proves two blocks final at one height under ``validators``.
+
+    Raises :class:`EvidenceError` naming what fails (a :class:`CommitError` of either commit
+    is wrapped).
+    """
+    a, b = evidence.commit_a, evidence.commit_b
+    if a.height != b.height:
+        raise EvidenceError("commits are for different heights")
+    if a.block_id == b.block_id:
+        raise EvidenceError("commits are for the same block")
+    if ConflictingCommits.of(a, b) != evidence:
+        raise EvidenceError("commits are not in canonical order")
+    for commit in (a, b):
+        try:
+            verify_commit(chain_id, validators, commit.block_id, a.height, commit, verifier)
+        except CommitError as exc:
+            raise EvidenceError(f"commit for round {commit.round} does not verify: {exc}") from exc

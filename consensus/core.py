@@ -29,6 +29,9 @@ How a node shell drives the core
    - ``CommitBlock(block, commit)``: execute, store block+commit in one synced batch, write the
      WAL end-of-height marker, feed ``BlockExecuted(height, app_hash, next_validators)``.
    - ``EvidenceFound(ev)``: put into the evidence pool for a later block.
+   - ``Halt(evidence)``: two blocks hold +2/3 precommits at this height (more than a third
+     of the power is byzantine): persist the evidence, log it, stop the node. The core
+     decides neither block and ignores every later event.
 3. Periodically (e.g. every ``timeout_propose``) send :func:`gossip_messages` to peers: the
    paper assumes every message of a correct process is eventually delivered; after losses or a
    partition this retransmission is what restores liveness. A peer reporting a lower height is
@@ -62,6 +65,7 @@ from consensus.events import (
     CommitReceived,
     Event,
     EvidenceFound,
+    Halt,
     Message,
     ProposalBlock,
     ProposalMessage,
@@ -87,7 +91,16 @@ from consensus.round_state import (
     CoreConfig,
     new_height_state,
 )
-from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
+from consensus.types import (
+    Block,
+    BlockID,
+    Commit,
+    ConflictingCommits,
+    DuplicateVoteEvidence,
+    Proposal,
+    Vote,
+    VoteType,
+)
 from consensus.voteset import AddResult, VoteSet, add_vote, has_vote
 
 # --- public entry points ------------------------------------------------------------------
@@ -118,6 +131,9 @@ def resume(state: ConsensusState) -> tuple[ConsensusState, list[Action]]:
     out: list[Action] = []
     p = s.config.params
     pending = list(s.own_requests.values())
+    if s.halted is not None:
+        out.append(Halt(s.halted))
+        return s, out
     if s.step == Step.NEW_HEIGHT:
         out.append(ScheduleTimeout(s.height, 0, Step.NEW_HEIGHT, p.timeout_commit))
         return s, out
@@ -146,17 +162,23 @@ def resume(state: ConsensusState) -> tuple[ConsensusState, list[Action]]:
 
 
 def gossip_messages(state: ConsensusState) -> list[Message]:
-    """Our own signed messages of the current height, plus the proposal of the current round.
+    """Our own signed messages of the current height, plus the first proposal of the current
+    round and the proposal of the valid value (a polka's block need not be its round's first
+    proposal: a byzantine proposer may have signed two).
 
     Sent periodically so that messages lost before a partition healed are delivered.
     """
     s = state
     messages: list[Message] = []
     index = s.my_index
-    for round_ in sorted(s.first_proposal):
-        if round_ in (s.round, s.valid_round):
-            bid = s.first_proposal[round_]
-            messages.append(ProposalMessage(s.proposals[round_][bid], s.blocks[bid]))
+    wanted: list[tuple[int, BlockID]] = []
+    if s.valid_block is not None:
+        wanted.append((s.valid_round, s.valid_block))
+    first = s.first_proposal.get(s.round)
+    if first is not None and (s.round, first) not in wanted:
+        wanted.append((s.round, first))
+    for round_, bid in sorted(wanted, key=lambda item: item[0]):
+        messages.append(ProposalMessage(s.proposals[round_][bid], s.blocks[bid]))
     if index >= 0:
         for key in sorted(s.votes):
             vote = s.votes[key].votes.get(index)
@@ -173,6 +195,8 @@ def proposer_of(state: ConsensusState, round_: int) -> bytes:
 
 
 def _handle(s: ConsensusState, event: Event, out: list[Action]) -> None:
+    if s.halted is not None:
+        return
     if isinstance(event, VoteReceived):
         _on_vote(s, event, event.vote, out, own=False)
     elif isinstance(event, ProposalReceived):
@@ -366,6 +390,10 @@ def _on_commit_received(s: ConsensusState, event: CommitReceived, out: list[Acti
         verify_commit(s.config.chain_id, s.validators, bid, s.height, commit, s.config.verifier)
     except (CommitError, InvalidBlockError):
         return
+    for ours in _precommit_quorums(s):
+        if ours.block_id != bid:
+            _halt(s, ConflictingCommits.of(ours, commit), out)
+            return
     _decide(s, block, commit, out)
 
 
@@ -374,7 +402,7 @@ def _on_commit_received(s: ConsensusState, event: CommitReceived, out: list[Acti
 
 def _apply_rules(s: ConsensusState, out: list[Action]) -> None:
     """Fire the algorithm's upon-rules until none applies (each changes state when it fires)."""
-    while s.decision is None and s.step != Step.NEW_HEIGHT:
+    while s.decision is None and s.halted is None and s.step != Step.NEW_HEIGHT:
         if not (
             _rule_decide(s, out)
             or _rule_skip_round(s, out)
@@ -394,28 +422,31 @@ def _valid(s: ConsensusState, bid: BlockID | None) -> bool | None:
 
 
 def _rule_proposal(s: ConsensusState, out: list[Action]) -> bool:
-    """Lines 22 and 28: prevote on the round's proposal."""
+    """Lines 22 and 28: prevote on a proposal of this round.
+
+    Every proposal of the round is a candidate, in the order they arrived: a byzantine
+    proposer may sign several, and the one the rule can fire on (validated, or with its
+    valid round's polka seen) need not be the first.
+    """
     if s.step != Step.PROPOSE:
         return False
-    bid = s.first_proposal.get(s.round)
-    if bid is None:
-        return False
-    valid = _valid(s, bid)
-    if valid is None:
-        return False
-    proposal = s.proposals[s.round][bid]
-    vr = proposal.pol_round
     ignore_lock = s.config.ignore_lock_for_tests
-    if vr == -1:  # line 22
-        ok = valid and (s.locked_round == -1 or s.locked_block == bid or ignore_lock)
-    else:  # line 28
-        prevotes = s.votes.get((vr, VoteType.PREVOTE))
-        if prevotes is None or not s.validators.two_thirds(prevotes.power_for(bid)):
-            return False
-        ok = valid and (s.locked_round <= vr or s.locked_block == bid or ignore_lock)
-    _vote(s, VoteType.PREVOTE, bid if ok else None, out)
-    s.step = Step.PREVOTE
-    return True
+    for bid, proposal in s.proposals.get(s.round, {}).items():
+        valid = _valid(s, bid)
+        if valid is None:
+            continue
+        vr = proposal.pol_round
+        if vr == -1:  # line 22
+            ok = valid and (s.locked_round == -1 or s.locked_block == bid or ignore_lock)
+        else:  # line 28
+            prevotes = s.votes.get((vr, VoteType.PREVOTE))
+            if prevotes is None or not s.validators.two_thirds(prevotes.power_for(bid)):
+                continue
+            ok = valid and (s.locked_round <= vr or s.locked_block == bid or ignore_lock)
+        _vote(s, VoteType.PREVOTE, bid if ok else None, out)
+        s.step = Step.PREVOTE
+        return True
+    return False
 
 
 def _rule_prevote_timeout(s: ConsensusState, out: list[Action]) -> bool:
@@ -477,20 +508,51 @@ def _rule_precommit_timeout(s: ConsensusState, out: list[Action]) -> bool:
 
 
 def _rule_decide(s: ConsensusState, out: list[Action]) -> bool:
-    """Line 49: a valid block with +2/3 precommits in any round is decided."""
-    for (round_, kind), precommits in s.votes.items():
-        if kind != VoteType.PRECOMMIT:
-            continue
-        ok, bid = precommits.two_thirds_majority(s.validators)
+    """Line 49: a valid block with +2/3 precommits in any round is decided.
+
+    Unless another block has +2/3 precommits at this height too (in the same round or
+    another): that needs more than a third of the power to sign both, so the theorem behind
+    line 49 no longer holds and the core halts with both quorums instead of picking one.
+    """
+    quorums = _precommit_quorums(s)
+    others = [q for q in quorums if q.block_id != quorums[0].block_id] if quorums else []
+    if others:
+        _halt(s, ConflictingCommits.of(quorums[0], others[0]), out)
+        return True
+    for commit in quorums:
         # The paper asks for the round's proposal; any block we hold with that id will do:
         # +2/3 precommits mean correct validators saw a valid polka for it.
-        if not ok or bid is None or not _valid(s, bid):
-            continue
-        signers = {**precommits.votes, **precommits.votes_for(bid)}
-        commit = commit_from_votes(s.validators, s.height, round_, bid, signers)
-        _decide(s, s.blocks[bid], commit, out)
-        return True
+        if _valid(s, commit.block_id):
+            _decide(s, s.blocks[commit.block_id], commit, out)
+            return True
     return False
+
+
+def _precommit_quorums(s: ConsensusState) -> list[Commit]:
+    """A commit for every (round, block) with +2/3 precommits, by round then block id.
+
+    An equivocator's conflicting precommits count for each block they name (see
+    :func:`consensus.voteset.add_vote`), and nil precommits of the round ride along as NIL.
+    """
+    found: list[Commit] = []
+    for (round_, kind), precommits in sorted(s.votes.items()):
+        if kind != VoteType.PRECOMMIT:
+            continue
+        for bid, power in sorted(
+            (item for item in precommits.power_by_block.items() if item[0] is not None),
+            key=lambda item: item[0].hash,
+        ):
+            if not s.validators.two_thirds(power):
+                continue
+            signers = {**precommits.votes, **precommits.votes_for(bid)}
+            found.append(commit_from_votes(s.validators, s.height, round_, bid, signers))
+    return found
+
+
+def _halt(s: ConsensusState, evidence: ConflictingCommits, out: list[Action]) -> None:
+    s.halted = evidence
+    s.own_requests = {}
+    out.append(Halt(evidence))
 
 
 def _decide(s: ConsensusState, block: Block, commit: Commit, out: list[Action]) -> None:

@@ -15,6 +15,7 @@ from consensus.types import (
     Block,
     BlockID,
     Commit,
+    ConflictingCommits,
     DuplicateVoteEvidence,
     MessageError,
     Proposal,
@@ -296,6 +297,16 @@ class EvidenceFound:
     evidence: DuplicateVoteEvidence
 
 
+@dataclass(frozen=True)
+class Halt:
+    """Two blocks each hold +2/3 precommits at this height: more than a third of the power
+    signed both, and deciding either could fork the chain. The core decides neither and
+    ignores every later event; the shell persists the evidence durably, logs it and stops the
+    node (an operator must look). Replay of the same WAL halts again."""
+
+    evidence: ConflictingCommits
+
+
 Action = (
     Broadcast
     | Relay
@@ -306,4 +317,5 @@ Action = (
     | ScheduleTimeout
     | CommitBlock
     | EvidenceFound
+    | Halt
 )

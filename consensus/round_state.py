@@ -13,7 +13,7 @@ from consensus.blocks import BlockLimits
 from consensus.commit import Verifier
 from primitives.crypto import verify
 from consensus.events import Event, Step
-from consensus.types import Block, BlockID, Commit, Proposal, Vote, VoteType
+from consensus.types import Block, BlockID, Commit, ConflictingCommits, Proposal, Vote, VoteType
 from consensus.validators import ValidatorSet
 from consensus.voteset import VoteSet
 
@@ -86,7 +86,7 @@ class ConsensusState:
     proposals: dict[int, dict[BlockID, Proposal]] = field(default_factory=dict)
     """round -> block id -> proposal signed by that round's proposer (first ones only)."""
     first_proposal: dict[int, BlockID] = field(default_factory=dict)
-    """round -> the first proposal accepted in it (the one we prevote on)."""
+    """round -> the first proposal accepted in it (the one gossip re-sends)."""
     blocks: dict[BlockID, Block] = field(default_factory=dict)
     verdicts: dict[BlockID, bool | None] = field(default_factory=dict)
     """block id -> valid? (None: the application has not answered yet)."""
@@ -100,6 +100,8 @@ class ConsensusState:
     proposal_requested: int = -1
     evidence_seen: frozenset[bytes] = frozenset()
     decision: tuple[Block, Commit] | None = None
+    halted: ConflictingCommits | None = None
+    """Set when two blocks gathered +2/3 precommits: the core then decides nothing."""
     future: tuple[Event, ...] = ()
 
     def copy(self) -> ConsensusState:

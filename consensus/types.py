@@ -421,6 +421,52 @@ class DuplicateVoteEvidence:
         return _cached_hash(self)
 
 
+@dataclass(frozen=True)
+class ConflictingCommits:
+    """Two commits (each +2/3 precommits) for different blocks at one height.
+
+    Only possible when more than a third of the power signed both: Tendermint's safety
+    assumption is broken, and a node holding this must decide neither block. ``commit_a``
+    sorts before ``commit_b`` by (round, block id), so one conflict gives one evidence.
+    """
+
+    commit_a: Commit
+    commit_b: Commit
+
+    @classmethod
+    def of(cls, one: Commit, other: Commit) -> ConflictingCommits:
+        a, b = sorted((one, other), key=lambda c: (c.round, c.block_id.hash))
+        return cls(a, b)
+
+    @property
+    def height(self) -> int:
+        return self.commit_a.height
+
+    def double_signers(self) -> list[bytes]:
+        """Addresses that precommitted both blocks in one round (none across rounds)."""
+        a, b = self.commit_a, self.commit_b
+        if a.round != b.round:
+            return []
+        return sorted(
+            x.validator_address
+            for x, y in zip(a.signatures, b.signatures)
+            if x.flag == CommitFlag.COMMIT and y.flag == CommitFlag.COMMIT
+        )
+
+    def to_obj(self) -> dict:
+        return {
+            "kind": "conflicting_commits",
+            "commit_a": self.commit_a.to_obj(),
+            "commit_b": self.commit_b.to_obj(),
+        }
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> ConflictingCommits:
+        if _field(obj, "kind", str, "evidence") != "conflicting_commits":
+            raise MessageError("unknown evidence kind")
+        return cls(Commit.from_obj(obj.get("commit_a")), Commit.from_obj(obj.get("commit_b")))
+
+
 # --- blocks -------------------------------------------------------------------------------
 
 

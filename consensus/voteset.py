@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType
-from consensus.validators import ValidatorSet
 
 MAX_VOTES_PER_VALIDATOR = 4
 """Distinct block ids counted per validator in one vote set (1 honest + equivocations)."""
@@ -33,13 +32,6 @@ class VoteSet:
 
     def power_for(self, block_id: BlockID | None) -> int:
         return self.power_by_block.get(block_id, 0)
-
-    def two_thirds_majority(self, validators: ValidatorSet) -> tuple[bool, BlockID | None]:
-        """(True, id) when one block id (or nil: None) has +2/3 of the power."""
-        for block_id, power in self.power_by_block.items():
-            if validators.two_thirds(power):
-                return True, block_id
-        return False, None
 
     def votes_for(self, block_id: BlockID | None) -> dict[int, Vote]:
         """validator index -> its vote for ``block_id`` (conflicting votes included)."""

@@ -41,6 +41,7 @@ from consensus.events import (
     Event,
     EvidenceFound,
     EvidenceMessage,
+    Halt,
     ProposalBlock,
     ProposalMessage,
     ProposalSigned,
@@ -59,6 +60,7 @@ from consensus.privval import DoubleSignError, PrivValidator
 from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
 from node.chain import Chain, ExecutedBlock
+from node.consensus_halt import record_halt
 from node.clock import now_ms
 from node.compact import compact
 from node.consensus_inbound import InboundMessages
@@ -257,6 +259,8 @@ class ConsensusDriver:
                 log.warning("double signing detected: validator %s at height %d",
                             action.evidence.validator_address.hex(), action.evidence.height)
                 await self._broadcast(EvidenceMessage(action.evidence))
+        elif isinstance(action, Halt):  # conflicting +2/3 precommits: keep the proof, stop
+            raise record_halt(self.wal_path, action.evidence)
         return None
 
     async def _broadcast(self, message: Any) -> None:

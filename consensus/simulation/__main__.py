@@ -17,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1, help="run seeds seed..seed+count-1")
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--heights", type=int, default=3)
-    parser.add_argument("--byzantine", choices=["none", "mixed", "split", "lock"], default="mixed")
+    parser.add_argument(
+        "--byzantine",
+        choices=["none", "mixed", "split", "lock", "halves", "withhold"],
+        default="mixed",
+    )
     parser.add_argument(
         "--byzantine-power", choices=["below_third", "above_third"], default="below_third"
     )
@@ -27,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-relay", action="store_true")
     parser.add_argument("--gossip-ms", type=int, default=60)
+    parser.add_argument("--delays", choices=["random", "lock_rotation"], default="random")
     parser.add_argument("--quiet", action="store_true", help="print failures and the total only")
     args = parser.parse_args(argv)
     logging.getLogger("consensus.wal").setLevel(logging.ERROR)  # torn tails are simulated
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             broken_lock=args.broken_lock,
             relay=not args.no_relay,
             gossip_ms=args.gossip_ms,
+            delays=args.delays,
         )
         result = run_simulation(config)
         if not result.ok:

@@ -13,6 +13,10 @@ Behaviours (a node may have several):
 - ``split`` (omniscient, used for the fork searches): the correct nodes are cut into two sides
   of balanced power; as proposer send one block to each side; vote, per recipient, for the block
   that recipient is considering;
+- ``halves``: as proposer, send a forged proposal in our name to everyone, then one block
+  to one half of the correct nodes and another (sometimes invalid) to the other half;
+- ``withhold``: sign votes but send them to few or none of the correct nodes (see
+  ``_withhold``), so polkas form only where the adversary wants them;
 - ``lock`` (omniscient): like ``split`` for proposals and prevotes, but precommit only to one
   victim, so that one correct node decides while the others stay locked and move on: the attack
   a core that ignores its lock falls to.
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from consensus.blocks import make_block
 from consensus.events import ProposalMessage
 from consensus.simulation.node import SimNode, WorldView
 from consensus.simulation.scenario import SimConfig
-from consensus.types import BlockID, Vote, VoteType
+from consensus.types import Block, BlockID, Proposal, Vote, VoteType
 from primitives.hashing import sha256
 
 
@@ -45,9 +50,13 @@ class World(WorldView, Protocol):
     proposed: set[BlockID]
     byz_votes: dict[tuple[bytes, int, int, int], set[BlockID | None]]
     byz_proposals: dict[tuple[int, int], tuple[BlockID, BlockID]]
+    byz_messages: dict[tuple[int, int, str], ProposalMessage]
 
     def broadcast(self, src: SimNode, message: Any) -> None: ...
     def note_byz_vote(self, node: SimNode, vote: Vote) -> None: ...
+    def note_byz_proposal(self, proposal: Proposal, block: Block) -> None: ...
+    def fast_node(self, height: int, round_: int) -> int: ...
+    def rotating(self, height: int, round_: int) -> bool: ...
 
 
 def _sign_vote(world: World, node: SimNode, vote: Vote) -> Vote:
@@ -66,6 +75,9 @@ def send_vote(world: World, node: SimNode, vote: Vote) -> None:
         _omniscient_vote(world, node, vote)
         return
     peers = _peers(world, node)
+    if "withhold" in behaviours:
+        _withhold(world, node, vote, peers)
+        return
     if "equivocate" in behaviours and rng.random() < 0.5:
         twin = _sign_vote(
             world,
@@ -101,6 +113,42 @@ def send_vote(world: World, node: SimNode, vote: Vote) -> None:
         world.broadcast(node, forged)
         bad = replace(vote, signature=bytes([vote.signature[0] ^ 1]) + vote.signature[1:])
         world.broadcast(node, bad)
+
+
+def _withhold(world: World, node: SimNode, vote: Vote, peers: list[int]) -> None:
+    """``withhold``: in a ``lock_rotation`` round the vote goes only to that round's fast
+    node (a prevote for the proposal that node is considering, so its polka forms), and the
+    other correct nodes get a nil prevote instead (so they count +2/3 prevotes without a
+    polka); otherwise, each time it is (re)sent, to nobody correct half of the time."""
+    allies = [dst for dst in peers if world.nodes[dst].byzantine]
+    if world.rotating(vote.height, vote.round):
+        fast = world.fast_node(vote.height, vote.round)
+        targets = allies
+        state = world.nodes[fast].state
+        if state is not None and state.height == vote.height:  # back the fast node's choice
+            chosen = state.first_proposal.get(vote.round, vote.block_id)
+            if vote.type == VoteType.PREVOTE and chosen != vote.block_id:
+                backing = _sign_vote(
+                    world, node, replace(vote, block_id=chosen, timestamp_ms=world.now)
+                )
+                world.note_byz_vote(node, backing)
+                world.send(node, fast, backing)
+            else:
+                targets = allies + [fast]
+        if vote.type == VoteType.PREVOTE:
+            nil = vote
+            if vote.block_id is not None:
+                nil = _sign_vote(world, node, replace(vote, block_id=None, timestamp_ms=world.now))
+                world.note_byz_vote(node, nil)
+            for dst in peers:
+                if dst != fast and not world.nodes[dst].byzantine:
+                    world.send(node, dst, nil)
+    elif world.rng.random() < 0.5:
+        targets = allies
+    else:
+        targets = peers
+    for dst in targets:
+        world.send(node, dst, vote)
 
 
 def _omniscient_vote(world: World, node: SimNode, vote: Vote) -> None:
@@ -139,8 +187,19 @@ def _other_block(world: World, node: SimNode, vote: Vote) -> BlockID | None:
 
 
 def send_proposal(world: World, node: SimNode, message: ProposalMessage) -> None:
-    """Our (byzantine) proposal leaves: maybe with a conflicting twin."""
+    """Our (byzantine) proposal leaves: maybe with a conflicting twin. Others' proposals
+    (which our core re-gossips) are passed on as they are."""
     behaviours = node.behaviours
+    p = message.proposal
+    if world.validator_set(p.height).proposer_for_round(p.round).address != node.address:
+        world.broadcast(node, message)
+        return
+    if "withhold" in behaviours:
+        _propose_fresh(world, node, message)
+        return
+    if "halves" in behaviours:
+        _send_halves(world, node, message)
+        return
     omniscient = "split" in behaviours or "lock" in behaviours
     if not omniscient and "conflicting_proposals" not in behaviours:
         world.broadcast(node, message)
@@ -148,26 +207,8 @@ def send_proposal(world: World, node: SimNode, message: ProposalMessage) -> None
     block = message.block
     rng = world.rng
     tag = b"bad" if (not omniscient and rng.random() < 0.3) else b"ok"
-    alt = make_block(
-        chain_id=world.chain_id,
-        height=block.height,
-        time_ms=block.header.time_ms,
-        last_block_id=block.header.last_block_id,
-        last_commit=block.last_commit,
-        txs=(b"%s:alt:%d:%d" % (tag, block.height, rng.getrandbits(32)),),
-        evidence=block.evidence,
-        validators=world.validator_set(block.height),
-        next_validators=world.validator_set(block.height + 1),
-        app_hash=block.header.app_hash,
-        last_results_hash=block.header.last_results_hash,
-        proposer_address=block.header.proposer_address,
-    )
-    proposal = replace(
-        message.proposal, block_id=alt.block_id(), pol_round=-1, timestamp_ms=world.now
-    )
-    proposal = replace(proposal, signature=node.signer.sign(proposal.sign_bytes(world.chain_id)))
-    world.proposed.add(proposal.block_id)
-    alt_message = ProposalMessage(proposal, alt)
+    alt_message = _twin(world, node, message, tag)
+    proposal = alt_message.proposal
     if "lock" in behaviours and message.proposal.pol_round >= 0:
         world.broadcast(node, alt_message)  # never re-propose: tempt the locked nodes
         return
@@ -184,6 +225,84 @@ def send_proposal(world: World, node: SimNode, message: ProposalMessage) -> None
     rng.shuffle(peers)
     for dst in peers[: max(1, len(peers) // 2)]:
         world.send(node, dst, alt_message)
+
+
+def _twin(
+    world: World,
+    node: SimNode,
+    message: ProposalMessage,
+    tag: bytes,
+    signed: bool = True,
+    claim: bool = False,
+) -> ProposalMessage:
+    """Another block for the same height and round, proposed with valid round -1 (``claim``:
+    the previous round, polka or not) and signed by us (``signed=False``: with a signature
+    that is not ours, a forgery)."""
+    block = message.block
+    alt = make_block(
+        chain_id=world.chain_id,
+        height=block.height,
+        time_ms=block.header.time_ms,
+        last_block_id=block.header.last_block_id,
+        last_commit=block.last_commit,
+        txs=(b"%s:alt:%d:%d" % (tag, block.height, world.rng.getrandbits(32)),),
+        evidence=block.evidence,
+        validators=world.validator_set(block.height),
+        next_validators=world.validator_set(block.height + 1),
+        app_hash=block.header.app_hash,
+        last_results_hash=block.header.last_results_hash,
+        proposer_address=block.header.proposer_address,
+    )
+    pol_round = message.proposal.round - 1 if claim else -1
+    proposal = replace(
+        message.proposal, block_id=alt.block_id(), pol_round=pol_round, timestamp_ms=world.now
+    )
+    if not signed:
+        return ProposalMessage(replace(proposal, signature=bytes(64)), alt)
+    proposal = replace(proposal, signature=node.signer.sign(proposal.sign_bytes(world.chain_id)))
+    world.note_byz_proposal(proposal, alt)
+    return ProposalMessage(proposal, alt)
+
+
+def _once(
+    world: World, key: tuple[int, int, str], make: Callable[[], ProposalMessage]
+) -> ProposalMessage:
+    """The same made-up proposal each time ours is re-gossiped in the round."""
+    made = world.byz_messages.get(key)
+    if made is None:
+        made = world.byz_messages[key] = make()
+    return made
+
+
+def _propose_fresh(world: World, node: SimNode, message: ProposalMessage) -> None:
+    """``withhold``: never re-propose the valid value; a fresh block tempts the nodes locked
+    on it (line 22) and, when it gathers a polka, moves the locks around. Past the rotating
+    rounds the fresh block claims a valid round (the previous one) where it has no polka:
+    line 28 must wait for +2/3 prevotes that never come."""
+    p = message.proposal
+    claim = p.round > 0 and not world.rotating(p.height, p.round)
+    if p.pol_round >= 0 or claim:
+        key = (p.height, p.round, "fresh")
+        message = _once(world, key, lambda: _twin(world, node, message, b"ok", claim=claim))
+    world.broadcast(node, message)
+
+
+def _send_halves(world: World, node: SimNode, message: ProposalMessage) -> None:
+    """``halves``: first a forgery in our name (a third block, signature not ours) to every
+    peer, then our proposal to one half of the correct nodes and the twin (invalid a third
+    of the time) to the other half. Relay brings both halves both proposals later."""
+    p = message.proposal
+    forged = _once(
+        world, (p.height, p.round, "forged"), lambda: _twin(world, node, message, b"ok", False)
+    )
+    alt = _once(
+        world,
+        (p.height, p.round, "alt"),
+        lambda: _twin(world, node, message, b"bad" if world.rng.random() < 0.3 else b"ok"),
+    )
+    world.broadcast(node, forged)
+    for dst in _peers(world, node):
+        world.send(node, dst, alt if dst in world.side_b else message)
 
 
 def shadow_vote(world: World, voter: SimNode, vote: Vote) -> None:

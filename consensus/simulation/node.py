@@ -27,6 +27,7 @@ from consensus.events import (
     Event,
     EvidenceFound,
     EvidenceMessage,
+    Halt,
     ProposalBlock,
     ProposalMessage,
     ProposalReceived,
@@ -42,7 +43,7 @@ from consensus.events import (
 )
 from primitives.hashing import EMPTY_HASH, sha256
 from consensus.privval import DoubleSignError, MemoryPrivvalStore, PrivValidator
-from consensus.types import Block, Commit, DuplicateVoteEvidence, Proposal, Vote
+from consensus.types import Block, Commit, ConflictingCommits, DuplicateVoteEvidence, Proposal, Vote
 from consensus.validators import ValidatorSet
 from consensus.wal import decode_records, encode_record
 
@@ -61,7 +62,8 @@ class WorldView(Protocol):
     def send(self, src: SimNode, dst: int, message: Any, fast: bool = False) -> None: ...
     def note_delivery(self, node: SimNode, vote: Vote) -> None: ...
     def note_signed(self, node: SimNode, vote: Vote) -> None: ...
-    def note_proposal(self, node: SimNode, proposal: Proposal) -> None: ...
+    def note_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None: ...
+    def note_halt(self, node: SimNode, evidence: ConflictingCommits) -> None: ...
     def note_commit(self, node: SimNode, block: Block, commit: Commit) -> None: ...
 
 GENESIS_APP_HASH = bytes(32)
@@ -275,6 +277,10 @@ class SimNode:
                 w.note_detection(self, action.evidence)
                 if self._add_evidence(action.evidence):
                     w.broadcast(self, EvidenceMessage(action.evidence))
+            elif isinstance(action, Halt):
+                w.note_halt(self, action.evidence)  # a real node persists it and exits
+                self.up = False
+                return []
         return out
 
     def _sign_vote(self, vote: Vote) -> Vote | None:
@@ -295,7 +301,7 @@ class SimNode:
         except DoubleSignError:
             self.world.refusals += 1
             return None
-        self.world.note_proposal(self, signed)
+        self.world.note_proposal(self, signed, action.block)
         return ProposalMessage(signed, action.block)
 
     def _build_block(self, request: RequestProposal, tag: bytes = b"ok") -> Block:

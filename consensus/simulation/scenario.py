@@ -11,7 +11,17 @@ from dataclasses import dataclass, field
 
 from consensus.core import RoundParams
 
-BYZANTINE_BEHAVIOURS = ("equivocate", "conflicting_proposals", "random_votes", "bad_signatures")
+BYZANTINE_BEHAVIOURS = (
+    "equivocate",
+    "conflicting_proposals",
+    "random_votes",
+    "bad_signatures",
+    "halves",
+    "withhold",
+)
+OMNISCIENT = ("split", "lock")
+TARGETED = ("halves", "withhold")
+"""Byzantine modes where every byzantine node has the one behaviour of the mode's name."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +33,8 @@ class SimConfig:
     faults: bool = True
     """Drops, duplicates, partitions and crashes before the network heals."""
     byzantine: str = "mixed"
-    """none | mixed (random subset, random behaviours) | split | lock (see ``byzantine``)."""
+    """none | mixed (random subset, random behaviours) | split | lock | halves | withhold
+    (see ``byzantine``)."""
     byzantine_power: str = "below_third"
     """below_third (safety must hold) | above_third (a fork may happen: the checker must see it)."""
     broken_lock: bool = False
@@ -32,6 +43,10 @@ class SimConfig:
     """Correct nodes forward first-seen messages (flood gossip)."""
     gossip_ms: int = 60
     """Interval of the periodic re-gossip and catch-up (status) messages."""
+    delays: str = "random"
+    """random | lock_rotation: in rounds 0-3 of each height only one correct node (another
+    each round) gets the round's prevotes in time, so validators lock on different values in
+    successive rounds (``world.World.fast_node``)."""
 
     def command(self) -> str:
         parts = [
@@ -47,6 +62,8 @@ class SimConfig:
             parts.append("--no-relay")
         if self.gossip_ms != 60:
             parts.append(f"--gossip-ms {self.gossip_ms}")
+        if self.delays != "random":
+            parts.append(f"--delays {self.delays}")
         return " ".join(parts)
 
 
@@ -95,13 +112,13 @@ def make_scenario(config: SimConfig) -> Scenario:
             if 3 * power >= 2 * total and len(chosen) > 1:  # keep some correct nodes deciding
                 power -= powers[chosen.pop()]
         else:
-            greedy = config.byzantine in ("split", "lock")
+            greedy = config.byzantine in OMNISCIENT + TARGETED
             for i in order:
                 if 3 * (power + powers[i]) < total and (greedy or rng.random() < 0.7):
                     chosen.append(i)
                     power += powers[i]
         for i in chosen:
-            if config.byzantine in ("split", "lock"):
+            if config.byzantine in OMNISCIENT + TARGETED:
                 byzantine[i] = frozenset({config.byzantine})
             else:
                 picks = [b for b in BYZANTINE_BEHAVIOURS if rng.random() < 0.5]

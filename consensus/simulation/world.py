@@ -16,12 +16,28 @@ from consensus.events import ProposalMessage, ScheduleTimeout, TimeoutFired
 from primitives.hashing import sha256
 from consensus.simulation import byzantine
 from consensus.simulation.node import SimNode, tx_is_valid
+from consensus.simulation.rules import VoteRuleChecker
 from consensus.simulation.scenario import Scenario, SimConfig, make_scenario
-from consensus.types import Block, BlockID, Commit, DuplicateVoteEvidence, Proposal, Vote, VoteType
+from consensus.commit import EvidenceError, verify_conflicting_commits
+from consensus.types import (
+    Block,
+    BlockID,
+    Commit,
+    ConflictingCommits,
+    DuplicateVoteEvidence,
+    Proposal,
+    Vote,
+    VoteType,
+)
 from consensus.validators import Validator, ValidatorSet
 
 CHAIN_ID = "clearchain-sim"
 MAX_STEPS = 400_000
+ROTATION_ROUNDS = 4
+"""``lock_rotation`` delays hold in rounds 0-3 of every height up to the goal."""
+ROTATION_DELAY_MS = 400
+"""Longer than any of rounds 0-3 lasts (80-170 ms of timeouts): a held prevote arrives
+rounds later, when its polka can only unlock (line 28), not lock."""
 
 
 def _key(i: int) -> Signer:
@@ -56,6 +72,7 @@ class SimResult:
     equivocations: int = 0
     refusals: int = 0
     crashes: int = 0
+    halts: int = 0
 
     def summary(self) -> str:
         status = "OK" if self.ok else "FAILED"
@@ -65,6 +82,7 @@ class SimResult:
                 f"time={self.time_ms}ms steps={self.steps} messages={self.messages} "
                 f"heights={sorted(self.heights.values())} evidence_committed={self.evidence_committed} "
                 f"equivocations={self.equivocations} privval_refusals={self.refusals} crashes={self.crashes}"
+                f"{f' halts={self.halts}' if self.halts else ''}"
             )
         ]
         lines += [f"  violation: {v}" for v in self.violations]
@@ -111,6 +129,15 @@ class World:
         self.height_at_gst: dict[int, int] = {}
         self.proposal_blocks: dict[BlockID, Block] = {}
         self.byz_proposals: dict[tuple[int, int], tuple[BlockID, BlockID]] = {}
+        self.byz_messages: dict[tuple[int, int, str], ProposalMessage] = {}
+        self.rules = VoteRuleChecker(
+            self.validator_set, lambda block: all(tx_is_valid(tx) for tx in block.txs)
+        )
+        self._held: dict[tuple[int, int, int], frozenset[int]] = {}
+        self._node_by_address = {n.address: n.index for n in self.nodes}
+        self.halts: dict[int, ConflictingCommits] = {}
+        """node index -> the conflicting quorums it halted on."""
+        self.halt_errors: list[str] = []
         self.side_b, self.victim = self._sides()
 
     # --- validator sets -------------------------------------------------------------------
@@ -207,7 +234,60 @@ class World:
         copies = 2 if (self.now < sc.gst_ms and self.rng.random() < sc.dup_p) else 1
         for _ in range(copies):
             delay = 1 if fast else self.rng.randint(1, sc.max_delay_ms)
+            if self._rotation_holds(message, dst):
+                delay += ROTATION_DELAY_MS
             self._push(self.now + delay, "deliver", dst, src.index, message)
+
+    def fast_node(self, height: int, round_: int) -> int:
+        """``lock_rotation``: the one correct node that sees the prevotes of (height, round)
+        in time; it changes every round, so locks land on different nodes round after round."""
+        return self.correct[(height + round_) % len(self.correct)].index
+
+    def _held_senders(self, height: int, round_: int, dst: int) -> frozenset[int]:
+        """The correct validators whose prevotes for a value reach ``dst`` late: the
+        heaviest ones (never ``dst``, whose own vote it counts, nor the fast node), until the
+        rest hold at most 2/3 of the power. With the byzantine nil prevotes ``dst`` then sees
+        +2/3 prevotes of any kind but no polka: it times out and precommits nil unlocked."""
+        key = (height, round_, dst)
+        held = self._held.get(key)
+        if held is None:
+            powers = self.scenario.powers
+            total = sum(powers)
+            arriving = sum(powers[n.index] for n in self.correct)
+            chosen: set[int] = set()
+            fast = self.fast_node(height, round_)
+            for node in sorted(self.correct, key=lambda n: (-powers[n.index], n.index)):
+                if 3 * arriving <= 2 * total:
+                    break
+                if node.index in (dst, fast):
+                    continue
+                chosen.add(node.index)
+                arriving -= powers[node.index]
+            held = self._held[key] = frozenset(chosen)
+        return held
+
+    def rotating(self, height: int, round_: int) -> bool:
+        return (
+            self.config.delays == "lock_rotation"
+            and height <= self.config.heights
+            and round_ < ROTATION_ROUNDS
+        )
+
+    def _rotation_holds(self, message: Any, dst: int) -> bool:
+        """In a rotating round, prevotes for a value signed by the held senders or by a
+        byzantine validator reach the correct nodes other than the round's fast one late
+        (after the round is over), whoever relays them."""
+        if not isinstance(message, Vote) or message.type != VoteType.PREVOTE:
+            return False
+        if message.block_id is None or self.nodes[dst].byzantine:
+            return False
+        h, r = message.height, message.round
+        if not self.rotating(h, r) or dst == self.fast_node(h, r):
+            return False
+        signer = self._node_by_address.get(message.validator_address)
+        if signer is None:
+            return False
+        return self.nodes[signer].byzantine or signer in self._held_senders(h, r, dst)
 
     def broadcast(self, src: SimNode, message: Any) -> None:
         for node in self.nodes:
@@ -260,6 +340,23 @@ class World:
     def note_byz_vote(self, node: SimNode, vote: Vote) -> None:
         key = (node.address, vote.height, vote.round, int(vote.type))
         self.byz_votes.setdefault(key, set()).add(vote.block_id)
+        self.rules.note_vote(vote)
+
+    def note_byz_proposal(self, proposal: Proposal, block: Block) -> None:
+        """A byzantine proposer's extra proposal, signed by it (not a forgery)."""
+        self.proposed.add(proposal.block_id)
+        self.rules.note_proposal(proposal, block)
+
+    def note_halt(self, node: SimNode, evidence: ConflictingCommits) -> None:
+        if node.index in self.halts:
+            return
+        self.halts[node.index] = evidence
+        try:
+            verify_conflicting_commits(
+                self.chain_id, self.validator_set(evidence.height), evidence, self.verify
+            )
+        except EvidenceError as exc:
+            self.halt_errors.append(f"node {node.index} halted on bad evidence: {exc}")
 
     # --- observations ---------------------------------------------------------------------
 
@@ -289,9 +386,14 @@ class World:
     def note_signed(self, node: SimNode, vote: Vote) -> None:
         step = 2 if vote.type == VoteType.PREVOTE else 3
         self._note_sign(node, (vote.height, vote.round, step), (vote.block_id,))
+        if node.byzantine:
+            self.rules.note_vote(vote)
+        else:
+            self.rules.check_correct_vote(vote)
 
-    def note_proposal(self, node: SimNode, proposal: Proposal) -> None:
+    def note_proposal(self, node: SimNode, proposal: Proposal, block: Block) -> None:
         self.proposed.add(proposal.block_id)
+        self.rules.note_proposal(proposal, block)
         self._note_sign(
             node, (proposal.height, proposal.round, 1), (proposal.block_id, proposal.pol_round)
         )
@@ -365,6 +467,13 @@ class World:
                 "not committed"
             )
         violations.extend(f"privval: {c}" for c in self.privval_conflicts)
+        violations.extend(f"rules: {v}" for v in self.rules.violations)
+        violations.extend(f"halt: {e}" for e in self.halt_errors)
+        if self.config.byzantine_power == "below_third":
+            violations.extend(
+                f"halt: node {i} halted below a third of byzantine power"
+                for i in sorted(self.halts)
+            )
         equivocations = sum(1 for ids in self.byz_votes.values() if len(ids) > 1)
         return SimResult(
             config=self.config,
@@ -378,6 +487,7 @@ class World:
             equivocations=equivocations,
             refusals=self.refusals,
             crashes=self.crash_count,
+            halts=len(self.halts),
         )
 
 

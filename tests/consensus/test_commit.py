@@ -20,6 +20,7 @@ from consensus.commit import (
     WrongSignerError,
     commit_from_votes,
     verify_commit,
+    verify_conflicting_commits,
     verify_duplicate_vote,
     verify_signed_header,
 )
@@ -31,6 +32,7 @@ from consensus.types import (
     Commit,
     CommitFlag,
     CommitSig,
+    ConflictingCommits,
     DuplicateVoteEvidence,
     Header,
     MessageError,
@@ -241,3 +243,41 @@ def test_sign_bytes_are_domain_separated(keys: Keys) -> None:
     block = _block(keys)
     assert replace(block.header, data_hash=EMPTY_HASH).hash() != block.hash()
     assert isinstance(block.block_id(), BlockID)
+
+
+def _quorum(keys: Keys, round_: int, bid: BlockID, who: tuple[int, ...] = (0, 1, 2)) -> Commit:
+    votes = {i: keys.vote(i, VoteType.PRECOMMIT, 1, round_, bid) for i in who}
+    return commit_from_votes(keys.valset, 1, round_, bid, votes)
+
+
+def test_conflicting_commits_evidence(keys: Keys) -> None:
+    a, b = block_id(b"a"), block_id(b"b")
+    evidence = ConflictingCommits.of(_quorum(keys, 0, b), _quorum(keys, 0, a, (0, 1)))
+    verify_conflicting_commits(CHAIN, keys.valset, evidence)
+    assert evidence == ConflictingCommits.of(evidence.commit_b, evidence.commit_a)  # canonical
+    assert ConflictingCommits.from_obj(decode(encode(evidence.to_obj()))) == evidence
+    both = sorted(keys.valset.validators[i].address for i in (0, 1))
+    assert evidence.double_signers() == both and evidence.height == 1
+    across = ConflictingCommits.of(_quorum(keys, 0, a), _quorum(keys, 2, b))
+    verify_conflicting_commits(CHAIN, keys.valset, across)
+    assert across.double_signers() == []  # different rounds: no one double signed a round
+    with pytest.raises(EvidenceError, match="same block"):
+        verify_conflicting_commits(
+            CHAIN, keys.valset, ConflictingCommits(_quorum(keys, 0, a), _quorum(keys, 1, a))
+        )
+    with pytest.raises(EvidenceError, match="canonical"):
+        verify_conflicting_commits(
+            CHAIN, keys.valset, ConflictingCommits(evidence.commit_b, evidence.commit_a)
+        )
+    other_height = replace(_quorum(keys, 0, b), height=2)
+    with pytest.raises(EvidenceError, match="different heights"):
+        verify_conflicting_commits(
+            CHAIN, keys.valset, ConflictingCommits.of(evidence.commit_a, other_height)
+        )
+    weak = ConflictingCommits.of(_quorum(keys, 0, a), _quorum(keys, 0, b, (1, 2, 3)))  # 6 of 10
+    with pytest.raises(EvidenceError, match="does not verify"):
+        verify_conflicting_commits(CHAIN, keys.valset, weak)
+    with pytest.raises(EvidenceError, match="does not verify"):
+        verify_conflicting_commits("other-chain", keys.valset, evidence)
+    with pytest.raises(MessageError):
+        ConflictingCommits.from_obj({**evidence.to_obj(), "kind": "duplicate_vote"})

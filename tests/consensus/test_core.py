@@ -1,4 +1,5 @@
-"""The pure core, driven by hand: each rule of Algorithm 1 in isolation."""
+"""The pure core driven by hand: the happy path, timeouts, WAL replay, catch-up, gossip and
+thresholds (each upon-rule of Algorithm 1 with its negative case is in algorithm1.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,12 @@ import copy
 from dataclasses import replace
 
 from consensus_helpers import CHAIN, Keys
+from core_harness import APP_HASH, Harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consensus.blocks import make_block
 from consensus.commit import commit_from_votes
 from consensus.core import (
-    RoundParams,
-    CoreConfig,
     gossip_messages,
     new_height_state,
     replay,
@@ -22,139 +21,20 @@ from consensus.core import (
 )
 from consensus.events import (
     BlockExecuted,
-    BlockValidated,
     Broadcast,
     CommitBlock,
     CommitReceived,
     EvidenceFound,
-    ProposalBlock,
     ProposalMessage,
     ProposalReceived,
-    ProposalSigned,
     RequestProposal,
     ScheduleTimeout,
-    SignProposal,
     SignVote,
     Step,
     TimeoutFired,
-    ValidateBlock,
     VoteReceived,
-    VoteSigned,
 )
-from primitives.hashing import EMPTY_HASH
-from consensus.privval import MemoryPrivvalStore, PrivValidator
 from consensus.types import Block, Proposal, Vote, VoteType
-
-PARAMS = RoundParams(
-    timeout_propose=100,
-    timeout_propose_delta=10,
-    timeout_prevote=50,
-    timeout_prevote_delta=5,
-    timeout_precommit=60,
-    timeout_precommit_delta=6,
-    timeout_commit=7,
-)
-APP_HASH = bytes(32)
-
-
-class Harness:
-    """A minimal shell: signs through a private validator, answers the application's
-    questions at once, and keeps every other action for the test to inspect."""
-
-    def __init__(self, keys: Keys, me: int | None = None, broken: bool = False) -> None:
-        self.keys = keys
-        vs = keys.valset
-        if me is None:  # a validator that proposes in none of the rounds 0-3
-            me = next(
-                i
-                for i, v in enumerate(vs.validators)
-                if all(vs.proposer_for_round(r).address != v.address for r in range(4))
-            )
-        self.me = me
-        self.config = CoreConfig(
-            CHAIN, PARAMS, vs.validators[me].address, ignore_lock_for_tests=broken
-        )
-        self.pv = PrivValidator(keys.signer_at(me), MemoryPrivvalStore())
-        self.state = new_height_state(self.config, 1, vs, app_hash=APP_HASH)
-        self.valid = lambda block: True
-        self.actions: list = []
-        self.events: list = []
-
-    def feed(self, event: object) -> None:
-        queue = [event]
-        while queue:
-            ev = queue.pop(0)
-            self.events.append(ev)
-            self.state, actions = step(self.state, ev)
-            for a in actions:
-                if isinstance(a, SignVote):
-                    queue.append(
-                        VoteSigned(self.pv.sign_vote(CHAIN, replace(a.vote, timestamp_ms=1)))
-                    )
-                elif isinstance(a, SignProposal):
-                    p = self.pv.sign_proposal(CHAIN, replace(a.proposal, timestamp_ms=1))
-                    queue.append(ProposalSigned(ProposalMessage(p, a.block)))
-                elif isinstance(a, ValidateBlock):
-                    queue.append(BlockValidated(a.block.block_id(), self.valid(a.block)))
-                elif isinstance(a, RequestProposal):
-                    queue.append(
-                        ProposalBlock(a.height, a.round, self.block(b"mine", a.proposer_address))
-                    )
-                self.actions.append(a)
-
-    def start(self) -> None:
-        self.state, actions = resume(self.state)
-        self.actions.extend(actions)
-        self.feed(TimeoutFired(1, 0, Step.NEW_HEIGHT))
-
-    def block(self, tag: bytes, proposer: bytes | None = None, app_hash: bytes = APP_HASH) -> Block:
-        vs = self.keys.valset
-        return make_block(
-            chain_id=CHAIN,
-            height=1,
-            time_ms=5,
-            last_block_id=None,
-            last_commit=None,
-            txs=[tag],
-            evidence=[],
-            validators=vs,
-            next_validators=vs,
-            app_hash=app_hash,
-            last_results_hash=EMPTY_HASH,
-            proposer_address=proposer or vs.proposer_for_round(0).address,
-        )
-
-    def propose(self, round_: int, block: Block, pol_round: int = -1) -> None:
-        """The round's proposer proposes ``block``."""
-        vs = self.keys.valset
-        index = vs.index_of(vs.proposer_for_round(round_).address)
-        signer = self.keys.signer_at(index)
-        p = Proposal(1, round_, pol_round, block.block_id(), 3)
-        p = replace(p, signature=signer.sign(p.sign_bytes(CHAIN)))
-        self.feed(ProposalReceived(ProposalMessage(p, block)))
-
-    def votes(self, kind: VoteType, round_: int, block: Block | None, who: list[int]) -> None:
-        bid = None if block is None else block.block_id()
-        for i in who:
-            self.feed(VoteReceived(self.keys.vote(i, kind, 1, round_, bid)))
-
-    def others(self, n: int) -> list[int]:
-        """The ``n`` most powerful validators other than us."""
-        return [i for i in range(len(self.keys.valset)) if i != self.me][:n]
-
-    def my_votes(self, kind: VoteType, round_: int) -> list:
-        return [
-            a.message.block_id
-            for a in self.actions
-            if isinstance(a, Broadcast)
-            and isinstance(a.message, Vote)
-            and a.message.type == kind
-            and a.message.round == round_
-        ]
-
-    def timeouts(self) -> list[ScheduleTimeout]:
-        return [a for a in self.actions if isinstance(a, ScheduleTimeout)]
-
 
 def test_happy_path_commits_and_moves_to_the_next_height(keys: Keys) -> None:
     h = Harness(keys)
@@ -212,47 +92,12 @@ def _lock_on(h: Harness, block: Block) -> None:
     assert h.state.round == 1
 
 
-def test_a_locked_validator_prevotes_nil_for_another_block(keys: Keys) -> None:
-    h = Harness(keys)
-    a, b = h.block(b"a"), h.block(b"b")
-    _lock_on(h, a)
-    h.propose(1, b)
-    assert h.my_votes(VoteType.PREVOTE, 1) == [None]
-    # ... but prevotes its locked block when it is proposed again
-    h.feed(TimeoutFired(1, 1, Step.PREVOTE))
-    h.votes(VoteType.PRECOMMIT, 1, None, h.others(3))
-    h.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
-    h.propose(2, a, pol_round=0)
-    assert h.my_votes(VoteType.PREVOTE, 2) == [a.block_id()]
-
-
 def test_the_broken_core_ignores_its_lock(keys: Keys) -> None:
     h = Harness(keys, broken=True)
     a, b = h.block(b"a"), h.block(b"b")
     _lock_on(h, a)
     h.propose(1, b)
     assert h.my_votes(VoteType.PREVOTE, 1) == [b.block_id()]
-
-
-def test_a_later_polka_unlocks(keys: Keys) -> None:
-    """Line 28: a proposal with valid round vr >= lockedRound and a polka in vr is prevoted."""
-    h = Harness(keys)
-    a, b = h.block(b"a"), h.block(b"b")
-    _lock_on(h, a)
-    h.votes(VoteType.PREVOTE, 1, b, h.others(3))  # polka for b in round 1 (we saw no proposal)
-    h.feed(TimeoutFired(1, 1, Step.PROPOSE))
-    h.votes(VoteType.PRECOMMIT, 1, None, h.others(3))
-    h.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
-    h.propose(2, b, pol_round=1)
-    assert h.my_votes(VoteType.PREVOTE, 2) == [b.block_id()]
-    # and a re-proposal whose polka we never saw waits for timeoutPropose
-    h2 = Harness(keys)
-    _lock_on(h2, a)
-    h2.feed(TimeoutFired(1, 1, Step.PROPOSE))
-    h2.votes(VoteType.PRECOMMIT, 1, None, h2.others(3))
-    h2.feed(TimeoutFired(1, 1, Step.PRECOMMIT))
-    h2.propose(2, b, pol_round=1)
-    assert h2.my_votes(VoteType.PREVOTE, 2) == [] and h2.state.step == Step.PROPOSE
 
 
 def test_polka_after_precommit_sets_valid_value(keys: Keys) -> None:
@@ -267,30 +112,6 @@ def test_polka_after_precommit_sets_valid_value(keys: Keys) -> None:
     h.votes(VoteType.PREVOTE, 0, block, h.others(3)[1:])
     h.votes(VoteType.PREVOTE, 0, block, h.others(3)[:1])  # a conflicting vote still counts
     assert h.state.valid_block == block.block_id() and h.state.locked_round == -1
-
-
-def test_round_skip_on_one_third_of_a_higher_round(keys: Keys) -> None:
-    h = Harness(keys)
-    h.start()
-    weakest = [len(keys.valset) - 1]  # power 1 of 10: not enough
-    h.votes(VoteType.PREVOTE, 3, None, weakest)
-    assert h.state.round == 0
-    strongest = [i for i in h.others(3) if keys.valset.validators[i].voting_power >= 3][:1]
-    h.votes(VoteType.PRECOMMIT, 3, None, strongest)  # 1 + (3 or 4) > 10/3
-    assert h.state.round == 3 and h.state.step in (Step.PROPOSE, Step.PREVOTE)
-
-
-def test_invalid_blocks_get_nil_prevotes(keys: Keys) -> None:
-    h = Harness(keys)
-    h.valid = lambda block: False
-    h.start()
-    h.propose(0, h.block(b"app says no"))
-    assert h.my_votes(VoteType.PREVOTE, 0) == [None]
-    h2 = Harness(keys)
-    h2.start()
-    h2.propose(0, h2.block(b"stale app hash", app_hash=b"\x01" * 32))
-    assert h2.my_votes(VoteType.PREVOTE, 0) == [None]
-    assert not any(isinstance(a, ValidateBlock) for a in h2.actions)  # refused before the app
 
 
 def test_forged_and_misattributed_messages_are_ignored(keys: Keys) -> None:
@@ -449,3 +270,16 @@ def test_catch_up_block_with_swapped_txs_is_refused(keys: Keys) -> None:
     assert h.state.decision is None
     h.feed(CommitReceived(block, commit))
     assert h.state.decision == (block, commit)
+
+
+def test_gossip_carries_the_valid_values_proposal_even_if_it_came_second(keys: Keys) -> None:
+    h = Harness(keys)
+    a, b = h.block(b"a"), h.block(b"b")
+    h.valid = lambda block: None if block == a else True
+    h.start()
+    h.propose(0, a)
+    h.propose(0, b)  # the proposer signed two; b gathers the polka
+    h.votes(VoteType.PREVOTE, 0, b, h.others(2))
+    assert h.state.valid_block == b.block_id()
+    proposals = [m for m in gossip_messages(h.state) if isinstance(m, ProposalMessage)]
+    assert {m.block.block_id() for m in proposals} == {a.block_id(), b.block_id()}

@@ -115,3 +115,74 @@ def test_command_line_prints_the_replay_command(capsys: pytest.CaptureFixture[st
     if code:  # a fork among these seeds: the exact replay command is printed
         assert "replay: python -m consensus.simulation --seed" in out
         assert "--byzantine split --byzantine-power above_third --no-faults" in out
+
+
+LOCK_ROTATION = {
+    "heights": 4,
+    "byzantine": "withhold",
+    "delays": "lock_rotation",
+}
+# (name, options, seeds): byzantine proposers splitting the correct nodes, votes withheld,
+# targeted delays that move locks around; with the scenario's faults unless switched off
+ADVERSARIES = [
+    ("halves-4", {"validators": 4, "byzantine": "halves"}, 60),
+    ("halves-7", {"validators": 7, "byzantine": "halves"}, 30),
+    ("withhold-7", {"validators": 7, "byzantine": "withhold"}, 30),
+    ("lock-rotation-4", {"validators": 4, **LOCK_ROTATION}, 30),
+    ("lock-rotation-7", {"validators": 7, "faults": False, **LOCK_ROTATION}, 8),
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "seeds"), [a[1:] for a in ADVERSARIES], ids=[a[0] for a in ADVERSARIES]
+)
+def test_locking_adversaries_hold_every_property(options: dict, seeds: int) -> None:
+    failures = []
+    for seed in range(seeds):
+        result = run_simulation(SimConfig(seed=seed, **options))
+        if not result.ok:
+            failures.append(result.summary())
+    assert not failures, "\n".join(failures)
+
+
+def _locked_values(world: World) -> tuple[int, int]:
+    """(heights where correct validators locked on different values, validators that locked
+    on one value and later on another), from the precommits they signed."""
+    byzantine = {n.address for n in world.nodes if n.byzantine}
+    per_height: dict[int, set] = {}
+    per_validator: dict[tuple, set] = {}
+    for (address, height, _, step), signed in world.signed.items():
+        block_id = signed[0]
+        if step == 3 and block_id is not None and address not in byzantine:
+            per_height.setdefault(height, set()).add(block_id)
+            per_validator.setdefault((address, height), set()).add(block_id)
+    return (
+        sum(1 for ids in per_height.values() if len(ids) > 1),
+        sum(1 for ids in per_validator.values() if len(ids) > 1),
+    )
+
+
+def test_lock_rotation_locks_validators_on_different_values() -> None:
+    split = relocked = 0
+    for seed in range(3):
+        world = World(SimConfig(seed=seed, validators=7, faults=False, **LOCK_ROTATION))
+        result = world.run()
+        assert result.ok, result.summary()
+        heights, validators = _locked_values(world)
+        split += heights
+        relocked += validators
+    assert split > 0 and relocked > 0
+    plain = World(SimConfig(seed=0, validators=7, faults=False, heights=4, byzantine="none"))
+    assert plain.run().ok and _locked_values(plain) == (0, 0)  # the adversary makes them
+
+
+def test_the_rule_checker_catches_a_broken_lock_without_a_fork() -> None:
+    """A core that ignores its lock breaks line 22 under lock_rotation: the checker sees the
+    vote itself, whether or not the run forks."""
+    caught = []
+    for seed in range(3):
+        result = run_simulation(
+            SimConfig(seed=seed, validators=7, faults=False, broken_lock=True, **LOCK_ROTATION)
+        )
+        caught += [v for v in result.violations if v.startswith("rules:")]
+    assert caught and "locked on" in caught[0]

@@ -1,0 +1,8 @@
+"""The mutation check's helpers sit beside it (tests/ is not a package)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
