@@ -1,5 +1,6 @@
 """Shared pieces of the ``clearchain tx`` and ``clearchain query`` commands: the ``--node`` and
-``--json`` options, error reporting, and readable tables for arbitrary JSON answers."""
+``--output``/``--json`` options, error reporting, printing ``rich`` tables at most 100 columns
+wide, and readable tables for arbitrary JSON answers."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import click
+import shutil
+import sys
 
+import click
+from rich.console import Console, RenderableType
+
+from cli.views import MAX_WIDTH
 from client import Client
 from client.errors import ConnectionFailed, RPCClientError
 from rpc.client import DEFAULT_URL
@@ -27,7 +33,29 @@ def node_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="print the raw JSON answer")(function)
+    """``--output table|json`` (default table) and ``--json``, its alias; the command gets ``as_json``."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, output: str, json_alias: bool, **kwargs: Any) -> Any:
+        return function(*args, as_json=json_alias or output == "json", **kwargs)
+
+    wrapper = click.option("--json", "json_alias", is_flag=True, help="same as --output json")(wrapper)
+    return click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True,
+                        help="readable tables, or every raw field as JSON for scripts")(wrapper)
+
+
+def console() -> Console:
+    """A console for the current stdout, at most :data:`MAX_WIDTH` columns wide."""
+    width = min(shutil.get_terminal_size((MAX_WIDTH, 24)).columns, MAX_WIDTH)
+    return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
+
+
+def show(*renderables: RenderableType) -> None:
+    console().print(*renderables)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
 
 
 def reports_rpc_errors(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +86,7 @@ def client_for(node_url: str) -> Client:
 
 def emit(value: Any, as_json: bool, title: str | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(value, indent=2))
+        emit_json(value)
         return
     if title:
         click.secho(title, bold=True)
