@@ -113,8 +113,8 @@ def _health_pairs(h: Health) -> list[tuple[str, str]]:
 
 def account(a: Account, base_assets: Mapping[str, str]) -> Group:
     """Balances, margin, then the positions."""
-    balances = [(a.quote_asset or "quote", quote(a.quote, a.decimals.get(a.quote_asset, 0), a.quote_asset))]
-    balances += [(symbol, format_units(amount, a.decimals.get(symbol, 0), symbol))
+    balances = [(f"{a.quote_asset} balance", quote(a.quote, a.decimals.get(a.quote_asset, 0), a.quote_asset))]
+    balances += [(f"{symbol} balance", format_units(amount, a.decimals.get(symbol, 0), symbol))
                  for symbol, amount in sorted(a.collateral.items())]
     parts: list[Any] = [fields([("address", a.address), *balances], title="account"), health(a.health)]
     if a.positions:
