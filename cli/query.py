@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cli import views
-from cli.output import client_for, emit, emit_json, json_option, node_option, reports_rpc_errors, show, table
+from cli.output import client_for, emit_json, json_option, node_option, reports_rpc_errors, show
 from client import Client
 
 
@@ -222,10 +222,10 @@ def liquidations(min_height: int | None, max_height: int | None, page: int, per_
         emit_json(answer.raw)
         return
     click.echo(f"{answer.total} waterfall event(s); page {answer.page}")
-    rows = [{"height": i.get("height"), "event": i.get("type"), **(i.get("attrs") or {})}
+    rows = [(i.get("height"), i.get("type"), " ".join(f"{k}={v}" for k, v in (i.get("attrs") or {}).items()))
             for i in answer.liquidations if isinstance(i, dict)]
     if rows:
-        click.echo(table(rows))
+        show(views.table(("height", "event", "attributes (chain units)"), rows, numeric=("height",)))
 
 
 @command.command()
@@ -235,7 +235,11 @@ def liquidations(min_height: int | None, max_height: int | None, page: int, per_
 @reports_rpc_errors
 def mempool(limit: int, node_url: str, as_json: bool) -> None:
     """Size of the node's mempool."""
-    emit(client_for(node_url).num_unconfirmed_txs().raw, as_json)
+    answer = client_for(node_url).num_unconfirmed_txs()
+    if as_json:
+        emit_json(answer.raw)
+        return
+    show(views.fields([("txs", f"{answer.n_txs:,}"), ("bytes", f"{answer.total_bytes:,}")], title="mempool"))
 
 
 @command.command()

@@ -25,7 +25,7 @@ import click
 
 from cli.amounts import ChainUnits
 from cli.keyring import default_keyring_dir, valid_key_name
-from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors
+from cli.output import client_for, emit_json, json_option, node_option, reports_rpc_errors
 from client import (
     Cancel,
     Client,
@@ -94,7 +94,7 @@ class Session:
             answer = self.client.submit(tx, self.mode)
         except TxFailed as failed:
             if self.as_json:
-                emit(failed.details, True)
+                emit_json(failed.details)
                 raise SystemExit(1) from None
             if failed.stage == "check_tx":
                 raise click.ClickException(f"{what} rejected by check_tx: code {failed.code} "
@@ -102,7 +102,7 @@ class Session:
             raise click.ClickException(f"{what} failed in block {failed.height}: code {failed.code} "
                                        f"({failed.code_name}): {failed.log}") from None
         if self.as_json:
-            emit(answer.raw, True)
+            emit_json(answer.raw)
             return
         height = getattr(answer, "height", 0)
         where = f" in block {height}" if height else ""
@@ -240,7 +240,7 @@ def order(ctx: click.Context, key_name: str, market: str, side: str, size: str, 
                           expiry=s.height + lifetime)
     encoded = base64.b64encode(codec.encode(envelope)).decode()
     if s.as_json:
-        emit({"order": encoded, "expiry": str(s.height + lifetime), "account": format_address(s.signer.address)}, True)
+        emit_json({"order": encoded, "expiry": str(s.height + lifetime), "account": format_address(s.signer.address)})
     else:
         click.echo(encoded)
 
