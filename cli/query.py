@@ -4,6 +4,7 @@ parsed (``raw``: every field, integers as decimal strings)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -61,111 +62,46 @@ def status(node_url: str, as_json: bool) -> None:
     ]))
 
 
-@command.command()
-@click.argument("address")
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def account(address: str, node_url: str, as_json: bool, height: int | None) -> None:
-    """Balances, margin and positions of an account."""
-    client = client_for(node_url)
-    answer = client.account(address, height)
-    if as_json:
-        emit_json(answer.raw)
-        return
-    show(views.account(answer, _base_assets(client)))
+def _clearing(name: str, doc: str, read: Callable[..., Any], view: Callable[[Client, Any], Any],
+              argument: str | None = None) -> None:
+    """Register a clearing query: ``read(client, [argument,] height)`` answers, ``view(client,
+    answer)`` is its table; ``--output json`` prints the answer's JSON (``raw``)."""
+
+    @node_option
+    @json_option
+    @_height_option
+    @reports_rpc_errors
+    def run(node_url: str, as_json: bool, height: int | None, **arguments: str) -> None:
+        client = client_for(node_url)
+        answer = read(client, *arguments.values(), height)
+        if as_json:
+            emit_json(_raw(answer))
+            return
+        show(view(client, answer))
+
+    run.__doc__ = doc
+    if argument is not None:
+        run = click.argument(argument)(run)
+    command.command(name)(run)
 
 
-@command.command()
-@click.argument("address")
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def positions(address: str, node_url: str, as_json: bool, height: int | None) -> None:
-    """Open positions of an account."""
-    client = client_for(node_url)
-    answer = client.positions(address, height)
-    if as_json:
-        emit_json(_raw(answer))
-        return
+def _positions_view(client: Client, answer: Any) -> Any:
     markets = client.markets()
-    quote = markets[0].quote_asset if markets else ""
-    show(views.positions(answer, {m.id: m.base_asset for m in markets}, quote))
+    return views.positions(answer, {m.id: m.base_asset for m in markets}, markets[0].quote_asset if markets else "")
 
 
-@command.command()
-@click.argument("address")
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def health(address: str, node_url: str, as_json: bool, height: int | None) -> None:
-    """Equity, margins, margin ratio and distance to liquidation."""
-    answer = client_for(node_url).account_health(address, height)
-    if as_json:
-        emit_json(answer.raw)
-        return
-    show(views.health(answer))
-
-
-@command.command()
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def markets(node_url: str, as_json: bool, height: int | None) -> None:
-    """All markets: price, open interest, funding, margins."""
-    answer = client_for(node_url).markets(height)
-    if as_json:
-        emit_json(_raw(answer))
-        return
-    show(views.markets(answer))
-
-
-@command.command()
-@click.argument("market_id")
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def market(market_id: str, node_url: str, as_json: bool, height: int | None) -> None:
-    """One market's parameters and state."""
-    answer = client_for(node_url).market(market_id, height)
-    if as_json:
-        emit_json(answer.raw)
-        return
-    show(views.market(answer))
-
-
-@command.command()
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def prices(node_url: str, as_json: bool, height: int | None) -> None:
-    """Latest oracle prices."""
-    client = client_for(node_url)
-    answer = client.prices(height)
-    if as_json:
-        emit_json(_raw(answer))
-        return
-    show(views.prices(answer, client.insurance_fund().quote_asset))
-
-
-@command.command("insurance-fund")
-@node_option
-@json_option
-@_height_option
-@reports_rpc_errors
-def insurance_fund(node_url: str, as_json: bool, height: int | None) -> None:
-    """Insurance fund, fee pool and socialized loss."""
-    answer = client_for(node_url).insurance_fund(height)
-    if as_json:
-        emit_json(answer.raw)
-        return
-    show(views.insurance_fund(answer))
+_clearing("account", "Balances, margin and positions of an account.", Client.account,
+          lambda c, a: views.account(a, _base_assets(c)), "address")
+_clearing("positions", "Open positions of an account.", Client.positions, _positions_view, "address")
+_clearing("health", "Equity, margins, margin ratio and distance to liquidation.", Client.account_health,
+          lambda _c, a: views.health(a), "address")
+_clearing("markets", "All markets: price, open interest, funding, margins.", Client.markets,
+          lambda _c, a: views.markets(a))
+_clearing("market", "One market's parameters and state.", Client.market, lambda _c, a: views.market(a), "market_id")
+_clearing("prices", "Latest oracle prices.", Client.prices,
+          lambda c, a: views.prices(a, c.insurance_fund().quote_asset))
+_clearing("insurance-fund", "Insurance fund, fee pool and socialized loss.", Client.insurance_fund,
+          lambda _c, a: views.insurance_fund(a))
 
 
 @command.command()

@@ -128,3 +128,19 @@ async def test_tx_fills_sends_a_batch_paying_the_minimum_per_fill(chain, tmp_pat
         code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "fills", "--from",
                                   "venue", "--file", str(path))
         assert code == 2 and message in out, out
+
+
+async def test_every_query_prints_a_table_within_100_columns_and_json(chain):
+    long0 = format_address(demo_signer("long-0").address)
+    for args in (("account", long0), ("positions", long0), ("health", long0), ("markets",), ("market", "ETH-PERP"),
+                 ("prices",), ("insurance-fund",), ("liquidations",), ("mempool",), ("validators",), ("block",),
+                 ("status",)):
+        code, out = await run_cli("query", *args, "--node", chain.url)
+        assert code == 0 and out.strip(), (args, out)
+        assert max(len(line) for line in out.splitlines()) <= 100, (args, out)
+        code, raw = await run_cli("query", *args, "--node", chain.url, "-o", "json")
+        assert code == 0 and isinstance(json.loads(raw), (dict, list)), (args, raw)
+    code, out = await run_cli("query", "health", long0, "--node", chain.url)
+    assert "20,000.00 USDC" in out  # the demo's LONG_QUOTE, 20,000 USDC, and no position yet
+    code, out = await run_cli("query", "insurance-fund", "--node", chain.url)
+    assert "3,000.00 USDC" in out
