@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from localnet.demo import demo_signer
 from primitives.crypto import format_address
 from primitives.keyfile import save_key
@@ -81,28 +83,20 @@ async def test_values_the_chain_cannot_hold_exactly_are_refused_unsigned(chain, 
     assert node.pending == pending  # nothing was signed and sent
 
 
-async def test_raw_takes_integer_chain_units(chain, tmp_path: Path):
+@pytest.mark.parametrize("args, received, paid", [
+    # --raw: amount and fee are integer chain units
+    (("--fee", "2000", "transfer", "--raw", "--amount", "5"), 5, 5 + 2_000),
+    # the fee is in the quote asset: 0.01 USDC = 10,000 units; 1 USDC = 1,000,000
+    (("--fee", "0.01", "transfer", "--amount", "1"), 1_000_000, 1_000_000 + 10_000),
+])
+async def test_amount_and_fee_units(chain, tmp_path: Path, args: tuple[str, ...], received: int, paid: int):
     node = chain.node
     _keyring(tmp_path)
     venue = demo_signer("venue").address
     before = node.app.ledger.accounts[venue].quote
-    code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
-                              "--fee", "2000", "transfer", "--raw", "--from", "venue", "--to", format_address(BOB),
-                              "--amount", "5")
+    code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync", *args,
+                              "--from", "venue", "--to", format_address(BOB))
     assert code == 0, out
     node.make_block()
-    assert node.app.ledger.accounts[BOB].quote == 5
-    assert before - node.app.ledger.accounts[venue].quote == 5 + 2000  # the fee was raw too
-
-
-async def test_fee_is_in_the_quote_asset(chain, tmp_path: Path):
-    node = chain.node
-    _keyring(tmp_path)
-    venue = demo_signer("venue").address
-    before = node.app.ledger.accounts[venue].quote
-    code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
-                              "--fee", "0.01", "transfer", "--from", "venue", "--to", format_address(BOB),
-                              "--amount", "1")
-    assert code == 0, out
-    node.make_block()
-    assert before - node.app.ledger.accounts[venue].quote == 1_000_000 + 10_000
+    assert node.app.ledger.accounts[BOB].quote == received
+    assert before - node.app.ledger.accounts[venue].quote == paid
