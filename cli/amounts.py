@@ -3,7 +3,7 @@ the places the node states (``client.units`` does the exact arithmetic), or inte
 typed under ``--raw``.
 
 Assets: ``--amount 100.5`` or ``100.5USDC`` of the asset, at most its ``decimals`` places.
-Markets: sizes in the base asset (``0.01`` BTC) and prices in quote per base (``64250.5``), at
+Markets: sizes in the base asset (``0.01`` BTC) and prices in quote per base (``64250``), at
 most the market's ``size_decimals``/``price_decimals`` places, and whole lots and ticks.
 """
 

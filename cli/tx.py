@@ -6,7 +6,7 @@ layout ``clearchain keys`` manages). The chain id, current height and minimum fe
 the node, so a plain ``clearchain tx transfer --from alice --to clr1... --amount 5`` just works.
 
 Amounts, sizes, prices and the fee are human units (``--amount 100.5`` or ``100.5USDC``, ``--price
-64250.5``), read exactly with the places the node states (:mod:`cli.amounts`); ``--raw`` takes
+64250``), read exactly with the places the node states (:mod:`cli.amounts`); ``--raw`` takes
 integer chain units instead, for scripts. The ``fills`` file is a venue's machine format: integers.
 
 Orders are not txs: ``tx order`` signs an order and prints it (base64) for a venue, and
@@ -138,8 +138,9 @@ def command(ctx: click.Context, node_url: str, keyring_dir: str | None, fee: str
     \b
     Amounts are human units of the asset: --amount 100.5 or --amount 100.5USDC.
     Sizes are in the market's base asset (--size 0.01 for 0.01 BTC) and prices in
-    the quote asset per base unit (--price 64250.5). More decimal places than the
-    asset or market has are refused, never rounded; no thousands separators.
+    the quote asset per base unit (--price 64250), whole lots and ticks. More
+    decimal places than the asset or market has are refused, never rounded; no
+    thousands separators.
     --raw: every such value is an integer of chain units instead.
     """
     ctx.obj = {"node_url": node_url, "keyring_dir": keyring_dir, "fee": fee, "expiry_blocks": expiry_blocks,
@@ -225,7 +226,7 @@ def withdraw(ctx: click.Context, key_name: str, amount: str, asset: str, destina
 @click.option("--market", required=True)
 @click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
 @click.option("--size", required=True, help="in the base asset, e.g. 0.01 (BTC)")
-@click.option("--price", required=True, help="limit price in the quote asset per base unit, e.g. 64250.5")
+@click.option("--price", required=True, help="limit price in the quote asset per base unit, e.g. 64250")
 @click.option("--order-id", type=click.IntRange(min=0), required=True)
 @click.option("--lifetime", type=click.IntRange(min=1), default=DEFAULT_EXPIRY_BLOCKS, show_default=True,
               help="blocks the order stays valid")
@@ -349,7 +350,7 @@ def cancel(ctx: click.Context, key_name: str, order_id: int, order_expiry: int) 
 @RAW_HERE
 @FROM
 @click.option("--price", "prices", multiple=True, required=True, metavar="MARKET=PRICE",
-              help="a price report in the quote asset per base unit (BTC-PERP=64250.5); repeat for several markets")
+              help="a price report in the quote asset per base unit (BTC-PERP=64250); repeat for several markets")
 @click.pass_context
 @reports_rpc_errors
 def oracle(ctx: click.Context, key_name: str, prices: tuple[str, ...]) -> None:
