@@ -40,10 +40,6 @@ def _raw(answer: Any) -> Any:
     return answer.raw
 
 
-def _base_assets(client: Client) -> dict[str, str]:
-    return {m.id: m.base_asset for m in client.markets()}
-
-
 @command.command()
 @node_option
 @json_option
@@ -85,14 +81,10 @@ def _clearing(name: str, doc: str, read: Callable[..., Any], view: Callable[[Cli
     command.command(name)(run)
 
 
-def _positions_view(client: Client, answer: Any) -> Any:
-    markets = client.markets()
-    return views.positions(answer, {m.id: m.base_asset for m in markets}, markets[0].quote_asset if markets else "")
-
-
 _clearing("account", "Balances, margin and positions of an account.", Client.account,
-          lambda c, a: views.account(a, _base_assets(c)), "address")
-_clearing("positions", "Open positions of an account.", Client.positions, _positions_view, "address")
+          lambda _c, a: views.account(a), "address")
+_clearing("positions", "Open positions of an account.", Client.positions, lambda _c, a: views.positions(a),
+          "address")
 _clearing("health", "Equity, margins, margin ratio and distance to liquidation.", Client.account_health,
           lambda _c, a: views.health(a), "address")
 _clearing("markets", "All markets: price, open interest, funding, margins.", Client.markets,

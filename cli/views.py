@@ -80,15 +80,16 @@ def prices(answer: Mapping[str, Price], quote_asset: str = "") -> Table:
         for name, p in answer.items()], numeric=("price", "reported"))
 
 
-def positions(answer: Sequence[Position], base_assets: Mapping[str, str], quote_asset: str) -> Table:
+def positions(answer: Sequence[Position]) -> Table:
     """Per position: side, size in the base asset, mark price, value, unrealized PnL and the funding
     not yet settled (positive: owed to the position)."""
     rows = []
     for p in answer:
         rows.append((p.market, "long" if p.size > 0 else "short",
-                     format_units(abs(p.size), p.size_decimals, base_assets.get(p.market) or None),
+                     format_units(abs(p.size), p.size_decimals, p.base_asset or None),
                      quote(p.oracle_price, p.price_decimals, ""), quote(p.value, p.quote_decimals, ""),
                      quote(p.unrealized_pnl, p.quote_decimals, ""), quote(p.pending_funding, p.quote_decimals, "")))
+    quote_asset = answer[0].quote_asset if answer else ""
     title = f"positions (prices and amounts in {quote_asset})" if quote_asset else "positions"
     return table(("market", "side", "size", "mark price", "value", "unrealized PnL", "funding"), rows,
                  title=title, numeric=("size", "mark price", "value", "unrealized PnL", "funding"))
@@ -111,14 +112,14 @@ def _health_pairs(h: Health) -> list[tuple[str, str]]:
     ]
 
 
-def account(a: Account, base_assets: Mapping[str, str]) -> Group:
+def account(a: Account) -> Group:
     """Balances, margin, then the positions."""
     balances = [(f"{a.quote_asset} balance", quote(a.quote, a.decimals.get(a.quote_asset, 0), a.quote_asset))]
     balances += [(f"{symbol} balance", format_units(amount, a.decimals.get(symbol, 0), symbol))
                  for symbol, amount in sorted(a.collateral.items())]
     parts: list[Any] = [fields([("address", a.address), *balances], title="account"), health(a.health)]
     if a.positions:
-        parts.append(positions(a.positions, base_assets, a.quote_asset))
+        parts.append(positions(a.positions))
     return Group(*parts)
 
 

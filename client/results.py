@@ -580,6 +580,8 @@ class Position:
     unrealized_pnl: int
     pending_funding: int
     pending_funding_scaled: int = 0
+    base_asset: str = ""
+    quote_asset: str = ""
     size_decimals: int = 0
     price_decimals: int = 0
     quote_decimals: int = 0

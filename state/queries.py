@@ -55,6 +55,7 @@ def positions(app: ClearingApp, address: bytes) -> list[dict[str, Any]]:
             "cost": cost, "unrealized_pnl": value - cost,
             "pending_funding": pending_funding(size, snapshot, market.funding_index) // FUNDING_SCALE,
             "pending_funding_scaled": pending_funding(size, snapshot, market.funding_index),
+            "base_asset": market.params.base_asset, "quote_asset": app.ledger.quote_symbol,
             "size_decimals": market.params.size_decimals, "price_decimals": market.params.price_decimals,
             "quote_decimals": app.ledger.quote_decimals,
         })
@@ -99,8 +100,8 @@ def market(app: ClearingApp, market_id: str) -> dict[str, Any] | None:
 
 
 def prices(app: ClearingApp) -> dict[str, Any]:
-    return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent, "price_decimals": mk.params.price_decimals,
-                "status": app.market_status(mk),
+    return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent,
+                "price_decimals": mk.params.price_decimals, "status": app.market_status(mk),
                 "last_price_ms": mk.last_price_ms, "reported_price": mk.reported, "breaker": mk.breaker,
                 "capped_blocks": mk.capped_blocks}
             for m, mk in sorted(app.ledger.markets.items())}

@@ -22,12 +22,13 @@ BTC_PERP = {
     "volatility_ewma_ppm": "0", "capped_blocks": "0", "base_initial_margin_ppm": "50000",
 }
 ACCOUNT = {
-    "address": "clr1qyqszqgpqyqszqgpqyqszqgpqyqszqgpjxdnlz", "quote": "1234567890123", "collateral": {"BTC": "150000000"},
+    "address": "clr1qyqszqgpqyqszqgpqyqszqgpqyqszqgpjxdnlz", "quote": "1234567890123",
+    "collateral": {"BTC": "150000000"},
     "quote_asset": "USDC", "decimals": {"USDC": "6", "BTC": "8", "ETH": "9"},
     "positions": [{"market": "BTC-PERP", "size": "-2500", "oracle_price": "642505", "value": "-1606262500",
                    "cost": "-1500000000", "unrealized_pnl": "-106262500", "pending_funding": "-42",
-                   "pending_funding_scaled": "-42000", "size_decimals": "5", "price_decimals": "1",
-                   "quote_decimals": "6"}],
+                   "pending_funding_scaled": "-42000", "base_asset": "BTC", "quote_asset": "USDC",
+                   "size_decimals": "5", "price_decimals": "1", "quote_decimals": "6"}],
     "health": {"equity": "1234461627623", "initial_margin": "80313125", "maintenance_margin": "48187875",
                "free_collateral": "1234381314498", "liquidatable": False, "distance_to_liquidation": "1234413439748",
                "margin_ratio_ppm": "25617737190", "quote_asset": "USDC", "quote_decimals": "6"},
@@ -54,7 +55,7 @@ def test_markets_table_shows_prices_in_quote_sizes_in_base_and_ratios_in_percent
 
 
 def test_account_shows_balances_margin_and_positions_in_their_units():
-    text = rendered(views.account(Account.from_json(ACCOUNT), {"BTC-PERP": "BTC"}))
+    text = rendered(views.account(Account.from_json(ACCOUNT)))
     for figure in ("1,234,567.890123 USDC", "1.50 BTC",          # balances: 6 and 8 places
                    "2,561,773.719%",                              # margin ratio 25617737190 ppm
                    "short", "0.025 BTC", "64,250.5", "-1,606.2625", "-106.2625", "-0.000042"):
