@@ -4,8 +4,10 @@ Queries read the last committed state only, never the block being executed. Addr
 20 raw bytes and go out as raw bytes (RPC renders them).
 
 Amounts stay integers; each answer also says how to show them (``state.genesis`` derives the
-places): markets and positions carry ``size_decimals``, ``price_decimals`` and ``quote_decimals``;
-account, health and insurance fund carry ``quote_asset`` and ``decimals`` (places per asset).
+places): markets and positions carry ``size_decimals``, ``price_decimals`` and ``quote_decimals``
+(and their base and quote assets); account and insurance fund carry ``quote_asset`` and
+``decimals`` (places per asset), health ``quote_asset`` and ``quote_decimals``, prices
+``price_decimals``.
 """
 
 from __future__ import annotations
