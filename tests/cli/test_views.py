@@ -5,6 +5,7 @@ keeps every raw field."""
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 
@@ -46,10 +47,9 @@ def test_markets_table_shows_prices_in_quote_sizes_in_base_and_ratios_in_percent
     text = rendered(views.markets([Market.from_json(BTC_PERP)]))
     header, *rows = [line for line in text.splitlines() if line.strip()]
     assert header.split() == ["market", "status", "price", "open", "interest", "funding", "IMF", "MMF", "breaker"]
-    row = rows[-1]
-    # 642505 at 1 place; 123456789 at 5 places of BTC; -125 ppm; 50000 ppm; 30000 ppm
-    for figure in ("64,250.5 USDC", "1,234.56789 BTC", "-0.0125%", "5.00%", "3.00%"):
-        assert figure in row, (figure, row)
+    # 642505 at 1 place; 123456789 at 5 places of BTC; -125 ppm; 50000 ppm; 30000 ppm; each in its column
+    assert re.split(r"\s{2,}", rows[-1].strip()) == [
+        "BTC-PERP", "active", "64,250.5 USDC", "1,234.56789 BTC", "-0.0125%", "5.00%", "3.00%", "-"]
     assert "642505" not in text and "123456789" not in text  # no raw integers in the table
     assert max(map(len, text.splitlines())) <= 100
 
@@ -61,6 +61,10 @@ def test_account_shows_balances_margin_and_positions_in_their_units():
                    "short", "0.025 BTC", "64,250.5", "-1,606.2625", "-106.2625", "-0.000042"):
         assert figure in text, (figure, text)
     assert "liquidatable" in text and "no" in text
+    # size -2500 at 5 places; price 642505 at 1; value, PnL and funding at USDC's 6
+    row = next(line for line in text.splitlines() if "BTC-PERP" in line)
+    assert re.split(r"\s{2,}", row.strip()) == [
+        "BTC-PERP", "short", "0.025 BTC", "64,250.5", "-1,606.2625", "-106.2625", "-0.000042"]
     assert max(map(len, text.splitlines())) <= 100
 
 
