@@ -66,10 +66,14 @@ def list_keys(keyring_dir: Path | None, as_json: bool) -> None:
 @click.argument("name")
 @keyring_option
 @json_option
-def show(name: str, keyring_dir: Path | None, as_json: bool) -> None:
+@click.option("--address", "address_only", is_flag=True, help="Print the address alone (for scripts).")
+def show(name: str, keyring_dir: Path | None, as_json: bool, address_only: bool) -> None:
     """Show the address and public key of key NAME."""
     try:
         entry = Keyring(keyring_dir).show(name)
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from exc
+    if address_only:
+        click.echo(entry.address)
+        return
     _print([entry], as_json)

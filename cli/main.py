@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from cli import genesis, init, keys, light, query, start, testnet, tx
+from cli import genesis, init, keys, light, query, start, status, testnet, tx
 from node import __version__
 
 COMMANDS: tuple[click.Command, ...] = (
@@ -21,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     testnet.command,
     tx.command,
     query.command,
+    status.command,
     light.command,
 )
 
@@ -36,7 +37,8 @@ def main() -> None:
       clearchain init --home ~/.clearchain         create a node home
       clearchain start --home ~/.clearchain        run a validator
       clearchain testnet --validators 4 --demo     run a local testnet with demo load
-      clearchain query status --node URL           read the chain
+      clearchain status --node URL                 sync progress: %, ETA
+      clearchain query markets --node URL          read the chain (tables; -o json)
       clearchain light --node URL --trusted-height H --trusted-hash X   verify it
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

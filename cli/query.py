@@ -1,5 +1,6 @@
-"""``clearchain query ...``: read the chain through a node's RPC (the typed client), as tables or
-``--json`` (the node's answer as parsed, ``raw``)."""
+"""``clearchain query ...``: read the chain through a node's RPC (the typed client), as readable
+tables (:mod:`cli.views`) or, with ``--output json`` (alias ``--json``), the node's answer as
+parsed (``raw``: every field, integers as decimal strings)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from typing import Any
 
 import click
 
-from cli.output import client_for, emit, json_option, node_option, reports_rpc_errors, table
+from cli import views
+from cli.output import client_for, emit_json, json_option, node_option, reports_rpc_errors, show
 from client import Client
 
 
 @click.group("query")
 def command() -> None:
-    """Read the chain: status, accounts, positions, markets, prices, blocks, txs, liquidations."""
+    """Read the chain: status, accounts, positions, markets, prices, blocks, txs, liquidations.
+
+    Tables show amounts in their asset, sizes in the base asset, prices in the quote asset and
+    ratios in %; --output json prints every raw field (integers in chain units).
+    """
 
 
 def _height_option(function: Any) -> Any:
@@ -23,42 +29,6 @@ def _height_option(function: Any) -> Any:
 
 def _hex(value: bytes) -> str:
     return value.hex().upper()
-
-
-@command.command()
-@node_option
-@json_option
-@reports_rpc_errors
-def status(node_url: str, as_json: bool) -> None:
-    """Chain id, latest height, hashes and sync state of the node."""
-    answer = client_for(node_url).status()
-    if as_json:
-        emit(answer.raw, True)
-        return
-    emit({
-        "chain": answer.chain_id, "moniker": answer.moniker, "node id": answer.node_id,
-        "height": answer.height, "block hash": _hex(answer.latest_block_hash),
-        "app hash": _hex(answer.latest_app_hash), "catching up": answer.catching_up,
-        "validator": _hex(answer.validator_address), "voting power": answer.validator_voting_power,
-    }, False)
-
-
-def _simple(name: str, read: Callable[[Client, dict[str, Any]], Any], doc: str, takes_address: bool = False) -> None:
-    """Register a query command that prints one typed answer (its JSON: ``raw``)."""
-
-    @node_option
-    @json_option
-    @_height_option
-    @reports_rpc_errors
-    def run(node_url: str, as_json: bool, height: int | None, address: str | None = None) -> None:
-        params = {"height": height, **({"address": address} if takes_address else {})}
-        answer = read(client_for(node_url), params)
-        emit(_raw(answer), as_json)
-
-    run.__doc__ = doc
-    if takes_address:
-        run = click.argument("address")(run)
-    command.command(name)(run)
 
 
 def _raw(answer: Any) -> Any:
@@ -70,24 +40,60 @@ def _raw(answer: Any) -> Any:
     return answer.raw
 
 
-_simple("account", lambda c, p: c.account(**p), "Balances of an account.", takes_address=True)
-_simple("positions", lambda c, p: c.positions(**p), "Open positions of an account.", takes_address=True)
-_simple("health", lambda c, p: c.account_health(**p), "Equity, IMR, MMR and distance to liquidation.",
-        takes_address=True)
-_simple("markets", lambda c, p: c.markets(**p), "All markets.")
-_simple("prices", lambda c, p: c.prices(**p), "Latest oracle prices.")
-_simple("insurance-fund", lambda c, p: c.insurance_fund(**p), "Insurance fund balance.")
-
-
 @command.command()
-@click.argument("market_id")
 @node_option
 @json_option
-@_height_option
 @reports_rpc_errors
-def market(market_id: str, node_url: str, as_json: bool, height: int | None) -> None:
-    """One market's parameters and state."""
-    emit(client_for(node_url).market(market_id, height).raw, as_json)
+def status(node_url: str, as_json: bool) -> None:
+    """Chain id, latest height, hashes and sync state of the node."""
+    answer = client_for(node_url).status()
+    if as_json:
+        emit_json(answer.raw)
+        return
+    show(views.fields([
+        ("chain", answer.chain_id), ("moniker", answer.moniker), ("node id", answer.node_id),
+        ("height", f"{answer.height:,}"), ("block hash", _hex(answer.latest_block_hash)),
+        ("app hash", _hex(answer.latest_app_hash)), ("catching up", answer.catching_up),
+        ("validator", _hex(answer.validator_address)), ("voting power", f"{answer.validator_voting_power:,}"),
+    ]))
+
+
+def _clearing(name: str, doc: str, read: Callable[..., Any], view: Callable[[Client, Any], Any],
+              argument: str | None = None) -> None:
+    """Register a clearing query: ``read(client, [argument,] height)`` answers, ``view(client,
+    answer)`` is its table; ``--output json`` prints the answer's JSON (``raw``)."""
+
+    @node_option
+    @json_option
+    @_height_option
+    @reports_rpc_errors
+    def run(node_url: str, as_json: bool, height: int | None, **arguments: str) -> None:
+        client = client_for(node_url)
+        answer = read(client, *arguments.values(), height)
+        if as_json:
+            emit_json(_raw(answer))
+            return
+        show(view(client, answer))
+
+    run.__doc__ = doc
+    if argument is not None:
+        run = click.argument(argument)(run)
+    command.command(name)(run)
+
+
+_clearing("account", "Balances, margin and positions of an account.", Client.account,
+          lambda _c, a: views.account(a), "address")
+_clearing("positions", "Open positions of an account.", Client.positions, lambda _c, a: views.positions(a),
+          "address")
+_clearing("health", "Equity, margins, margin ratio and distance to liquidation.", Client.account_health,
+          lambda _c, a: views.health(a), "address")
+_clearing("markets", "All markets: price, open interest, funding, margins.", Client.markets,
+          lambda _c, a: views.markets(a))
+_clearing("market", "One market's parameters and state.", Client.market, lambda _c, a: views.market(a), "market_id")
+_clearing("prices", "Latest oracle prices.", Client.prices,
+          lambda c, a: views.prices(a, c.insurance_fund().quote_asset))
+_clearing("insurance-fund", "Insurance fund, fee pool and socialized loss.", Client.insurance_fund,
+          lambda _c, a: views.insurance_fund(a))
 
 
 @command.command()
@@ -99,12 +105,14 @@ def block(height: int | None, node_url: str, as_json: bool) -> None:
     """A block (default: the latest): header and txs."""
     answer = client_for(node_url).block(height)
     if as_json:
-        emit(answer.raw, True)
+        emit_json(answer.raw)
         return
-    header = dict(answer.raw["block"]["header"])
-    header["hash"] = _hex(answer.block_id.hash)
-    header["num_txs"] = len(answer.txs)
-    emit(header, False, title=f"block {answer.height}")
+    header = answer.header
+    show(views.fields([
+        ("height", f"{header.height:,}"), ("hash", _hex(answer.block_id.hash)), ("chain", header.chain_id),
+        ("time", answer.raw["block"]["header"].get("time")), ("txs", len(answer.txs)),
+        ("proposer", _hex(header.proposer_address)), ("app hash", _hex(header.app_hash)),
+    ], title=f"block {answer.height}"))
 
 
 @command.command()
@@ -116,15 +124,14 @@ def tx(tx_hash: str, node_url: str, as_json: bool) -> None:
     """A committed tx by hash: where it is and what it did."""
     answer = client_for(node_url).tx(tx_hash)
     if as_json:
-        emit(answer.raw, True)
+        emit_json(answer.raw)
         return
     result = answer.result
-    emit({"hash": _hex(answer.hash), "height": answer.height, "index": answer.index,
-          "code": result.code, "log": result.log}, False)
+    show(views.fields([("hash", _hex(answer.hash)), ("height", answer.height), ("index", answer.index),
+                       ("code", result.code), ("log", result.log)]))
     if result.events:
-        click.echo("events:")
-        for event in result.events:
-            click.echo(f"  {event.type}: {event.as_dict()}")
+        show(views.table(("event", "attributes"), [(e.type, " ".join(f"{k}={v}" for k, v in e.attributes))
+                                                    for e in result.events]))
 
 
 @command.command()
@@ -137,16 +144,16 @@ def tx(tx_hash: str, node_url: str, as_json: bool) -> None:
 @reports_rpc_errors
 def liquidations(min_height: int | None, max_height: int | None, page: int, per_page: int, node_url: str,
                  as_json: bool) -> None:
-    """Liquidations in a height range, oldest first."""
+    """Liquidations in a height range, oldest first (amounts in chain units)."""
     answer = client_for(node_url).liquidations(min_height, max_height, page, per_page)
     if as_json:
-        emit(answer.raw, True)
+        emit_json(answer.raw)
         return
     click.echo(f"{answer.total} waterfall event(s); page {answer.page}")
-    rows = [{"height": i.get("height"), "event": i.get("type"), **(i.get("attrs") or {})}
+    rows = [(i.get("height"), i.get("type"), " ".join(f"{k}={v}" for k, v in (i.get("attrs") or {}).items()))
             for i in answer.liquidations if isinstance(i, dict)]
     if rows:
-        click.echo(table(rows))
+        show(views.table(("height", "event", "attributes (chain units)"), rows, numeric=("height",)))
 
 
 @command.command()
@@ -156,7 +163,11 @@ def liquidations(min_height: int | None, max_height: int | None, page: int, per_
 @reports_rpc_errors
 def mempool(limit: int, node_url: str, as_json: bool) -> None:
     """Size of the node's mempool."""
-    emit(client_for(node_url).num_unconfirmed_txs().raw, as_json)
+    answer = client_for(node_url).num_unconfirmed_txs()
+    if as_json:
+        emit_json(answer.raw)
+        return
+    show(views.fields([("txs", f"{answer.n_txs:,}"), ("bytes", f"{answer.total_bytes:,}")], title="mempool"))
 
 
 @command.command()
@@ -167,7 +178,8 @@ def validators(node_url: str, as_json: bool) -> None:
     """The current validator set."""
     answer = client_for(node_url).validators()
     if as_json:
-        emit(answer.raw, True)
+        emit_json(answer.raw)
         return
-    click.echo(table([{"address": _hex(v.address), "power": v.voting_power, "priority": v.proposer_priority}
-                      for v in answer.validators]))
+    show(views.table(("address", "power", "priority"),
+                     [(_hex(v.address), f"{v.voting_power:,}", f"{v.proposer_priority:,}") for v in answer.validators],
+                     numeric=("power", "priority")))

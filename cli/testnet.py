@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 import trio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from primitives.crypto import format_address
 from localnet.testnet import (
@@ -57,7 +59,10 @@ def command(validators: int, directory: str, demo: bool, duration: float | None,
                 raise TestnetError(f"{entry.name} (pid {entry.pid}) from an earlier run is still running; stop it first")
         click.echo(f"resuming the testnet in {root}")
     else:
-        entries = create_testnet(root, validators, base_port, chain_id)
+        with _progress() as progress:
+            task = progress.add_task("validator homes and keys", total=validators)
+            entries = create_testnet(root, validators, base_port, chain_id,
+                                     on_home=lambda name: progress.update(task, advance=1, description=name))
         click.echo(f"created {validators} validator homes in {root} (chain {chain_id})")
         for entry in entries:
             click.echo(f"  {entry.name}: rpc {entry.rpc_url}  p2p {entry.p2p_address}")
@@ -65,6 +70,12 @@ def command(validators: int, directory: str, demo: bool, duration: float | None,
             f"{n} {format_address(demo_signer(n).address)[:14]}..." for n in demo_names()[:2]) + ", ...")
     status = trio.run(run_testnet, root, entries, demo, duration, not no_progress, demo_seconds)
     sys.exit(status)
+
+
+def _progress() -> Progress:
+    """A bar on stderr that disappears when done (stdout keeps only the summary lines)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True)
 
 
 def _alive(pid: int) -> bool:

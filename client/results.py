@@ -560,6 +560,9 @@ class Health:
     liquidatable: bool
     distance_to_liquidation: int
     margin_ratio_ppm: int | None = None
+    quote_asset: str = ""
+    quote_decimals: int = 0
+    """Places of the quote asset: every amount here is ``amount / 10**quote_decimals`` of it."""
     raw: Json = _raw()
 
     @classmethod
@@ -577,6 +580,12 @@ class Position:
     unrealized_pnl: int
     pending_funding: int
     pending_funding_scaled: int = 0
+    base_asset: str = ""
+    quote_asset: str = ""
+    size_decimals: int = 0
+    price_decimals: int = 0
+    quote_decimals: int = 0
+    """Places of ``size`` (base asset), ``oracle_price`` (quote per base) and the quote amounts."""
     raw: Json = _raw()
 
     @classmethod
@@ -607,6 +616,9 @@ class Account:
     positions: tuple[Position, ...]
     health: Health
     replay: Replay
+    quote_asset: str = ""
+    decimals: dict[str, int] = field(default_factory=dict)
+    """Places of every asset by symbol (``quote`` is in ``quote_asset``)."""
     raw: Json = _raw()
 
     @classmethod
@@ -642,6 +654,11 @@ class Market:
     funding_scale: int = 1
     funding_dust_scaled: int = 0
     """Funding rounding the market keeps, in ``funding_scale`` units of quote."""
+    quote_asset: str = ""
+    size_decimals: int = 0
+    price_decimals: int = 0
+    quote_decimals: int = 0
+    """Places of sizes (``base_asset``), prices (quote per base) and quote amounts (open interest)."""
     raw: Json = _raw()
 
     @classmethod
@@ -660,6 +677,7 @@ class Price:
     reported_price: int = 0
     breaker: str = ""
     capped_blocks: int = 0
+    price_decimals: int = 0
     raw: Json = _raw()
 
     @classmethod
@@ -680,6 +698,9 @@ class InsuranceFund:
     deposits: dict[str, int]
     withdrawals: dict[str, int]
     withdrawal_seq: int
+    quote_asset: str = ""
+    decimals: dict[str, int] = field(default_factory=dict)
+    """Places of every asset by symbol."""
     raw: Json = _raw()
 
     @classmethod

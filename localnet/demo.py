@@ -35,6 +35,7 @@ from client import AsyncClient, Backstop, Deposit, Fills, OracleReport, Trade, T
 from client import results
 from client.errors import ConnectionFailed, NotFound, RPCClientError
 from client.txs import TxMessage
+from client.units import format_units
 from state.builders import Envelope
 
 MARKET = "BTC-PERP"
@@ -125,8 +126,8 @@ def load_fills(chain_id: str, fee: int, expiry: int, count: int, price: int, fir
 
 
 def usd(micro: Any) -> str:
-    value = int(micro)
-    return f"{'-' if value < 0 else ''}{abs(value) // 10**6:,}.{abs(value) % 10**6 // 10**4:02d}"
+    """Micro-USDC as USDC, exact (``client.units``)."""
+    return format_units(int(micro), 6)
 
 
 @dataclass
@@ -138,10 +139,10 @@ class DemoMarket:
     size_exponent: int
 
     def show_price(self, price: int) -> str:
-        return f"{price * 10.0 ** self.price_exponent:,.1f}"
+        return format_units(price, -self.price_exponent)
 
     def show_size(self, size: int) -> str:
-        return f"{size * 10.0 ** self.size_exponent:.4f}"
+        return format_units(size, -self.size_exponent)
 
     def round_price(self, price: int) -> int:
         return max(self.tick, price // self.tick * self.tick)

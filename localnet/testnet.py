@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def create_testnet(directory: Path, validators: int, base_port: int, chain_id: str) -> list[NodeEntry]:
-    """Write N homes, one genesis with every validator and the demo cast funded, and peers."""
+def create_testnet(directory: Path, validators: int, base_port: int, chain_id: str,
+                   on_home: Callable[[str], None] | None = None) -> list[NodeEntry]:
+    """Write N homes, one genesis with every validator and the demo cast funded, and peers.
+
+    ``on_home(name)`` is called as each home (its keys) is written: the CLI's progress bar.
+    """
     from node.p2p.identity import peer_id_of
 
     ports = [base_port + k for k in range(3 * validators)]  # p2p and RPC pairs, then metrics
@@ -113,6 +118,8 @@ def create_testnet(directory: Path, validators: int, base_port: int, chain_id: s
         entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
                                  f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}",
                                  metrics_url=f"http://127.0.0.1:{metrics_port}/metrics"))
+        if on_home is not None:
+            on_home(name)
     document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
                                for i, r in enumerate(results)]
     for i, result in enumerate(results):

@@ -40,11 +40,14 @@ from node.messages import (
     encode_sync,
 )
 from node.p2p.network import BLOCKSYNC_PROTOCOL, Network, PeerMisbehaviour, PeerUnavailable
+from node.progress import Progress
 
 log = logging.getLogger("clearchain.blocksync")
 
 WINDOW = 32
 """Blocks per request."""
+PROGRESS_EVERY_S = 2.0
+"""Seconds between block sync progress lines (height, %, blocks/s, ETA) in the log."""
 IN_FLIGHT = 6
 """Windows requested at once (spread over peers)."""
 REQUEST_TIMEOUT = 10.0
@@ -194,6 +197,7 @@ class BlockSync:
         # snapshot height + 1, which peers pruning below it still hold), not from height 1
         origin = self.chain.height + 1
         warned_pruned = 0
+        started = last_report = time.monotonic()
 
         def window_of(height: int) -> int:
             return height - (height - origin) % WINDOW
@@ -252,8 +256,10 @@ class BlockSync:
                     self.peer_heights.pop(source, None)
                     self.network.disconnect(source, f"sent a bad block {next_height}: {exc}")
                     continue
-                if next_height % 100 == 0:
-                    log.info("block sync: height %d of %d", next_height, self.target())
+                if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                    last_report = time.monotonic()
+                    progress = Progress(next_height, self.target(), origin - 1, last_report - started)
+                    log.info("%s", progress.describe("block sync: height", "blocks"))
                 await trio.lowlevel.checkpoint()
             nursery.cancel_scope.cancel()
 

@@ -9,6 +9,12 @@ size 1 is ``10**size_exponent`` base units and its price 1 is ``10**price_expone
 per base unit, so the quote value of ``size * price`` is ``size * price * value_multiplier``
 micro-units with ``value_multiplier = 10**(size_exponent + price_exponent + quote.decimals)``
 (validated to be a whole number). Ratios are ppm.
+
+Human units are derived from those, never stated twice: an asset's amounts have ``decimals``
+places; a market's sizes are in its ``base_asset`` with ``size_decimals = -size_exponent`` places
+and its prices in the quote asset with ``price_decimals = -price_exponent`` places (negative
+places: a human value must be a multiple of a power of ten). Symbols are a letter then letters
+or digits (``USDC``, ``BTC``), so ``100.5USDC`` reads one way only.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,8 @@ PPM = 1_000_000
 MAX_INT = 2**63 - 1
 DEFAULT_FUNDING_IMPACT_NOTIONAL = 10_000 * 10**6  # 10,000 USDC
 DEFAULT_BREAKER_HALT_BLOCKS = 10
+SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}\Z")
+"""An asset symbol: what a person types after an amount (``100.5USDC``)."""
 
 
 class GenesisError(ValueError):
@@ -112,6 +121,16 @@ class MarketParams:
     funding_impact_notional: int = DEFAULT_FUNDING_IMPACT_NOTIONAL
     value_multiplier: int = 1  # derived: quote micro-units per (size 1 x price 1)
 
+    @property
+    def size_decimals(self) -> int:
+        """Decimal places of a size in whole ``base_asset`` units (size 1 = 10**size_exponent)."""
+        return -self.size_exponent
+
+    @property
+    def price_decimals(self) -> int:
+        """Decimal places of a price in whole quote units per whole base unit."""
+        return -self.price_exponent
+
 
 @dataclass(frozen=True)
 class RiskParams:
@@ -153,6 +172,10 @@ class AppState:
     bridge_operators: tuple[Member, ...]  # empty: the validators
     validator_initial_quote: int
     initial_balances: tuple[InitialBalance, ...]
+
+    def asset_decimals(self) -> dict[str, int]:
+        """Decimal places of every asset (quote first, then collateral), by symbol."""
+        return {self.quote.symbol: self.quote.decimals, **{c.symbol: c.decimals for c in self.collateral_assets}}
 
 
 @dataclass(frozen=True)
@@ -233,6 +256,12 @@ def _str(value: Any, path: str, max_len: int = 64) -> str:
         raise GenesisError(f"{path} must be a non-empty string")
     if len(value) > max_len or not value.isascii() or not value.isprintable():
         raise GenesisError(f"{path} must be printable ASCII and at most {max_len} characters")
+    return value
+
+
+def _symbol(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not SYMBOL.match(value):
+        raise GenesisError(f"{path} must be a symbol: a letter, then up to 15 letters or digits")
     return value
 
 
@@ -348,7 +377,7 @@ def parse_market(item: Any, p: str, quote_decimals: int = 6) -> MarketParams:
         raise GenesisError(f"{p}.initial_price must be a multiple of tick_size")
     return MarketParams(
         id=market_id,
-        base_asset=_str(item["base_asset"], f"{p}.base_asset", 16),
+        base_asset=_symbol(item["base_asset"], f"{p}.base_asset"),
         size_exponent=size_exp,
         price_exponent=price_exp,
         lot_size=lot,
@@ -409,7 +438,7 @@ def _parse_app_state(value: Any, path: str) -> AppState:
                   {"feeders", "bridge_operators", "initial_balances"})
     qp = f"{path}.quote_asset"
     q = _dict(value["quote_asset"], qp, {"symbol", "decimals"})
-    quote = QuoteAsset(_str(q["symbol"], f"{qp}.symbol", 16), _int(q["decimals"], f"{qp}.decimals", 0, 18))
+    quote = QuoteAsset(_symbol(q["symbol"], f"{qp}.symbol"), _int(q["decimals"], f"{qp}.decimals", 0, 18))
 
     markets: list[MarketParams] = []
     for i, item in enumerate(_list(value["markets"], f"{path}.markets")):
@@ -425,7 +454,7 @@ def _parse_app_state(value: Any, path: str) -> AppState:
     for i, item in enumerate(_list(value["collateral_assets"], f"{path}.collateral_assets")):
         p = f"{path}.collateral_assets[{i}]"
         item = _dict(item, p, {"symbol", "decimals", "price_market", "weight_ppm"})
-        symbol = _str(item["symbol"], f"{p}.symbol", 16)
+        symbol = _symbol(item["symbol"], f"{p}.symbol")
         if symbol == quote.symbol or any(c.symbol == symbol for c in collateral):
             raise GenesisError(f"{p}.symbol {symbol!r} is listed twice")
         if item["price_market"] not in market_ids:

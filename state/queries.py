@@ -2,6 +2,12 @@
 
 Queries read the last committed state only, never the block being executed. Addresses come in as
 20 raw bytes and go out as raw bytes (RPC renders them).
+
+Amounts stay integers; each answer also says how to show them (``state.genesis`` derives the
+places): markets and positions carry ``size_decimals``, ``price_decimals`` and ``quote_decimals``
+(and their base and quote assets); account and insurance fund carry ``quote_asset`` and
+``decimals`` (places per asset), health ``quote_asset`` and ``quote_decimals``, prices
+``price_decimals``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ def _market_view(app: ClearingApp, market: Market) -> dict[str, Any]:
     p = market.params
     return {
         "id": p.id, "base_asset": p.base_asset, "status": app.market_status(market),
+        "quote_asset": app.ledger.quote_symbol, "size_decimals": p.size_decimals,
+        "price_decimals": p.price_decimals, "quote_decimals": app.ledger.quote_decimals,
         "oracle_price": market.price, "price_exponent": p.price_exponent, "size_exponent": p.size_exponent,
         "lot_size": p.lot_size, "tick_size": p.tick_size, "value_multiplier": p.value_multiplier,
         "initial_margin_ppm": market.imf_ppm, "base_initial_margin_ppm": p.initial_margin_ppm,
@@ -49,6 +57,9 @@ def positions(app: ClearingApp, address: bytes) -> list[dict[str, Any]]:
             "cost": cost, "unrealized_pnl": value - cost,
             "pending_funding": pending_funding(size, snapshot, market.funding_index) // FUNDING_SCALE,
             "pending_funding_scaled": pending_funding(size, snapshot, market.funding_index),
+            "base_asset": market.params.base_asset, "quote_asset": app.ledger.quote_symbol,
+            "size_decimals": market.params.size_decimals, "price_decimals": market.params.price_decimals,
+            "quote_decimals": app.ledger.quote_decimals,
         })
     return out
 
@@ -61,6 +72,7 @@ def account(app: ClearingApp, address: bytes) -> dict[str, Any] | None:
     next_height = app.last_height + 1
     return {
         "address": address, "quote": acct.quote, "collateral": dict(sorted(acct.collateral.items())),
+        **_asset_units(app),
         "positions": positions(app, address), "health": account_health(app, address),
         "replay": {"next_height": next_height, "max_expiry": next_height + g.replay_window,
                    "replay_window_blocks": g.replay_window, "min_tx_fee": g.min_tx_fee},
@@ -76,6 +88,7 @@ def account_health(app: ClearingApp, address: bytes) -> dict[str, Any]:
         "free_collateral": equity - imr, "liquidatable": mmr > 0 and equity < mmr,
         "distance_to_liquidation": equity - mmr,
         "margin_ratio_ppm": equity * PPM // mmr if mmr else None,
+        "quote_asset": ledger.quote_symbol, "quote_decimals": ledger.quote_decimals,
     }
 
 
@@ -89,7 +102,8 @@ def market(app: ClearingApp, market_id: str) -> dict[str, Any] | None:
 
 
 def prices(app: ClearingApp) -> dict[str, Any]:
-    return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent, "status": app.market_status(mk),
+    return {m: {"price": mk.price, "price_exponent": mk.params.price_exponent,
+                "price_decimals": mk.params.price_decimals, "status": app.market_status(mk),
                 "last_price_ms": mk.last_price_ms, "reported_price": mk.reported, "breaker": mk.breaker,
                 "capped_blocks": mk.capped_blocks}
             for m, mk in sorted(app.ledger.markets.items())}
@@ -99,7 +113,12 @@ def insurance_fund(app: ClearingApp) -> dict[str, Any]:
     g = app.ledger.globals
     return {"insurance_fund": g.insurance, "insurance_collateral": dict(sorted(g.insurance_collateral.items())),
             "fee_pool": g.fee_pool, "socialized_loss": g.socialized_loss, "deposits": dict(g.deposits),
-            "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq}
+            "withdrawals": dict(g.withdrawals), "withdrawal_seq": g.withdrawal_seq, **_asset_units(app)}
+
+
+def _asset_units(app: ClearingApp) -> dict[str, Any]:
+    """How to show asset amounts: the quote asset's symbol and every asset's places."""
+    return {"quote_asset": app.ledger.quote_symbol, "decimals": app.genesis.app_state.asset_decimals()}
 
 
 LIQUIDATIONS_COUNTED_BEYOND_PAGE = 10_000

@@ -34,6 +34,7 @@ def test_new_list_show(tmp_path) -> None:
     assert [entry["name"] for entry in listed] == ["alice", "bob"]
     shown = json.loads(run("keys", "show", "alice", "--keyring-dir", ring, "--json").output)
     assert shown["address"] == alice["address"]
+    assert run("keys", "show", "alice", "--keyring-dir", ring, "--address").output == alice["address"] + "\n"
 
 
 def test_existing_key_is_never_overwritten(tmp_path) -> None:

@@ -36,20 +36,23 @@ async def test_tx_transfer_and_queries(chain, tmp_path: Path):
     async with trio.open_nursery() as nursery:
         nursery.start_soon(make_blocks)
         code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path),
-                                  "transfer", "--from", "venue", "--to", bob, "--amount", "250")
+                                  "transfer", "--from", "venue", "--to", bob, "--amount", "1250")
         assert code == 0, out
         assert "transfer accepted in block" in out
         nursery.cancel_scope.cancel()
-    assert chain.node.app.ledger.accounts[b"\x22" * 20].quote == 250
+    assert chain.node.app.ledger.accounts[b"\x22" * 20].quote == 1_250_000_000  # USDC has 6 places
 
     code, out = await run_cli("query", "account", bob, "--node", chain.url)
-    assert code == 0 and "quote" in out and "250" in out
+    assert code == 0 and "1,250.00 USDC" in out, out
     code, out = await run_cli("query", "account", bob, "--node", chain.url, "--json")
-    assert json.loads(out)["quote"] == "250"
+    assert json.loads(out)["quote"] == "1250000000"
+    code, out = await run_cli("query", "account", bob, "--node", chain.url, "--output", "json")
+    assert json.loads(out)["decimals"]["USDC"] == "6"
     code, out = await run_cli("query", "status", "--node", chain.url)
     assert code == 0 and chain.node.genesis_doc.chain_id in out
     code, out = await run_cli("query", "markets", "--node", chain.url)
-    assert code == 0 and "BTC-PERP" in out and "oracle_price" in out.splitlines()[0]
+    assert code == 0 and "BTC-PERP" in out and "50,000.0 USDC" in out, out  # 500000 at price_exponent -1
+    assert max(len(line) for line in out.splitlines()) <= 100
     code, out = await run_cli("query", "prices", "--node", chain.url, "--json")
     assert json.loads(out)["BTC-PERP"]["price"] == str(chain.node.app.ledger.markets["BTC-PERP"].price)
     code, out = await run_cli("query", "block", "1", "--node", chain.url)
@@ -74,14 +77,17 @@ async def test_tx_rejection_shows_app_code(chain, tmp_path: Path):
     save_key(PrivateKey(b"\x23" * 32), tmp_path / "carol.json", name="carol")
     save_key(VALIDATOR, tmp_path / "feeder.json", name="feeder")
     code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
-                              "oracle", "--from", "feeder", "--price", "BTC-PERP=500010")
+                              "oracle", "--from", "feeder", "--price", "BTC-PERP=50001")
     assert code == 0 and "oracle report accepted" in out, out
     # carol has no funds to pay the fee: refused at admission, with the application's code and name
     code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
-                              "oracle", "--from", "carol", "--price", "BTC-PERP=100")
+                              "oracle", "--from", "carol", "--price", "BTC-PERP=10")
     assert code == 1 and "rejected by check_tx: code" in out and "Traceback" not in out, out
     code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
                               "oracle", "--from", "carol", "--price", "BTC-PERP=abc")
+    assert code == 2 and "expected a decimal number" in out
+    code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "--mode", "sync",
+                              "oracle", "--from", "carol", "--price", "BTC-PERP")
     assert code == 2 and "MARKET=PRICE" in out
 
 
@@ -122,3 +128,19 @@ async def test_tx_fills_sends_a_batch_paying_the_minimum_per_fill(chain, tmp_pat
         code, out = await run_cli("tx", "--node", chain.url, "--keyring-dir", str(tmp_path), "fills", "--from",
                                   "venue", "--file", str(path))
         assert code == 2 and message in out, out
+
+
+async def test_every_query_prints_a_table_within_100_columns_and_json(chain):
+    long0 = format_address(demo_signer("long-0").address)
+    for args in (("account", long0), ("positions", long0), ("health", long0), ("markets",), ("market", "ETH-PERP"),
+                 ("prices",), ("insurance-fund",), ("liquidations",), ("mempool",), ("validators",), ("block",),
+                 ("status",)):
+        code, out = await run_cli("query", *args, "--node", chain.url)
+        assert code == 0 and out.strip(), (args, out)
+        assert max(len(line) for line in out.splitlines()) <= 100, (args, out)
+        code, raw = await run_cli("query", *args, "--node", chain.url, "-o", "json")
+        assert code == 0 and isinstance(json.loads(raw), (dict, list)), (args, raw)
+    code, out = await run_cli("query", "health", long0, "--node", chain.url)
+    assert "20,000.00 USDC" in out  # the demo's LONG_QUOTE, 20,000 USDC, and no position yet
+    code, out = await run_cli("query", "insurance-fund", "--node", chain.url)
+    assert "3,000.00 USDC" in out

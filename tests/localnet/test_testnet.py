@@ -33,6 +33,17 @@ def free_base_port() -> int:
     return 28000 + (os.getpid() % 500) * 8
 
 
+def test_create_testnet_reports_each_home_as_it_is_written(tmp_path: Path):
+    written: list[str] = []
+
+    def on_home(name: str) -> None:  # the home and its keys exist when it is reported
+        assert Home.at(tmp_path / name).validator_key_file.exists()
+        written.append(name)
+
+    create_testnet(tmp_path, 3, free_base_port(), "tn-progress-1", on_home=on_home)
+    assert written == ["node0", "node1", "node2"]
+
+
 def test_create_testnet_writes_homes_genesis_peers_and_manifest(tmp_path: Path):
     entries = create_testnet(tmp_path, 4, free_base_port(), "tn-test-1")
     assert [e.name for e in entries] == ["node0", "node1", "node2", "node3"]

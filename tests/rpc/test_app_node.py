@@ -94,6 +94,30 @@ async def test_clearing_queries_against_the_app(chain):
     assert info.value.code == errors.NOT_FOUND
 
 
+async def test_clearing_answers_say_how_to_show_their_integers(chain):
+    """genesis.json: USDC 6 places, BTC 8, ETH 9; BTC-PERP size_exponent -5, price_exponent -1.
+    Integers stay decimal strings in the JSON; the typed client reads them as ints."""
+    node, client, port = chain
+    long0 = format_address(demo_signer("long-0").address)
+    btc = (await client.call("market", market="BTC-PERP"))
+    assert (btc["size_decimals"], btc["price_decimals"], btc["quote_decimals"], btc["quote_asset"]) == \
+        ("5", "1", "6", "USDC")
+    assert (await client.call("prices"))["BTC-PERP"]["price_decimals"] == "1"
+    fund = await client.call("insurance_fund")
+    assert fund["decimals"] == {"USDC": "6", "BTC": "8", "ETH": "9"} and fund["quote_asset"] == "USDC"
+    account = await client.call("account", address=long0)
+    assert account["decimals"] == fund["decimals"] and account["health"]["quote_decimals"] == "6"
+    typed = TypedClient(f"http://127.0.0.1:{port}")
+    try:
+        market = await typed.market("BTC-PERP")
+        assert (market.size_decimals, market.price_decimals, market.quote_decimals) == (5, 1, 6)
+        assert (await typed.insurance_fund()).decimals == {"USDC": 6, "BTC": 8, "ETH": 9}
+        health = await typed.account_health(long0)
+        assert (health.quote_asset, health.quote_decimals) == ("USDC", 6)
+    finally:
+        await typed.aclose()
+
+
 async def test_query_proof_verifies_against_app_hash(chain):
     node, client, _ = chain
     key = b"g/"

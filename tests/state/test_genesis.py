@@ -29,6 +29,16 @@ def test_shipped_genesis_loads_with_realistic_values() -> None:
     assert g.to_dict() == shipped()
 
 
+def test_units_are_derived_from_the_exponents_and_asset_decimals() -> None:
+    """BTC-PERP: size 1 = 10**-5 BTC, price 1 = 10**-1 USDC per BTC (genesis.json), so sizes have 5
+    places and prices 1; assets keep their stated decimals, quote first."""
+    app_state = load_genesis(GENESIS_PATH).app_state
+    btc = app_state.markets[0]
+    assert (btc.base_asset, btc.size_decimals, btc.price_decimals) == ("BTC", 5, 1)
+    assert app_state.asset_decimals() == {"USDC": 6, "BTC": 8, "ETH": 9}
+    assert list(app_state.asset_decimals())[0] == "USDC"
+
+
 def test_with_validators_fills_feeders_and_operators() -> None:
     g = load_genesis(GENESIS_PATH).with_validators([validator_entry("a", signer("a").public_key, 7)])
     assert [v.power for v in g.validators] == [7]
@@ -50,6 +60,9 @@ def test_with_validators_fills_feeders_and_operators() -> None:
     ("app_state.markets.2.status", "open", "app_state.markets[2].status must be one of"),
     ("app_state.markets.0.initial_price", 500005, "app_state.markets[0].initial_price must be a multiple"),
     ("app_state.markets.0.price_exponent", -9, "app_state.markets[0].price_exponent must make"),
+    ("app_state.quote_asset.symbol", "US DC", "app_state.quote_asset.symbol must be a symbol: a letter"),
+    ("app_state.collateral_assets.0.symbol", "1INCH", "app_state.collateral_assets[0].symbol must be a symbol"),
+    ("app_state.markets.1.base_asset", "ETH.e", "app_state.markets[1].base_asset must be a symbol"),
     ("app_state.collateral_assets.0.price_market", "DOGE-PERP",
      "app_state.collateral_assets[0].price_market must name a market"),
     ("app_state.collateral_assets.1.weight_ppm", 2_000_000, "app_state.collateral_assets[1].weight_ppm must be at most"),
