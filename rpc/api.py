@@ -95,6 +95,12 @@ class NodeAPI(Protocol):
     ) -> LiquidationPage | Mapping[str, Any]:
         """A LiquidationPage, or state/queries.py's ``{"items", "total", "total_exact"}``."""
         ...
+    async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        """The accounts nearest to liquidation, nearest first, from the liquidation index:
+        state/queries.py's ``{"items", "indexed", "index_ready"}``; a page deeper than the node
+        ranks exactly raises ``invalid_params``."""
+        ...
+
     async def account_health(self, address: bytes, height: int | None) -> Any:
         """Equity, IMR, MMR and distance to liquidation of one account."""
         ...

@@ -238,6 +238,9 @@ class FakeNode(InMemoryBlocks):
         chosen = [e for e in self.liquidation_log if min_height <= e["height"] <= max_height]
         return LiquidationPage(chosen[offset : offset + limit], len(chosen))
 
+    async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        return {"items": [], "indexed": 0, "index_ready": True}
+
     async def account_health(self, address: bytes, height: int | None) -> Any:
         if address not in self.balances:
             return None
