@@ -217,6 +217,9 @@ class DevNode(InMemoryBlocks):
     async def positions(self, address: bytes, height: int | None) -> Any:
         return await self.queries.positions(address, height)
 
+    async def assets(self) -> Any:
+        return await self.queries.assets()
+
     async def markets(self, height: int | None) -> Any:
         return await self.queries.markets(height)
 

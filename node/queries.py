@@ -65,6 +65,9 @@ class ClearingQueries:
             return None
         return queries.positions(self.app, address)
 
+    async def assets(self) -> Any:
+        return queries.assets(self.app)
+
     async def markets(self, height: int | None) -> Any:
         self._latest(height)
         return queries.markets(self.app)

@@ -379,6 +379,10 @@ async def positions(ctx: Context, address: bytes, height: int | None) -> Any:
     return render(_found(await ctx.node.positions(address, height), "account not found"))
 
 
+async def assets(ctx: Context) -> Any:
+    return render(await ctx.node.assets())
+
+
 async def markets(ctx: Context, height: int | None) -> Any:
     return render(await ctx.node.markets(height))
 
@@ -489,6 +493,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
        Param("prove", parse_bool, default=False)),
     _m(account, "Collateral balances, quote balance and replay state of an account.", _ADDR, _H),
     _m(positions, "Open perpetual positions of an account.", _ADDR, _H),
+    _m(assets, "Quote and collateral assets with their symbols and decimals (for human units)."),
     _m(markets, "All markets with their parameters and status.", _H),
     _m(market, "One market.", Param("market", parse_str, required=True, doc="market id"), _H),
     _m(prices, "Latest oracle prices.", _H),

@@ -79,6 +79,17 @@ def account_health(app: ClearingApp, address: bytes) -> dict[str, Any]:
     }
 
 
+def assets(app: ClearingApp) -> dict[str, Any]:
+    """The quote asset and the collateral assets with their symbols and decimals (from genesis),
+    so a client can show amounts in human units without reading the whole genesis."""
+    app_state = app.genesis.app_state
+    return {
+        "quote": {"symbol": app_state.quote.symbol, "decimals": app_state.quote.decimals},
+        "collateral": [{"symbol": c.symbol, "decimals": c.decimals, "price_market": c.price_market,
+                        "weight_ppm": c.weight_ppm} for c in app_state.collateral_assets],
+    }
+
+
 def markets(app: ClearingApp) -> list[dict[str, Any]]:
     return [_market_view(app, app.ledger.markets[m]) for m in sorted(app.ledger.markets)]
 

@@ -222,6 +222,9 @@ class FakeNode(InMemoryBlocks):
             return None
         return [{"market": m, "size": s} for m, s in sorted(self.positions_by.get(address, {}).items())]
 
+    async def assets(self) -> Any:
+        return {"quote": {"symbol": "USDC", "decimals": 6}, "collateral": []}
+
     async def markets(self, height: int | None) -> Any:
         return [{"id": m, "status": "active", "imf_ppm": 50_000} for m in sorted(self.price)]
 

@@ -196,3 +196,13 @@ async def test_accounts_at_risk_pages_the_liquidation_index(chain):
         with pytest.raises(RPCClientError) as info:
             await client.call("accounts_at_risk", **bad)
         assert info.value.code == errors.INVALID_PARAMS, bad
+
+
+async def test_assets_carry_the_genesis_symbols_and_decimals(chain):
+    node, client, _ = chain
+    answer = await client.call("assets")
+    app_state = node.genesis_doc.app_state
+    assert answer["quote"] == {"symbol": "USDC", "decimals": "6"} == {
+        "symbol": app_state.quote.symbol, "decimals": str(app_state.quote.decimals)}
+    assert [(c["symbol"], c["decimals"], c["price_market"]) for c in answer["collateral"]] == [
+        ("BTC", "8", "BTC-PERP"), ("ETH", "9", "ETH-PERP")]  # genesis.json, as a person reads it
