@@ -175,6 +175,7 @@ function drawMarkets(markets) {
 
 function drawFundFigures(fund) {
   const u = state.units;
+  document.getElementById("insurance-chart").dataset.last = String(fund.insurance_fund);
   show("insurance", u.money(fund.insurance_fund), fund.insurance_fund);
   show("fee-pool", u.money(fund.fee_pool), fund.fee_pool);
   show("socialized", u.money(fund.socialized_loss), fund.socialized_loss);
