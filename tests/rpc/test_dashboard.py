@@ -8,16 +8,19 @@ to the shown decimals, as the page promises), not with the page's own code.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 import pytest
+import trio
 
 from localnet.demo import demo_signer
 from localnet.dev_node import dev_genesis
 from primitives.crypto import PrivateKey, format_address
 from rpc import errors
-from rpc.client import RPCClientError
+from rpc.client import Client, RPCClientError
 from state.genesis import parse_genesis
 from tests.rpc.browser import MISSING, DevChain, browser_page, wait_until
 
@@ -56,10 +59,10 @@ def liquidation_price(position: dict, market: dict, health: dict) -> int | None:
     return oracle + move if oracle + move > 0 else None
 
 
-def positions_of(chain: DevChain, address: str) -> list | None:
+def positions_of(client: Client, address: str) -> list | None:
     """The account's positions; None when the state holds no such account."""
     try:
-        return chain.client.call("positions", address=address)
+        return client.call("positions", address=address)
     except RPCClientError as exc:
         if exc.code == errors.NOT_FOUND:
             return None
@@ -141,7 +144,7 @@ def test_live_chart_crash_feed_fund_and_account_page(chain):
 
         # the account page of a liquidated account the state still holds (its quote left after the
         # waterfall), and of the short on the other side (a position with a liquidation price)
-        kept = [a for a in sorted(accounts) if positions_of(chain, a) is not None]
+        kept = [a for a in sorted(accounts) if positions_of(chain.client, a) is not None]
         assert kept, "an account liquidated with equity left keeps it"
         for gone in sorted(accounts - set(kept)):  # wiped out and emptied: said so, no figures
             page.goto(f"{chain.url}/dashboard#account={gone}")
@@ -150,16 +153,18 @@ def test_live_chart_crash_feed_fund_and_account_page(chain):
             assert page.locator("#acct-equity").text_content() == "-"
         short0 = format_address(demo_signer("short-0").address)
         for address in (kept[0], short0):
-            check_account_page(page, chain, address)
+            check_account_page(page, chain.client, chain.url, address)
         assert page.errors == []
 
 
-def check_account_page(page, chain: DevChain, address: str) -> None:
-    page.goto(f"{chain.url}/dashboard#account={address}")
-    markets = {m["id"]: m for m in chain.client.call("markets")}
+def check_account_page(page, client: Client, url: str, address: str) -> None:
+    """The account page's figures are the ``account`` answer's, in human units; each position's
+    liquidation price is the one the definition gives (and is where margin really runs out)."""
+    page.goto(f"{url}/dashboard#account={address}")
+    markets = {m["id"]: m for m in client.call("markets")}
 
     def figures_match() -> dict | None:
-        answer = chain.client.call("account", address=address)
+        answer = client.call("account", address=address)
         health = answer["health"]
         same = (page.locator("#acct-equity").text_content() == money(health["equity"])
                 and page.locator("#acct-margin-used").text_content() == money(health["initial_margin"])
@@ -186,3 +191,97 @@ def check_account_page(page, chain: DevChain, address: str) -> None:
         for p, holds in [(expected, True), (expected - (1 if size > 0 else -1), False)]:
             dp = p - int(position["oracle_price"])
             assert ((equity + size * mult * dp) * PPM >= mmr * PPM + abs(size) * mult * mmf * dp) is holds
+
+
+DEMO_SECONDS = 30.0
+"""Trading for ~14 s, the crash at ~17 s, ~12 s of breaker-capped steps: liquidations in the
+first few of them. With the nodes' start, the test stays near 90 s of wall time."""
+
+
+@pytest.mark.slow
+def test_dashboard_watches_the_demo_crash_on_a_4_validator_testnet(tmp_path):
+    """The real thing: 4 validator processes, the demo's load and crash, the dashboard of node0.
+
+    Set ``DASHBOARD_SCREENSHOT=docs/dashboard.png`` to keep the mid-crash screenshot."""
+    from localnet.demo import Demo
+    from localnet.testnet import Processes, create_testnet
+    from node.home import Home
+    from primitives.crypto import Signer
+    from tests.localnet.test_testnet import free_base_port
+
+    entries = create_testnet(tmp_path, 4, free_base_port() + 2000, "tn-dashboard-1")
+    processes = Processes(tmp_path, entries)
+    url = entries[0].rpc_url
+    client = Client(url, timeout=10)
+    processes.start()
+    try:
+        def height() -> int:
+            try:
+                return int(client.call("status")["sync_info"]["latest_block_height"])
+            except (OSError, RPCClientError, ConnectionError, Exception):  # still starting
+                assert not processes.exited(), processes.exited()
+                return 0
+        wait_until(lambda: height() >= 2, 90, "the testnet's first blocks", every=0.5)
+
+        said: list[str] = []
+        outcome: dict = {}
+
+        def run_demo() -> None:
+            async def main() -> None:
+                demo = Demo([e.rpc_url for e in entries],
+                            [Signer(Home.at(e.home).validator_key()) for e in entries], out=said.append)
+                try:
+                    outcome["stats"] = await demo.run(DEMO_SECONDS)
+                finally:
+                    await demo.aclose()
+            try:
+                trio.run(main)
+            except BaseException as exc:  # reported by the test thread
+                outcome["error"] = exc
+
+        with browser_page() as page:
+            page.goto(f"{url}/dashboard")
+            page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+            demo = threading.Thread(target=run_demo, daemon=True)
+            demo.start()
+            points = lambda: int(page.locator("#price-chart").get_attribute("data-points"))  # noqa: E731
+            first = wait_until(points, 15, "a first chart point")
+            wait_until(lambda: points() >= first + 3, 20, "the price chart to gain points as blocks arrive")
+            signed = page.locator("#validators tbody td.ok").count()
+            assert page.locator("#validators tbody tr").count() == 4 and signed >= 3  # > 2/3 signed
+            wait_until(lambda: page.locator("#feed li[data-kind='liquidation']").count() >= 1, 60,
+                       "a liquidation from the demo's crash in the feed")
+            time.sleep(1.5)  # the waterfall's fills and draws follow
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+            if os.environ.get("DASHBOARD_SCREENSHOT"):
+                page.screenshot(path=os.environ["DASHBOARD_SCREENSHOT"], full_page=True)
+            demo.join(DEMO_SECONDS + 30)
+            assert not demo.is_alive() and "error" not in outcome, outcome.get("error")
+            assert outcome["stats"].liquidations >= 1
+
+            liquidated = client.call("liquidations", per_page=100)["liquidations"]
+            accounts = {e["attrs"]["account"] for e in liquidated if e["type"] == "liquidation"}
+            shown = {a.get_attribute("title") for a in page.locator("#feed li[data-kind='liquidation'] a").all()}
+            assert shown and shown <= accounts
+
+            def fund_matches() -> bool:
+                rpc = client.call("insurance_fund")["insurance_fund"]
+                return (page.locator("#insurance-chart").get_attribute("data-last") == rpc
+                        == page.locator("#insurance").get_attribute("data-raw"))
+            wait_until(fund_matches, 15, "the insurance fund shown to match the RPC value")
+            stats = page.evaluate("clearchainDashboard")
+            kept = [a for a in sorted(accounts) if positions_of(client, a) is not None]
+            for address in kept[:1] or sorted(accounts)[:1]:
+                if kept:
+                    check_account_page(page, client, url, address)
+                else:  # every liquidated account was emptied: the page says so
+                    page.goto(f"{url}/dashboard#account={address}")
+                    wait_until(lambda: "no such account" in page.locator("#account-status").text_content(),
+                               10, "the page to say the account is gone")
+            assert page.errors == [] and page.evaluate("window.__violations") == []
+        print(f"dashboard on the testnet: {stats['blocks']} blocks, {stats['refreshes']} refreshes, "
+              f"{stats['requests']} JSON-RPC requests in {stats['messages']} frames, JS "
+              f"{(sum(stats['blockMs']) + sum(stats['renderMs'])) / max(1, stats['blocks']):.2f} ms per block")
+    finally:
+        client.close()
+        processes.stop()
