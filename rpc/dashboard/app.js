@@ -139,7 +139,7 @@ function onTrade(result) {
 
 // --- markets and clearing -------------------------------------------------------------------
 
-const BREAKER_TEXT = { normal: "moving freely", capped: "capped (risk-reducing trades only)", halted: "HALTED" };
+const BREAKER_TEXT = { normal: "moving freely", capped: "capped: risk-reducing only", halted: "HALTED" };
 
 function drawMarkets(markets) {
   const u = state.units;

@@ -204,13 +204,21 @@ def test_dashboard_watches_the_demo_crash_on_a_4_validator_testnet(tmp_path):
 
     Set ``DASHBOARD_SCREENSHOT=docs/dashboard.png`` to keep the mid-crash screenshot."""
     from localnet.demo import Demo
-    from localnet.testnet import Processes, create_testnet
+    from localnet.testnet import Processes, TestnetError, create_testnet
     from node.home import Home
     from primitives.crypto import Signer
     from tests.localnet.test_testnet import free_base_port
 
-    entries = create_testnet(tmp_path, 4, free_base_port() + 2000, "tn-dashboard-1")
-    processes = Processes(tmp_path, entries)
+    for attempt in range(5):  # other tests' testnets may hold a port of the block
+        try:
+            entries = create_testnet(tmp_path / f"tn{attempt}", 4, free_base_port() + 2000 + 16 * attempt,
+                                     "tn-dashboard-1")
+            break
+        except TestnetError:
+            continue
+    else:
+        pytest.fail("no free block of 12 ports found")
+    processes = Processes(tmp_path / f"tn{attempt}", entries)
     url = entries[0].rpc_url
     client = Client(url, timeout=10)
     processes.start()
