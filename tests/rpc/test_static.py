@@ -6,35 +6,15 @@ import json
 import re
 from pathlib import Path
 
-import h11
-import trio
-
 from rpc.static import Dashboard
+from tests.rpc.conftest import http_exchange
 
 FOLDER = Path(__file__).resolve().parents[2] / "rpc" / "dashboard"
 
 
 async def fetch(port: int, target: str, method: str = "GET",
                 headers: list[tuple[str, str]] | None = None) -> tuple[int, dict[str, str], bytes]:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        conn = h11.Connection(h11.CLIENT)
-        await stream.send_all(conn.send(h11.Request(method=method, target=target,
-                                                    headers=[("Host", "x"), *(headers or [])]))
-                              + conn.send(h11.EndOfMessage()))
-        status, found, parts = 0, {}, []
-        with trio.fail_after(10):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                    found = {k.decode(): v.decode() for k, v in event.headers}
-                elif isinstance(event, h11.Data):
-                    parts.append(bytes(event.data))
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return status, found, b"".join(parts)
+    return await http_exchange(port, method, target, headers=headers)
 
 
 def csp_directives(value: str) -> dict[str, str]:
