@@ -114,6 +114,7 @@ def test_live_chart_crash_feed_fund_and_account_page(chain):
     long0 = format_address(demo_signer("long-0").address)
     long1 = format_address(demo_signer("long-1").address)
     with browser_page() as page:
+        opened = time.monotonic()
         open_dashboard(page, chain)
         points = lambda: int(page.locator("#price-chart").get_attribute("data-points"))  # noqa: E731
         first = wait_until(points, 10, "a first chart point")
@@ -141,6 +142,11 @@ def test_live_chart_crash_feed_fund_and_account_page(chain):
         wait_until(fund_matches, 10, "the insurance fund shown to match the RPC value")
         assert page.locator("#insurance").text_content() == money(chain.client.call("insurance_fund")["insurance_fund"])
         assert page.errors == [] and page.evaluate("window.__violations") == []
+        # blocks every 0.4 s, refreshes (one batch frame each) at most once a second
+        stats = page.evaluate("clearchainDashboard")
+        seconds = time.monotonic() - opened
+        assert stats["refreshes"] <= seconds + 1 < stats["blocks"], (stats["blocks"], stats["refreshes"], seconds)
+        assert stats["messages"] <= stats["refreshes"] + 12  # + the load's batch and the subscriptions
 
         # the account page of a liquidated account the state still holds (its quote left after the
         # waterfall), and of the short on the other side (a position with a liquidation price)
