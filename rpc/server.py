@@ -259,7 +259,7 @@ class RPCServer:
                                 content_type=b"text/plain; charset=utf-8", extra=SECURITY_HEADERS)
             return
         if headers.get(b"if-none-match") == file.etag:
-            response = h11.Response(status_code=304, headers=[(b"server", SERVER_NAME), *file.headers()[1:]])
+            response = h11.Response(status_code=304, headers=[(b"server", SERVER_NAME), *file.validators()])
             await self._send(conn, stream, slot, response, h11.EndOfMessage())
             return
         body = b"" if head else file.body

@@ -61,9 +61,12 @@ class StaticFile:
     def cache_control(self) -> bytes:
         return IMMUTABLE if _VERSIONED.search(self.name) else REVALIDATE
 
+    def validators(self) -> list[tuple[bytes, bytes]]:
+        """What a 304 repeats (RFC 9110 15.4.5): caching and the ETag, with the policy."""
+        return [(b"cache-control", self.cache_control), (b"etag", self.etag), *SECURITY_HEADERS]
+
     def headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"content-type", self.content_type), (b"cache-control", self.cache_control),
-                (b"etag", self.etag), *SECURITY_HEADERS]
+        return [(b"content-type", self.content_type), *self.validators()]
 
 
 def load_files() -> dict[str, StaticFile]:
