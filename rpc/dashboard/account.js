@@ -1,5 +1,6 @@
 // The account page (`#account=<address>`): collateral, positions with liquidation prices, margin
 // used and free, and the account's txs and clearing events from live subscriptions.
+import { txOfEvent } from "./chain.js";
 import { el, prepend, rows, show } from "./dom.js";
 import { percent } from "./units.js";
 
@@ -111,15 +112,13 @@ export class AccountView {
   }
 
   onTx(result) {
-    const record = result.data.value.TxResultView || {};
-    const res = record.tx_result || {};
+    const tx = txOfEvent(result.data);
     const kind = ((result.events || {})["tx.type"] || ["tx"])[0];
-    const code = String(res.code ?? "0");
-    prepend("acct-activity", el("li", { className: code === "0" ? "tx ok" : "tx rejected", data: { kind: "tx", height: record.height } },
-      el("span", { className: "height", text: `#${record.height}` }),
+    prepend("acct-activity", el("li", { className: tx.code === "0" ? "tx ok" : "tx rejected", data: { kind: "tx", height: tx.height } },
+      el("span", { className: "height", text: `#${tx.height}` }),
       el("span", { className: "kind", text: kind }),
-      ` ${String(record.hash || "").slice(0, 16)}… `,
-      el("span", { text: code === "0" ? "ok" : `rejected (code ${code}): ${res.log || ""}` })), ACTIVITY_LIMIT);
+      ` ${tx.hash.slice(0, 16)}… `,
+      el("span", { text: tx.code === "0" ? "ok" : `rejected (code ${tx.code}): ${tx.log}` })), ACTIVITY_LIMIT);
   }
 
   onEvent(result) {

@@ -3,7 +3,7 @@
 // every few seconds status and validators), so the page's cost does not grow with the block rate.
 import { AccountView, accountFromHash } from "./account.js";
 import {
-  blockHeight, blockTimeMs, blockTxCount, lastCommitSigners, newBlockOf,
+  blockHeight, blockOfAnswer, blockTimeMs, blockTxCount, lastCommitSigners, mempoolSize, newBlockOf,
   statusCatchingUp, statusChainId, statusHeight, validatorList,
 } from "./chain.js";
 import { accountLink, el, prepend, rows, show } from "./dom.js";
@@ -244,7 +244,10 @@ async function refresh() {
     const [markets, fund, mempool, atRisk] = answers;
     if (markets.result) drawMarkets(markets.result);
     if (fund.result) drawFundFigures(fund.result);
-    if (mempool.result) show("mempool", `${mempool.result.n_txs} txs, ${scaled(mempool.result.total_bytes, 0, 0)} bytes`);
+    if (mempool.result) {
+      const size = mempoolSize(mempool.result);
+      show("mempool", `${size.txs} txs, ${scaled(size.bytes, 0, 0)} bytes`);
+    }
     if (atRisk.result) drawAtRisk(atRisk.result);
     let next = 4;
     if (slow) {
@@ -289,7 +292,7 @@ async function start() {
   show("catching-up", statusCatchingUp(status.result) ? "catching up" : "in sync");
   state.lastSlow = Date.now();
   if (validators.result) state.validators = validatorList(validators.result);
-  if (latest.result) state.signers = lastCommitSigners(latest.result.block);
+  if (latest.result) state.signers = lastCommitSigners(blockOfAnswer(latest.result));
   drawValidators();
   drawRates();
   priceChart = chart("price-chart", [

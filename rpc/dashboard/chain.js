@@ -1,5 +1,5 @@
-// Every read of a CometBFT-standard answer (status, block, validators, the NewBlock event) is
-// here, so a change of those shapes is adapted in this one file. The clearing methods (markets,
+// Every read of a CometBFT-standard answer (status, block, validators, num_unconfirmed_txs, the
+// NewBlock and Tx events) is here, so a change of those shapes is adapted in this one file. The clearing methods (markets,
 // insurance_fund, accounts_at_risk, account, ...) are clearchain's own and are read in place.
 //
 // Shapes accepted: clearchain's (header.time in nanoseconds as a decimal string, commit
@@ -22,7 +22,21 @@ export function validatorList(answer) {
   }));
 }
 
+// --- mempool --------------------------------------------------------------------------------
+/** {txs, bytes} of a `num_unconfirmed_txs` answer. */
+export const mempoolSize = (answer) => ({ txs: Number(answer.n_txs), bytes: BigInt(answer.total_bytes) });
+
+// --- txs: the Tx event ------------------------------------------------------------------------
+/** {hash, height, code, log} of a Tx subscription event (`result.data`). */
+export function txOfEvent(data) {
+  const record = data.value.TxResultView || data.value.TxResult || {};
+  const result = record.tx_result || record.result || {};
+  return { hash: String(record.hash || ""), height: String(record.height), code: String(result.code ?? "0"), log: String(result.log || "") };
+}
+
 // --- blocks and the NewBlock event ------------------------------------------------------------
+/** The block of a `block` answer. */
+export const blockOfAnswer = (answer) => answer.block;
 /** The block carried by a NewBlock subscription event (`result.data`). */
 export const newBlockOf = (data) => data.value.block;
 export const blockHeight = (block) => Number(block.header.height);

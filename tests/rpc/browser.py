@@ -139,15 +139,17 @@ class DevChain:
         answer = self.client.broadcast_tx_sync(tx)
         assert answer["code"] == "0", answer
 
-    def trade(self, buyer: str, seller: str, size: int, price: int, order_id: int, market: str = "BTC-PERP") -> None:
+    def trade(self, buyer: str, seller: str, size: int, price: int, order_id: int, market: str = "BTC-PERP") -> bytes:
         chain_id = self.node.genesis_doc.chain_id
         expiry = self.height() + 100
         bid = builders.build_order(demo_signer(buyer), chain_id, market=market, side="buy", size=size,
                                    price=price, order_id=order_id, expiry=expiry)
         ask = builders.build_order(demo_signer(seller), chain_id, market=market, side="sell", size=size,
                                    price=price, order_id=order_id, expiry=expiry)
-        self.submit(builders.build_trade_tx(demo_signer("venue"), chain_id, bid, ask, size, price,
-                                            fee=1000, expiry=self.height() + 50))
+        tx = builders.build_trade_tx(demo_signer("venue"), chain_id, bid, ask, size, price,
+                                     fee=1000, expiry=self.height() + 50)
+        self.submit(tx)
+        return tx
 
     def report_price(self, price: int, market: str = "BTC-PERP") -> None:
         self.submit(builders.build_oracle_tx(Signer(self.key), self.node.genesis_doc.chain_id, {market: price},

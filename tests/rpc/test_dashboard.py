@@ -19,6 +19,7 @@ import trio
 from localnet.demo import demo_signer
 from localnet.dev_node import dev_genesis
 from primitives.crypto import PrivateKey, format_address
+from primitives.hashing import sha256
 from rpc import errors
 from rpc.client import Client, RPCClientError
 from state.genesis import parse_genesis
@@ -160,6 +161,12 @@ def test_live_chart_crash_feed_fund_and_account_page(chain):
         short0 = format_address(demo_signer("short-0").address)
         for address in (kept[0], short0):
             check_account_page(page, chain.client, chain.url, address)
+        # the account's txs reach its page as they are committed, with their result
+        price = int(chain.client.call("market", market="BTC-PERP")["oracle_price"])
+        tx_hash = sha256(chain.trade("short-0", "short-1", 1000, price, 77)).hex().upper()
+        item = page.locator("#acct-activity li[data-kind='tx']").first
+        wait_until(lambda: item.count() and tx_hash[:16] in item.text_content(), 10, "the trade on the account page")
+        assert item.text_content().endswith("ok") and "trade" in item.text_content()
         assert page.errors == []
 
 
