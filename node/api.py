@@ -229,6 +229,9 @@ class NodeView:
     async def positions(self, address: bytes, height: int | None) -> Any:
         return await self.queries.positions(address, height)
 
+    async def assets(self) -> Any:
+        return await self.queries.assets()
+
     async def markets(self, height: int | None) -> Any:
         return await self.queries.markets(height)
 
@@ -243,6 +246,9 @@ class NodeView:
 
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
         return await self.queries.liquidations(min_height, max_height, offset, limit)
+
+    async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        return await self.queries.accounts_at_risk(offset, limit)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
         return await self.queries.account_health(address, height)

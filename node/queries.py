@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rpc.views import QueryResult
-from rpc.errors import unavailable
+from rpc.errors import invalid_params, unavailable
 from state import queries
 from state.app import ClearingApp
 from state.store import MerkleStore, StoreError, encode_proof
@@ -65,6 +65,9 @@ class ClearingQueries:
             return None
         return queries.positions(self.app, address)
 
+    async def assets(self) -> Any:
+        return queries.assets(self.app)
+
     async def markets(self, height: int | None) -> Any:
         self._latest(height)
         return queries.markets(self.app)
@@ -83,6 +86,12 @@ class ClearingQueries:
 
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
         return queries.liquidations(self.app, min_height, max_height, offset, limit)
+
+    async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        try:
+            return queries.accounts_at_risk(self.app, offset, limit)
+        except ValueError as exc:  # deeper than the exact ranking goes
+            raise invalid_params(f"page too deep: {exc}") from None
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
         self._latest(height)

@@ -382,6 +382,10 @@ async def positions(ctx: Context, address: bytes, height: int | None) -> Any:
     return render(_found(await ctx.node.positions(address, height), "account not found"))
 
 
+async def assets(ctx: Context) -> Any:
+    return render(await ctx.node.assets())
+
+
 async def markets(ctx: Context, height: int | None) -> Any:
     return render(await ctx.node.markets(height))
 
@@ -418,6 +422,15 @@ async def liquidations(
         found = LiquidationPage(found["items"], found["total"], found.get("total_exact", True))
     return {"liquidations": render(list(found.items)), "total": str(found.total),
             "total_exact": found.total_exact, "page": str(page), "per_page": str(per_page)}
+
+
+async def accounts_at_risk(ctx: Context, page: int, per_page: int) -> Any:
+    """A page of the accounts nearest to liquidation (bounded: ``max_per_page`` per page, and
+    the node refuses pages deeper than it ranks exactly)."""
+    per_page = min(per_page, ctx.limits.max_per_page)
+    found = await ctx.node.accounts_at_risk((page - 1) * per_page, per_page)
+    return {"accounts": render(list(found["items"])), "indexed": str(found["indexed"]),
+            "index_ready": found["index_ready"], "page": str(page), "per_page": str(per_page)}
 
 
 async def account_health(ctx: Context, address: bytes, height: int | None) -> Any:
@@ -483,6 +496,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
        Param("prove", parse_bool, default=False)),
     _m(account, "Collateral balances, quote balance and replay state of an account.", _ADDR, _H),
     _m(positions, "Open perpetual positions of an account.", _ADDR, _H),
+    _m(assets, "Quote and collateral assets with their symbols and decimals (for human units)."),
     _m(markets, "All markets with their parameters and status.", _H),
     _m(market, "One market.", Param("market", parse_str, required=True, doc="market id"), _H),
     _m(prices, "Latest oracle prices.", _H),
@@ -491,6 +505,9 @@ METHODS: dict[str, Method] = {m.name: m for m in [
        Param("min_height", HEIGHT), Param("max_height", HEIGHT),
        Param("page", _page, default=1), Param("per_page", _per_page, default=30)),
     _m(account_health, "Equity, IMR, MMR and distance to liquidation.", _ADDR, _H),
+    _m(accounts_at_risk, "Accounts nearest to liquidation (margin ratio, distance in ppm of "
+       "equity), nearest first, from the liquidation index; paged, as deep as the node ranks exactly.",
+       Param("page", _page, default=1), Param("per_page", _per_page, default=10)),
     _m(check_margin, "What-if: would this order pass the margin check, and the state after.",
        _ADDR, Param("market", parse_str, required=True), Param("side", _side, required=True),
        Param("size", _positive, required=True, doc="base lots"),

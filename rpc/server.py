@@ -4,8 +4,9 @@ Why not hypercorn: DESIGN.md measured it at ~1,200 req/s for a minimal JSON-RPC 
 trio streams with keep-alive serves several times that on the same machine (bench/rpc_server.py
 numbers are in rpc/README.md), and it gives us direct control over limits and timeouts.
 
-Routes: ``POST /`` (single or batch), ``GET /`` (method listing), ``GET /<method>?k=v`` (URI
-style, CometBFT-compatible), ``GET /websocket`` (JSON-RPC over WebSocket with subscriptions).
+Routes: ``POST /`` (single or batch), ``GET /`` (method listing; a browser gets a page linking
+the dashboard), ``GET /<method>?k=v`` (URI style, CometBFT-compatible), ``GET /websocket``
+(JSON-RPC over WebSocket with subscriptions), ``GET /dashboard`` and its files (``rpc.static``).
 
 Every connection runs in its own task; anything that goes wrong in it is logged and closes only
 that connection. Bound with ``port = await nursery.start(server.serve, "127.0.0.1", 0)``.
@@ -36,6 +37,7 @@ from rpc.dispatch import dumps, error_response, handle_body, handle_one, safe_du
 from rpc.events import QueryError, Subscription, parse_query
 from rpc.limits import Limits
 from rpc.methods import METHODS, Context, Method, method_listing
+from rpc.static import SECURITY_HEADERS, Dashboard, StaticFile, root_page, wants_html
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class RPCServer:
         self.admission = Admission(self.limits)
         self.requests_served = 0
         self.open_websockets = 0
+        self.dashboard = Dashboard()
 
     @property
     def open_connections(self) -> int:
@@ -162,9 +165,10 @@ class RPCServer:
     async def _respond(
         self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, status: int, body: bytes,
         close: bool = False, content_type: bytes = b"application/json",
+        extra: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = (),
     ) -> None:
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-                   (b"server", SERVER_NAME)]
+                   (b"server", SERVER_NAME), *extra]
         if close or slot.close_after_answer:
             headers.append((b"connection", b"close"))
         await self._send(conn, stream, slot, h11.Response(status_code=status, headers=headers),
@@ -235,6 +239,15 @@ class RPCServer:
             if not await self._drain(conn, stream, slot):
                 return False
             self.admission.enter(slot, Phase.ANSWERING)
+            if self.dashboard.serves(path):
+                await self._send_static(conn, stream, slot, self.dashboard.find(path), headers,
+                                        method == b"HEAD")
+                return True
+            if path in ("/", "") and wants_html(headers.get(b"accept", b"")):
+                page = root_page(sorted(METHODS))
+                await self._respond(conn, stream, slot, 200, page if method == b"GET" else b"",
+                                    content_type=b"text/html; charset=utf-8", extra=SECURITY_HEADERS)
+                return True
             if path in ("/", ""):
                 body = dumps({"jsonrpc": "2.0", "id": None,
                               "result": {"methods": method_listing(ctx.methods)}})
@@ -246,6 +259,22 @@ class RPCServer:
             errors.INVALID_REQUEST, f"HTTP method {method.decode(errors='replace')} not allowed; use POST /"))),
             close=True)
         return False
+
+    async def _send_static(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot,
+                           file: StaticFile | None, headers: dict[bytes, bytes], head: bool) -> None:
+        """A dashboard file, 304 when the client holds this version (its ETag), or 404."""
+        if file is None:
+            await self._respond(conn, stream, slot, 404, b"not found\n" if not head else b"",
+                                content_type=b"text/plain; charset=utf-8", extra=SECURITY_HEADERS)
+            return
+        if headers.get(b"if-none-match") == file.etag:
+            response = h11.Response(status_code=304, headers=[(b"server", SERVER_NAME), *file.validators()])
+            await self._send(conn, stream, slot, response, h11.EndOfMessage())
+            return
+        body = b"" if head else file.body
+        fixed = [(b"content-length", str(len(file.body)).encode()), (b"server", SERVER_NAME), *file.headers()]
+        await self._send(conn, stream, slot, h11.Response(status_code=200, headers=fixed),
+                         h11.Data(data=body), h11.EndOfMessage())
 
     async def _drain(self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot) -> bool:
         """Read and discard a request body we do not use (bounded)."""

@@ -92,6 +92,17 @@ def account_health(app: ClearingApp, address: bytes) -> dict[str, Any]:
     }
 
 
+def assets(app: ClearingApp) -> dict[str, Any]:
+    """The quote asset and the collateral assets with their symbols and decimals (from genesis),
+    so a client can show amounts in human units without reading the whole genesis."""
+    app_state = app.genesis.app_state
+    return {
+        "quote": {"symbol": app_state.quote.symbol, "decimals": app_state.quote.decimals},
+        "collateral": [{"symbol": c.symbol, "decimals": c.decimals, "price_market": c.price_market,
+                        "weight_ppm": c.weight_ppm} for c in app_state.collateral_assets],
+    }
+
+
 def markets(app: ClearingApp) -> list[dict[str, Any]]:
     return [_market_view(app, app.ledger.markets[m]) for m in sorted(app.ledger.markets)]
 
@@ -143,6 +154,50 @@ def liquidations(app: ClearingApp, min_height: int, max_height: int, offset: int
             items.append(ev)
         total += 1
     return {"items": items, "total": total, "total_exact": exact}
+
+
+AT_RISK_SCAN = 200
+"""Fewest index candidates ranked exactly per request: a page is ordered by the exact margin
+ratio among at least this many of the accounts the liquidation index puts nearest."""
+AT_RISK_MAX_DEPTH = 1_000
+"""Deepest entry (offset + limit) a page may reach: the ranking costs one margin evaluation
+per candidate (~3 us each), so a request stays a few milliseconds with 100k accounts."""
+
+
+def accounts_at_risk(app: ClearingApp, offset: int = 0, limit: int = 10) -> dict[str, Any]:
+    """The accounts nearest to liquidation, nearest first, from the node's liquidation index.
+
+    The index (``state/waterfall.py``) orders accounts with positions by a lower bound of the
+    price drift they can take; the ``max(offset + limit, AT_RISK_SCAN)`` it puts first are
+    evaluated exactly and ranked by margin ratio (equity / maintenance margin), then by address.
+    ``distance_ppm`` is the share of equity that can be lost before equity reaches maintenance
+    margin (0 when liquidatable). ``index_ready`` is False until the index is first built (the
+    first block after the node opens); the list is then empty.
+
+    Raises ValueError if ``offset + limit`` exceeds :data:`AT_RISK_MAX_DEPTH` or either is negative.
+    """
+    if offset < 0 or limit < 0 or offset + limit > AT_RISK_MAX_DEPTH:
+        raise ValueError(f"offset + limit must be within 0..{AT_RISK_MAX_DEPTH}")
+    index = app.liquidations
+    ledger = app.ledger
+    ranked = []
+    if not index.stale:
+        for address in index.nearest(max(offset + limit, AT_RISK_SCAN)):
+            acct = ledger.accounts.get(address)
+            if acct is None or not acct.positions:
+                continue
+            equity, imr, mmr = risk_of(acct, ledger.markets, ledger.pricing)
+            if mmr <= 0:
+                continue
+            ranked.append((equity * PPM // mmr, address, equity, imr, mmr, len(acct.positions)))
+    ranked.sort(key=lambda row: (row[0], row[1]))
+    items = [{
+        "address": address, "equity": equity, "initial_margin": imr, "maintenance_margin": mmr,
+        "margin_ratio_ppm": ratio, "liquidatable": equity < mmr,
+        "distance_ppm": max(0, (equity - mmr) * PPM // equity) if equity > 0 else 0,
+        "positions": count,
+    } for ratio, address, equity, imr, mmr, count in ranked[offset:offset + limit]]
+    return {"items": items, "indexed": len(index.keys), "index_ready": not index.stale}
 
 
 def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:

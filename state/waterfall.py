@@ -100,6 +100,26 @@ class LiquidationIndex:
         if push:
             heapq.heappush(self.heap, (key, address))
 
+    def nearest(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` indexed accounts, smallest key first: those the fewest price moves
+        could make liquidatable. A best-first walk of the heap (a node's children are never
+        smaller), so it costs O(limit log limit) plus the stale entries met, not O(accounts).
+        Read-only: the heap and keys are left as they are."""
+        heap, keys = self.heap, self.keys
+        out: list[bytes] = []
+        seen: set[bytes] = set()
+        frontier = [(heap[0][0], 0)] if heap else []
+        while frontier and len(out) < limit:
+            _key, i = heapq.heappop(frontier)
+            key, address = heap[i]
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(heap):
+                    heapq.heappush(frontier, (heap[child][0], child))
+            if keys.get(address) == key and address not in seen:  # else a stale entry
+                seen.add(address)
+                out.append(address)
+        return out
+
     def due(self) -> list[bytes]:
         """Addresses whose key the drift has reached (popped; re-evaluate and update them)."""
         out = []

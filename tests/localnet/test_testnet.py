@@ -101,6 +101,7 @@ async def exercise_every_method(client: AsyncClient, height: int) -> None:
         "markets": {}, "market": {"market": "BTC-PERP"}, "prices": {}, "insurance_fund": {},
         "liquidations": {"min_height": 1, "max_height": height}, "account_health": {"address": long0},
         "check_margin": {"address": long0, "market": "BTC-PERP", "side": "buy", "size": 10},
+        "assets": {}, "accounts_at_risk": {"per_page": 5},
     }
     for method, params in calls.items():
         assert await client.call(method, **params) is not None, method

@@ -222,6 +222,9 @@ class FakeNode(InMemoryBlocks):
             return None
         return [{"market": m, "size": s} for m, s in sorted(self.positions_by.get(address, {}).items())]
 
+    async def assets(self) -> Any:
+        return {"quote": {"symbol": "USDC", "decimals": 6}, "collateral": []}
+
     async def markets(self, height: int | None) -> Any:
         return [{"id": m, "status": "active", "imf_ppm": 50_000} for m in sorted(self.price)]
 
@@ -237,6 +240,9 @@ class FakeNode(InMemoryBlocks):
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> LiquidationPage:
         chosen = [e for e in self.liquidation_log if min_height <= e["height"] <= max_height]
         return LiquidationPage(chosen[offset : offset + limit], len(chosen))
+
+    async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        return {"items": [], "indexed": 0, "index_ready": True}
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
         if address not in self.balances:

@@ -191,3 +191,44 @@ async def test_old_heights(chain):
                         decode_proof(bytes.fromhex(old["proofOps"]["ops"][0]["data"])))
     missing = (await client.call("query", data=key.hex(), height=99))["response"]
     assert missing["code"] == "2" and missing["log"]
+
+
+async def test_accounts_at_risk_pages_the_liquidation_index(chain):
+    """Two leveraged longs against a short: the 10x long first, both exact; bounded pages."""
+    node, client, _ = chain
+    chain_id = node.genesis_doc.chain_id
+    venue = demo_signer("venue")
+    for oid, (name, size) in enumerate([("long-0", 400_000), ("long-1", 100_000)], start=1):
+        bid = builders.build_order(demo_signer(name), chain_id, market="BTC-PERP", side="buy", size=size,
+                                   price=500_000, order_id=oid, expiry=100)
+        ask = builders.build_order(demo_signer("short-0"), chain_id, market="BTC-PERP", side="sell", size=size,
+                                   price=500_000, order_id=oid, expiry=100)
+        trade = builders.build_trade_tx(venue, chain_id, bid, ask, size, 500_000, fee=1000, expiry=50)
+        assert (await client.broadcast_tx_sync(trade))["code"] == "0"
+    node.make_block()
+    node.make_block()
+    page = await client.call("accounts_at_risk", per_page=2)
+    assert page["index_ready"] is True and page["page"] == "1" and page["per_page"] == "2"
+    assert [a["address"] for a in page["accounts"]] == [
+        format_address(demo_signer("long-0").address), format_address(demo_signer("long-1").address)]
+    for item in page["accounts"]:  # the same figures account_health gives, as decimal strings
+        health = await client.call("account_health", address=item["address"])
+        assert item["equity"] == health["equity"] and item["margin_ratio_ppm"] == health["margin_ratio_ppm"]
+    second = await client.call("accounts_at_risk", page=2, per_page=2)
+    assert [a["address"] for a in second["accounts"]] == [format_address(demo_signer("short-0").address)]
+    capped = await client.call("accounts_at_risk", per_page=10_000)
+    assert capped["per_page"] == "100"  # max_per_page, never an unbounded list
+    for bad in [{"page": 11, "per_page": 100}, {"page": 0}, {"per_page": -1}, {"page": "x"}]:
+        with pytest.raises(RPCClientError) as info:
+            await client.call("accounts_at_risk", **bad)
+        assert info.value.code == errors.INVALID_PARAMS, bad
+
+
+async def test_assets_carry_the_genesis_symbols_and_decimals(chain):
+    node, client, _ = chain
+    answer = await client.call("assets")
+    app_state = node.genesis_doc.app_state
+    assert answer["quote"] == {"symbol": "USDC", "decimals": "6"} == {
+        "symbol": app_state.quote.symbol, "decimals": str(app_state.quote.decimals)}
+    assert [(c["symbol"], c["decimals"], c["price_market"]) for c in answer["collateral"]] == [
+        ("BTC", "8", "BTC-PERP"), ("ETH", "9", "ETH-PERP")]  # genesis.json, as a person reads it
