@@ -234,6 +234,12 @@ class Client:
     def insurance_fund(self, height: int | None = None) -> r.InsuranceFund:
         return self.run(calls.insurance_fund(height))
 
+    def assets(self) -> r.Assets:
+        return self.run(calls.assets())
+
+    def accounts_at_risk(self, page: int | None = None, per_page: int | None = None) -> r.AccountsAtRisk:
+        return self.run(calls.accounts_at_risk(page, per_page))
+
     def liquidations(self, min_height: int | None = None, max_height: int | None = None,
                      page: int | None = None, per_page: int | None = None) -> r.Liquidations:
         return self.run(calls.liquidations(min_height, max_height, page, per_page))
@@ -401,6 +407,13 @@ class AsyncClient:
 
     async def insurance_fund(self, height: int | None = None) -> r.InsuranceFund:
         return await self.run(calls.insurance_fund(height))
+
+    async def assets(self) -> r.Assets:
+        return await self.run(calls.assets())
+
+    async def accounts_at_risk(self, page: int | None = None,
+                               per_page: int | None = None) -> r.AccountsAtRisk:
+        return await self.run(calls.accounts_at_risk(page, per_page))
 
     async def liquidations(self, min_height: int | None = None, max_height: int | None = None,
                            page: int | None = None, per_page: int | None = None) -> r.Liquidations:

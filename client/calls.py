@@ -161,6 +161,14 @@ def insurance_fund(height: int | None = None) -> Call[r.InsuranceFund]:
     return _call("insurance_fund", r.InsuranceFund.from_json, height=height)
 
 
+def assets() -> Call[r.Assets]:
+    return _call("assets", r.Assets.from_json)
+
+
+def accounts_at_risk(page: int | None = None, per_page: int | None = None) -> Call[r.AccountsAtRisk]:
+    return _call("accounts_at_risk", r.AccountsAtRisk.from_json, page=page, per_page=per_page)
+
+
 def liquidations(min_height: int | None = None, max_height: int | None = None, page: int | None = None,
                  per_page: int | None = None) -> Call[r.Liquidations]:
     return _call("liquidations", r.Liquidations.from_json, min_height=min_height, max_height=max_height,

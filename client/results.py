@@ -725,6 +725,70 @@ class Liquidations:
 
 
 @dataclass(frozen=True)
+class AssetInfo:
+    """An asset's symbol and decimal places (collateral also names its pricing market)."""
+
+    symbol: str
+    decimals: int
+    price_market: str = ""
+    weight_ppm: int = 0
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> AssetInfo:
+        return flat(cls, data)
+
+
+@dataclass(frozen=True)
+class Assets:
+    """``assets``: the quote asset and the collateral assets, for showing amounts."""
+
+    quote: AssetInfo
+    collateral: tuple[AssetInfo, ...]
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> Assets:
+        return flat(cls, data, quote=AssetInfo.from_json(data["quote"]),
+                    collateral=tuple(AssetInfo.from_json(c) for c in data.get("collateral") or ()))
+
+
+@dataclass(frozen=True)
+class AccountAtRisk:
+    """One account of ``accounts_at_risk``: equity against its margins, nearest first."""
+
+    address: str
+    equity: int
+    initial_margin: int
+    maintenance_margin: int
+    margin_ratio_ppm: int
+    liquidatable: bool
+    distance_ppm: int
+    positions: int
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> AccountAtRisk:
+        return flat(cls, data)
+
+
+@dataclass(frozen=True)
+class AccountsAtRisk:
+    """``accounts_at_risk``: one page from the node's liquidation index."""
+
+    accounts: tuple[AccountAtRisk, ...]
+    indexed: int
+    index_ready: bool
+    page: int
+    per_page: int
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> AccountsAtRisk:
+        return flat(cls, data, accounts=tuple(AccountAtRisk.from_json(a) for a in data.get("accounts") or ()))
+
+
+@dataclass(frozen=True)
 class MarginCheck:
     """``check_margin``: would the order pass, the fee, and equity/margins before and after."""
 

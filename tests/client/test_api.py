@@ -179,6 +179,11 @@ async def test_every_query_method_answers_its_type_over_the_blocking_client(chai
             assert set(sync.prices()) == set(node.app.ledger.markets)
             assert sync.insurance_fund().insurance_fund == node.app.ledger.globals.insurance
             assert sync.liquidations().total == 0
+            assets = sync.assets()
+            assert (assets.quote.symbol, assets.quote.decimals) == ("USDC", 6)
+            assert all(c.symbol and c.price_market for c in assets.collateral)
+            at_risk = sync.accounts_at_risk(per_page=5)
+            assert at_risk.per_page == 5 and at_risk.page == 1 and len(at_risk.accounts) <= 5
             assert sync.check_margin(venue.address, "BTC-PERP", "buy", 10).allowed
             check = sync.check_tx(sync.build(venue, Transfer(to=BOB.address, asset="USDC", amount=1)))
             assert check.result.ok

@@ -29,7 +29,6 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"browser test: {MIS
 
 KEY = PrivateKey(b"\x31" * 32)
 EVIL_MARKET = "<img src=x onerror=__pwned=1>"
-EVIL_ASSET = "<svg onload=x()>"  # base_asset: at most 16 characters
 PPM = 10**6
 
 
@@ -74,7 +73,7 @@ def evil_genesis():
     document = dev_genesis(KEY, int(time.time() * 1000) - 1000).to_dict()
     for market in document["app_state"]["markets"]:
         if market["id"] == "SOL-PERP":
-            market["id"], market["base_asset"] = EVIL_MARKET, EVIL_ASSET
+            market["id"] = EVIL_MARKET  # symbols (base_asset) are refused unless alphanumeric
     return parse_genesis(document)
 
 
@@ -96,7 +95,6 @@ def test_chain_data_renders_as_text_and_runs_nothing(chain):
         wait_until(lambda: page.locator("#market-table tbody tr").count() == 3, 10, "the market rows")
         cells = page.locator("#market-table tbody td").all_text_contents()
         assert EVIL_MARKET in cells  # shown as the text it is
-        assert any(EVIL_ASSET in cell for cell in cells)  # open interest in its "units"
         assert EVIL_MARKET in page.locator("#market-select option").all_text_contents()
         assert page.locator("img").count() == page.locator("svg").count() == 0  # never parsed as markup
         assert page.locator("script").count() == 2  # uPlot and app.js, nothing injected
