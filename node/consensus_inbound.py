@@ -70,9 +70,9 @@ class InboundMessages:
         self._inbox_send = inbox
         self._wire = wire  # how our messages go out (proposals compact)
         self._seen: set[bytes] = set()
-        self._asked: set[tuple[str, int, int]] = set()
+        self._asked: set[tuple[str, int, int, bytes]] = set()
         """(peer, height, round) of the ProposalRequests sent, so each is sent once."""
-        self._answered: set[tuple[str, int]] = set()
+        self._answered: set[tuple[str, int, bytes]] = set()
         """(peer, round) of the ProposalRequests answered at this height."""
         self._seen_height = 0
         self._catchup: dict[int, tuple[Block, Commit, str]] = {}
@@ -190,10 +190,11 @@ class InboundMessages:
             return
         whole = rebuild(message, self.mempool)
         if isinstance(whole, int):
-            key = (peer, proposal.height, proposal.round)
+            key = (peer, proposal.height, proposal.round, proposal.block_id.hash)
             log.debug("proposal height=%d round=%d: %d of %d txs not held, asking %s for it whole",
                       proposal.height, proposal.round, whole, len(message.tx_hashes), peer)
-            if key not in self._asked and await self._send(peer, ProposalRequest(proposal.height, proposal.round)):
+            if key not in self._asked and await self._send(
+                    peer, ProposalRequest(proposal.height, proposal.round, proposal.block_id.hash)):
                 self._asked.add(key)  # only once it left: a failed send may be retried on the next copy
             return
         await self._take_proposal(whole)
@@ -215,11 +216,16 @@ class InboundMessages:
         await self._inbox_send.send(ProposalReceived(message))
 
     async def _send_whole_proposal(self, peer: str, request: ProposalRequest, state: core.ConsensusState) -> None:
-        """Answer a ProposalRequest once per peer, height and round, if we hold that proposal."""
-        key = (peer, request.round)
+        """Answer a ProposalRequest once per peer, height, round and block, if we hold that
+        proposal (the one named by hash: a byzantine proposer may have signed several)."""
+        key = (peer, request.round, request.block_hash)
         if request.height != state.height or key in self._answered:
             return
-        block_id = state.first_proposal.get(request.round)
+        if request.block_hash:
+            block_id = next((b for b in state.proposals.get(request.round, {})
+                             if b.hash == request.block_hash), None)
+        else:
+            block_id = state.first_proposal.get(request.round)
         if block_id is None:
             return
         self._answered.add(key)

@@ -10,7 +10,9 @@ Consensus protocol:
     ["compact", Proposal, Block without txs, [tx hash, ...], [[index, tx], ...]]
                                         the same, its txs named by hash (node/compact.py); the
                                         bytes only of txs the receiver may not hold yet
-    ["get_proposal", height, round]     "send me that proposal whole" (a compact one fell short)
+    ["get_proposal", height, round, block_hash]
+                                        "send me that proposal whole" (a compact one fell short);
+                                        without block_hash: the round's first proposal
     ["status", height, round, step]     "I am deciding ``height``" (peers ahead send catch-up)
     ["catchup", Block, Commit]          a committed block and its commit certificate
     ["evidence", DuplicateVoteEvidence]
@@ -64,6 +66,8 @@ class CompactProposal:
 class ProposalRequest:
     height: int
     round: int
+    block_hash: bytes = b""
+    """Which of the round's proposals (a byzantine proposer may sign several); empty: the first."""
 
 
 ConsensusWire = Vote | ProposalMessage | CompactProposal | ProposalRequest | Status | CatchUp | EvidenceMessage
@@ -78,7 +82,7 @@ def encode_consensus(message: ConsensusWire) -> bytes:
         return encode(["compact", message.proposal.to_obj(), message.block.to_obj(), list(message.tx_hashes),
                        [list(pair) for pair in message.included]])
     if isinstance(message, ProposalRequest):
-        return encode(["get_proposal", message.height, message.round])
+        return encode(["get_proposal", message.height, message.round, message.block_hash])
     if isinstance(message, Status):
         return encode(["status", message.height, message.round, message.step])
     if isinstance(message, CatchUp):
@@ -114,8 +118,11 @@ def decode_consensus(data: bytes, max_bytes: int) -> ConsensusWire:
             return ProposalMessage.from_obj(value[1])
         if kind == "compact" and len(value) == 5:
             return _compact(value)
-        if kind == "get_proposal" and len(value) == 3:
-            return ProposalRequest(_uint(value[1], "height"), _uint(value[2], "round"))
+        if kind == "get_proposal" and len(value) in (3, 4):
+            block_hash = value[3] if len(value) == 4 else b""
+            if type(block_hash) is not bytes or len(block_hash) not in (0, 32):
+                raise BadMessage("get_proposal: block_hash must be 32 bytes")
+            return ProposalRequest(_uint(value[1], "height"), _uint(value[2], "round"), block_hash)
         if kind == "status" and len(value) == 4:
             return Status(_uint(value[1], "height"), _uint(value[2], "round"), _uint(value[3], "step"))
         if kind == "catchup" and len(value) == 3:

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from consensus.blocks import InvalidBlockError, check_block_integrity
+from primitives.codec import encode
 from primitives.crypto import PrivateKey
 from consensus.events import ProposalMessage
 from primitives.hashing import sha256
@@ -91,6 +92,11 @@ def test_malformed_compact_proposals_are_bad_messages(mutate) -> None:
     with pytest.raises(BadMessage):
         decode_consensus(encode(value), 1 << 20)
     assert decode_consensus(encode_consensus(ProposalRequest(7, 2)), 100) == ProposalRequest(7, 2)
+    named = ProposalRequest(7, 2, b"\x05" * 32)
+    assert decode_consensus(encode_consensus(named), 100) == named
+    assert decode_consensus(encode(["get_proposal", 7, 2]), 100) == ProposalRequest(7, 2)  # older peers
+    with pytest.raises(BadMessage):
+        decode_consensus(encode(["get_proposal", 7, 2, b"short"]), 100)
 
 
 async def test_missing_txs_bring_one_request_and_a_request_brings_the_whole_proposal(tmp_path: Path) -> None:
@@ -113,7 +119,8 @@ async def test_missing_txs_bring_one_request_and_a_request_brings_the_whole_prop
         missing = CompactProposal(proposal, block, (b"\x01" * 32,), ())
         for _ in range(3):
             await driver.on_message("peer-a", encode_consensus(missing))
-        assert [m for p, m in sent if p == "peer-a"] == [ProposalRequest(state.height, state.round)]
+        assert [m for p, m in sent if p == "peer-a"] == [
+            ProposalRequest(state.height, state.round, block.block_id().hash)]  # names the block
         forged = CompactProposal(replace(proposal, signature=PrivateKey(b"\x09" * 32).sign(b"x")), block,
                                  (b"\x01" * 32,), ())
         from node.p2p.network import PeerMisbehaviour
@@ -137,6 +144,23 @@ async def test_missing_txs_bring_one_request_and_a_request_brings_the_whole_prop
         finally:
             driver.state = running
         assert sent == [("peer-c", whole)]  # whole, not compact; once; nothing for what it lacks
+
+        # a byzantine proposer signed two blocks this round: a request naming the second gets
+        # the second, not the round's first (which is all a request by round could name)
+        other = replace(node.chain.block(1), txs=(b"another tx",))
+        second = replace(Proposal(state.height, state.round, -1, other.block_id(), 2, b""))
+        second = replace(second, signature=node.validator_key.sign(second.sign_bytes(node.chain.chain_id)))
+        both = replace(holding, proposals={state.round: {block.block_id(): proposal, other.block_id(): second}},
+                       blocks={block.block_id(): whole.block, other.block_id(): other})
+        sent.clear()
+        running, driver.state = driver.state, both
+        try:
+            for request in (ProposalRequest(state.height, state.round, other.block_id().hash),
+                            ProposalRequest(state.height, state.round, b"\x07" * 32)):
+                await driver.on_message("peer-d", encode_consensus(request))
+        finally:
+            driver.state = running
+        assert sent == [("peer-d", ProposalMessage(second, other))]
         nursery.cancel_scope.cancel()
 
 
@@ -168,5 +192,5 @@ async def test_a_signed_proposal_with_altered_contents_is_misbehaviour_and_not_t
         missing = CompactProposal(proposal, replace(genuine, txs=()), (b"\x01" * 32,), ())
         for _ in range(3):
             await driver.on_message("peer-y", encode_consensus(missing))
-        assert calls == [ProposalRequest(state.height, state.round)] * 2
+        assert calls == [ProposalRequest(state.height, state.round, genuine.block_id().hash)] * 2
         nursery.cancel_scope.cancel()
