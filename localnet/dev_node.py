@@ -25,6 +25,7 @@ from rpc.views import (
     NetInfo,
     NodeStatus,
     QueryResult,
+    RoundStateView,
     TxRecord,
     TxResultView,
     ValidatorView,
@@ -73,6 +74,10 @@ class InMemoryBlocks:
     async def block(self, height: int | None) -> BlockView | None:
         at = self._at(height)
         return None if at is None else self.blocks[at - 1]
+
+    async def consensus_state(self) -> RoundStateView:
+        """No consensus: the next height, waiting for its block."""
+        return RoundStateView(len(self.blocks) + 1, 0, "NewHeight")
 
     async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
         return next((b for b in self.blocks if b.hash == block_hash), None)

@@ -27,7 +27,8 @@ from typing import Any
 import trio
 
 from rpc.views import BlockResults, BlockView, TxRecord
-from rpc.render import b64, format_address, render
+from rpc.comet import shapes as comet
+from rpc.render import format_address, render
 
 MAX_QUERY_LENGTH = 512
 MAX_CONDITIONS = 8
@@ -218,39 +219,43 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def tx_json(record: TxRecord) -> dict[str, Any]:
-    return {
-        "hash": record.hash.hex().upper(),
-        "height": str(record.height),
-        "index": str(record.index),
-        "tx": b64(record.tx),
-        "tx_result": render(record.result),
-    }
-
-
 def new_block_message(block: BlockView, results: BlockResults | None) -> Message:
     def data() -> Any:
-        value: dict[str, Any] = {"block": block_json(block)}
+        value: dict[str, Any] = {"block": comet.block(block), "block_id": comet.block_id(block.hash)}
         if results is not None:
-            value["result_end_block"] = {"events": render(list(results.end_block_events))}
+            value["result_finalize_block"] = {"events": comet.finalize_block_events(results),
+                                              "app_hash": comet.hex_upper(results.app_hash)}
         return {"type": "tendermint/event/NewBlock", "value": value}
 
     keys = {"tm.event": ["NewBlock"], "block.height": [str(block.height)]}
     return Message(keys, data)
 
 
+def new_block_header_message(block: BlockView) -> Message:
+    keys = {"tm.event": ["NewBlockHeader"], "block.height": [str(block.height)]}
+    return Message(keys, lambda: {"type": "tendermint/event/NewBlockHeader",
+                                  "value": {"header": comet.header(block.header)}})
+
+
 def tx_message(record: TxRecord) -> Message:
+    """CometBFT's Tx event (``value.TxResult`` with ``result``); its keys are CometBFT's
+    (``tx.hash``, ``tx.height``, every ``<event>.<attribute>``, ``message.sender``) and ours
+    (``tx.type``, ``tx.account``, ``tx.code``)."""
+    value = comet.tx_event_value(record)
     keys: dict[str, list[str]] = {
+        key: values for key, values in comet.event_keys(value["TxResult"]["result"]["events"]).items()
+    }
+    keys.update({
         "tm.event": ["Tx"],
         "tx.hash": [record.hash.hex().upper(), record.hash.hex()],
         "tx.height": [str(record.height)],
         "tx.code": [str(record.result.code)],
-    }
+    })
     if record.tx_type:
         keys["tx.type"] = [record.tx_type]
     if record.accounts:
         keys["tx.account"] = [_text(a) for a in record.accounts]
-    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": {"TxResultView": tx_json(record)}})
+    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": value})
 
 
 def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | None = None) -> Message:
@@ -289,8 +294,10 @@ def block_messages(
     """
     every = wanted is None
     messages = [new_block_message(block, results)] if every or "NewBlock" in wanted else []
+    if every or "NewBlockHeader" in wanted:
+        messages.append(new_block_header_message(block))
     want_txs = every or "Tx" in wanted
-    want_clearing = every or bool(wanted - {"NewBlock", "Tx"})
+    want_clearing = every or bool(wanted - {"NewBlock", "NewBlockHeader", "Tx"})
     if not (want_txs or want_clearing):
         return messages
     for record in txs:
@@ -318,13 +325,3 @@ def publish_block(
         return
     for message in block_messages(block, results, txs, bus.wanted_events()):
         bus.publish(message)
-
-
-def block_json(block: BlockView) -> dict[str, Any]:
-    """CometBFT's block shape: header, data.txs (base64), evidence, last_commit."""
-    return {
-        "header": render(block.header),
-        "data": {"txs": [b64(tx) for tx in block.txs]},
-        "evidence": {"evidence": render(list(block.evidence))},
-        "last_commit": render(block.last_commit),
-    }

@@ -167,3 +167,19 @@ class MempoolInfo:
     n_txs: int
     total_bytes: int
     txs: Sequence[bytes] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RoundStateView:
+    """Where consensus is: the height being decided, its round and step, when the height
+    started, and the blocks it holds (a proposal, a lock, a valid block; empty if none)."""
+
+    height: int
+    round: int
+    step: str  # NewHeight, Propose, Prevote, Precommit, Commit
+    start_time_ns: int = 0
+    proposal_block_hash: bytes = b""
+    locked_block_hash: bytes = b""
+    locked_round: int = -1
+    valid_block_hash: bytes = b""
+    valid_round: int = -1

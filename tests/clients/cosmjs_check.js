@@ -72,7 +72,7 @@ async function main() {
     assert(is38, "connectComet did not pick the 0.38 client");
   });
   client = await rpc.Comet38Client.connect(url);
-  const ws = await rpc.Comet38Client.connect(url.replace(/^http/, "ws"));
+  let ws;
 
   await check("health", () => client.health());
   let status;
@@ -207,6 +207,7 @@ async function main() {
 
   // Subscriptions: a NewBlock, a NewBlockHeader and a Tx event each, caused by the late tx.
   await check("subscribeNewBlock, subscribeNewBlockHeader, subscribeTx", async () => {
+    ws = await rpc.Comet38Client.connect(url.replace(/^http/, "ws"));
     const blocks = firstEvent(ws.subscribeNewBlock(), 20000, "NewBlock");
     const headers = firstEvent(ws.subscribeNewBlockHeader(), 20000, "NewBlockHeader");
     const txs = firstEvent(ws.subscribeTx(`message.sender='${inputs.sender}'`), 20000, "Tx");
@@ -237,7 +238,7 @@ async function main() {
     assert(/^\d+\/\d+\/\d+$/.test(answer.round_state["height/round/step"]), "height/round/step");
   });
 
-  ws.disconnect();
+  if (ws) ws.disconnect();
   client.disconnect();
 }
 
