@@ -154,7 +154,7 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
         if isinstance(replies, list):
             for reply in replies:
                 result = reply.get("result") or {}
-                if result.get("code") == "0":
+                if result.get("code") == 0:
                     accepted += 1
                 else:
                     reason = f"{result.get('code')} {result.get('log', '')[:60]}" if result else str(reply.get("error"))[:80]
@@ -199,7 +199,7 @@ async def cleared(client: AsyncClient, hashes: list[bytes]) -> int:
             result = (await client.call("tx", hash=tx_hash.hex()))["tx_result"]
         except RPCClientError:
             continue
-        if result["code"] == "0":
+        if result["code"] == 0:
             trades += sum(event["type"] == "trade" for event in result["events"])
     return trades
 

@@ -98,7 +98,7 @@ def _session(ctx: click.Context, key_name: str) -> Session:
     height = int(status["sync_info"]["latest_block_height"])
     fee = opts["fee"]
     if fee is None:
-        app_state = client.call("genesis")["genesis"].get("app_state", {})
+        app_state = client.call("genesis")["genesis"].get("app_state") or {}
         fee = int(app_state.get("min_tx_fee", 0))
     return Session(client, signer, chain_id, height, fee, height + opts["expiry_blocks"], opts["mode"], opts["as_json"])
 

@@ -223,7 +223,7 @@ class Demo:
             self.stats.rejected[f"{what}: {exc}"[:80]] = self.stats.rejected.get(f"{what}: {exc}"[:80], 0) + 1
             return False
         self.stats.submitted += 1
-        if answer["code"] != "0":
+        if answer["code"] != 0:
             key = f"{what} code {answer['code']}: {answer['log'][:60]}"
             self.stats.rejected[key] = self.stats.rejected.get(key, 0) + 1
             return False

@@ -42,6 +42,7 @@ from node.config import Config, load_config, replace, save_config
 from node.home import Home
 from state.genesis import load_genesis, validator_entry
 from rpc.client import AsyncClient, ConnectionFailed, RPCClientError
+from rpc.comet.shapes import parse_rfc3339
 from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
 MANIFEST = "testnet.json"
@@ -209,7 +210,7 @@ class Monitor:
         try:
             status = await client.call("status")
             height = int(status["sync_info"]["latest_block_height"])
-            block_time_ns = int(status["sync_info"].get("latest_block_time") or 0)
+            block_time_ns = parse_rfc3339(status["sync_info"].get("latest_block_time") or "")
             view.last_commit = block_time_ns / 1e9 if block_time_ns else 0.0  # wall clock of the block
             view.height, view.app_hash = height, status["sync_info"]["latest_app_hash"]
             view.peers = int((await client.call("net_info"))["n_peers"])

@@ -161,7 +161,9 @@ def parse_bytes(name: str, value: Any, size: int | None = None) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise invalid_params(f"{name}: neither hex nor base64: {_show(value)}") from None
+        if not is_hex:
+            raise invalid_params(f"{name}: neither hex nor base64: {_show(value)}") from None
+        data = bytes.fromhex(digits)
     if size is not None and len(data) != size:
         raise invalid_params(f"{name}: expected {size} bytes ({2 * size} hex digits or base64), "
                              f"got {len(data)}")

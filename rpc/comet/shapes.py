@@ -74,6 +74,17 @@ def rfc3339(nanos: int) -> str:
     return text + "Z"
 
 
+def parse_rfc3339(text: str) -> int:
+    """Unix nanoseconds of an RFC 3339 time as :func:`rfc3339` writes it (clients reading
+    ``latest_block_time`` and header times use this)."""
+    if not text or text == ZERO_TIME:
+        return 0
+    main, _, rest = text.rstrip("Z").partition(".")
+    seconds = int(datetime.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S")
+                  .replace(tzinfo=datetime.timezone.utc).timestamp())
+    return seconds * 1_000_000_000 + int((rest or "0").ljust(9, "0")[:9])
+
+
 def pub_key(key: bytes) -> dict[str, str]:
     return {"type": ED25519_PUBKEY, "value": b64(key)}
 
@@ -433,7 +444,8 @@ def query_response(result: QueryResult) -> dict[str, Any]:
         proof = {"ops": [{"type": str(op.get("type", "")), "key": b64(op.get("key", result.key)),
                           "data": b64(op.get("data", b""))} for op in result.proof["ops"]]}
     return {"code": int(result.code), "log": result.log, "info": "", "index": "0",
-            "key": b64(result.key), "value": b64(result.value), "proofOps": proof,
+            "key": b64(result.key), "value": None if result.value is None else b64(result.value),
+            "proofOps": proof,
             "height": str(result.height), "codespace": "clearing" if result.code else ""}
 
 

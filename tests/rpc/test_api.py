@@ -99,11 +99,11 @@ async def test_every_node_api_answers_queries_alike(implementation: str, tmp_pat
         assert await client.call("insurance_fund") is not None
 
         wrong_path = await client.call("abci_query", path="/nothing", data="00")
-        assert wrong_path["response"]["code"] == "1"
+        assert wrong_path["response"]["code"] == 1
         future = await client.call("abci_query", path="/store", data="00", height=height + 100)
-        assert future["response"]["code"] == "2"
+        assert future["response"]["code"] == 2
         present = await client.call("abci_query", path="/store", data="00", prove=True)
-        assert present["response"]["code"] == "0" and present["response"]["proofOps"] is not None
+        assert present["response"]["code"] == 0 and present["response"]["proofOps"] is not None
 
 
 async def test_a_funded_account_has_positions_and_health_on_the_dev_node(tmp_path: Path) -> None:
