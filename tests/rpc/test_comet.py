@@ -1,0 +1,240 @@
+"""Our answers against CometBFT v0.38's, shape by shape (tests/rpc/fixtures/comet38/, their
+source in each file and in the folder's README), and the compatibility layer's rules checked
+against expectations written from CometBFT's definitions, not from rpc/comet's own helpers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from localnet.demo import demo_signer, patch_genesis
+from node.config import Config, replace
+from node.evidence import EVIDENCE_MAX_AGE
+from node.home import Home
+from node.init import init_home
+from node.node import Node
+from primitives.crypto import format_address
+from primitives.keyfile import load_key
+from rpc import errors
+from rpc.client import AsyncClient, RPCClientError
+from rpc.comet import shapes
+from rpc.comet.search import SearchQueryError, parse_search_query
+from rpc.render import parse_bytes
+from state.builders import build_transfer_tx
+
+FIXTURES = Path(__file__).with_name("fixtures") / "comet38"
+EXTRA_KEYS = {
+    ("node_info", "other", "libp2p_id"): "ours: the libp2p peer id the node id is derived from",
+    ("node_info", "other", "clearchain_version"): "ours: the node's own version",
+    ("raw",): "ours: commit's canonical signed bytes, for our light client",
+}
+"""Keys we add to CometBFT's answers, by path; nothing else may differ."""
+
+
+def kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def shape_differences(ours: Any, theirs: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Where ``ours`` does not have CometBFT's keys and JSON types (lists: first items)."""
+    where = "/".join(path) or "(result)"
+    if path and path[-1] == "app_state":
+        return []
+    if isinstance(theirs, dict):
+        if not isinstance(ours, dict):
+            return [f"{where}: {kind(ours)}, CometBFT has an object"]
+        found = [f"{where}/{k}: missing" for k in sorted(set(theirs) - set(ours))]
+        found += [f"{where}/{k}: not in CometBFT" for k in sorted(set(ours) - set(theirs))
+                  if not any(path[-len(e) + 1:] + (k,) == e or (k,) == e for e in EXTRA_KEYS)]
+        for key in sorted(set(theirs) & set(ours)):
+            found += shape_differences(ours[key], theirs[key], path + (key,))
+        return found
+    if isinstance(theirs, list):
+        if ours is None:  # Go renders an empty slice as null
+            return []
+        if not isinstance(ours, list):
+            return [f"{where}: {kind(ours)}, CometBFT has a list"]
+        return shape_differences(ours[0], theirs[0], path + ("0",)) if ours and theirs else []
+    if theirs is None or ours is None:
+        return []  # nullable in CometBFT (an absent value, signature, proof)
+    return [] if kind(ours) == kind(theirs) else [f"{where}: {kind(ours)}, CometBFT has {kind(theirs)}"]
+
+
+@asynccontextmanager
+async def funded_node(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, Home]]:
+    """A real 1-validator node in this process, the demo cast funded."""
+    home = Home.at(tmp_path / "solo")
+    config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
+                     rpc={"listen_address": "127.0.0.1:0"})
+    init_home(home, moniker="solo", config=config)
+    home.genesis_file.write_text(json.dumps(patch_genesis(json.loads(home.genesis_file.read_text()))))
+    node = Node(home)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        with trio.fail_after(20):
+            while node.chain.height < 1:
+                await trio.sleep(0.02)
+        client = AsyncClient(f"http://127.0.0.1:{node.rpc_port}")
+        try:
+            yield client, home
+        finally:
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_answers_have_cometbft_v038_shapes(tmp_path: Path) -> None:
+    async with funded_node(tmp_path) as (client, home):
+        status = await client.call("status")
+        sender, recipient = demo_signer("long-0"), demo_signer("long-1")
+        tx = build_transfer_tx(sender, status["node_info"]["network"], recipient.address, "USDC", 5,
+                               fee=1_000, expiry=int(status["sync_info"]["latest_block_height"]) + 100)
+        committed = await client.call("broadcast_tx_commit", tx=base64.b64encode(tx).decode())
+        height = committed["height"]
+        tx_hash = committed["hash"]
+        with trio.fail_after(10):
+            while int((await client.call("status"))["sync_info"]["latest_block_height"]) <= int(height):
+                await trio.sleep(0.05)
+        params = {
+            "block": {"height": height}, "header": {"height": height}, "commit": {"height": height},
+            "block_results": {"height": height}, "tx": {"hash": tx_hash},
+            "tx_search": {"query": f"tx.height={height}"},
+            "block_search": {"query": f"block.height={height}"},
+            "abci_query": {"path": "/store", "data": "", "prove": True},
+            "broadcast_tx_sync": {"tx": base64.b64encode(build_transfer_tx(
+                sender, status["node_info"]["network"], recipient.address, "USDC", 6, fee=1_000,
+                expiry=int(height) + 100)).decode()},
+            "check_tx": {"tx": base64.b64encode(tx).decode()},
+        }
+        differences = {}
+        fixtures = sorted(FIXTURES.glob("*.json"))
+        assert len(fixtures) >= 16
+        for fixture in fixtures:
+            recorded = json.loads(fixture.read_text())
+            ours = await client.call(recorded["method"], **params.get(recorded["method"], {}))
+            found = shape_differences(ours, recorded["result"])
+            if found:
+                differences[recorded["method"]] = found
+        assert differences == {}
+
+
+def test_shape_diff_catches_a_number_as_string_and_a_missing_key() -> None:
+    theirs = {"block_id": {"hash": "AB", "parts": {"total": 1, "hash": "AB"}}, "index": 0}
+    assert shape_differences({"block_id": {"hash": "AB"}, "index": "0"}, theirs) == [
+        "block_id/parts: missing", "index: str, CometBFT has number"]
+
+
+def test_times_are_go_rfc3339nano() -> None:
+    # Go: time.Unix(0, n).UTC().Format(time.RFC3339Nano), trailing zeros dropped
+    assert shapes.rfc3339(1_564_660_342_818_762_194) == "2019-08-01T11:52:22.818762194Z"
+    assert shapes.rfc3339(1_564_660_342_500_000_000) == "2019-08-01T11:52:22.5Z"
+    assert shapes.rfc3339(1_564_660_342_000_000_000) == "2019-08-01T11:52:22Z"
+    assert shapes.rfc3339(0) == "0001-01-01T00:00:00Z"
+    for nanos in (1, 1_564_660_342_818_762_194, 1_564_660_342_000_000_000):
+        assert shapes.parse_rfc3339(shapes.rfc3339(nanos)) == nanos
+
+
+def test_node_id_is_cometbfts_from_the_node_key(tmp_path: Path) -> None:
+    home = Home.at(tmp_path / "n")
+    init_home(home, moniker="n")
+    key = load_key(home.node_key_file)
+    # the libp2p peer id of an Ed25519 key: base58btc(identity multihash of the protobuf key)
+    raw = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]) + key.public_key
+    number, peer_id = int.from_bytes(raw, "big"), ""
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    while number:
+        number, digit = divmod(number, 58)
+        peer_id = alphabet[digit] + peer_id
+    peer_id = "1" * (len(raw) - len(raw.lstrip(b"\x00"))) + peer_id
+    expected = hashlib.sha256(key.public_key).hexdigest()[:40]  # CometBFT: PubKey().Address()
+    assert shapes.comet_node_id(peer_id) == expected
+    assert shapes.comet_node_id("QmNotAnEd25519Key") != expected
+    assert len(shapes.comet_node_id("QmNotAnEd25519Key")) == 40
+
+
+def test_evidence_age_is_the_nodes() -> None:
+    assert shapes.EVIDENCE_MAX_AGE_BLOCKS == EVIDENCE_MAX_AGE
+
+
+def test_byte_params_are_hex_or_base64() -> None:
+    digest = hashlib.sha256(b"x").digest()
+    assert parse_bytes("hash", digest.hex(), size=32) == digest
+    assert parse_bytes("hash", "0x" + digest.hex().upper(), size=32) == digest
+    assert parse_bytes("hash", base64.b64encode(digest).decode(), size=32) == digest
+    assert parse_bytes("data", "616263") == b"abc"
+    assert parse_bytes("data", "YWJj") == b"abc"
+    for bad in ("zz", base64.b64encode(b"short").decode(), digest.hex()[:-2], "!!!"):
+        with pytest.raises(errors.RPCError) as info:
+            parse_bytes("hash", bad, size=32)
+        assert info.value.code == errors.INVALID_PARAMS
+
+
+def test_search_queries_parse_like_cometbfts() -> None:
+    parsed = parse_search_query("tx.height >= 5 AND message.sender = 'clr1x' AND transfer.amount EXISTS")
+    assert [(c.key, c.op, c.operand) for c in parsed] == [
+        ("tx.height", ">=", 5), ("message.sender", "=", "clr1x"), ("transfer.amount", "EXISTS", None)]
+    assert parse_search_query("tx.hash='ab'")[0].operand == "AB"
+    assert parse_search_query("a.b CONTAINS 'x'")[0].holds(["yxz"])
+    assert not parse_search_query("tx.height>5")[0].holds(["5"])
+    assert not parse_search_query("tx.height=5")[0].holds(["50"])
+    for bad in ("", "tx.height", "tx.height == 5", "a.b CONTAINS 5", "tx.height = 1.5",
+                " AND ".join(["a.b=1"] * 9)):
+        with pytest.raises(SearchQueryError):
+            parse_search_query(bad)
+
+
+async def test_search_filters_and_pages_over_a_real_chain(tmp_path: Path) -> None:
+    async with funded_node(tmp_path) as (client, _home):
+        status = await client.call("status")
+        chain_id, tip = status["node_info"]["network"], int(status["sync_info"]["latest_block_height"])
+        sender, other = demo_signer("long-0"), demo_signer("short-0")
+        heights = []
+        for amount, (signer, to) in enumerate([(sender, other), (other, sender), (sender, other)], 1):
+            tx = build_transfer_tx(signer, chain_id, to.address, "USDC", amount, fee=1_000, expiry=tip + 100)
+            heights.append((await client.call("broadcast_tx_commit", tx=base64.b64encode(tx).decode()))["height"])
+        mine = await client.call("tx_search", query=f"message.sender='{format_address(sender.address)}'")
+        assert mine["total_count"] == "2"
+        assert [t["tx_result"]["code"] for t in mine["txs"]] == [0, 0]
+        assert {a["value"] for t in mine["txs"] for e in t["tx_result"]["events"] if e["type"] == "transfer"
+                for a in e["attributes"] if a["key"] == "amount"} == {"1", "3"}
+        page = await client.call("tx_search", query="tx.height>=1", per_page=1, page=2, order_by="desc")
+        transfer = page["txs"][0]["tx_result"]["events"][-1]
+        assert page["total_count"] == "3" and {"key": "amount", "value": "2", "index": True} in transfer["attributes"]
+        none = await client.call("tx_search", query=f"tx.height={heights[0]} AND transfer.amount='2'")
+        assert none["total_count"] == "0" or heights[0] == heights[1]
+        blocks = await client.call("block_search", query=f"block.height>={heights[-1]}")
+        assert blocks["blocks"][0]["block"]["header"]["height"] == heights[-1]
+        with pytest.raises(RPCClientError) as info:
+            await client.call("tx_search", query="tx.height == 1")
+        assert info.value.code == errors.INVALID_PARAMS
+        with pytest.raises(RPCClientError) as info:
+            await client.call("tx_search", query="tx.height>=1", page=9)
+        assert info.value.code == errors.INVALID_PARAMS
+
+
+async def test_clearing_queries_answer_under_abci_query(tmp_path: Path) -> None:
+    async with funded_node(tmp_path) as (client, _home):
+        address = format_address(demo_signer("long-0").address)
+        direct = await client.call("account", address=address)
+        answer = (await client.call("abci_query", path=f"/clearing/account/{address}"))["response"]
+        assert answer["code"] == 0 and json.loads(base64.b64decode(answer["value"])) == direct
+        market = (await client.call("abci_query", path="/clearing/market",
+                                    data=json.dumps({"market": "BTC-PERP"}).encode().hex()))["response"]
+        assert market["code"] == 0 and json.loads(base64.b64decode(market["value"]))["id"] == "BTC-PERP"
+        for path, data in [("/clearing/nope", ""), ("/clearing/account/clr1bad", ""),
+                           ("/clearing/market", b"[1]".hex()), ("/clearing/status", "")]:
+            failed = (await client.call("abci_query", path=path, data=data))["response"]
+            assert failed["code"] != 0 and failed["log"] and failed["value"] is None, path
