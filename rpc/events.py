@@ -2,7 +2,8 @@
 
 The node calls :func:`publish_block` once per committed block. Each published message carries a
 map of composite keys (``tm.event``, ``tx.hash``, ``tx.account``, ``clearing.market`` ...) to
-values; a subscription query is a conjunction of ``key = 'value'`` conditions matched against it:
+values; a subscription query (CometBFT's query language, :mod:`rpc.comet.query`) is matched
+against it:
 
     tm.event = 'NewBlock'
     tm.event = 'Tx' AND tx.account = 'clr1...'
@@ -18,8 +19,7 @@ and disconnects it). A slow client therefore costs the node nothing but the drop
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,15 +28,12 @@ import trio
 
 from rpc.views import BlockResults, BlockView, TxRecord
 from rpc.comet import shapes as comet
+from rpc.comet.query import Query
+from rpc.comet.query import QueryError as QueryError  # rpc/server.py parses subscriptions
+from rpc.comet.query import parse_query as parse_query
 from rpc.render import format_address, render
 
-MAX_QUERY_LENGTH = 512
-MAX_CONDITIONS = 8
 DEFAULT_QUEUE_SIZE = 256
-
-_CONDITION = re.compile(
-    r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?:'([^']*)'|([0-9]+))\s*\Z"
-)
 
 # Application event types (lower-cased) -> the ``tm.event`` name subscribers use.
 CLEARING_EVENT_NAMES = {
@@ -60,39 +57,6 @@ ACCOUNT_ATTRIBUTES = frozenset(
     {"account", "address", "buyer", "seller", "counterparty", "sender", "to", "operator", "feeder",
      "provider", "voter", "validator", "maker", "taker"}
 )
-
-
-class QueryError(ValueError):
-    """A subscription query that cannot be parsed."""
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed subscription query: all conditions must hold."""
-
-    text: str
-    conditions: tuple[tuple[str, str], ...]
-
-    def matches(self, keys: Mapping[str, Sequence[str]]) -> bool:
-        return all(value in keys.get(key, ()) for key, value in self.conditions)
-
-
-def parse_query(text: str) -> Query:
-    if not isinstance(text, str) or not text.strip():
-        raise QueryError("query must be a non-empty string such as tm.event='NewBlock'")
-    if len(text) > MAX_QUERY_LENGTH:
-        raise QueryError(f"query longer than {MAX_QUERY_LENGTH} characters")
-    parts = re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)
-    if len(parts) > MAX_CONDITIONS:
-        raise QueryError(f"more than {MAX_CONDITIONS} conditions")
-    conditions = []
-    for part in parts:
-        match = _CONDITION.match(part)
-        if match is None:
-            raise QueryError(f"cannot parse condition {part.strip()!r}: expected key='value'")
-        key, quoted, number = match.groups()
-        conditions.append((key, quoted if quoted is not None else number))
-    return Query(text.strip(), tuple(conditions))
 
 
 @dataclass
@@ -157,7 +121,8 @@ class EventBus:
         """The ``tm.event`` values some subscription asks for; None if one takes any event."""
         wanted: set[str] = set()
         for subscription in self._subscriptions:
-            names = [v for k, v in subscription.query.conditions if k == "tm.event"]
+            names = [str(c.operand) for c in subscription.query.conditions
+                     if c.key == "tm.event" and c.op == "="]
             if not names:
                 return None
             wanted.update(names)

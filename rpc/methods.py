@@ -20,6 +20,7 @@ from rpc import errors
 from rpc.api import NodeAPI
 from rpc.limits import Limits
 from rpc.comet import search
+from rpc.comet.query import QueryError, parse_query
 from rpc.comet import shapes as comet
 from rpc.views import BlockView, LiquidationPage, TxRecord, TxResultView
 from rpc.events import EventBus
@@ -30,7 +31,6 @@ from rpc.render import (
     parse_bytes,
     parse_bool,
     parse_height,
-    parse_hex,
     parse_int,
     parse_str,
     render,
@@ -388,47 +388,34 @@ async def _clearing_query(ctx: Context, path: str, data: bytes, height: int | No
 
 
 async def tx_search(ctx: Context, query: str, prove: bool, page: int, per_page: int, order_by: str) -> Any:
-    conditions = _search_query(query)
-    index = search.index_of(ctx.node)
-    await index.catch_up(ctx.node)
-    found = _ordered(index.search_txs(conditions), order_by)
-    records = []
-    for entry in _page_of(found, page, min(per_page, ctx.limits.max_per_page)):
-        record = await ctx.node.tx(entry.hash)
-        if record is not None:
-            records.append(comet.tx_record(record))
-    return {"txs": records, "total_count": str(len(found))}
+    found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=False)
+    records = [await ctx.node.tx(entry.hash) for entry in chosen]
+    return {"txs": [comet.tx_record(r) for r in records if r is not None], "total_count": str(found)}
 
 
 async def block_search(ctx: Context, query: str, page: int, per_page: int, order_by: str) -> Any:
-    conditions = _search_query(query)
+    found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=True)
+    views = [await ctx.node.block(entry.height) for entry in chosen]
+    return {"blocks": [comet.block_answer(v) for v in views if v is not None], "total_count": str(found)}
+
+
+async def _search(ctx: Context, text: str, page: int, per_page: int, order_by: str, *,
+                  blocks: bool) -> tuple[int, list[search.Entry]]:
+    """(how many match, the page asked for): the index brought up to the tip first."""
+    try:
+        conditions = parse_query(text).conditions
+    except QueryError as exc:
+        raise errors.invalid_params(f"query: {exc}") from None
     index = search.index_of(ctx.node)
     await index.catch_up(ctx.node)
-    found = _ordered(index.search_blocks(conditions), order_by)
-    blocks = []
-    for entry in _page_of(found, page, min(per_page, ctx.limits.max_per_page)):
-        view = await ctx.node.block(entry.height)
-        if view is not None:
-            blocks.append(comet.block_answer(view))
-    return {"blocks": blocks, "total_count": str(len(found))}
-
-
-def _search_query(text: str) -> Any:
-    try:
-        return search.parse_search_query(text)
-    except search.SearchQueryError as exc:
-        raise errors.invalid_params(f"query: {exc}") from None
-
-
-def _ordered(entries: list[Any], order_by: str) -> list[Any]:
-    return entries[::-1] if order_by == "desc" else entries
-
-
-def _page_of(entries: list[Any], page: int, per_page: int) -> list[Any]:
-    chosen = entries[(page - 1) * per_page : page * per_page]
+    found = index.search_blocks(conditions) if blocks else index.search_txs(conditions)
+    if order_by == "desc":
+        found.reverse()
+    per_page = min(per_page, ctx.limits.max_per_page)
+    chosen = found[(page - 1) * per_page : page * per_page]
     if page > 1 and not chosen:
         raise errors.invalid_params(f"page {page} is beyond the last page")
-    return chosen
+    return len(found), chosen
 
 
 async def consensus_params(ctx: Context, height: int | None) -> Any:

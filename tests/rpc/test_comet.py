@@ -26,7 +26,7 @@ from primitives.keyfile import load_key
 from rpc import errors
 from rpc.client import AsyncClient, RPCClientError
 from rpc.comet import shapes
-from rpc.comet.search import SearchQueryError, parse_search_query
+from rpc.comet.query import QueryError, parse_query
 from rpc.render import parse_bytes
 from state.builders import build_transfer_tx
 
@@ -183,17 +183,17 @@ def test_byte_params_are_hex_or_base64() -> None:
 
 
 def test_search_queries_parse_like_cometbfts() -> None:
-    parsed = parse_search_query("tx.height >= 5 AND message.sender = 'clr1x' AND transfer.amount EXISTS")
+    parsed = parse_query("tx.height >= 5 AND message.sender = 'clr1x' AND transfer.amount EXISTS").conditions
     assert [(c.key, c.op, c.operand) for c in parsed] == [
         ("tx.height", ">=", 5), ("message.sender", "=", "clr1x"), ("transfer.amount", "EXISTS", None)]
-    assert parse_search_query("tx.hash='ab'")[0].operand == "AB"
-    assert parse_search_query("a.b CONTAINS 'x'")[0].holds(["yxz"])
-    assert not parse_search_query("tx.height>5")[0].holds(["5"])
-    assert not parse_search_query("tx.height=5")[0].holds(["50"])
+    assert parse_query("tx.hash='ab'").conditions[0].operand == "AB"
+    assert parse_query("a.b CONTAINS 'x'").conditions[0].holds(["yxz"])
+    assert not parse_query("tx.height>5").conditions[0].holds(["5"])
+    assert not parse_query("tx.height=5").conditions[0].holds(["50"])
     for bad in ("", "tx.height", "tx.height == 5", "a.b CONTAINS 5", "tx.height = 1.5",
                 " AND ".join(["a.b=1"] * 9)):
-        with pytest.raises(SearchQueryError):
-            parse_search_query(bad)
+        with pytest.raises(QueryError):
+            parse_query(bad)
 
 
 async def test_search_filters_and_pages_over_a_real_chain(tmp_path: Path) -> None:
