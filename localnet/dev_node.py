@@ -55,7 +55,8 @@ def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
 
 def _result(app_result: TxResult) -> TxResultView:
     return TxResultView(code=int(app_result.code), log=app_result.log,
-                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events))
+                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events),
+                        kind=app_result.kind, sender=app_result.sender)
 
 
 class InMemoryBlocks:

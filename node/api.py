@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 def _tx_result(obj: Mapping[str, Any]) -> TxResultView:
     code = int(obj["code"])
     return TxResultView(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
-                    events=tuple(obj.get("events", ())))
+                        events=tuple(obj.get("events", ())), kind=obj.get("kind", ""),
+                        sender=obj.get("sender", b""))
 
 
 def accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:

@@ -256,15 +256,8 @@ async def blockchain(ctx: Context, minHeight: int | None, maxHeight: int | None)
     return {"last_height": str(latest), "block_metas": metas}
 
 
-async def _records(ctx: Context, found: BlockView) -> list[TxRecord]:
-    records = [await ctx.node.tx(sha256(raw)) for raw in found.txs]
-    return [r for r in records if r is not None]
-
-
 async def block_results(ctx: Context, height: int | None) -> Any:
-    results = _found(await ctx.node.block_results(height), f"no results for height {height}")
-    found = await ctx.node.block(results.height)
-    return comet.block_results(results, await _records(ctx, found) if found else ())
+    return comet.block_results(_found(await ctx.node.block_results(height), f"no results for height {height}"))
 
 
 async def commit(ctx: Context, height: int | None) -> Any:
@@ -316,7 +309,7 @@ async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
                            "poll `tx` with this hash instead of resubmitting"},
             )
         return {"check_tx": comet.tx_result(checked),
-                "tx_result": comet.tx_result(record.result, comet.record_events(record)),
+                "tx_result": comet.tx_result(record.result),
                 "hash": tx_hash.hex().upper(), "height": str(record.height)}
 
 
@@ -327,7 +320,17 @@ async def check_tx(ctx: Context, tx: Any) -> Any:
 
 async def tx(ctx: Context, hash: bytes, prove: bool) -> Any:
     record = _found(await ctx.node.tx(hash), f"tx {hash.hex().upper()} not found")
-    return comet.tx_record(record)
+    return await _tx_answer(ctx, record, prove)
+
+
+async def _tx_answer(ctx: Context, record: TxRecord, prove: bool) -> dict[str, Any]:
+    """``tx``/``tx_search`` entries; with ``prove``, the tx's Merkle proof in its block."""
+    if not prove:
+        return comet.tx_record(record)
+    found = await ctx.node.block(record.height)
+    if found is None or not 0 <= record.index < len(found.txs) or found.txs[record.index] != record.tx:
+        raise errors.unavailable(f"block {record.height} is no longer stored: no proof for this tx")
+    return comet.tx_record(record, comet.tx_proof(found.txs, record.index))
 
 
 async def unconfirmed_txs(ctx: Context, limit: int) -> Any:
@@ -390,7 +393,8 @@ async def _clearing_query(ctx: Context, path: str, data: bytes, height: int | No
 async def tx_search(ctx: Context, query: str, prove: bool, page: int, per_page: int, order_by: str) -> Any:
     found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=False)
     records = [await ctx.node.tx(entry.hash) for entry in chosen]
-    return {"txs": [comet.tx_record(r) for r in records if r is not None], "total_count": str(found)}
+    return {"txs": [await _tx_answer(ctx, r, prove) for r in records if r is not None],
+            "total_count": str(found)}
 
 
 async def block_search(ctx: Context, query: str, page: int, per_page: int, order_by: str) -> Any:
@@ -537,10 +541,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
        "even on timeout, in error.data).", _TX),
     _m(check_tx, "Run check_tx without adding to the mempool.", _TX),
     _m(tx, "A committed tx by hash.", Param("hash", _hash, required=True, doc=_HASH_DOC),
-       Param("prove", parse_bool, default=False, doc="accepted; no Merkle proof is returned")),
+       Param("prove", parse_bool, default=False, doc="include the tx's Merkle proof against data_hash")),
     _m(tx_search, "Committed txs matching a query (tx.height, tx.hash, message.sender, "
        "<event>.<attribute>), paged.", _SEARCH,
-       Param("prove", parse_bool, default=False, doc="accepted; no Merkle proofs are returned"),
+       Param("prove", parse_bool, default=False, doc="include each tx's Merkle proof"),
        *_PAGING),
     _m(block_search, "Blocks matching a query (block.height, <event>.<attribute> of "
        "finalize_block_events), paged.", _SEARCH, *_PAGING),

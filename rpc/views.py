@@ -23,6 +23,8 @@ class TxResultView:
     events: Sequence[Mapping[str, Any]] = ()  # each {"type": str, "attrs": {str: value}} (state/)
     gas_wanted: int = 0
     gas_used: int = 0
+    kind: str = ""  # the tx kind the app decoded ("transfer", "trade", ...); "" if undecodable
+    sender: bytes = b""  # the address that signed it, as the app read it
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from primitives.hashing import sha256
 from rpc.api import NodeAPI
 from rpc.comet import shapes
 from rpc.comet.query import Condition
-from rpc.views import TxRecord
 
 @dataclass
 class Entry:
@@ -53,6 +52,7 @@ class ChainIndex:
             for height in range(start, status.latest_block_height + 1):
                 await self._index_height(node, height)
                 self.indexed_height = height
+                await trio.sleep(0)  # a long catch-up must not hold the node's event loop
 
     async def _index_height(self, node: NodeAPI, height: int) -> None:
         block = await node.block(height)
@@ -64,8 +64,7 @@ class ChainIndex:
         self._add(self.blocks, self.postings_block, Entry(block_keys, height))
         for index, (raw, result) in enumerate(zip(block.txs, results.txs_results)):
             tx_hash = sha256(raw)
-            record = await node.tx(tx_hash) or TxRecord(tx_hash, height, index, raw, result)
-            keys = shapes.event_keys(shapes.tx_result(result, shapes.record_events(record))["events"])
+            keys = shapes.event_keys(shapes.tx_result(result)["events"])
             keys["tx.height"] = [str(height)]
             keys["tx.hash"] = [tx_hash.hex().upper()]
             self._add(self.txs, self.postings_tx, Entry(keys, height, index, tx_hash))

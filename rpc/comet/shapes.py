@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from primitives.hashing import sha256
+from primitives.hashing import leaf_hash, merkle_aunts, merkle_root, sha256
 from rpc.render import ADDRESS_KEYS, format_address, render
 from rpc.views import (
     BlockResults,
@@ -262,17 +262,19 @@ def event(value: Mapping[str, Any]) -> dict[str, Any]:
                            for k, v in pairs]}
 
 
-def message_event(sender: bytes, action: str) -> dict[str, Any]:
-    """The ``message`` event a Cosmos SDK chain emits for every tx (``message.sender``,
-    ``message.action``): wallets and explorers search by it."""
-    attributes = [{"key": "action", "value": action, "index": True}]
-    if sender:
-        attributes.append({"key": "sender", "value": format_address(sender), "index": True})
-    return {"type": "message", "attributes": attributes}
+def message_event(result: TxResultView) -> list[dict[str, Any]]:
+    """The ``message`` event a Cosmos SDK chain emits for every tx (``message.action``,
+    ``message.sender``): wallets and explorers search by it. None for an undecodable tx."""
+    if not result.kind:
+        return []
+    attributes = [{"key": "action", "value": result.kind, "index": True}]
+    if result.sender:
+        attributes.append({"key": "sender", "value": format_address(result.sender), "index": True})
+    return [{"type": "message", "attributes": attributes}]
 
 
-def tx_result(result: TxResultView, extra_events: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """ExecTxResult / ResponseCheckTx."""
+def tx_result(result: TxResultView) -> dict[str, Any]:
+    """ExecTxResult / ResponseCheckTx; the ``message`` event first, then the app's events."""
     return {
         "code": int(result.code),
         "data": "",
@@ -280,15 +282,9 @@ def tx_result(result: TxResultView, extra_events: Sequence[Mapping[str, Any]] = 
         "info": "",
         "gas_wanted": str(result.gas_wanted),
         "gas_used": str(result.gas_used),
-        "events": [*extra_events, *(event(e) for e in result.events)],
+        "events": [*message_event(result), *(event(e) for e in result.events)],
         "codespace": result.codespace,
     }
-
-
-def record_events(record: TxRecord) -> list[dict[str, Any]]:
-    """The extra events a committed tx carries: its ``message`` event."""
-    sender = record.accounts[0] if record.accounts else b""
-    return [message_event(sender, record.tx_type)] if record.tx_type or sender else []
 
 
 def tx_record(record: TxRecord, proof: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -297,7 +293,7 @@ def tx_record(record: TxRecord, proof: Mapping[str, Any] | None = None) -> dict[
         "hash": hex_upper(record.hash),
         "height": str(record.height),
         "index": int(record.index),
-        "tx_result": tx_result(record.result, record_events(record)),
+        "tx_result": tx_result(record.result),
         "tx": b64(record.tx),
     }
     if proof is not None:
@@ -305,11 +301,21 @@ def tx_record(record: TxRecord, proof: Mapping[str, Any] | None = None) -> dict[
     return answer
 
 
+def tx_proof(txs: Sequence[bytes], index: int) -> dict[str, Any]:
+    """TxProof of ``txs[index]`` against the header's ``data_hash``. Our data_hash is the
+    RFC 6962 root of the raw txs (CometBFT's hashes each tx first), so ``leaf_hash`` is the
+    leaf hash of the tx itself; ``aunts`` are in CometBFT's order."""
+    return {"root_hash": hex_upper(merkle_root(txs)), "data": b64(txs[index]),
+            "proof": {"total": str(len(txs)), "index": str(index),
+                      "leaf_hash": b64(leaf_hash(txs[index])),
+                      "aunts": [b64(a) for a in merkle_aunts(txs, index)]}}
+
+
 def tx_event_value(record: TxRecord) -> dict[str, Any]:
     """The ``value`` of a ``tendermint/event/Tx`` event."""
     return {"TxResult": {"height": str(record.height), "index": int(record.index),
                          "tx": b64(record.tx),
-                         "result": tx_result(record.result, record_events(record))}}
+                         "result": tx_result(record.result)}}
 
 
 def validator_update(update: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,12 +333,10 @@ def finalize_block_events(results: BlockResults) -> list[dict[str, Any]]:
     return [event(e) for e in [*results.begin_block_events, *results.end_block_events]]
 
 
-def block_results(results: BlockResults, records: Sequence[TxRecord] = ()) -> dict[str, Any]:
-    """``block_results``; ``records`` (the block's txs, in order) add each tx's message event."""
-    extra = {r.index: record_events(r) for r in records}
+def block_results(results: BlockResults) -> dict[str, Any]:
     return {
         "height": str(results.height),
-        "txs_results": [tx_result(r, extra.get(i, ())) for i, r in enumerate(results.txs_results)] or None,
+        "txs_results": [tx_result(r) for r in results.txs_results] or None,
         "finalize_block_events": finalize_block_events(results),
         "validator_updates": [validator_update(u) for u in results.validator_updates] or None,
         "consensus_param_updates": None,

@@ -119,6 +119,14 @@ async def test_answers_have_cometbft_v038_shapes(tmp_path: Path) -> None:
                 expiry=int(height) + 100)).decode()},
             "check_tx": {"tx": base64.b64encode(tx).decode()},
         }
+        proved = await client.call("tx", hash=tx_hash, prove=True)
+        header = (await client.call("header", height=height))["header"]
+        proof = proved["proof"]
+        assert proof["root_hash"] == header["data_hash"] and base64.b64decode(proof["data"]) == tx
+        assert comet_root_from_aunts(int(proof["proof"]["index"]), int(proof["proof"]["total"]),
+                                     base64.b64decode(proof["proof"]["leaf_hash"]),
+                                     [base64.b64decode(a) for a in proof["proof"]["aunts"]]
+                                     ).hex().upper() == header["data_hash"]
         differences = {}
         fixtures = sorted(FIXTURES.glob("*.json"))
         assert len(fixtures) >= 16
@@ -129,6 +137,33 @@ async def test_answers_have_cometbft_v038_shapes(tmp_path: Path) -> None:
             if found:
                 differences[recorded["method"]] = found
         assert differences == {}
+
+
+def comet_root_from_aunts(index: int, total: int, leaf: bytes, aunts: list[bytes]) -> bytes:
+    """CometBFT crypto/merkle computeHashFromAunts, written from its Go source."""
+    def inner(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+    if total == 1:
+        assert not aunts
+        return leaf
+    left_count = 1 << ((total - 1).bit_length() - 1)
+    if index < left_count:
+        return inner(comet_root_from_aunts(index, left_count, leaf, aunts[:-1]), aunts[-1])
+    return inner(aunts[-1], comet_root_from_aunts(index - left_count, total - left_count, leaf, aunts[:-1]))
+
+
+def test_tx_proofs_verify_as_cometbft_verifies_them() -> None:
+    txs = [bytes([i]) * (i + 1) for i in range(7)]
+    root = bytes.fromhex(shapes.tx_proof(txs, 0)["root_hash"])
+    for index in range(len(txs)):
+        proof = shapes.tx_proof(txs, index)
+        leaf = base64.b64decode(proof["proof"]["leaf_hash"])
+        assert leaf == hashlib.sha256(b"\x00" + txs[index]).digest()
+        aunts = [base64.b64decode(a) for a in proof["proof"]["aunts"]]
+        assert comet_root_from_aunts(index, len(txs), leaf, aunts) == root
+        if aunts:
+            aunts[0] = bytes(32)
+            assert comet_root_from_aunts(index, len(txs), leaf, aunts) != root
 
 
 def test_shape_diff_catches_a_number_as_string_and_a_missing_key() -> None:
