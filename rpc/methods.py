@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 import json
+import weakref
 from typing import Any
 
 import trio
@@ -176,29 +177,27 @@ async def health(ctx: Context) -> Any:
 
 async def status(ctx: Context) -> Any:
     s = await ctx.node.status()
-    earliest = await ctx.node.block(s.earliest_block_height) if s.earliest_block_height else None
-    return comet.status(s, earliest=earliest)
+    return comet.status(s, earliest=await _earliest_block(ctx.node, s.earliest_block_height))
+
+
+_EARLIEST: weakref.WeakKeyDictionary[Any, BlockView] = weakref.WeakKeyDictionary()
+"""Each node's earliest stored block: ``status`` shows its hash, app hash and time on every
+call, and a block once stored never changes, so it is read again only when pruning moves it."""
+
+
+async def _earliest_block(node: NodeAPI, height: int) -> BlockView | None:
+    cached = _EARLIEST.get(node)
+    if cached is not None and cached.height == height:
+        return cached
+    found = await node.block(height) if height else None
+    if found is not None:
+        _EARLIEST[node] = found
+    return found
 
 
 async def net_info(ctx: Context) -> Any:
     info = await ctx.node.net_info()
-    return {
-        "listening": info.listening,
-        "listeners": list(info.listeners),
-        "n_peers": str(len(info.peers)),
-        "peers": [
-            {"node_info": {"id": p.node_id, "moniker": p.moniker, "listen_addr": p.address},
-             "is_outbound": p.is_outbound, "remote_ip": p.address}
-            for p in info.peers
-        ],
-        "persistent_peers": [
-            {"id": p.node_id, "address": p.address, "connected": p.connected,
-             "since_ms": str(p.since_ms), "dials": str(p.dials),
-             "next_dial_ms": None if p.next_dial_ms is None else str(p.next_dial_ms),
-             "last_error": p.last_error}
-            for p in info.persistent_peers
-        ],
-    }
+    return comet.net_info(info, (await ctx.node.status()).chain_id)
 
 
 async def genesis(ctx: Context) -> Any:

@@ -24,7 +24,9 @@ from rpc.views import (
     BlockResults,
     BlockView,
     CommitView,
+    NetInfo,
     NodeStatus,
+    PeerView,
     QueryResult,
     RoundStateView,
     TxRecord,
@@ -397,6 +399,49 @@ def status(s: NodeStatus, *, earliest: BlockView | None = None) -> dict[str, Any
 EVIDENCE_MAX_AGE_BLOCKS = 1000
 """node/evidence.py's EVIDENCE_MAX_AGE (rpc may not import node; tests/rpc/test_comet.py holds
 the two equal)."""
+
+
+def _ip_of(multiaddr: str) -> str:
+    """The IP in ``/ip4/1.2.3.4/tcp/26656/...`` (or ``/ip6/...``); "" if there is none."""
+    parts = multiaddr.split("/")
+    for kind_index, part in enumerate(parts[:-1]):
+        if part in ("ip4", "ip6"):
+            return parts[kind_index + 1]
+    return ""
+
+
+def peer(view: PeerView, chain_id: str) -> dict[str, Any]:
+    """A connected peer as CometBFT lists it; what a libp2p connection does not tell (its
+    version, moniker, monitors) stays empty, ``connection_status`` is left out."""
+    return {
+        "node_info": {
+            "protocol_version": {"p2p": str(P2P_PROTOCOL), "block": str(BLOCK_PROTOCOL),
+                                 "app": str(APP_VERSION)},
+            "id": comet_node_id(view.node_id), "listen_addr": view.address, "network": chain_id,
+            "version": "", "channels": CHANNELS, "moniker": view.moniker,
+            "other": {"tx_index": "", "rpc_address": "", "libp2p_id": view.node_id},
+        },
+        "is_outbound": view.is_outbound,
+        "remote_ip": _ip_of(view.address),
+    }
+
+
+def net_info(info: NetInfo, chain_id: str) -> dict[str, Any]:
+    """CometBFT's net_info, plus ours: ``persistent_peers`` (each configured peer and the
+    node's dialling of it)."""
+    return {
+        "listening": info.listening,
+        "listeners": list(info.listeners),
+        "n_peers": str(len(info.peers)),
+        "peers": [peer(p, chain_id) for p in info.peers],
+        "persistent_peers": [
+            {"id": p.node_id, "address": p.address,
+             "connected": p.connected, "since_ms": str(p.since_ms), "dials": str(p.dials),
+             "next_dial_ms": None if p.next_dial_ms is None else str(p.next_dial_ms),
+             "last_error": p.last_error}
+            for p in info.persistent_peers
+        ],
+    }
 
 
 def consensus_params(genesis: Mapping[str, Any]) -> dict[str, Any]:
