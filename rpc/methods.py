@@ -390,35 +390,36 @@ async def _clearing_query(ctx: Context, path: str, data: bytes, height: int | No
 
 
 async def tx_search(ctx: Context, query: str, prove: bool, page: int, per_page: int, order_by: str) -> Any:
-    found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=False)
-    records = [await ctx.node.tx(entry.hash) for entry in chosen]
+    index, found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=False)
+    records = [await ctx.node.tx(index.txs.tx_hash(position)) for position in chosen]
     return {"txs": [await _tx_answer(ctx, r, prove) for r in records if r is not None],
             "total_count": str(found)}
 
 
 async def block_search(ctx: Context, query: str, page: int, per_page: int, order_by: str) -> Any:
-    found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=True)
-    views = [await ctx.node.block(entry.height) for entry in chosen]
+    index, found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=True)
+    views = [await ctx.node.block(index.blocks.heights[position]) for position in chosen]
     return {"blocks": [comet.block_answer(v) for v in views if v is not None], "total_count": str(found)}
 
 
 async def _search(ctx: Context, text: str, page: int, per_page: int, order_by: str, *,
-                  blocks: bool) -> tuple[int, list[search.Entry]]:
-    """(how many match, the page asked for): the index brought up to the tip first."""
+                  blocks: bool) -> tuple[search.ChainIndex, int, list[int]]:
+    """(the index, how many match, the positions of the page asked for), the index brought up
+    to the tip first."""
     try:
         conditions = parse_query(text).conditions
     except QueryError as exc:
         raise errors.invalid_params(f"query: {exc}") from None
     index = search.index_of(ctx.node)
     await index.catch_up(ctx.node)
-    found = index.search_blocks(conditions) if blocks else index.search_txs(conditions)
+    found = (index.blocks if blocks else index.txs).search(conditions)
     if order_by == "desc":
         found.reverse()
     per_page = min(per_page, ctx.limits.max_per_page)
     chosen = found[(page - 1) * per_page : page * per_page]
     if page > 1 and not chosen:
         raise errors.invalid_params(f"page {page} is beyond the last page")
-    return len(found), chosen
+    return index, len(found), chosen
 
 
 async def consensus_params(ctx: Context, height: int | None) -> Any:

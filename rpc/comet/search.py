@@ -3,16 +3,19 @@ an index of the chain. Keys are CometBFT's composite keys: ``tx.height``, ``tx.h
 ``block.height``, and ``<event type>.<attribute>`` for every event a tx or block emitted
 (``message.sender``, ``transfer.to``, ``trade.market``, ``liquidation.account`` ...).
 
-The index (:class:`ChainIndex`) is built from the node's own views (block, block results, tx
-records) through :class:`rpc.api.NodeAPI`, one height at a time, up to the tip on every search;
-it holds each tx's and block's keys in memory with an inverted index of ``key = value`` pairs,
-so a search with an equality touches only the heights and txs that carry it.
+The index (:class:`ChainIndex`) is built from the node's own views (blocks and block results)
+through :class:`rpc.api.NodeAPI`, one height at a time, up to the tip on every search (made on
+a node's first search). It lives in memory, compactly (:class:`Scope`): ~300 bytes per indexed
+trade (``python bench/search_index.py``); CometBFT keeps its index on disk.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
-from collections.abc import Iterable, Sequence
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,24 +26,99 @@ from rpc.api import NodeAPI
 from rpc.comet import shapes
 from rpc.comet.query import Condition
 
-@dataclass
-class Entry:
-    """One indexed tx (height, index, hash) or block (height) and its searchable keys."""
+HEIGHT_KEYS = frozenset({"tx.height", "block.height"})
+HASH_SIZE = 32
 
-    keys: dict[str, list[str]]
-    height: int
-    index: int = 0
-    hash: bytes = b""
+
+@dataclass(eq=False)
+class Scope:
+    """The indexed txs (or blocks) in chain order, compactly: a position is an entry's number.
+
+    ``heights`` (and for txs ``indexes`` and ``hashes``, 32 bytes each) are parallel arrays;
+    ``values[key][value]`` lists, in order, the positions whose events carry ``key = value``.
+    Heights and hashes are not in ``values``: conditions on ``tx.height``/``block.height`` are
+    answered from the sorted ``heights``, and ``tx.hash`` by finding the hash.
+    """
+
+    heights: array = field(default_factory=lambda: array("Q"))
+    indexes: array = field(default_factory=lambda: array("I"))
+    hashes: bytearray = field(default_factory=bytearray)
+    values: dict[str, dict[str, array]] = field(default_factory=dict)
+
+    def add(self, keys: dict[str, list[str]], height: int, index: int = 0, tx_hash: bytes = b"") -> None:
+        position = len(self.heights)
+        self.heights.append(height)
+        if tx_hash:
+            self.indexes.append(index)
+            self.hashes += tx_hash
+        for key, values in keys.items():
+            by_value = self.values.setdefault(sys.intern(key), {})
+            for value in sorted(set(values)):
+                postings = by_value.get(value)
+                if postings is None:
+                    postings = by_value[sys.intern(value) if len(value) <= 64 else value] = array("I")
+                postings.append(position)
+
+    def matching(self, condition: Condition) -> set[int] | range:
+        """The positions for which ``condition`` holds."""
+        if condition.key in HEIGHT_KEYS:
+            return self._height_range(condition)
+        if condition.key == "tx.hash" and self.hashes:
+            return self._with_hash(condition)
+        found: set[int] = set()
+        for value, positions in self.values.get(condition.key, {}).items():
+            if condition.holds([value]):
+                found.update(positions)
+        return found
+
+    def _height_range(self, condition: Condition) -> set[int] | range:
+        everything = range(len(self.heights))
+        if condition.op == "EXISTS":
+            return everything
+        if not isinstance(condition.operand, int) or condition.op == "CONTAINS":
+            return {i for i in everything if condition.holds([str(self.heights[i])])}
+        number, op = condition.operand, condition.op
+        low = {"=": bisect_left, ">=": bisect_left, ">": bisect_right}.get(op)
+        high = {"=": bisect_right, "<=": bisect_right, "<": bisect_left}.get(op)
+        start = low(self.heights, number) if low else 0
+        stop = high(self.heights, number) if high else len(self.heights)
+        return range(start, max(start, stop))
+
+    def _with_hash(self, condition: Condition) -> set[int]:
+        if condition.op == "=" and isinstance(condition.operand, str):
+            try:
+                wanted = bytes.fromhex(condition.operand)
+            except ValueError:
+                return set()
+            at = self.hashes.find(wanted)
+            while at >= 0 and at % HASH_SIZE:
+                at = self.hashes.find(wanted, at + 1)
+            return {at // HASH_SIZE} if at >= 0 and len(wanted) == HASH_SIZE else set()
+        return {i for i in range(len(self.heights))
+                if condition.holds([self.hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE].hex().upper()])}
+
+    def search(self, conditions: Sequence[Condition]) -> list[int]:
+        """Positions, in chain order, for which every condition holds."""
+        sets = sorted((self.matching(c) for c in conditions), key=len)
+        if not sets:
+            return []
+        if len(sets) == 1:
+            return sorted(sets[0])
+        found = set(sets[0])
+        for other in sets[1:]:
+            found = {p for p in found if p in other}
+        return sorted(found)
+
+    def tx_hash(self, position: int) -> bytes:
+        return bytes(self.hashes[position * HASH_SIZE:(position + 1) * HASH_SIZE])
 
 
 @dataclass(eq=False)
 class ChainIndex:
     """The searchable keys of every tx and block from the earliest stored height to the tip."""
 
-    txs: list[Entry] = field(default_factory=list)
-    blocks: list[Entry] = field(default_factory=list)
-    postings_tx: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    postings_block: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    txs: Scope = field(default_factory=Scope)
+    blocks: Scope = field(default_factory=Scope)
     indexed_height: int = 0
     lock: trio.Lock = field(default_factory=trio.Lock)
 
@@ -59,40 +137,9 @@ class ChainIndex:
         results = await node.block_results(height)
         if block is None or results is None:
             return
-        block_keys = shapes.event_keys(shapes.finalize_block_events(results))
-        block_keys["block.height"] = [str(height)]
-        self._add(self.blocks, self.postings_block, Entry(block_keys, height))
+        self.blocks.add(shapes.event_keys(shapes.finalize_block_events(results)), height)
         for index, (raw, result) in enumerate(zip(block.txs, results.txs_results)):
-            tx_hash = sha256(raw)
-            keys = shapes.event_keys(shapes.tx_result(result)["events"])
-            keys["tx.height"] = [str(height)]
-            keys["tx.hash"] = [tx_hash.hex().upper()]
-            self._add(self.txs, self.postings_tx, Entry(keys, height, index, tx_hash))
-
-    @staticmethod
-    def _add(entries: list[Entry], postings: dict[tuple[str, str], list[int]], entry: Entry) -> None:
-        position = len(entries)
-        entries.append(entry)
-        for key, values in entry.keys.items():
-            for value in set(values):
-                postings.setdefault((key, value), []).append(position)
-
-    @staticmethod
-    def _search(entries: list[Entry], postings: dict[tuple[str, str], list[int]],
-                conditions: Sequence[Condition]) -> list[Entry]:
-        candidates: Iterable[int] = range(len(entries))
-        equalities = [c for c in conditions if c.op == "="]
-        if equalities:
-            lists = [postings.get((c.key, str(c.operand)), []) for c in equalities]
-            candidates = min(lists, key=len)
-        return [entries[i] for i in candidates
-                if all(c.holds(entries[i].keys.get(c.key, ())) for c in conditions)]
-
-    def search_txs(self, conditions: Sequence[Condition]) -> list[Entry]:
-        return self._search(self.txs, self.postings_tx, conditions)
-
-    def search_blocks(self, conditions: Sequence[Condition]) -> list[Entry]:
-        return self._search(self.blocks, self.postings_block, conditions)
+            self.txs.add(shapes.event_keys(shapes.tx_result(result)["events"]), height, index, sha256(raw))
 
 
 _INDEXES: weakref.WeakKeyDictionary[Any, ChainIndex] = weakref.WeakKeyDictionary()

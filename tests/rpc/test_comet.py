@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from rpc import errors
 from rpc.client import AsyncClient, RPCClientError
 from rpc.comet import shapes
 from rpc.comet.query import QueryError, parse_query
+from rpc.comet.search import Scope
 from rpc.render import parse_bytes
 from rpc.views import NetInfo, PeerView
 from state.builders import build_transfer_tx
@@ -193,6 +195,39 @@ def test_net_info_peers_have_cometbfts_shape() -> None:
     assert shape_differences(ours, recorded) == []
     assert ours["peers"][0]["remote_ip"] == "10.0.0.2"
     assert ours["peers"][0]["node_info"]["id"] == shapes.comet_node_id(peer_id)
+
+
+def test_index_search_equals_a_scan_of_every_entry() -> None:
+    """The compact index (postings, height ranges, hash lookup) against a plain filter over
+    each entry's own keys, for random entries and queries of every operator."""
+    rng = random.Random(7)
+    scope, entries = Scope(), []
+    for position in range(400):
+        height, tx_hash = position // 5 + 1, hashlib.sha256(bytes([position % 256, position // 256])).digest()
+        keys = {"transfer.amount": [str(rng.randrange(50))], "message.sender": [rng.choice("abc")]}
+        if rng.random() < 0.3:
+            keys["trade.market"] = [rng.choice(["BTC-PERP", "ETH-PERP"])]
+        scope.add(keys, height, position % 5, tx_hash)
+        entries.append({**keys, "tx.height": [str(height)], "tx.hash": [tx_hash.hex().upper()]})
+    keys_and_operands = [("tx.height", lambda: rng.randrange(90)), ("transfer.amount", lambda: rng.randrange(50)),
+                         ("message.sender", lambda: f"'{rng.choice('abcd')}'"),
+                         ("trade.market", lambda: "'BTC-PERP'"),
+                         ("tx.hash", lambda: f"'{entries[rng.randrange(400)]['tx.hash'][0].lower()}'")]
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.randrange(1, 4)):
+            key, operand = rng.choice(keys_and_operands)
+            op = rng.choice(["=", "<", "<=", ">", ">=", "EXISTS", "CONTAINS"])
+            if op == "EXISTS":
+                parts.append(f"{key} EXISTS")
+            elif op == "CONTAINS":
+                parts.append(f"{key} CONTAINS '{rng.choice('0123abB')}'")
+            else:
+                parts.append(f"{key} {op} {operand()}")
+        conditions = parse_query(" AND ".join(parts)).conditions
+        expected = [i for i, keys in enumerate(entries)
+                    if all(c.holds(keys.get(c.key, [])) for c in conditions)]
+        assert scope.search(conditions) == expected, " AND ".join(parts)
 
 
 def test_shape_diff_catches_a_number_as_string_and_a_missing_key() -> None:
