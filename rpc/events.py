@@ -188,8 +188,7 @@ def new_block_message(block: BlockView, results: BlockResults | None) -> Message
     def data() -> Any:
         value: dict[str, Any] = {"block": comet.block(block), "block_id": comet.block_id(block.hash)}
         if results is not None:
-            value["result_finalize_block"] = {"events": comet.finalize_block_events(results),
-                                              "app_hash": comet.hex_upper(results.app_hash)}
+            value["result_finalize_block"] = comet.finalize_block(results)
         return {"type": "tendermint/event/NewBlock", "value": value}
 
     keys = {"tm.event": ["NewBlock"], "block.height": [str(block.height)]}

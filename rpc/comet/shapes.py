@@ -335,6 +335,17 @@ def finalize_block_events(results: BlockResults) -> list[dict[str, Any]]:
     return [event(e) for e in [*results.begin_block_events, *results.end_block_events]]
 
 
+def finalize_block(results: BlockResults) -> dict[str, Any]:
+    """ResponseFinalizeBlock: the ``result_finalize_block`` of a NewBlock event."""
+    return {
+        "events": finalize_block_events(results),
+        "tx_results": [tx_result(r) for r in results.txs_results] or None,
+        "validator_updates": [validator_update(u) for u in results.validator_updates] or None,
+        "consensus_param_updates": None,
+        "app_hash": b64(results.app_hash),
+    }
+
+
 def block_results(results: BlockResults) -> dict[str, Any]:
     return {
         "height": str(results.height),
@@ -342,7 +353,7 @@ def block_results(results: BlockResults) -> dict[str, Any]:
         "finalize_block_events": finalize_block_events(results),
         "validator_updates": [validator_update(u) for u in results.validator_updates] or None,
         "consensus_param_updates": None,
-        "app_hash": hex_upper(results.app_hash),
+        "app_hash": b64(results.app_hash),  # []byte in v0.38's ResultBlockResults: base64
     }
 
 
