@@ -210,11 +210,33 @@ def commit(value: Any) -> dict[str, Any]:
     }
 
 
+def vote(value: Any) -> dict[str, Any]:
+    """A signed vote (the node's plain form or ``consensus.types.Vote``)."""
+    return {
+        "type": int(_get(value, "type", default=0)),
+        "height": str(int(_get(value, "height", default=0))),
+        "round": int(_get(value, "round", default=0)),
+        "block_id": block_id(_bytes(_get(value, "block_id"))),
+        "timestamp": rfc3339(int(_get(value, "timestamp_ms", default=0)) * 1_000_000),
+        "validator_address": hex_upper(_bytes(_get(value, "validator_address"))),
+        "validator_index": int(_get(value, "validator_index", default=0)),
+        "signature": b64(_bytes(_get(value, "signature"))),
+    }
+
+
+def evidence(value: Any) -> dict[str, Any]:
+    """Duplicate-vote evidence as CometBFT's amino JSON names it. Ours carries no voting
+    powers or timestamp (they are read from the validator set at its height), so the value
+    has the two votes only."""
+    return {"type": "tendermint/DuplicateVoteEvidence",
+            "value": {"vote_a": vote(_get(value, "vote_a")), "vote_b": vote(_get(value, "vote_b"))}}
+
+
 def block(view: BlockView) -> dict[str, Any]:
     return {
         "header": header(view.header),
         "data": {"txs": [b64(tx) for tx in view.txs]},
-        "evidence": {"evidence": render(list(view.evidence))},
+        "evidence": {"evidence": [evidence(e) for e in view.evidence]},
         "last_commit": commit(view.last_commit),
     }
 

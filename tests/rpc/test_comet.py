@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 
+from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType
 from localnet.demo import demo_signer, patch_genesis
 from node.config import Config, replace
 from node.evidence import EVIDENCE_MAX_AGE
@@ -30,7 +31,7 @@ from rpc.comet import shapes
 from rpc.comet.query import QueryError, parse_query
 from rpc.comet.search import Scope
 from rpc.render import parse_bytes
-from rpc.views import NetInfo, PeerView
+from rpc.views import BlockView, NetInfo, PeerView
 from state.builders import build_transfer_tx
 
 FIXTURES = Path(__file__).with_name("fixtures") / "comet38"
@@ -228,6 +229,23 @@ def test_index_search_equals_a_scan_of_every_entry() -> None:
         expected = [i for i, keys in enumerate(entries)
                     if all(c.holds(keys.get(c.key, [])) for c in conditions)]
         assert scope.search(conditions) == expected, " AND ".join(parts)
+
+
+def test_evidence_is_cometbfts_duplicate_vote_evidence() -> None:
+    one = Vote(VoteType.PRECOMMIT, 7, 1, BlockID(b"\xaa" * 32), 1_564_660_342_818, b"\x05" * 20, 2, b"\x01" * 64)
+    other = Vote(VoteType.PRECOMMIT, 7, 1, None, 1_564_660_342_819, b"\x05" * 20, 2, b"\x02" * 64)
+    evidence = DuplicateVoteEvidence.of(one, other).to_obj()
+    view = BlockView(7, b"\x01" * 32, {"height": 7, "chain_id": "c"}, (), None, (evidence,))
+    rendered = shapes.block(view)["evidence"]["evidence"]
+    assert rendered == [{"type": "tendermint/DuplicateVoteEvidence", "value": {
+        "vote_a": {"type": 2, "height": "7", "round": 1,
+                   "block_id": {"hash": "", "parts": {"total": 0, "hash": ""}},
+                   "timestamp": "2019-08-01T11:52:22.819Z", "validator_address": "05" * 20,
+                   "validator_index": 2, "signature": base64.b64encode(b"\x02" * 64).decode()},
+        "vote_b": {"type": 2, "height": "7", "round": 1,
+                   "block_id": {"hash": "AA" * 32, "parts": {"total": 1, "hash": "AA" * 32}},
+                   "timestamp": "2019-08-01T11:52:22.818Z", "validator_address": "05" * 20,
+                   "validator_index": 2, "signature": base64.b64encode(b"\x01" * 64).decode()}}}]
 
 
 def test_shape_diff_catches_a_number_as_string_and_a_missing_key() -> None:
