@@ -8,6 +8,7 @@ alike where the contract says how: unknown accounts are NOT_FOUND for ``account`
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 from primitives.crypto import PrivateKey, format_address
-from localnet.demo import demo_signer
+from localnet.demo import demo_signer, patch_genesis
 from localnet.dev_node import DevNode, dev_genesis
 from node.config import Config, replace
 from node.home import Home
@@ -28,11 +29,14 @@ from rpc.server import RPCServer
 
 
 @asynccontextmanager
-async def real_node(tmp_path: Path) -> AsyncIterator[AsyncClient]:
+async def real_node(tmp_path: Path, *, funded: bool = False) -> AsyncIterator[AsyncClient]:
+    """A real 1-validator node in this process (``funded``: the demo cast has balances)."""
     home = Home.at(tmp_path / "solo")
     config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
                      rpc={"listen_address": "127.0.0.1:0"})
     init_home(home, moniker="solo", config=config)
+    if funded:
+        home.genesis_file.write_text(json.dumps(patch_genesis(json.loads(home.genesis_file.read_text()))))
     node = Node(home)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)

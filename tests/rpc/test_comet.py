@@ -8,8 +8,6 @@ import base64
 import hashlib
 import json
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +15,21 @@ import pytest
 import trio
 
 from consensus.types import BlockID, DuplicateVoteEvidence, Vote, VoteType
-from localnet.demo import demo_signer, patch_genesis
-from node.config import Config, replace
+from localnet.demo import demo_signer
 from node.evidence import EVIDENCE_MAX_AGE
 from node.home import Home
 from node.init import init_home
-from node.node import Node
 from primitives.crypto import format_address
 from primitives.keyfile import load_key
 from rpc import errors
-from rpc.client import AsyncClient, RPCClientError
+from rpc.client import RPCClientError
 from rpc.comet import shapes
 from rpc.comet.query import QueryError, parse_query
 from rpc.comet.search import Scope
 from rpc.render import parse_bytes
 from rpc.views import BlockView, NetInfo, PeerView
 from state.builders import build_transfer_tx
+from tests.rpc.test_api import real_node
 
 FIXTURES = Path(__file__).with_name("fixtures") / "comet38"
 EXTRA_KEYS = {
@@ -88,30 +85,8 @@ def shape_differences(ours: Any, theirs: Any, path: tuple[str, ...] = ()) -> lis
     return [] if kind(ours) == kind(theirs) else [f"{where}: {kind(ours)}, CometBFT has {kind(theirs)}"]
 
 
-@asynccontextmanager
-async def funded_node(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, Home]]:
-    """A real 1-validator node in this process, the demo cast funded."""
-    home = Home.at(tmp_path / "solo")
-    config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
-                     rpc={"listen_address": "127.0.0.1:0"})
-    init_home(home, moniker="solo", config=config)
-    home.genesis_file.write_text(json.dumps(patch_genesis(json.loads(home.genesis_file.read_text()))))
-    node = Node(home)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        with trio.fail_after(20):
-            while node.chain.height < 1:
-                await trio.sleep(0.02)
-        client = AsyncClient(f"http://127.0.0.1:{node.rpc_port}")
-        try:
-            yield client, home
-        finally:
-            await client.aclose()
-            nursery.cancel_scope.cancel()
-
-
 async def test_answers_have_cometbft_v038_shapes(tmp_path: Path) -> None:
-    async with funded_node(tmp_path) as (client, home):
+    async with real_node(tmp_path, funded=True) as client:
         status = await client.call("status")
         sender, recipient = demo_signer("long-0"), demo_signer("long-1")
         tx = build_transfer_tx(sender, status["node_info"]["network"], recipient.address, "USDC", 5,
@@ -314,7 +289,7 @@ def test_search_queries_parse_like_cometbfts() -> None:
 
 
 async def test_search_filters_and_pages_over_a_real_chain(tmp_path: Path) -> None:
-    async with funded_node(tmp_path) as (client, _home):
+    async with real_node(tmp_path, funded=True) as client:
         status = await client.call("status")
         chain_id, tip = status["node_info"]["network"], int(status["sync_info"]["latest_block_height"])
         sender, other = demo_signer("long-0"), demo_signer("short-0")
@@ -343,7 +318,7 @@ async def test_search_filters_and_pages_over_a_real_chain(tmp_path: Path) -> Non
 
 
 async def test_clearing_queries_answer_under_abci_query(tmp_path: Path) -> None:
-    async with funded_node(tmp_path) as (client, _home):
+    async with real_node(tmp_path, funded=True) as client:
         address = format_address(demo_signer("long-0").address)
         direct = await client.call("account", address=address)
         answer = (await client.call("abci_query", path=f"/clearing/account/{address}"))["response"]
