@@ -110,6 +110,17 @@ async def test_every_node_api_answers_queries_alike(implementation: str, tmp_pat
         assert present["response"]["code"] == 0 and present["response"]["proofOps"] is not None
 
 
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+async def test_every_node_api_reports_its_consensus_round(implementation: str, tmp_path: Path) -> None:
+    """The height being decided is past the latest committed one; the step is one CometBFT
+    numbers (1 NewHeight, 3 Propose, 4 Prevote, 6 Precommit, 8 Commit)."""
+    async with IMPLEMENTATIONS[implementation](tmp_path) as client:
+        latest = await client.latest_height()
+        state = (await client.call("consensus_state"))["round_state"]
+        height, round_, step = (int(part) for part in state["height/round/step"].split("/"))
+        assert height >= latest + 1 and round_ >= 0 and step in (1, 3, 4, 6, 8), state
+
+
 async def test_a_funded_account_has_positions_and_health_on_the_dev_node(tmp_path: Path) -> None:
     async with dev_node(tmp_path) as client:
         funded = format_address(demo_signer("long-0").address)
