@@ -159,6 +159,14 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _tx(ctx: Context, value: Any) -> bytes:
+    """Base64 (JSON-RPC), or ``0x`` and hex (CometBFT's URI form, ``GET /broadcast_tx_sync?tx=0x..``)."""
+    if isinstance(value, str) and value.startswith(("0x", "0X")):
+        if len(value) > 2 + 2 * ctx.limits.max_tx_bytes:
+            raise errors.invalid_params(f"tx: larger than {ctx.limits.max_tx_bytes} bytes")
+        raw = parse_bytes("tx", value)
+        if not raw:
+            raise errors.invalid_params("tx: empty")
+        return raw
     return parse_base64("tx", value, ctx.limits.max_tx_bytes)
 
 
@@ -507,7 +515,7 @@ def _raw_tx(name: str, value: Any) -> Any:
 
 _H = Param("height", HEIGHT, doc="block height; omitted or 0 = latest")
 _ADDR = Param("address", parse_address, required=True, doc="account address (clr1...)")
-_TX = Param("tx", _raw_tx, required=True, doc="signed tx bytes, base64")
+_TX = Param("tx", _raw_tx, required=True, doc="signed tx bytes, base64 (or 0x and hex)")
 _QUERY = Param("query", parse_str, required=True, doc="e.g. tm.event='NewBlock'")
 _HASH_DOC = "32 bytes, hex or base64"
 _SEARCH = Param("query", parse_str, required=True, doc="e.g. tx.height=5 AND message.sender='clr1...'")

@@ -154,10 +154,13 @@ def parse_bytes(name: str, value: Any, size: int | None = None) -> bytes:
     base64 (what Go's JSON encoding of ``[]byte`` and cosmjs send). With ``size``, the length
     decides; without, text that is valid hex is read as hex."""
     text = parse_str(name, value, max_length=1 << 17)
-    digits = text[2:] if text.startswith(("0x", "0X")) else text
+    prefixed = text.startswith(("0x", "0X"))
+    digits = text[2:] if prefixed else text
     is_hex = len(digits) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in digits)
     if is_hex and (size is None or len(digits) == 2 * size):
         return bytes.fromhex(digits)
+    if prefixed and not is_hex:
+        raise invalid_params(f"{name}: not valid hex after 0x: {_show(value)}")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

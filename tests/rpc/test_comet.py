@@ -29,6 +29,8 @@ from rpc.comet.search import Scope
 from rpc.render import parse_bytes
 from rpc.views import BlockView, NetInfo, PeerView
 from state.builders import build_transfer_tx
+from rpc.limits import Limits
+from tests.rpc.conftest import start_served
 from tests.rpc.test_api import real_node
 
 FIXTURES = Path(__file__).with_name("fixtures") / "comet38"
@@ -268,10 +270,25 @@ def test_byte_params_are_hex_or_base64() -> None:
     assert parse_bytes("hash", base64.b64encode(digest).decode(), size=32) == digest
     assert parse_bytes("data", "616263") == b"abc"
     assert parse_bytes("data", "YWJj") == b"abc"
-    for bad in ("zz", base64.b64encode(b"short").decode(), digest.hex()[:-2], "!!!"):
+    for bad in ("zz", base64.b64encode(b"short").decode(), digest.hex()[:-2], "!!!", "0x" + "zz" * 32):
         with pytest.raises(errors.RPCError) as info:
             parse_bytes("hash", bad, size=32)
         assert info.value.code == errors.INVALID_PARAMS
+
+
+async def test_txs_go_as_base64_or_0x_hex(nursery) -> None:
+    """``0x`` and hex is CometBFT's URI form (``GET /check_tx?tx=0x...``); a bad, empty or
+    oversized hex tx is refused."""
+    served = await start_served(nursery, Limits(max_tx_bytes=8))
+    tx = b"\x81\xa1x\x01"
+    by_b64 = await served.client.call("check_tx", tx=base64.b64encode(tx).decode())
+    by_hex = await served.client.call("check_tx", tx="0x" + tx.hex())
+    assert by_hex == by_b64
+    for bad in ("0xzz", "0x", "0x" + "00" * 9):
+        with pytest.raises(RPCClientError) as info:
+            await served.client.call("check_tx", tx=bad)
+        assert info.value.code == errors.INVALID_PARAMS, bad
+    await served.client.aclose()
 
 
 def test_search_queries_parse_like_cometbfts() -> None:
