@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -116,6 +117,7 @@ def libp2p_ed25519_key(peer_id: str) -> bytes | None:
     return raw[len(_LIBP2P_ED25519_PREFIX):]
 
 
+@functools.lru_cache(maxsize=1024)
 def comet_node_id(peer_id: str) -> str:
     """The 40-hex node id for a node known by its libp2p peer id: derived from the same
     Ed25519 key, as CometBFT derives it; a peer id without an Ed25519 key is hashed whole."""
