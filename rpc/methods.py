@@ -321,8 +321,9 @@ async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
 
 
 async def check_tx(ctx: Context, tx: Any) -> Any:
+    """ResponseCheckTx, plus ours: the tx's ``hash`` (as the broadcast methods give it)."""
     raw = _tx(ctx, tx)
-    return comet.tx_result(await ctx.node.check_tx(raw))
+    return {**comet.tx_result(await ctx.node.check_tx(raw)), "hash": sha256(raw).hex().upper()}
 
 
 async def tx(ctx: Context, hash: bytes, prove: bool) -> Any:
