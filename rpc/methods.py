@@ -7,11 +7,11 @@ may be passed by name (object) or by position (array, in the listed order).
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-import json
-import weakref
 from typing import Any
 
 import trio
