@@ -2,8 +2,9 @@
 
 The node is a ``clearchain start`` process on a fresh home (the demo cast funded); the client
 is ``tests/clients/cosmjs_check.js``, which makes every call cosmjs offers plus its three
-subscriptions and the raw CometBFT methods cosmjs does not wrap. npm packages go to
-``.cache/npm`` under the repository (gitignored), installed here on first use; the test is
+subscriptions and the raw CometBFT methods cosmjs does not wrap. The npm packages are pinned
+by ``tests/clients/package.json`` and ``package-lock.json`` and installed (``npm ci``) into
+``.cache/npm`` under the repository (gitignored) whenever the lock there differs; the test is
 skipped only where ``node`` is missing.
 """
 
@@ -34,18 +35,24 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 NPM_CACHE = REPO / ".cache" / "npm"
-COSMJS = "@cosmjs/tendermint-rpc@0.39"
-SCRIPT = Path(__file__).with_name("cosmjs_check.js")
+HERE = Path(__file__).parent
+SCRIPT = HERE / "cosmjs_check.js"
 
 
 def cosmjs_modules() -> Path:
-    """node_modules holding cosmjs, installed into the repository's npm cache if absent."""
+    """node_modules holding the pinned cosmjs, (re)installed into the repository's npm cache
+    when its lock file differs from ours."""
     modules = NPM_CACHE / "node_modules"
-    if not (modules / "@cosmjs" / "tendermint-rpc" / "package.json").exists():
+    lock = (HERE / "package-lock.json").read_text()
+    installed = NPM_CACHE / "package-lock.json"
+    if not (modules / "@cosmjs" / "tendermint-rpc").is_dir() or not installed.exists() \
+            or installed.read_text() != lock:
         npm = shutil.which("npm")
         assert npm, "node is installed but npm is not: apt-get install -y npm"
         NPM_CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(NPM_CACHE), COSMJS],
+        shutil.copy(HERE / "package.json", NPM_CACHE / "package.json")
+        installed.write_text(lock)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(NPM_CACHE)],
                        check=True, timeout=300, capture_output=True)
     return modules
 
