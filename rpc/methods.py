@@ -421,7 +421,7 @@ async def _search(ctx: Context, text: str, page: int, per_page: int, order_by: s
         raise errors.invalid_params(f"query: {exc}") from None
     index = search.index_of(ctx.node)
     await index.catch_up(ctx.node)
-    found = (index.blocks if blocks else index.txs).search(conditions)
+    found = (index.blocks if blocks else index.txs).search(conditions, index.earliest_height)
     if order_by == "desc":
         found.reverse()
     per_page = min(per_page, ctx.limits.max_per_page)

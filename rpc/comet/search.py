@@ -97,17 +97,17 @@ class Scope:
         return {i for i in range(len(self.heights))
                 if condition.holds([self.hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE].hex().upper()])}
 
-    def search(self, conditions: Sequence[Condition]) -> list[int]:
-        """Positions, in chain order, for which every condition holds."""
+    def search(self, conditions: Sequence[Condition], from_height: int = 0) -> list[int]:
+        """Positions, in chain order, for which every condition holds, from ``from_height`` on
+        (a pruning node no longer stores what lies below its earliest height)."""
         sets = sorted((self.matching(c) for c in conditions), key=len)
         if not sets:
             return []
-        if len(sets) == 1:
-            return sorted(sets[0])
         found = set(sets[0])
         for other in sets[1:]:
             found = {p for p in found if p in other}
-        return sorted(found)
+        first = bisect_left(self.heights, from_height)
+        return sorted(p for p in found if p >= first)
 
     def tx_hash(self, position: int) -> bytes:
         return bytes(self.hashes[position * HASH_SIZE:(position + 1) * HASH_SIZE])
@@ -120,12 +120,15 @@ class ChainIndex:
     txs: Scope = field(default_factory=Scope)
     blocks: Scope = field(default_factory=Scope)
     indexed_height: int = 0
+    earliest_height: int = 0
+    """The node's earliest stored height at the last catch-up: searches start there."""
     lock: trio.Lock = field(default_factory=trio.Lock)
 
     async def catch_up(self, node: NodeAPI) -> None:
         """Index every height the node has committed since the last search."""
         async with self.lock:
             status = await node.status()
+            self.earliest_height = status.earliest_block_height
             start = max(self.indexed_height + 1, status.earliest_block_height, 1)
             for height in range(start, status.latest_block_height + 1):
                 await self._index_height(node, height)

@@ -209,6 +209,9 @@ def test_index_search_equals_a_scan_of_every_entry() -> None:
         expected = [i for i, keys in enumerate(entries)
                     if all(c.holds(keys.get(c.key, [])) for c in conditions)]
         assert scope.search(conditions) == expected, " AND ".join(parts)
+        from_height = rng.randrange(90)
+        assert scope.search(conditions, from_height) == [
+            i for i in expected if int(entries[i]["tx.height"][0]) >= from_height]
 
 
 def test_evidence_is_cometbfts_duplicate_vote_evidence() -> None:
