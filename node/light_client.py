@@ -265,8 +265,8 @@ class AnswerProver:
         header = Header.from_obj(obj["header"])
         if header.hash() != self.light.verify_height(header.height).hash():
             raise ProofFailed(f"commit: header {header.height} is not the verified one")
-        if bytes.fromhex(answer["block_hash"]) != header.hash():
-            raise ProofFailed("commit: block_hash is not the header's hash")
+        if bytes.fromhex(answer["signed_header"]["commit"]["block_id"]["hash"]) != header.hash():
+            raise ProofFailed("commit: the commit's block_id is not the header's hash")
         return answer
 
     def _block(self, call: Call, params: dict[str, Any], answer: Any) -> Any:

@@ -77,7 +77,7 @@ def test_a_fifth_node_state_syncs_past_a_lying_peer_and_holds_the_validators_sta
         cluster.wait_height([0, 1, 2, 3], 520, timeout=900)
         with cluster.client(0) as client:
             trust_height = client.latest_height() - 5
-            trust_hash = client.call("commit", height=trust_height)["block_hash"]
+            trust_hash = client.call("commit", height=trust_height)["signed_header"]["commit"]["block_id"]["hash"]
         config = load_config(cluster.homes[NEW].config_file)
         save_config(replace(config, statesync={
             "enable": True, "trust_height": trust_height, "trust_hash": trust_hash,
