@@ -178,6 +178,29 @@ class Client:
     def block_by_hash(self, block_hash: bytes | str) -> r.Block:
         return self.run(calls.block_by_hash(block_hash))
 
+    def header(self, height: int | None = None) -> r.Header:
+        return self.run(calls.header(height))
+
+    def header_by_hash(self, block_hash: bytes | str) -> r.Header:
+        return self.run(calls.header_by_hash(block_hash))
+
+    def tx_search(self, query: str, prove: bool = False, page: int | None = None,
+                  per_page: int | None = None, order_by: str | None = None) -> r.TxSearch:
+        return self.run(calls.tx_search(query, prove, page, per_page, order_by))
+
+    def block_search(self, query: str, page: int | None = None, per_page: int | None = None,
+                     order_by: str | None = None) -> r.BlockSearch:
+        return self.run(calls.block_search(query, page, per_page, order_by))
+
+    def abci_info(self) -> r.AbciInfo:
+        return self.run(calls.abci_info())
+
+    def consensus_params(self, height: int | None = None) -> r.ConsensusParams:
+        return self.run(calls.consensus_params(height))
+
+    def consensus_state(self) -> r.RoundState:
+        return self.run(calls.consensus_state())
+
     def blockchain(self, min_height: int | None = None, max_height: int | None = None) -> r.Blockchain:
         return self.run(calls.blockchain(min_height, max_height))
 
@@ -351,6 +374,29 @@ class AsyncClient:
 
     async def block_by_hash(self, block_hash: bytes | str) -> r.Block:
         return await self.run(calls.block_by_hash(block_hash))
+
+    async def header(self, height: int | None = None) -> r.Header:
+        return await self.run(calls.header(height))
+
+    async def header_by_hash(self, block_hash: bytes | str) -> r.Header:
+        return await self.run(calls.header_by_hash(block_hash))
+
+    async def tx_search(self, query: str, prove: bool = False, page: int | None = None,
+                  per_page: int | None = None, order_by: str | None = None) -> r.TxSearch:
+        return await self.run(calls.tx_search(query, prove, page, per_page, order_by))
+
+    async def block_search(self, query: str, page: int | None = None, per_page: int | None = None,
+                     order_by: str | None = None) -> r.BlockSearch:
+        return await self.run(calls.block_search(query, page, per_page, order_by))
+
+    async def abci_info(self) -> r.AbciInfo:
+        return await self.run(calls.abci_info())
+
+    async def consensus_params(self, height: int | None = None) -> r.ConsensusParams:
+        return await self.run(calls.consensus_params(height))
+
+    async def consensus_state(self) -> r.RoundState:
+        return await self.run(calls.consensus_state())
 
     async def blockchain(self, min_height: int | None = None, max_height: int | None = None) -> r.Blockchain:
         return await self.run(calls.blockchain(min_height, max_height))

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from client import legacy
 from client import results as r
 from primitives.crypto import format_address
 
@@ -27,7 +26,7 @@ class Call(Generic[T]):
     parse: Callable[[Any], T]
 
     def result(self, answer: Any) -> T:
-        return self.parse(legacy.to_v038(self.method, answer))
+        return self.parse(answer)
 
 
 def _call(method: str, parse: Callable[[Any], T], **params: Any) -> Call[T]:
@@ -82,6 +81,15 @@ def block_by_hash(block_hash: bytes | str) -> Call[r.Block]:
     return _call("block_by_hash", r.Block.from_json, hash=_hash_text(block_hash))
 
 
+def header(height: int | None = None) -> Call[r.Header]:
+    return _call("header", lambda answer: r.Header.from_json(answer["header"]), height=height)
+
+
+def header_by_hash(block_hash: bytes | str) -> Call[r.Header]:
+    return _call("header_by_hash", lambda answer: r.Header.from_json(answer["header"]),
+                 hash=_hash_text(block_hash))
+
+
 def blockchain(min_height: int | None = None, max_height: int | None = None) -> Call[r.Blockchain]:
     return _call("blockchain", r.Blockchain.from_json, minHeight=min_height, maxHeight=max_height)
 
@@ -114,6 +122,20 @@ def tx(tx_hash: bytes | str, prove: bool = False) -> Call[r.TxInfo]:
     return _call("tx", r.TxInfo.from_json, hash=_hash_text(tx_hash), prove=prove or None)
 
 
+def tx_search(query: str, prove: bool = False, page: int | None = None, per_page: int | None = None,
+              order_by: str | None = None) -> Call[r.TxSearch]:
+    """Committed txs matching a CometBFT query (``tx.height``, ``tx.hash``, ``message.sender``,
+    the clearing events' attributes), e.g. ``"message.sender='clr1...' AND tx.height>=5"``."""
+    return _call("tx_search", r.TxSearch.from_json, query=query, prove=prove or None, page=page,
+                 per_page=per_page, order_by=order_by)
+
+
+def block_search(query: str, page: int | None = None, per_page: int | None = None,
+                 order_by: str | None = None) -> Call[r.BlockSearch]:
+    return _call("block_search", r.BlockSearch.from_json, query=query, page=page, per_page=per_page,
+                 order_by=order_by)
+
+
 def unconfirmed_txs(limit: int | None = None) -> Call[r.Mempool]:
     return _call("unconfirmed_txs", r.Mempool.from_json, limit=limit)
 
@@ -126,6 +148,18 @@ def query(path: str = "/store", data: bytes = b"", height: int | None = None,
           prove: bool = False) -> Call[r.QueryResponse]:
     return _call("query", r.QueryResponse.from_json, path=path, data=data.hex(), height=height,
                  prove=prove or None)
+
+
+def abci_info() -> Call[r.AbciInfo]:
+    return _call("abci_info", r.AbciInfo.from_json)
+
+
+def consensus_params(height: int | None = None) -> Call[r.ConsensusParams]:
+    return _call("consensus_params", r.ConsensusParams.from_json, height=height)
+
+
+def consensus_state() -> Call[r.RoundState]:
+    return _call("consensus_state", r.RoundState.from_json)
 
 
 def abci_query(path: str = "/store", data: bytes = b"", height: int | None = None,

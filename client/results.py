@@ -315,6 +315,91 @@ class TxInfo:
 
 
 @dataclass(frozen=True)
+class TxSearch:
+    """``tx_search``: one page of committed txs matching a query, and how many match in all."""
+
+    txs: tuple[TxInfo, ...]
+    total_count: int
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> TxSearch:
+        return cls(tuple(TxInfo.from_json(t) for t in data.get("txs") or ()), int(data["total_count"]), data)
+
+
+@dataclass(frozen=True)
+class BlockSearch:
+    """``block_search``: one page of blocks matching a query, and how many match in all."""
+
+    blocks: tuple[Block, ...]
+    total_count: int
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> BlockSearch:
+        return cls(tuple(Block.from_json(b) for b in data.get("blocks") or ()), int(data["total_count"]), data)
+
+
+@dataclass(frozen=True)
+class AbciInfo:
+    """``abci_info``: the application's name, version and last committed height and app hash."""
+
+    data: str
+    version: str
+    app_version: int
+    last_block_height: int
+    last_block_app_hash: bytes
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> AbciInfo:
+        response = data["response"]
+        return cls(str(response.get("data", "")), str(response.get("version", "")),
+                   _int(response.get("app_version")), _int(response.get("last_block_height")),
+                   _b64(response.get("last_block_app_hash")), data)
+
+
+@dataclass(frozen=True)
+class ConsensusParams:
+    """``consensus_params`` at a height (CometBFT's ConsensusParams; this chain has no gas)."""
+
+    block_height: int
+    max_block_bytes: int
+    max_gas: int
+    evidence_max_age_blocks: int
+    pub_key_types: tuple[str, ...]
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> ConsensusParams:
+        params = data["consensus_params"]
+        return cls(int(data["block_height"]), int(params["block"]["max_bytes"]), int(params["block"]["max_gas"]),
+                   int(params["evidence"]["max_age_num_blocks"]),
+                   tuple(params["validator"]["pub_key_types"]), data)
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """``consensus_state``: the height, round and step being decided, and the block hashes the
+    node proposes, is locked on and holds as valid (empty when none)."""
+
+    height: int
+    round: int
+    step: int
+    proposal_block_hash: bytes
+    locked_block_hash: bytes
+    valid_block_hash: bytes
+    raw: Json = _raw()
+
+    @classmethod
+    def from_json(cls, data: Json) -> RoundState:
+        state = data["round_state"]
+        height, round_, step = (int(part) for part in state["height/round/step"].split("/"))
+        return cls(height, round_, step, _hex(state.get("proposal_block_hash")),
+                   _hex(state.get("locked_block_hash")), _hex(state.get("valid_block_hash")), data)
+
+
+@dataclass(frozen=True)
 class BlockResults:
     """``block_results`` (v0.38: one ``finalize_block_events`` list, no begin/end split)."""
 
@@ -323,13 +408,14 @@ class BlockResults:
     finalize_block_events: tuple[Event, ...]
     validator_updates: tuple[Any, ...]
     app_hash: bytes
+    """The app hash after the block (base64 in CometBFT v0.38's block_results: Go []byte)."""
     raw: Json = _raw()
 
     @classmethod
     def from_json(cls, data: Json) -> BlockResults:
         return cls(int(data["height"]), tuple(TxResult.from_json(r) for r in data.get("txs_results") or ()),
                    _events(data.get("finalize_block_events")),
-                   tuple(data.get("validator_updates") or ()), _hex(data.get("app_hash")), data)
+                   tuple(data.get("validator_updates") or ()), _b64(data.get("app_hash")), data)
 
 
 @dataclass(frozen=True)
@@ -503,7 +589,9 @@ class NetInfo:
 
     @classmethod
     def from_json(cls, data: Json) -> NetInfo:
-        peers = tuple(PeerView(str(p["node_info"]["id"]), str(p["node_info"].get("listen_addr", "")),
+        # node_id as the node knows it: the libp2p id (CometBFT's 40-hex ``id`` is derived from it)
+        peers = tuple(PeerView(str((p["node_info"].get("other") or {}).get("libp2p_id") or p["node_info"]["id"]),
+                               str(p["node_info"].get("listen_addr", "")),
                                str(p["node_info"].get("moniker", "")), bool(p.get("is_outbound")))
                       for p in data.get("peers") or ())
         persistent = tuple(PersistentPeerView(

@@ -25,6 +25,7 @@ from rpc.views import (
     NetInfo,
     NodeStatus,
     QueryResult,
+    RoundStateView,
     TxRecord,
     TxResultView,
     ValidatorView,
@@ -54,7 +55,8 @@ def dev_genesis(key: PrivateKey, genesis_time_ms: int | None = None) -> Genesis:
 
 def _result(app_result: TxResult) -> TxResultView:
     return TxResultView(code=int(app_result.code), log=app_result.log,
-                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events))
+                        codespace="clearing" if app_result.code else "", events=tuple(app_result.events),
+                        kind=app_result.kind, sender=app_result.sender)
 
 
 class InMemoryBlocks:
@@ -73,6 +75,10 @@ class InMemoryBlocks:
     async def block(self, height: int | None) -> BlockView | None:
         at = self._at(height)
         return None if at is None else self.blocks[at - 1]
+
+    async def consensus_state(self) -> RoundStateView:
+        """No consensus: the next height, waiting for its block."""
+        return RoundStateView(len(self.blocks) + 1, 0, "NewHeight")
 
     async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
         return next((b for b in self.blocks if b.hash == block_hash), None)

@@ -20,6 +20,7 @@ from node.mempool import Mempool, MempoolResult
 from node.p2p.network import Network
 from node.queries import ClearingQueries
 from rpc.views import (
+    RoundStateView,
     BlockResults,
     BlockView,
     CommitView,
@@ -37,13 +38,15 @@ from rpc.errors import unavailable
 from rpc.events import EventBus, publish_block
 
 if TYPE_CHECKING:
+    from consensus.round_state import ConsensusState
     from consensus.types import Block
 
 
 def _tx_result(obj: Mapping[str, Any]) -> TxResultView:
     code = int(obj["code"])
     return TxResultView(code=code, log=obj.get("log", ""), codespace="clearing" if code else "",
-                    events=tuple(obj.get("events", ())))
+                        events=tuple(obj.get("events", ())), kind=obj.get("kind", ""),
+                        sender=obj.get("sender", b""))
 
 
 def accounts_of(events: Sequence[Mapping[str, Any]], sender: bytes) -> tuple[bytes, ...]:
@@ -66,6 +69,23 @@ def block_view(block: Block) -> BlockView:
     )
 
 
+def round_state_view(state: ConsensusState) -> RoundStateView:
+    """The consensus core's state as ``consensus_state`` shows it."""
+    proposal = state.first_proposal.get(state.round)
+    return RoundStateView(
+        height=state.height, round=state.round, step=_STEP_NAMES.get(state.step.name, state.step.name),
+        proposal_block_hash=proposal.hash if proposal else b"",
+        locked_block_hash=state.locked_block.hash if state.locked_block else b"",
+        locked_round=state.locked_round,
+        valid_block_hash=state.valid_block.hash if state.valid_block else b"",
+        valid_round=state.valid_round,
+    )
+
+
+_STEP_NAMES = {"NEW_HEIGHT": "NewHeight", "PROPOSE": "Propose", "PREVOTE": "Prevote",
+               "PRECOMMIT": "Precommit", "COMMIT": "Commit"}
+
+
 class NodeView:
     """Implements :class:`rpc.api.NodeAPI` over the parts of a running node.
 
@@ -76,7 +96,8 @@ class NodeView:
 
     def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
                  validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
-                 catching_up: Callable[[], bool]) -> None:
+                 catching_up: Callable[[], bool],
+                 round_state: Callable[[], ConsensusState | None] = lambda: None) -> None:
         self.chain = chain
         self.pool = mempool
         self.network = network
@@ -85,6 +106,7 @@ class NodeView:
         self.validator_public_key = validator_key.public_key
         self.admit = admit
         self.catching_up = catching_up
+        self.round_state = round_state
         self.events = EventBus()
         self.queries = ClearingQueries(chain.app, chain.store)
 
@@ -124,6 +146,12 @@ class NodeView:
             validator_address=self.validator_address, validator_pub_key=self.validator_public_key,
             validator_voting_power=me.voting_power if me is not None else 0,
         )
+
+    async def consensus_state(self) -> RoundStateView:
+        state = self.round_state()
+        if state is None:  # consensus not started (block sync, state sync)
+            return RoundStateView(self.chain.height + 1, 0, "NewHeight")
+        return round_state_view(state)
 
     async def net_info(self) -> NetInfo:
         network = self.network

@@ -265,8 +265,8 @@ class AnswerProver:
         header = Header.from_obj(obj["header"])
         if header.hash() != self.light.verify_height(header.height).hash():
             raise ProofFailed(f"commit: header {header.height} is not the verified one")
-        if bytes.fromhex(answer["block_hash"]) != header.hash():
-            raise ProofFailed("commit: block_hash is not the header's hash")
+        if bytes.fromhex(answer["signed_header"]["commit"]["block_id"]["hash"]) != header.hash():
+            raise ProofFailed("commit: the commit's block_id is not the header's hash")
         return answer
 
     def _block(self, call: Call, params: dict[str, Any], answer: Any) -> Any:
@@ -299,12 +299,12 @@ class AnswerProver:
         if height is not None:
             params["height"] = height
         response = call("query", **params)["response"]
-        if response["code"] != "0":
+        if response["code"] != 0:
             raise UnverifiableAnswer(f"query: the node did not prove the key: {response['log']}")
         at = int(response["height"])
         value = None if response["value"] is None else _b64(response["value"])
         ops = response["proofOps"]["ops"]
-        proof = decode_proof(bytes.fromhex(ops[0]["data"]))
+        proof = decode_proof(_b64(ops[0]["data"]))
         app_hash = self.light.app_hash_after(at, self.wait_s)
         if not verify_proof(app_hash, key, value, proof):
             raise ProofFailed(f"query: the proof of key {key.hex()} at height {at} does not "
@@ -313,7 +313,7 @@ class AnswerProver:
 
     def _query(self, call: Call, params: dict[str, Any], answer: Any) -> Any:
         response = answer["response"]
-        if response["code"] != "0":
+        if response["code"] != 0:
             raise UnverifiableAnswer(f"query: error answers are not proved: {response['log']}")
         key = _b64(response["key"])
         at, value = self._proved_value(call, key, int(response["height"]))

@@ -187,7 +187,8 @@ class Node:
         self.snapshots.store = chain.store
         self.mempool = Mempool(chain.app, config.mempool)
         self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
-                             admit=self.admit, catching_up=lambda: self.catching_up)
+                             admit=self.admit, catching_up=lambda: self.catching_up,
+                             round_state=lambda: self.driver.state if self.driver else None)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,

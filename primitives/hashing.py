@@ -43,6 +43,23 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return _root_of_hashes(level)
 
 
+def merkle_aunts(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """The inclusion proof of ``leaves[index]`` in :func:`merkle_root`: the sibling hashes from
+    the leaf's level up to the root's children (CometBFT's ``Proof.Aunts`` order)."""
+    if not 0 <= index < len(leaves):
+        raise IndexError(f"leaf {index} of {len(leaves)}")
+    return _aunts([leaf_hash(leaf) for leaf in leaves], index)
+
+
+def _aunts(hashes: list[bytes], index: int) -> list[bytes]:
+    if len(hashes) == 1:
+        return []
+    split = _largest_power_of_two_below(len(hashes))
+    if index < split:
+        return _aunts(hashes[:split], index) + [_root_of_hashes(hashes[split:])]
+    return _aunts(hashes[split:], index - split) + [_root_of_hashes(hashes[:split])]
+
+
 def _root_of_hashes(hashes: list[bytes]) -> bytes:
     if len(hashes) == 1:
         return hashes[0]

@@ -34,6 +34,7 @@ from rpc.views import (
     NetInfo,
     NodeStatus,
     QueryResult,
+    RoundStateView,
     TxRecord,
     TxResultView,
     ValidatorView,
@@ -56,6 +57,10 @@ class NodeAPI(Protocol):
     async def genesis(self) -> Mapping[str, Any]: ...
     async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
         """(the height answered, the validator set that signs that height)."""
+        ...
+
+    async def consensus_state(self) -> RoundStateView:
+        """Where consensus is now (a node without consensus answers its next height, round 0)."""
         ...
 
     # --- blocks and txs ---------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The node calls :func:`publish_block` once per committed block. Each published message carries a
 map of composite keys (``tm.event``, ``tx.hash``, ``tx.account``, ``clearing.market`` ...) to
-values; a subscription query is a conjunction of ``key = 'value'`` conditions matched against it:
+values; a subscription query (CometBFT's query language, :mod:`rpc.comet.query`) is matched
+against it:
 
     tm.event = 'NewBlock'
     tm.event = 'Tx' AND tx.account = 'clr1...'
@@ -18,8 +19,7 @@ and disconnects it). A slow client therefore costs the node nothing but the drop
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,15 +27,13 @@ from typing import Any
 import trio
 
 from rpc.views import BlockResults, BlockView, TxRecord
-from rpc.render import b64, format_address, render
+from rpc.comet import shapes as comet
+from rpc.comet.query import Query
+from rpc.comet.query import QueryError as QueryError  # rpc/server.py parses subscriptions
+from rpc.comet.query import parse_query as parse_query
+from rpc.render import format_address, render
 
-MAX_QUERY_LENGTH = 512
-MAX_CONDITIONS = 8
 DEFAULT_QUEUE_SIZE = 256
-
-_CONDITION = re.compile(
-    r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?:'([^']*)'|([0-9]+))\s*\Z"
-)
 
 # Application event types (lower-cased) -> the ``tm.event`` name subscribers use.
 CLEARING_EVENT_NAMES = {
@@ -59,39 +57,6 @@ ACCOUNT_ATTRIBUTES = frozenset(
     {"account", "address", "buyer", "seller", "counterparty", "sender", "to", "operator", "feeder",
      "provider", "voter", "validator", "maker", "taker"}
 )
-
-
-class QueryError(ValueError):
-    """A subscription query that cannot be parsed."""
-
-
-@dataclass(frozen=True)
-class Query:
-    """A parsed subscription query: all conditions must hold."""
-
-    text: str
-    conditions: tuple[tuple[str, str], ...]
-
-    def matches(self, keys: Mapping[str, Sequence[str]]) -> bool:
-        return all(value in keys.get(key, ()) for key, value in self.conditions)
-
-
-def parse_query(text: str) -> Query:
-    if not isinstance(text, str) or not text.strip():
-        raise QueryError("query must be a non-empty string such as tm.event='NewBlock'")
-    if len(text) > MAX_QUERY_LENGTH:
-        raise QueryError(f"query longer than {MAX_QUERY_LENGTH} characters")
-    parts = re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)
-    if len(parts) > MAX_CONDITIONS:
-        raise QueryError(f"more than {MAX_CONDITIONS} conditions")
-    conditions = []
-    for part in parts:
-        match = _CONDITION.match(part)
-        if match is None:
-            raise QueryError(f"cannot parse condition {part.strip()!r}: expected key='value'")
-        key, quoted, number = match.groups()
-        conditions.append((key, quoted if quoted is not None else number))
-    return Query(text.strip(), tuple(conditions))
 
 
 @dataclass
@@ -156,7 +121,8 @@ class EventBus:
         """The ``tm.event`` values some subscription asks for; None if one takes any event."""
         wanted: set[str] = set()
         for subscription in self._subscriptions:
-            names = [v for k, v in subscription.query.conditions if k == "tm.event"]
+            names = [str(c.operand) for c in subscription.query.conditions
+                     if c.key == "tm.event" and c.op == "="]
             if not names:
                 return None
             wanted.update(names)
@@ -218,39 +184,42 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def tx_json(record: TxRecord) -> dict[str, Any]:
-    return {
-        "hash": record.hash.hex().upper(),
-        "height": str(record.height),
-        "index": str(record.index),
-        "tx": b64(record.tx),
-        "tx_result": render(record.result),
-    }
-
-
 def new_block_message(block: BlockView, results: BlockResults | None) -> Message:
     def data() -> Any:
-        value: dict[str, Any] = {"block": block_json(block)}
+        value: dict[str, Any] = {"block": comet.block(block), "block_id": comet.block_id(block.hash)}
         if results is not None:
-            value["result_end_block"] = {"events": render(list(results.end_block_events))}
+            value["result_finalize_block"] = comet.finalize_block(results)
         return {"type": "tendermint/event/NewBlock", "value": value}
 
     keys = {"tm.event": ["NewBlock"], "block.height": [str(block.height)]}
     return Message(keys, data)
 
 
+def new_block_header_message(block: BlockView) -> Message:
+    keys = {"tm.event": ["NewBlockHeader"], "block.height": [str(block.height)]}
+    return Message(keys, lambda: {"type": "tendermint/event/NewBlockHeader",
+                                  "value": {"header": comet.header(block.header)}})
+
+
 def tx_message(record: TxRecord) -> Message:
+    """CometBFT's Tx event (``value.TxResult`` with ``result``); its keys are CometBFT's
+    (``tx.hash``, ``tx.height``, every ``<event>.<attribute>``, ``message.sender``) and ours
+    (``tx.type``, ``tx.account``, ``tx.code``)."""
+    value = comet.tx_event_value(record)
     keys: dict[str, list[str]] = {
+        key: values for key, values in comet.event_keys(value["TxResult"]["result"]["events"]).items()
+    }
+    keys.update({
         "tm.event": ["Tx"],
         "tx.hash": [record.hash.hex().upper(), record.hash.hex()],
         "tx.height": [str(record.height)],
         "tx.code": [str(record.result.code)],
-    }
+    })
     if record.tx_type:
         keys["tx.type"] = [record.tx_type]
     if record.accounts:
         keys["tx.account"] = [_text(a) for a in record.accounts]
-    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": {"TxResultView": tx_json(record)}})
+    return Message(keys, lambda: {"type": "tendermint/event/Tx", "value": value})
 
 
 def clearing_message(height: int, event: Mapping[str, Any], tx_hash: bytes | None = None) -> Message:
@@ -289,8 +258,10 @@ def block_messages(
     """
     every = wanted is None
     messages = [new_block_message(block, results)] if every or "NewBlock" in wanted else []
+    if every or "NewBlockHeader" in wanted:
+        messages.append(new_block_header_message(block))
     want_txs = every or "Tx" in wanted
-    want_clearing = every or bool(wanted - {"NewBlock", "Tx"})
+    want_clearing = every or bool(wanted - {"NewBlock", "NewBlockHeader", "Tx"})
     if not (want_txs or want_clearing):
         return messages
     for record in txs:
@@ -318,13 +289,3 @@ def publish_block(
         return
     for message in block_messages(block, results, txs, bus.wanted_events()):
         bus.publish(message)
-
-
-def block_json(block: BlockView) -> dict[str, Any]:
-    """CometBFT's block shape: header, data.txs (base64), evidence, last_commit."""
-    return {
-        "header": render(block.header),
-        "data": {"txs": [b64(tx) for tx in block.txs]},
-        "evidence": {"evidence": render(list(block.evidence))},
-        "last_commit": render(block.last_commit),
-    }

@@ -7,6 +7,8 @@ may be passed by name (object) or by position (array, in the listed order).
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -18,15 +20,18 @@ from primitives.hashing import sha256
 from rpc import errors
 from rpc.api import NodeAPI
 from rpc.limits import Limits
-from rpc.views import BlockView, LiquidationPage, TxResultView
-from rpc.events import EventBus, block_json, tx_json
+from rpc.comet import search
+from rpc.comet.query import QueryError, parse_query
+from rpc.comet import shapes as comet
+from rpc.views import BlockView, LiquidationPage, TxRecord, TxResultView
+from rpc.events import EventBus
 from rpc.render import (
     b64,
     parse_address,
     parse_base64,
+    parse_bytes,
     parse_bool,
     parse_height,
-    parse_hex,
     parse_int,
     parse_str,
     render,
@@ -119,7 +124,18 @@ HEIGHT = parse_height
 
 
 def _hash(name: str, value: Any) -> bytes:
-    return parse_hex(name, value, size=32)
+    return parse_bytes(name, value, size=32)
+
+
+def _data(name: str, value: Any) -> bytes:
+    return parse_bytes(name, value) if value != "" else b""
+
+
+def _order(name: str, value: Any) -> str:
+    order = parse_str(name, value, max_length=8).lower() or "asc"
+    if order not in ("asc", "desc"):
+        raise errors.invalid_params(f"{name}: must be 'asc' or 'desc', got {value!r}")
+    return order
 
 
 def _page(name: str, value: Any) -> int:
@@ -146,6 +162,14 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _tx(ctx: Context, value: Any) -> bytes:
+    """Base64 (JSON-RPC), or ``0x`` and hex (CometBFT's URI form, ``GET /broadcast_tx_sync?tx=0x..``)."""
+    if isinstance(value, str) and value.startswith(("0x", "0X")):
+        if len(value) > 2 + 2 * ctx.limits.max_tx_bytes:
+            raise errors.invalid_params(f"tx: larger than {ctx.limits.max_tx_bytes} bytes")
+        raw = parse_bytes("tx", value)
+        if not raw:
+            raise errors.invalid_params("tx: empty")
+        return raw
     return parse_base64("tx", value, ctx.limits.max_tx_bytes)
 
 
@@ -164,54 +188,31 @@ async def health(ctx: Context) -> Any:
 
 async def status(ctx: Context) -> Any:
     s = await ctx.node.status()
-    return {
-        "node_info": {
-            "id": s.node_id,
-            "listen_addr": s.listen_addr,
-            "network": s.chain_id,
-            "version": s.version,
-            "moniker": s.moniker,
-            "other": {"rpc_address": s.rpc_addr},
-        },
-        "sync_info": {
-            "latest_block_hash": render(s.latest_block_hash),
-            "latest_app_hash": render(s.latest_app_hash),
-            "latest_block_height": str(s.latest_block_height),
-            "latest_block_time": str(s.latest_block_time_ns),
-            "earliest_block_height": str(s.earliest_block_height),
-            "catching_up": s.catching_up,
-        },
-        "validator_info": {
-            "address": render(s.validator_address),
-            "pub_key": {"type": "ed25519", "value": b64(s.validator_pub_key)},
-            "voting_power": str(s.validator_voting_power),
-        },
-    }
+    return comet.status(s, earliest=await _earliest_block(ctx.node, s.earliest_block_height))
+
+
+_EARLIEST: weakref.WeakKeyDictionary[Any, BlockView] = weakref.WeakKeyDictionary()
+"""Each node's earliest stored block: ``status`` shows its hash, app hash and time on every
+call, and a block once stored never changes, so it is read again only when pruning moves it."""
+
+
+async def _earliest_block(node: NodeAPI, height: int) -> BlockView | None:
+    cached = _EARLIEST.get(node)
+    if cached is not None and cached.height == height:
+        return cached
+    found = await node.block(height) if height else None
+    if found is not None:
+        _EARLIEST[node] = found
+    return found
 
 
 async def net_info(ctx: Context) -> Any:
     info = await ctx.node.net_info()
-    return {
-        "listening": info.listening,
-        "listeners": list(info.listeners),
-        "n_peers": str(len(info.peers)),
-        "peers": [
-            {"node_info": {"id": p.node_id, "moniker": p.moniker, "listen_addr": p.address},
-             "is_outbound": p.is_outbound, "remote_ip": p.address}
-            for p in info.peers
-        ],
-        "persistent_peers": [
-            {"id": p.node_id, "address": p.address, "connected": p.connected,
-             "since_ms": str(p.since_ms), "dials": str(p.dials),
-             "next_dial_ms": None if p.next_dial_ms is None else str(p.next_dial_ms),
-             "last_error": p.last_error}
-            for p in info.persistent_peers
-        ],
-    }
+    return comet.net_info(info, (await ctx.node.status()).chain_id)
 
 
 async def genesis(ctx: Context) -> Any:
-    return {"genesis": render(await ctx.node.genesis())}
+    return {"genesis": comet.genesis(await ctx.node.genesis())}
 
 
 async def validators(ctx: Context, height: int | None, page: int, per_page: int) -> Any:
@@ -220,29 +221,32 @@ async def validators(ctx: Context, height: int | None, page: int, per_page: int)
     chosen = list(vals)[(page - 1) * per_page : page * per_page]
     if page > 1 and not chosen:
         raise errors.invalid_params(f"page {page} is beyond the last page")
-    return {
-        "block_height": str(answered),
-        "validators": [
-            {"address": render(v.address), "pub_key": {"type": "ed25519", "value": b64(v.pub_key)},
-             "voting_power": str(v.voting_power), "proposer_priority": str(v.proposer_priority)}
-            for v in chosen
-        ],
-        "count": str(len(chosen)),
-        "total": str(len(vals)),
-    }
+    return {"block_height": str(answered), "validators": [comet.validator(v) for v in chosen],
+            "count": str(len(chosen)), "total": str(len(vals))}
 
 
-def _block_answer(block: BlockView) -> Any:
-    return {"block_id": {"hash": render(block.hash)}, "block": block_json(block)}
+async def _block_at(ctx: Context, height: int | None) -> BlockView:
+    return _found(await ctx.node.block(height), f"no block at height {height}")
+
+
+async def _block_with_hash(ctx: Context, hash: bytes) -> BlockView:
+    return _found(await ctx.node.block_by_hash(hash), f"no block with hash {hash.hex().upper()}")
 
 
 async def block(ctx: Context, height: int | None) -> Any:
-    return _block_answer(_found(await ctx.node.block(height), f"no block at height {height}"))
+    return comet.block_answer(await _block_at(ctx, height))
 
 
 async def block_by_hash(ctx: Context, hash: bytes) -> Any:
-    found = await ctx.node.block_by_hash(hash)
-    return _block_answer(_found(found, f"no block with hash {hash.hex().upper()}"))
+    return comet.block_answer(await _block_with_hash(ctx, hash))
+
+
+async def header(ctx: Context, height: int | None) -> Any:
+    return {"header": comet.header((await _block_at(ctx, height)).header)}
+
+
+async def header_by_hash(ctx: Context, hash: bytes) -> Any:
+    return {"header": comet.header((await _block_with_hash(ctx, hash)).header)}
 
 
 async def blockchain(ctx: Context, minHeight: int | None, maxHeight: int | None) -> Any:
@@ -257,47 +261,25 @@ async def blockchain(ctx: Context, minHeight: int | None, maxHeight: int | None)
     metas = []
     for height in range(high, low - 1, -1):
         found = await ctx.node.block(height)
-        if found is None:
-            continue
-        metas.append({
-            "block_id": {"hash": render(found.hash)},
-            "block_size": str(found.size),
-            "header": render(found.header),
-            "num_txs": str(len(found.txs)),
-        })
+        if found is not None:
+            metas.append(comet.block_meta(found))
     return {"last_height": str(latest), "block_metas": metas}
 
 
 async def block_results(ctx: Context, height: int | None) -> Any:
-    results = _found(await ctx.node.block_results(height), f"no results for height {height}")
-    return {
-        "height": str(results.height),
-        "txs_results": render(list(results.txs_results)),
-        "begin_block_events": render(list(results.begin_block_events)),
-        "end_block_events": render(list(results.end_block_events)),
-        "validator_updates": render(list(results.validator_updates)),
-        "app_hash": render(results.app_hash),
-    }
+    return comet.block_results(_found(await ctx.node.block_results(height), f"no results for height {height}"))
 
 
 async def commit(ctx: Context, height: int | None) -> Any:
     view = _found(await ctx.node.commit(height), f"no commit for height {height}")
-    return {
-        "signed_header": {"header": render(view.header), "commit": render(view.commit)},
-        "block_hash": render(view.block_hash),
-        "canonical": view.canonical,
-        **({"raw": b64(view.raw)} if view.raw else {}),
-    }
+    return {"signed_header": comet.signed_header(view), "canonical": view.canonical,
+            **({"raw": b64(view.raw)} if view.raw else {})}
 
 
 def _check_answer(result: TxResultView, tx_hash: bytes) -> dict[str, Any]:
-    return {
-        "code": str(result.code),
-        "data": "",
-        "log": result.log,
-        "codespace": result.codespace,
-        "hash": tx_hash.hex().upper(),
-    }
+    """broadcast_tx_sync/async: ResultBroadcastTx."""
+    return {"code": int(result.code), "data": "", "log": result.log,
+            "codespace": result.codespace, "hash": tx_hash.hex().upper()}
 
 
 async def broadcast_tx_async(ctx: Context, tx: Any) -> Any:
@@ -324,7 +306,7 @@ async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
     with ctx.commit_wait(), ctx.bus.waiting_for_tx(tx_hash) as wait:
         checked = await ctx.node.broadcast_tx(raw)
         if checked.code != 0:
-            return {"check_tx": render(checked), "tx_result": None,
+            return {"check_tx": comet.tx_result(checked), "tx_result": comet.tx_result(TxResultView()),
                     "hash": tx_hash.hex().upper(), "height": "0"}
         with trio.move_on_after(timeout_s):
             await wait.done.wait()
@@ -336,18 +318,30 @@ async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
                  "detail": f"tx not committed within {timeout_s:g} s; "
                            "poll `tx` with this hash instead of resubmitting"},
             )
-        return {"check_tx": render(checked), "tx_result": render(record.result),
+        return {"check_tx": comet.tx_result(checked),
+                "tx_result": comet.tx_result(record.result),
                 "hash": tx_hash.hex().upper(), "height": str(record.height)}
 
 
 async def check_tx(ctx: Context, tx: Any) -> Any:
+    """ResponseCheckTx, plus ours: the tx's ``hash`` (as the broadcast methods give it)."""
     raw = _tx(ctx, tx)
-    return {**render(await ctx.node.check_tx(raw)), "hash": sha256(raw).hex().upper()}
+    return {**comet.tx_result(await ctx.node.check_tx(raw)), "hash": sha256(raw).hex().upper()}
 
 
 async def tx(ctx: Context, hash: bytes, prove: bool) -> Any:
     record = _found(await ctx.node.tx(hash), f"tx {hash.hex().upper()} not found")
-    return tx_json(record)
+    return await _tx_answer(ctx, record, prove)
+
+
+async def _tx_answer(ctx: Context, record: TxRecord, prove: bool) -> dict[str, Any]:
+    """``tx``/``tx_search`` entries; with ``prove``, the tx's Merkle proof in its block."""
+    if not prove:
+        return comet.tx_record(record)
+    found = await ctx.node.block(record.height)
+    if found is None or not 0 <= record.index < len(found.txs) or found.txs[record.index] != record.tx:
+        raise errors.unavailable(f"block {record.height} is no longer stored: no proof for this tx")
+    return comet.tx_record(record, comet.tx_proof(found.txs, record.index))
 
 
 async def unconfirmed_txs(ctx: Context, limit: int) -> Any:
@@ -359,16 +353,95 @@ async def unconfirmed_txs(ctx: Context, limit: int) -> Any:
 async def num_unconfirmed_txs(ctx: Context) -> Any:
     info = await ctx.node.mempool(0)
     return {"n_txs": str(info.n_txs), "total": str(info.n_txs),
-            "total_bytes": str(info.total_bytes)}
+            "total_bytes": str(info.total_bytes), "txs": None}
 
 
-async def query(ctx: Context, path: str, data: bytes, height: int | None, prove: bool) -> Any:
+async def abci_info(ctx: Context) -> Any:
+    s = await ctx.node.status()
+    return {"response": {"data": "clearchain", "version": s.version, "app_version": str(comet.APP_VERSION),
+                         "last_block_height": str(s.latest_block_height),
+                         "last_block_app_hash": comet.b64(s.latest_app_hash)}}
+
+
+CLEARING_QUERY_PREFIX = "/clearing/"
+
+
+async def abci_query(ctx: Context, path: str, data: bytes, height: int | None, prove: bool) -> Any:
+    """Store reads (``/store``, with proof ops when ``prove``), and every clearing query as
+    ``/clearing/<method>[/<first param>]`` with the other params as a JSON object in ``data``:
+    the value is the method's JSON answer (UTF-8), an error is a non-zero ``code`` and its log."""
+    if path.startswith(CLEARING_QUERY_PREFIX):
+        return {"response": await _clearing_query(ctx, path, data, height)}
     result = await ctx.node.query(path, data, height, prove)
-    return {"response": {
-        "code": str(result.code), "log": result.log, "key": b64(result.key),
-        "value": None if result.value is None else b64(result.value),
-        "height": str(result.height), "proofOps": render(result.proof),
-    }}
+    return {"response": comet.query_response(result)}
+
+
+async def _clearing_query(ctx: Context, path: str, data: bytes, height: int | None) -> dict[str, Any]:
+    name, _, argument = path[len(CLEARING_QUERY_PREFIX):].partition("/")
+    method = METHODS.get(name)
+    at = height or (await ctx.node.status()).latest_block_height
+    if method is None or name not in CLEARING_QUERIES:
+        return comet.query_failure(1, f"unknown clearing query {name!r}; paths: "
+                                      + ", ".join(CLEARING_QUERY_PREFIX + q for q in CLEARING_QUERIES), at)
+    try:
+        params = json.loads(data) if data else {}
+        if not isinstance(params, dict):
+            raise ValueError("data must be a JSON object of the method's params")
+    except ValueError as exc:
+        return comet.query_failure(2, f"data: {exc}", at)
+    if argument:
+        params[method.params[0].name] = argument
+    if height is not None and any(p.name == "height" for p in method.params):
+        params.setdefault("height", height)
+    try:
+        answer = await method.handler(ctx, **bind_params(method, params))
+    except errors.RPCError as exc:
+        return comet.query_failure(3, f"{exc.message}: {exc.data}" if exc.data else exc.message, at)
+    value = json.dumps(answer, separators=(",", ":"), sort_keys=True).encode()
+    return comet.query_success(path.encode(), value, at)
+
+
+async def tx_search(ctx: Context, query: str, prove: bool, page: int, per_page: int, order_by: str) -> Any:
+    index, found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=False)
+    records = [await ctx.node.tx(index.txs.tx_hash(position)) for position in chosen]
+    return {"txs": [await _tx_answer(ctx, r, prove) for r in records if r is not None],
+            "total_count": str(found)}
+
+
+async def block_search(ctx: Context, query: str, page: int, per_page: int, order_by: str) -> Any:
+    index, found, chosen = await _search(ctx, query, page, per_page, order_by, blocks=True)
+    views = [await ctx.node.block(index.blocks.heights[position]) for position in chosen]
+    return {"blocks": [comet.block_answer(v) for v in views if v is not None], "total_count": str(found)}
+
+
+async def _search(ctx: Context, text: str, page: int, per_page: int, order_by: str, *,
+                  blocks: bool) -> tuple[search.ChainIndex, int, list[int]]:
+    """(the index, how many match, the positions of the page asked for), the index brought up
+    to the tip first."""
+    try:
+        conditions = parse_query(text).conditions
+    except QueryError as exc:
+        raise errors.invalid_params(f"query: {exc}") from None
+    index = search.index_of(ctx.node)
+    await index.catch_up(ctx.node)
+    found = (index.blocks if blocks else index.txs).search(conditions, index.earliest_height)
+    if order_by == "desc":
+        found.reverse()
+    per_page = min(per_page, ctx.limits.max_per_page)
+    chosen = found[(page - 1) * per_page : page * per_page]
+    if page > 1 and not chosen:
+        raise errors.invalid_params(f"page {page} is beyond the last page")
+    return index, len(found), chosen
+
+
+async def consensus_params(ctx: Context, height: int | None) -> Any:
+    answered = height or (await ctx.node.status()).latest_block_height
+    return {"block_height": str(answered),
+            "consensus_params": comet.consensus_params(await ctx.node.genesis())}
+
+
+async def consensus_state(ctx: Context) -> Any:
+    return {"round_state": comet.round_state(await ctx.node.consensus_state())}
 
 
 # --- clearing ----------------------------------------------------------------------------------
@@ -459,8 +532,12 @@ def _raw_tx(name: str, value: Any) -> Any:
 
 _H = Param("height", HEIGHT, doc="block height; omitted or 0 = latest")
 _ADDR = Param("address", parse_address, required=True, doc="account address (clr1...)")
-_TX = Param("tx", _raw_tx, required=True, doc="signed tx bytes, base64")
+_TX = Param("tx", _raw_tx, required=True, doc="signed tx bytes, base64 (or 0x and hex)")
 _QUERY = Param("query", parse_str, required=True, doc="e.g. tm.event='NewBlock'")
+_HASH_DOC = "32 bytes, hex or base64"
+_SEARCH = Param("query", parse_str, required=True, doc="e.g. tx.height=5 AND message.sender='clr1...'")
+_PAGING = (Param("page", _page, default=1), Param("per_page", _per_page, default=30),
+           Param("order_by", _order, default="asc", doc="asc or desc (by height, then index)"))
 
 
 def _m(handler: Callable[..., Awaitable[Any]], doc: str, *params: Param, ws: bool = False) -> Method:
@@ -476,24 +553,36 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     _m(validators, "The validator set at a height.", _H,
        Param("page", _page, default=1), Param("per_page", _per_page, default=30)),
     _m(block, "The block at a height.", _H),
-    _m(block_by_hash, "The block with a hash.", Param("hash", _hash, required=True, doc="hex")),
+    _m(block_by_hash, "The block with a hash.", Param("hash", _hash, required=True, doc=_HASH_DOC)),
     _m(blockchain, "Block headers from maxHeight down to minHeight (at most 20).",
        Param("minHeight", HEIGHT), Param("maxHeight", HEIGHT)),
-    _m(block_results, "Per-tx results and begin/end-block events of a height.", _H),
+    _m(header, "The header of the block at a height.", _H),
+    _m(header_by_hash, "The header of the block with a hash.", Param("hash", _hash, required=True, doc=_HASH_DOC)),
+    _m(block_results, "Per-tx results and the block's finalize_block_events of a height.", _H),
     _m(commit, "The signed header of a height.", _H),
     _m(broadcast_tx_async, "Submit a tx; returns its hash without waiting for check_tx.", _TX),
     _m(broadcast_tx_sync, "Submit a tx; returns the check_tx code and log.", _TX),
     _m(broadcast_tx_commit, "Submit a tx and wait for its block (the hash is returned "
        "even on timeout, in error.data).", _TX),
     _m(check_tx, "Run check_tx without adding to the mempool.", _TX),
-    _m(tx, "A committed tx by hash.", Param("hash", _hash, required=True, doc="hex"),
-       Param("prove", parse_bool, default=False)),
+    _m(tx, "A committed tx by hash.", Param("hash", _hash, required=True, doc=_HASH_DOC),
+       Param("prove", parse_bool, default=False, doc="include the tx's Merkle proof against data_hash")),
+    _m(tx_search, "Committed txs matching a query (tx.height, tx.hash, message.sender, "
+       "<event>.<attribute>), paged.", _SEARCH,
+       Param("prove", parse_bool, default=False, doc="include each tx's Merkle proof"),
+       *_PAGING),
+    _m(block_search, "Blocks matching a query (block.height, <event>.<attribute> of "
+       "finalize_block_events), paged.", _SEARCH, *_PAGING),
     _m(unconfirmed_txs, "Txs waiting in the mempool.", Param("limit", _limit, default=30)),
     _m(num_unconfirmed_txs, "Count and bytes of the mempool."),
-    _m(query, "Raw store read with an optional Merkle proof.",
-       Param("path", parse_str, default="/store", doc="e.g. /store"),
-       Param("data", parse_hex, default=b"", doc="key, hex"), _H,
-       Param("prove", parse_bool, default=False)),
+    _m(abci_info, "The application's name, version, last height and app hash."),
+    _m(abci_query, "Store reads (/store, with proof ops) and every clearing query "
+       "(/clearing/<method>[/<first param>], other params as JSON in data).",
+       Param("path", parse_str, default="/store", doc="/store or /clearing/<method>[/<param>]"),
+       Param("data", _data, default=b"", doc="hex (or base64): a store key, or a JSON object of params"),
+       _H, Param("prove", parse_bool, default=False)),
+    _m(consensus_params, "The consensus parameters at a height.", _H),
+    _m(consensus_state, "The consensus round state: height/round/step and the blocks it holds."),
     _m(account, "Collateral balances, quote balance and replay state of an account.", _ADDR, _H),
     _m(positions, "Open perpetual positions of an account.", _ADDR, _H),
     _m(assets, "Quote and collateral assets with their symbols and decimals (for human units)."),
@@ -520,8 +609,11 @@ for _name, _doc, _params in [
     ("unsubscribe_all", "Cancel every subscription of this connection.", ()),
 ]:
     METHODS[_name] = Method(_name, _websocket_only, _params, _doc, websocket_only=True)
-METHODS["abci_query"] = Method("abci_query", query, METHODS["query"].params,
-                               "Alias of query (CometBFT name).")
+METHODS["query"] = Method("query", abci_query, METHODS["abci_query"].params,
+                          "Alias of abci_query.")
+CLEARING_QUERIES = ("account", "positions", "markets", "market", "prices", "insurance_fund",
+                    "liquidations", "account_health", "check_margin")
+"""The clearing methods abci_query also answers, under /clearing/<method>."""
 
 
 def method_listing(table: Mapping[str, Method] | None = None) -> list[dict[str, Any]]:

@@ -149,6 +149,30 @@ def parse_hex(name: str, value: Any, size: int | None = None) -> bytes:
     return data
 
 
+def parse_bytes(name: str, value: Any, size: int | None = None) -> bytes:
+    """A byte param as CometBFT clients send it: hex (``0x`` optional; what a person types) or
+    base64 (what Go's JSON encoding of ``[]byte`` and cosmjs send). With ``size``, the length
+    decides; without, text that is valid hex is read as hex."""
+    text = parse_str(name, value, max_length=1 << 17)
+    prefixed = text.startswith(("0x", "0X"))
+    digits = text[2:] if prefixed else text
+    is_hex = len(digits) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in digits)
+    if is_hex and (size is None or len(digits) == 2 * size):
+        return bytes.fromhex(digits)
+    if prefixed and not is_hex:
+        raise invalid_params(f"{name}: not valid hex after 0x: {_show(value)}")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        if not is_hex:
+            raise invalid_params(f"{name}: neither hex nor base64: {_show(value)}") from None
+        data = bytes.fromhex(digits)
+    if size is not None and len(data) != size:
+        raise invalid_params(f"{name}: expected {size} bytes ({2 * size} hex digits or base64), "
+                             f"got {len(data)}")
+    return data
+
+
 def parse_base64(name: str, value: Any, max_bytes: int) -> bytes:
     if not isinstance(value, str):
         raise invalid_params(f"{name}: expected a base64 string, got {_show(value)}")

@@ -23,6 +23,8 @@ class TxResultView:
     events: Sequence[Mapping[str, Any]] = ()  # each {"type": str, "attrs": {str: value}} (state/)
     gas_wanted: int = 0
     gas_used: int = 0
+    kind: str = ""  # the tx kind the app decoded ("transfer", "trade", ...); "" if undecodable
+    sender: bytes = b""  # the address that signed it, as the app read it
 
 
 @dataclass(frozen=True)
@@ -167,3 +169,19 @@ class MempoolInfo:
     n_txs: int
     total_bytes: int
     txs: Sequence[bytes] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RoundStateView:
+    """Where consensus is: the height being decided, its round and step, when the height
+    started, and the blocks it holds (a proposal, a lock, a valid block; empty if none)."""
+
+    height: int
+    round: int
+    step: str  # NewHeight, Propose, Prevote, Precommit, Commit
+    start_time_ns: int = 0
+    proposal_block_hash: bytes = b""
+    locked_block_hash: bytes = b""
+    locked_round: int = -1
+    valid_block_hash: bytes = b""
+    valid_round: int = -1

@@ -112,7 +112,7 @@ export class AccountView {
   }
 
   onTx(result) {
-    const tx = txOfEvent(result.data);
+    const tx = txOfEvent(result.data, result.events);
     const kind = ((result.events || {})["tx.type"] || ["tx"])[0];
     prepend("acct-activity", el("li", { className: tx.code === "0" ? "tx ok" : "tx rejected", data: { kind: "tx", height: tx.height } },
       el("span", { className: "height", text: `#${tx.height}` }),

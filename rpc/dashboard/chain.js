@@ -27,11 +27,13 @@ export function validatorList(answer) {
 export const mempoolSize = (answer) => ({ txs: Number(answer.n_txs), bytes: BigInt(answer.total_bytes) });
 
 // --- txs: the Tx event ------------------------------------------------------------------------
-/** {hash, height, code, log} of a Tx subscription event (`result.data`). */
-export function txOfEvent(data) {
+/** {hash, height, code, log} of a Tx subscription event (`result.data`, `result.events`):
+ * CometBFT's TxResult carries no hash; the event's `tx.hash` key does. */
+export function txOfEvent(data, events) {
   const record = data.value.TxResultView || data.value.TxResult || {};
   const result = record.tx_result || record.result || {};
-  return { hash: String(record.hash || ""), height: String(record.height), code: String(result.code ?? "0"), log: String(result.log || "") };
+  const hash = record.hash || ((events || {})["tx.hash"] || [""])[0];
+  return { hash: String(hash).toUpperCase(), height: String(record.height), code: String(result.code ?? "0"), log: String(result.log || "") };
 }
 
 // --- blocks and the NewBlock event ------------------------------------------------------------

@@ -29,7 +29,8 @@ def test_each_call_names_its_own_method_and_only_params_the_method_takes(name):
     function = getattr(calls, name)
     required = [p for p in inspect.signature(function).parameters.values() if p.default is inspect.Parameter.empty]
     samples = {"tx": b"\x01", "tx_hash": b"\x00" * 32, "block_hash": b"\x00" * 32, "address": b"\x00" * 20,
-               "market": "BTC-PERP", "market_id": "BTC-PERP", "side": "buy", "size": 1}
+               "market": "BTC-PERP", "market_id": "BTC-PERP", "side": "buy", "size": 1,
+               "query": "tx.height=1"}
     call = function(**{p.name: samples[p.name] for p in required})
     assert call.method == name
     assert set(call.params) <= {p.name for p in METHODS[name].params}

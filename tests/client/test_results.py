@@ -1,6 +1,5 @@
 """The result types parse CometBFT v0.38's JSON (fixtures written from CometBFT's OpenAPI,
-``rpc/openapi/openapi.yaml`` of v0.38, with its example values), and the legacy rewrite turns
-today's answers into that shape."""
+``rpc/openapi/openapi.yaml`` of v0.38, with its example values)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import base64
 
 import pytest
 
-from client import legacy
 from client import results as r
 
 HASH = "F6E5E4CD9DC2BE5A3DE5B4E5E2C4B1B2B4A7E6F2C9D1A3B5C7D9E1F3A5B7C9D1"
@@ -57,7 +55,7 @@ def test_time_ns_reads_rfc3339_with_nanoseconds_and_offsets():
     assert r.time_ns("1970-01-01T00:00:00Z") == 0
     assert r.time_ns("1970-01-01T01:00:00.5+01:00") == 500_000_000
     with pytest.raises(ValueError):
-        r.time_ns("1555952511701356223")  # today's integer nanoseconds are legacy's to rewrite
+        r.time_ns("1555952511701356223")  # CometBFT's times are RFC3339, never integer strings
 
 
 def test_a_v038_block_parses():
@@ -104,66 +102,6 @@ def test_v038_status_validators_and_genesis_parse():
                         "power": "10", "name": ""}],
         "app_hash": "", "app_state": {"min_tx_fee": "1000"}}})
     assert (genesis.genesis_time_ns, genesis.initial_height, genesis.min_tx_fee) == (TIME_NS, 2, 1000)
-
-
-def test_legacy_rewrites_todays_block_into_v038():
-    today = {"block_id": {"hash": HASH}, "block": {
-        "header": {"chain_id": "c", "height": "3", "time": str(TIME_NS), "last_block_id": PARTS,
-                   "data_hash": HASH, "app_hash": HASH, "proposer_address": VALIDATOR},
-        "data": {"txs": []}, "evidence": {"evidence": []},
-        "last_commit": {"height": "2", "round": "1", "block_id": PARTS,
-                        "signatures": [["2", VALIDATOR, "1555952511701", bytes(range(64)).hex().upper()]]}}}
-    block = r.Block.from_json(legacy.to_v038("block", today))
-    assert block.header.time_ns == TIME_NS and block.header.last_block_id.hash == bytes.fromhex(PARTS)
-    assert block.last_commit.round == 1 and block.last_commit.block_id.hash == bytes.fromhex(PARTS)
-    (sig,) = block.last_commit.signatures
-    assert (sig.block_id_flag, sig.validator_address, sig.signature) == (2, bytes.fromhex(VALIDATOR), bytes(range(64)))
-    assert sig.timestamp_ns == 1555952511_701_000_000
-
-
-def test_legacy_rewrites_the_dev_nodes_header_names_and_events():
-    today = {"block_id": {"hash": HASH}, "block": {
-        "header": {"chain_id": "c", "height": "1", "time": "0", "last_block_hash": "", "proposer": VALIDATOR},
-        "data": {"txs": []}, "evidence": {"evidence": []}, "last_commit": None}}
-    block = r.Block.from_json(legacy.to_v038("block", today))
-    assert block.header.proposer_address == bytes.fromhex(VALIDATOR) and block.header.last_block_id.hash == b""
-    results = r.BlockResults.from_json(legacy.to_v038("block_results", {
-        "height": "4", "txs_results": [{"code": "7", "log": "no", "events": [{"type": "t", "attrs": {"a": "1"}}]}],
-        "begin_block_events": [{"type": "oracle", "attrs": {"market": "BTC"}}],
-        "end_block_events": [{"type": "liquidation", "attrs": {"size": ["1", "2"]}}],
-        "validator_updates": [], "app_hash": HASH}))
-    assert [e.type for e in results.finalize_block_events] == ["oracle", "liquidation"]
-    assert results.finalize_block_events[1].get("size") == '["1","2"]'
-    assert results.txs_results[0].code == 7 and results.txs_results[0].events[0].as_dict() == {"a": "1"}
-
-
-@pytest.mark.parametrize("method", sorted(legacy.METHODS))
-def test_legacy_leaves_a_v038_answer_unchanged(method):
-    answers = {
-        "block": V038_BLOCK, "block_by_hash": V038_BLOCK,
-        "tx": {"hash": HASH, "height": "1", "index": 0, "tx": "", "tx_result": V038_TX_RESULT},
-        "check_tx": V038_TX_RESULT,
-        "broadcast_tx_commit": {"check_tx": V038_TX_RESULT, "tx_result": V038_TX_RESULT, "hash": HASH,
-                                "height": "5"},
-        "commit": {"signed_header": {"header": V038_BLOCK["block"]["header"],
-                                     "commit": V038_BLOCK["block"]["last_commit"]}, "canonical": True},
-        "blockchain": {"last_height": "12", "block_metas": [
-            {"block_id": V038_BLOCK["block_id"], "block_size": "10", "header": V038_BLOCK["block"]["header"],
-             "num_txs": "1"}]},
-        "block_results": {"height": "1", "txs_results": [V038_TX_RESULT], "finalize_block_events": [],
-                          "validator_updates": [], "app_hash": HASH},
-        "validators": {"block_height": "1", "count": "1", "total": "1", "validators": [
-            {"address": VALIDATOR, "pub_key": {"type": "tendermint/PubKeyEd25519", "value": PUB_KEY},
-             "voting_power": "1", "proposer_priority": "0"}]},
-        "status": {"node_info": {"id": "x", "network": "n"}, "sync_info": {
-            "latest_block_height": "1", "latest_block_time": TIME},
-                   "validator_info": {"address": VALIDATOR, "pub_key": {
-                       "type": "tendermint/PubKeyEd25519", "value": PUB_KEY}, "voting_power": "1"}},
-        "genesis": {"genesis": {"genesis_time": TIME, "chain_id": "c", "validators": [
-            {"address": VALIDATOR, "pub_key": {"type": "tendermint/PubKeyEd25519", "value": PUB_KEY},
-             "power": "1", "name": "v"}], "app_state": {}}},
-    }
-    assert legacy.to_v038(method, answers[method]) == answers[method]
 
 
 async def test_net_info_parses_the_nodes_answer_into_its_peer_views():

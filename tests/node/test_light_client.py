@@ -64,6 +64,15 @@ def _forge_app_hash(method: str, params: dict, answer: Any) -> Any:
     return answer
 
 
+def _forge_commit_block_id(method: str, params: dict, answer: Any) -> Any:
+    """A commit answer naming another block than the (honest) signed header."""
+    if method == "commit":
+        commit = answer["signed_header"]["commit"]
+        forged = {**commit, "block_id": {**commit["block_id"], "hash": "AB" * 32}}
+        answer = {**answer, "signed_header": {**answer["signed_header"], "commit": forged}}
+    return answer
+
+
 def _inflate_balance(method: str, params: dict, answer: Any) -> Any:
     if method == "account":
         answer = {**answer, "quote": str(int(answer["quote"]) + 1_000_000)}
@@ -96,6 +105,7 @@ def scenario(url: str, node: Node) -> dict[str, Any]:
                                   prove=True)
     out["block"] = verifying.call("block", height=3)
     out["validators"] = verifying.call("validators", height=3)
+    out["commit"] = verifying.call("commit", height=3)["signed_header"]["header"]["height"]
     with pytest.raises(UnverifiableAnswer):
         verifying.call("status")
 
@@ -103,13 +113,13 @@ def scenario(url: str, node: Node) -> dict[str, Any]:
     with pytest.raises(LightClientError):
         LightClient(RPCProvider(Lying(plain, _forge_app_hash)), chain_id=node.chain.chain_id,
                     trusted_height=2, trusted_hash=trusted.hash()).update()
-    for tamper in (_inflate_balance, _forge_query_value):
+    for tamper in (_inflate_balance, _forge_query_value, _forge_commit_block_id):
         liar = Lying(plain, tamper)
         prover = AnswerProver(light)
         with pytest.raises(ProofFailed):
-            method = "account" if tamper is _inflate_balance else "query"
-            params = ({"address": format_address(RECIPIENT)} if method == "account" else
-                      {"path": "/store", "data": (b"a/" + RECIPIENT).hex(), "prove": True})
+            method = {_inflate_balance: "account", _forge_query_value: "query"}.get(tamper, "commit")
+            params = {"account": {"address": format_address(RECIPIENT)}, "commit": {"height": 3},
+                      "query": {"path": "/store", "data": (b"a/" + RECIPIENT).hex(), "prove": True}}[method]
             prover.check(liar, method, params, liar(method, **params))
     # a lying witness is dropped, the honest primary keeps working
     light2 = LightClient(RPCProvider(plain.call_unverified), chain_id=node.chain.chain_id,
@@ -147,6 +157,7 @@ async def test_light_client_follows_a_node_and_catches_lies(tmp_path: Path) -> N
     assert out["account"]["quote"] == "5"
     assert out["query"]["response"]["value"] is not None
     assert out["block"]["block"]["header"]["height"] == "3"
+    assert out["commit"] == "3"
     assert out["witnesses_left"] == 0
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]

@@ -46,7 +46,7 @@ def stored_accounts(client, addresses: list[bytes], height: int) -> dict[bytes, 
     for address in addresses:
         answer = client.call("query", path="/store", data=account_key(address).hex(),
                              height=height)["response"]
-        assert answer["code"] == "0" and answer["value"], answer
+        assert answer["code"] == 0 and answer["value"], answer
         out[address] = answer["value"]
     return out
 
@@ -96,7 +96,7 @@ def test_a_fifth_node_state_syncs_past_a_lying_peer_and_holds_the_validators_sta
         cluster.wait_height([0, 1, 2, 3], 520, timeout=900)
         with cluster.client(0) as client:
             trust_height = client.latest_height() - 5
-            trust_hash = client.call("commit", height=trust_height)["block_hash"]
+            trust_hash = client.call("commit", height=trust_height)["signed_header"]["commit"]["block_id"]["hash"]
         config = load_config(cluster.homes[NEW].config_file)
         save_config(replace(config, statesync={
             "enable": True, "trust_height": trust_height, "trust_hash": trust_hash,

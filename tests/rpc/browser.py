@@ -137,7 +137,7 @@ class DevChain:
 
     def submit(self, tx: bytes) -> None:
         answer = self.client.broadcast_tx_sync(tx)
-        assert answer["code"] == "0", answer
+        assert answer["code"] == 0, answer
 
     def trade(self, buyer: str, seller: str, size: int, price: int, order_id: int, market: str = "BTC-PERP") -> bytes:
         chain_id = self.node.genesis_doc.chain_id

@@ -8,6 +8,7 @@ alike where the contract says how: unknown accounts are NOT_FOUND for ``account`
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import trio
 
 from primitives.crypto import PrivateKey, format_address
-from localnet.demo import demo_signer
+from localnet.demo import demo_signer, patch_genesis
 from localnet.dev_node import DevNode, dev_genesis
 from node.config import Config, replace
 from node.home import Home
@@ -28,11 +29,14 @@ from rpc.server import RPCServer
 
 
 @asynccontextmanager
-async def real_node(tmp_path: Path) -> AsyncIterator[AsyncClient]:
+async def real_node(tmp_path: Path, *, funded: bool = False) -> AsyncIterator[AsyncClient]:
+    """A real 1-validator node in this process (``funded``: the demo cast has balances)."""
     home = Home.at(tmp_path / "solo")
     config = replace(Config(), p2p={"listen_address": "/ip4/127.0.0.1/tcp/0"},
                      rpc={"listen_address": "127.0.0.1:0"})
     init_home(home, moniker="solo", config=config)
+    if funded:
+        home.genesis_file.write_text(json.dumps(patch_genesis(json.loads(home.genesis_file.read_text()))))
     node = Node(home)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
@@ -99,11 +103,22 @@ async def test_every_node_api_answers_queries_alike(implementation: str, tmp_pat
         assert await client.call("insurance_fund") is not None
 
         wrong_path = await client.call("abci_query", path="/nothing", data="00")
-        assert wrong_path["response"]["code"] == "1"
+        assert wrong_path["response"]["code"] == 1
         future = await client.call("abci_query", path="/store", data="00", height=height + 100)
-        assert future["response"]["code"] == "2"
+        assert future["response"]["code"] == 2
         present = await client.call("abci_query", path="/store", data="00", prove=True)
-        assert present["response"]["code"] == "0" and present["response"]["proofOps"] is not None
+        assert present["response"]["code"] == 0 and present["response"]["proofOps"] is not None
+
+
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+async def test_every_node_api_reports_its_consensus_round(implementation: str, tmp_path: Path) -> None:
+    """The height being decided is past the latest committed one; the step is one CometBFT
+    numbers (1 NewHeight, 3 Propose, 4 Prevote, 6 Precommit, 8 Commit)."""
+    async with IMPLEMENTATIONS[implementation](tmp_path) as client:
+        latest = await client.latest_height()
+        state = (await client.call("consensus_state"))["round_state"]
+        height, round_, step = (int(part) for part in state["height/round/step"].split("/"))
+        assert height >= latest + 1 and round_ >= 0 and step in (1, 3, 4, 6, 8), state
 
 
 async def test_a_funded_account_has_positions_and_health_on_the_dev_node(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ async def test_get_lists_methods_with_params(served):
     for name in ["status", "broadcast_tx_commit", "liquidations", "check_margin", "subscribe", "query"]:
         assert name in listing
     assert [p["name"] for p in listing["block"]["params"]] == ["height"]
-    assert listing["tx"]["params"][0] == {"name": "hash", "required": True, "description": "hex"}
+    assert listing["tx"]["params"][0] == {"name": "hash", "required": True, "description": "32 bytes, hex or base64"}
 
 
 async def test_uri_style_get(served):
@@ -313,7 +313,7 @@ async def test_a_body_dribbled_below_the_minimum_rate_is_closed(nursery):
 
 async def test_unserialisable_result_is_an_internal_error(served):
     async def broken_genesis():
-        return {"x": object()}
+        return {"app_state": {"x": object()}}
 
     served.node.genesis = broken_genesis
     reply = await post(served.port, [{"jsonrpc": "2.0", "id": 1, "method": "genesis"},

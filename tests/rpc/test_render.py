@@ -58,7 +58,8 @@ def test_parsers_reject_with_the_param_name():
 
 def test_query_language():
     query = parse_query("tm.event = 'Tx' AND tx.height=5 and tx.account='clr1x'")
-    assert query.conditions == (("tm.event", "Tx"), ("tx.height", "5"), ("tx.account", "clr1x"))
+    assert [(c.key, c.op, c.operand) for c in query.conditions] == [
+        ("tm.event", "=", "Tx"), ("tx.height", "=", 5), ("tx.account", "=", "clr1x")]
     assert query.matches({"tm.event": ["Tx"], "tx.height": ["5"], "tx.account": ["clr1y", "clr1x"]})
     assert not query.matches({"tm.event": ["Tx"], "tx.height": ["6"], "tx.account": ["clr1x"]})
     for bad in ["", "tm.event", "tm.event='x' OR a='b'", "a=b", "x" * 600, " AND ".join(["a='b'"] * 9)]:
