@@ -18,6 +18,7 @@ from node.chain import Chain, ExecutedBlock, result_to_obj
 from node.config import Config
 from node.mempool import Mempool, MempoolResult
 from node.p2p.network import Network
+from node.overload import Refusal
 from node.queries import ClearingQueries
 from rpc.views import (
     BlockResults,
@@ -33,7 +34,7 @@ from rpc.views import (
     TxResultView,
     ValidatorView,
 )
-from rpc.errors import unavailable
+from rpc.errors import overloaded, unavailable
 from rpc.events import EventBus, publish_block
 
 if TYPE_CHECKING:
@@ -71,12 +72,14 @@ class NodeView:
 
     Built from what it reads: the chain, the mempool, the network and config (for ``status``
     and ``net_info``), the validator key, the node's admission (``admit``, the one way a tx
-    enters the mempool) and whether the node is still catching up.
+    enters the mempool), whether the node is still catching up, and ``shed`` (a client tx's
+    refusal for load, before any work: :class:`node.overload.LoadShedder`).
     """
 
     def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
                  validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
-                 catching_up: Callable[[], bool]) -> None:
+                 catching_up: Callable[[], bool],
+                 shed: Callable[[bytes], Refusal | None] = lambda tx: None) -> None:
         self.chain = chain
         self.pool = mempool
         self.network = network
@@ -85,6 +88,7 @@ class NodeView:
         self.validator_public_key = validator_key.public_key
         self.admit = admit
         self.catching_up = catching_up
+        self.shed = shed
         self.events = EventBus()
         self.queries = ClearingQueries(chain.app, chain.store)
 
@@ -211,6 +215,10 @@ class NodeView:
         return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
     async def broadcast_tx(self, tx: bytes) -> TxResultView:
+        """Raises -32002 with ``data.retry_after_ms`` when the node sheds load (node.overload)."""
+        refusal = self.shed(tx)
+        if refusal is not None:
+            raise overloaded(refusal.reason, refusal.retry_after_ms)
         result = await self.admit(tx)
         return TxResultView(result.code, result.log, result.codespace)
 

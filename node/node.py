@@ -36,6 +36,7 @@ from node.consensus_driver import ConsensusDriver
 from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
+from node.overload import LoadShedder
 from node.metrics import NodeMetrics, serve_metrics
 from node.p2p.network import (
     BLOCKSYNC_PROTOCOL,
@@ -186,13 +187,18 @@ class Node:
                                    keep_blocks=config.storage.keep_blocks)
         self.snapshots.store = chain.store
         self.mempool = Mempool(chain.app, config.mempool)
-        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
-                             admit=self.admit, catching_up=lambda: self.catching_up)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
-        self.driver = ConsensusDriver(chain, network, self.mempool, privval,
-                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit,
-                                      create_empty_blocks=config.consensus.create_empty_blocks)
+        self.driver = driver = ConsensusDriver(
+            chain, network, self.mempool, privval, self.home.wal_dir / "wal", params,
+            on_commit=self.on_commit, create_empty_blocks=config.consensus.create_empty_blocks)
+        self.shedder = LoadShedder(
+            self.mempool, refuse_behind_blocks=config.mempool.refuse_behind_blocks,
+            height=lambda: chain.height, peers_height=driver.inbound.peers_committed_height,
+            catching_up=lambda: self.catching_up, block_ms=lambda: driver.last_commit_ms)
+        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
+                             admit=self.admit, catching_up=lambda: self.catching_up,
+                             shed=self.shedder.refusal)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
         self.gossip = TxGossip(self.mempool, network, self.admit)

@@ -1,0 +1,118 @@
+"""Load shedding: a full mempool or a node behind refuses client txs before any work, with a
+retry hint; a tx that pays more than the cheapest pending one still gets in; peers' reported
+heights are read so that one lying peer cannot make a node refuse its clients."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from consensus.events import Step
+from node.config import MempoolSection
+from node.consensus_inbound import InboundMessages
+from node.mempool import Mempool
+from node.messages import Status
+from node.overload import MAX_RETRY_MS, MIN_RETRY_MS, LoadShedder
+from rpc import errors
+from tests.node.test_mempool import FakeApp, tx
+
+
+class Chain:
+    height = 0
+
+
+def shedder(mempool: Mempool, *, ours: int = 10, peers: int = 10, catching_up: bool = False,
+            block_ms: float = 700.0, behind_blocks: int = 3) -> LoadShedder:
+    return LoadShedder(mempool, refuse_behind_blocks=behind_blocks, height=lambda: ours,
+                       peers_height=lambda: peers, catching_up=lambda: catching_up,
+                       block_ms=lambda: block_ms)
+
+
+def full_pool() -> tuple[Mempool, FakeApp]:
+    app = FakeApp()
+    mempool = Mempool(app, dataclasses.replace(MempoolSection(), max_txs=2))
+    assert mempool.check_tx(tx(5, 1)).ok and mempool.check_tx(tx(5, 2)).ok
+    return mempool, app
+
+
+def test_a_pool_with_room_refuses_nothing() -> None:
+    app = FakeApp()
+    mempool = Mempool(app, dataclasses.replace(MempoolSection(), max_txs=2))
+    assert mempool.check_tx(tx(5, 1)).ok
+    assert shedder(mempool).refusal(tx(5, 2)) is None
+
+
+def test_a_full_pool_refuses_before_check_tx_with_one_block_interval_as_hint() -> None:
+    mempool, app = full_pool()
+    refused = tx(5, 3)  # same fee as the cheapest pending: it could evict nothing
+    refusal = shedder(mempool, block_ms=700).refusal(refused)
+    assert refusal is not None and "mempool is full" in refusal.reason
+    assert refusal.retry_after_ms == 700
+    assert refused not in app.calls  # no signature was checked for it
+
+
+def test_a_full_pool_by_bytes_refuses_too() -> None:
+    app = FakeApp()
+    mempool = Mempool(app, dataclasses.replace(MempoolSection(), max_bytes=25, max_tx_bytes=25))
+    assert mempool.check_tx(tx(5, 1, size=20)).ok
+    assert shedder(mempool).refusal(tx(5, 2, size=10)) is not None
+    assert shedder(mempool).refusal(tx(5, 2, size=5)) is None  # 25 bytes: it fits
+
+
+def test_a_tx_paying_more_than_the_cheapest_still_gets_in_a_full_pool() -> None:
+    mempool, _ = full_pool()
+    richer = tx(9, 3)
+    assert shedder(mempool).refusal(richer) is None
+    assert mempool.check_tx(richer).ok and len(mempool) == 2
+
+
+@pytest.mark.parametrize("block_ms, hint", [(0, 1000), (5, MIN_RETRY_MS), (10 ** 9, MAX_RETRY_MS)])
+def test_the_hint_is_bounded(block_ms: float, hint: int) -> None:
+    mempool, _ = full_pool()
+    refusal = shedder(mempool, block_ms=block_ms).refusal(tx(5, 3))
+    assert refusal is not None and refusal.retry_after_ms == hint
+
+
+def test_a_node_behind_its_peers_refuses_and_hints_the_catch_up_time() -> None:
+    mempool = Mempool(FakeApp(), MempoolSection())
+    assert shedder(mempool, ours=10, peers=12, behind_blocks=3).refusal(tx(5, 1)) is None
+    refusal = shedder(mempool, ours=10, peers=14, behind_blocks=3, block_ms=500).refusal(tx(5, 1))
+    assert refusal is not None and "4 blocks behind" in refusal.reason
+    assert refusal.retry_after_ms == 4 * 500
+    assert shedder(mempool, ours=10, peers=1000, behind_blocks=0).refusal(tx(5, 1)) is None  # off
+    assert shedder(mempool, catching_up=True).refusal(tx(5, 1)) is not None
+
+
+def test_one_peer_claiming_a_huge_height_does_not_make_the_node_behind() -> None:
+    chain = Chain()
+    chain.height = 10
+    inbound = InboundMessages(chain=chain, network=SimpleNamespace(), mempool=SimpleNamespace(),  # type: ignore[arg-type]
+                              verifier=lambda *a: True, evidence=SimpleNamespace(),  # type: ignore[arg-type]
+                              inbox=None, wire=lambda m: b"")  # type: ignore[arg-type]
+    assert inbound.peers_committed_height() == 10  # no reports: our own
+    inbound.peer_status = {"liar": Status(10 ** 9, 0, int(Step.PROPOSE)),
+                           "a": Status(11, 0, int(Step.PROPOSE)), "b": Status(12, 0, int(Step.PROPOSE))}
+    assert inbound.peers_committed_height() == 11  # the lower median of 10**9 - 1, 10 and 11
+    inbound.peer_status = {"a": Status(20, 0, 0), "b": Status(20, 0, 0), "c": Status(5, 0, 0)}
+    assert inbound.peers_committed_height() == 19  # most peers are far ahead: we are behind
+
+
+async def test_node_view_raises_overloaded_and_never_reaches_admission() -> None:
+    from node.api import NodeView
+    from node.overload import Refusal
+
+    admitted: list[bytes] = []
+
+    async def admit(raw: bytes) -> object:
+        admitted.append(raw)
+        raise AssertionError("a shed tx must not reach admission")
+
+    view = NodeView.__new__(NodeView)  # only broadcast_tx's collaborators
+    view.admit, view.shed = admit, lambda raw: Refusal("mempool is full", 900)
+    with pytest.raises(errors.RPCError) as info:
+        await view.broadcast_tx(b"tx")
+    assert info.value.code == errors.LIMIT_EXCEEDED
+    assert info.value.data == {"detail": "mempool is full", "retry_after_ms": 900}
+    assert admitted == []
