@@ -1,6 +1,7 @@
 """The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
 
-Reads come from the block store and the application at the latest committed state; ``query``
+Reads come from the block store and the application at the latest committed state, never
+during a block's execution (each awaits ``ExecutionGate.idle`` first); ``query``
 and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node.
 After each commit :meth:`NodeView.publish` turns the executed block into the views the RPC
 layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
@@ -18,6 +19,7 @@ from node.chain import Chain, ExecutedBlock, result_to_obj
 from node.config import Config
 from node.mempool import Mempool, MempoolResult
 from node.p2p.network import Network
+from node.execution import ExecutionGate
 from node.overload import Refusal
 from node.queries import ClearingQueries
 from rpc.views import (
@@ -73,13 +75,15 @@ class NodeView:
     Built from what it reads: the chain, the mempool, the network and config (for ``status``
     and ``net_info``), the validator key, the node's admission (``admit``, the one way a tx
     enters the mempool), whether the node is still catching up, and ``shed`` (a client tx's
-    refusal for load, before any work: :class:`node.overload.LoadShedder`).
+    refusal for load, before any work: :class:`node.overload.LoadShedder`) and the
+    :class:`node.execution.ExecutionGate` whose running block every read waits for.
     """
 
     def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
                  validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
                  catching_up: Callable[[], bool],
-                 shed: Callable[[bytes], Refusal | None] = lambda tx: None) -> None:
+                 shed: Callable[[bytes], Refusal | None] = lambda tx: None,
+                 gate: ExecutionGate | None = None) -> None:
         self.chain = chain
         self.pool = mempool
         self.network = network
@@ -89,6 +93,8 @@ class NodeView:
         self.admit = admit
         self.catching_up = catching_up
         self.shed = shed
+        self.gate = gate or ExecutionGate()
+        """Every read of the chain or the app first awaits ``gate.idle()`` (no torn reads)."""
         self.events = EventBus()
         self.queries = ClearingQueries(chain.app, chain.store)
 
@@ -113,6 +119,7 @@ class NodeView:
     # --- chain ----------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
+        await self.gate.idle()
         chain, network, config = self.chain, self.network, self.config
         height = chain.height
         block = chain.block(height) if height else None
@@ -140,6 +147,7 @@ class NodeView:
         return self.chain.genesis.to_dict()
 
     async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
+        await self.gate.idle()
         at = self.chain.height + 1 if height is None else height
         validators = self.chain.validators(at)
         if validators is None:
@@ -164,6 +172,7 @@ class NodeView:
         return height
 
     async def block(self, height: int | None) -> BlockView | None:
+        await self.gate.idle()
         at = self._at(height)
         block = self.chain.block(at) if at else None
         return None if block is None else block_view(block)
@@ -173,6 +182,7 @@ class NodeView:
         return None if height is None else await self.block(height)
 
     async def block_results(self, height: int | None) -> BlockResults | None:
+        await self.gate.idle()
         at = self._at(height)
         if at is None:
             return None
@@ -187,6 +197,7 @@ class NodeView:
                             tuple(meta["end"]), tuple(meta["updates"]), app_hash)
 
     async def commit(self, height: int | None) -> CommitView | None:
+        await self.gate.idle()
         at = self._at(height)
         if at is None:
             return None
@@ -197,6 +208,7 @@ class NodeView:
         return CommitView(at, block_view(block).header, commit.to_obj(), block.hash(), raw=raw)
 
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
+        await self.gate.idle()
         location = self.chain.blocks.tx(tx_hash)
         if location is None:
             return None
@@ -211,6 +223,7 @@ class NodeView:
     # --- mempool --------------------------------------------------------------------------
 
     async def check_tx(self, tx: bytes) -> TxResultView:
+        await self.gate.idle()
         result = self.chain.app.check_tx(tx)
         return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
@@ -229,31 +242,41 @@ class NodeView:
     # --- state ----------------------------------------------------------------------------
 
     async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        await self.gate.idle()
         return await self.queries.query(path, data, height, prove)
 
     async def account(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.account(address, height)
 
     async def positions(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.positions(address, height)
 
     async def markets(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.markets(height)
 
     async def market(self, market_id: str, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.market(market_id, height)
 
     async def prices(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.prices(height)
 
     async def insurance_fund(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.insurance_fund(height)
 
     async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+        await self.gate.idle()
         return await self.queries.liquidations(min_height, max_height, offset, limit)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.account_health(address, height)
 
     async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        await self.gate.idle()
         return await self.queries.check_margin(address, order)

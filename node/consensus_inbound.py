@@ -139,14 +139,6 @@ class InboundMessages:
             return None
         return block, commit
 
-    def peers_committed_height(self) -> int:
-        """The height connected peers report committed (a Status names the height its peer
-        decides): the median of their reports, so one peer claiming a huge height cannot make
-        this node believe itself behind (and refuse clients); ours if that is higher."""
-        reported = sorted(s.height - 1 for s in self.peer_status.values())
-        median = reported[(len(reported) - 1) // 2] if reported else 0  # the lower median
-        return max(median, self.chain.height)
-
     def forget_peer(self, peer: str) -> None:
         self.peer_status.pop(peer, None)
         for key in [k for k in self._sent_catchup if k[0] == peer]:

@@ -23,7 +23,7 @@ import heapq
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -295,15 +295,18 @@ class Mempool:
             heapq.heapify(self._evict_heap)
         return removed
 
-    async def recheck(self, accounts: Collection[bytes] | None = None) -> int:
+    async def recheck(self, accounts: Collection[bytes] | None = None, *,
+                      pause: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint) -> int:
         """Re-run ``check_tx`` on pending txs against the new state; drop the failures.
 
         ``accounts``: only txs signed by these accounts (those a block touched: their balance
         or orders may have changed); None rechecks everything (expiry, fee changes). Yields to
-        the event loop every few hundred txs so a large mempool never stalls the node.
+        the event loop every few hundred txs so a large mempool never stalls the node, through
+        ``pause`` (the node's ``ExecutionGate.idle``: no check runs while a block executes).
         """
         if not self.config.recheck:
             return 0
+        await pause()
         dropped = 0
         for index, entry in enumerate(list(self._entries.values())):
             if entry.hash not in self._entries:
@@ -316,7 +319,7 @@ class Mempool:
                 dropped += 1
                 log.debug("recheck dropped %s: %s", entry.hash.hex()[:16], result.log)
             if index % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
-                await trio.lowlevel.checkpoint()
+                await pause()
         return dropped
 
     async def wait_for_txs(self) -> None:

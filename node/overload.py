@@ -9,9 +9,10 @@ one after another (issue 17 measured 80 of 12,800 trades committed in 2 blocks).
 - the mempool is full (count or bytes) and the tx's declared fee beats no pending tx (read
   from its bytes, no signature checked: :meth:`node.mempool.Mempool.full_for`); a tx paying
   more still goes in and evicts the cheapest, as before;
-- the node is behind: block-syncing, or ``mempool.refuse_behind_blocks`` or more blocks below
-  the highest height a peer reports (it cannot judge the tx against a state it has not reached,
-  and check_tx would slow its catch-up).
+- the node is behind: ``mempool.refuse_behind_blocks`` or more blocks below the height its
+  peers report (:func:`reported_height`: the lower median, so one peer claiming a huge height
+  cannot make a node refuse its clients); it cannot judge the tx against a state it has not
+  reached, and check_tx would slow its catch-up. A node alone (no peer reports) is never behind.
 
 The hint is when trying again makes sense: one block interval for a full pool (each block frees
 room), the blocks to catch up times the interval when behind, within ``[MIN_RETRY_MS,
@@ -21,7 +22,7 @@ Invalid txs keep their check_tx result codes (they are answers, not load).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,21 +50,29 @@ def clamp_retry_ms(ms: float) -> int:
     return int(min(MAX_RETRY_MS, max(MIN_RETRY_MS, ms)))
 
 
+def reported_height(heights: Iterable[int], ours: int) -> int:
+    """The height peers report, as this node believes it: the lower median of their reports
+    (more than half must claim at least that much), or ``ours`` if that is higher."""
+    reported = sorted(heights)
+    if not reported:
+        return ours
+    return max(ours, reported[(len(reported) - 1) // 2])
+
+
 class LoadShedder:
     """Decides, from what the node knows now, whether a client's tx is refused for load.
 
     Built from callables so it reads the live node (and tests can drive it): our height, the
-    highest height a peer reported, whether block sync still runs, the last block interval.
+    height peers report (:func:`reported_height`), the last block interval.
     """
 
     def __init__(self, mempool: FullPool, *, refuse_behind_blocks: int,
                  height: Callable[[], int], peers_height: Callable[[], int],
-                 catching_up: Callable[[], bool], block_ms: Callable[[], float]) -> None:
+                 block_ms: Callable[[], float]) -> None:
         self.mempool = mempool
         self.refuse_behind_blocks = refuse_behind_blocks
         self.height = height
         self.peers_height = peers_height
-        self.catching_up = catching_up
         self.block_ms = block_ms
         self.refused: dict[str, int] = {"full": 0, "behind": 0}
         """Refusals by ground since start (logs, tests)."""
@@ -88,8 +97,6 @@ class LoadShedder:
 
     def blocks_behind(self) -> str | None:
         """Why this node counts as behind, or None."""
-        if self.catching_up():
-            return "node is catching up (block sync)"
         if self.refuse_behind_blocks <= 0:
             return None
         ahead = self.peers_height() - self.height()

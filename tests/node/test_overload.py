@@ -5,29 +5,20 @@ heights are read so that one lying peer cannot make a node refuse its clients.""
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 
-from consensus.events import Step
 from node.config import MempoolSection
-from node.consensus_inbound import InboundMessages
 from node.mempool import Mempool
-from node.messages import Status
-from node.overload import MAX_RETRY_MS, MIN_RETRY_MS, LoadShedder
+from node.overload import MAX_RETRY_MS, MIN_RETRY_MS, LoadShedder, reported_height
 from rpc import errors
 from tests.node.test_mempool import FakeApp, tx
 
 
-class Chain:
-    height = 0
-
-
-def shedder(mempool: Mempool, *, ours: int = 10, peers: int = 10, catching_up: bool = False,
+def shedder(mempool: Mempool, *, ours: int = 10, peers: int = 10,
             block_ms: float = 700.0, behind_blocks: int = 3) -> LoadShedder:
     return LoadShedder(mempool, refuse_behind_blocks=behind_blocks, height=lambda: ours,
-                       peers_height=lambda: peers, catching_up=lambda: catching_up,
-                       block_ms=lambda: block_ms)
+                       peers_height=lambda: peers, block_ms=lambda: block_ms)
 
 
 def full_pool() -> tuple[Mempool, FakeApp]:
@@ -82,21 +73,14 @@ def test_a_node_behind_its_peers_refuses_and_hints_the_catch_up_time() -> None:
     assert refusal is not None and "4 blocks behind" in refusal.reason
     assert refusal.retry_after_ms == 4 * 500
     assert shedder(mempool, ours=10, peers=1000, behind_blocks=0).refusal(tx(5, 1)) is None  # off
-    assert shedder(mempool, catching_up=True).refusal(tx(5, 1)) is not None
 
 
 def test_one_peer_claiming_a_huge_height_does_not_make_the_node_behind() -> None:
-    chain = Chain()
-    chain.height = 10
-    inbound = InboundMessages(chain=chain, network=SimpleNamespace(), mempool=SimpleNamespace(),  # type: ignore[arg-type]
-                              verifier=lambda *a: True, evidence=SimpleNamespace(),  # type: ignore[arg-type]
-                              inbox=None, wire=lambda m: b"")  # type: ignore[arg-type]
-    assert inbound.peers_committed_height() == 10  # no reports: our own
-    inbound.peer_status = {"liar": Status(10 ** 9, 0, int(Step.PROPOSE)),
-                           "a": Status(11, 0, int(Step.PROPOSE)), "b": Status(12, 0, int(Step.PROPOSE))}
-    assert inbound.peers_committed_height() == 11  # the lower median of 10**9 - 1, 10 and 11
-    inbound.peer_status = {"a": Status(20, 0, 0), "b": Status(20, 0, 0), "c": Status(5, 0, 0)}
-    assert inbound.peers_committed_height() == 19  # most peers are far ahead: we are behind
+    assert reported_height([], 10) == 10  # alone: never behind
+    assert reported_height([10 ** 9, 10, 11], 10) == 11  # one liar among three
+    assert reported_height([10 ** 9, 10], 10) == 10  # one liar of two: the lower report
+    assert reported_height([19, 19, 4], 10) == 19  # most peers far ahead: we are behind
+    assert reported_height([3, 4, 5], 10) == 10  # peers behind us: our own
 
 
 async def test_node_view_raises_overloaded_and_never_reaches_admission() -> None:
