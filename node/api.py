@@ -26,6 +26,7 @@ from rpc.views import (
     BlockResults,
     BlockView,
     CommitView,
+    LiquidationPage,
     MempoolInfo,
     NetInfo,
     NodeStatus,
@@ -269,9 +270,12 @@ class NodeView:
         await self.gate.idle()
         return await self.queries.insurance_fund(height)
 
-    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
+    async def liquidations(self, min_height: int, max_height: int, offset: int,
+                           limit: int) -> LiquidationPage:
+        """A page of the waterfall event log through the chain's index: O(page), exact total."""
         await self.gate.idle()
-        return await self.queries.liquidations(min_height, max_height, offset, limit)
+        items, total = self.chain.event_log.page(min_height, max_height, offset, limit)
+        return LiquidationPage(tuple(items), total, True)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
         await self.gate.idle()
