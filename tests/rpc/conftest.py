@@ -54,24 +54,32 @@ def key() -> PrivateKey:
 async def raw_http(port: int, method: str, target: str, body: bytes = b"",
                    headers: list[tuple[str, str]] | None = None) -> tuple[int, bytes]:
     """One HTTP request with full control of the body; returns (status, body)."""
+    status, _, data = await http_exchange(port, method, target, body, headers)
+    return status, data
+
+
+async def http_exchange(port: int, method: str, target: str, body: bytes = b"",
+                        headers: list[tuple[str, str]] | None = None
+                        ) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One HTTP request; returns (status, response headers by lower-case name, body)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         conn = h11.Connection(h11.CLIENT)
         all_headers = [("Host", "x"), ("Content-Length", str(len(body)))] + (headers or [])
         await stream.send_all(conn.send(h11.Request(method=method, target=target, headers=all_headers))
                               + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
-        status, parts = 0, []
+        status, response_headers, parts = 0, {}, []
         with trio.fail_after(10):
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     conn.receive_data(await stream.receive_some(65536))
                 elif isinstance(event, h11.Response):
-                    status = event.status_code
+                    status, response_headers = event.status_code, dict(event.headers)
                 elif isinstance(event, h11.Data):
                     parts.append(bytes(event.data))
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return status, b"".join(parts)
+                    return status, response_headers, b"".join(parts)
 
 
 async def post(port: int, body: bytes | str | Any) -> Any:

@@ -8,7 +8,6 @@ import json
 import urllib.parse
 from typing import Any
 
-import h11
 import pytest
 import trio
 
@@ -18,6 +17,7 @@ from rpc.client import AsyncClient, RPCClientError
 from rpc.server import RPCServer
 from rpc.views import TxResultView
 from primitives.crypto import PrivateKey
+from tests.rpc.conftest import http_exchange
 from tests.rpc.fake_node import FakeNode, build_fake_tx
 
 KEY = PrivateKey(b"\x07" * 32)
@@ -46,25 +46,9 @@ class SheddingNode(FakeNode):
 async def request(port: int, body: bytes, method: str = "POST",
                   target: str = "/") -> tuple[int, dict[bytes, bytes], Any]:
     """One HTTP exchange: status, headers (lower-case names), decoded JSON body."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    async with stream:
-        conn = h11.Connection(h11.CLIENT)
-        head = h11.Request(method=method, target=target, headers=[
-            ("Host", "x"), ("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        await stream.send_all(conn.send(head) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
-        status, headers, parts = 0, {}, []
-        with trio.fail_after(10):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.receive_some(65536))
-                elif isinstance(event, h11.Response):
-                    status, headers = event.status_code, dict(event.headers)
-                elif isinstance(event, h11.Data):
-                    parts.append(bytes(event.data))
-                else:
-                    break
-    return status, headers, json.loads(b"".join(parts))
+    status, headers, data = await http_exchange(port, method, target, body,
+                                                [("Content-Type", "application/json")])
+    return status, headers, json.loads(data)
 
 
 def broadcast(tx: bytes, request_id: int = 1) -> dict[str, Any]:
