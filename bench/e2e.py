@@ -65,7 +65,7 @@ import trio
 
 from primitives.crypto import PrivateKey, Signer, verify
 from primitives.hashing import sha256
-from rpc.client import AsyncClient, RPCClientError, WebSocket
+from rpc.client import AsyncClient, ConnectionFailed, RPCClientError, WebSocket
 from localnet.demo import MARKET, load_fills, load_trades
 from state import builders
 from state.txs import MAX_FILLS
@@ -160,7 +160,12 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
         now = time.monotonic()
         for tx in chunk:
             sent[sha256(tx)] = now
-        replies = await client._post(json.dumps(body).encode())
+        try:
+            replies = await client._post(json.dumps(body).encode())
+        except ConnectionFailed as exc:  # a node past its request deadline closes the connection
+            REJECTED["connection failed"] = REJECTED.get("connection failed", 0) + len(chunk)
+            print(f"send failed: {exc}", file=sys.stderr)
+            continue
         if isinstance(replies, list):
             for tx, reply in zip(chunk, replies):
                 result = reply.get("result") or {}

@@ -98,6 +98,12 @@ class MempoolSection:
     """Recently seen tx hashes remembered to drop duplicates without checking them again."""
     recheck: bool = True
     """Re-run check_tx on the remaining txs after each commit."""
+    max_queue_ms: int = 2_000
+    """Longest wait in the mempool the node lets build up: once the txs of a committed block
+    waited longer than this (their median), the queue is standing (txs arrive faster than
+    blocks take them) and client txs are refused with JSON-RPC -32002 and a retry hint until
+    a block's txs waited less (0: never on this ground). Admitted txs then wait about this
+    long at most, and the CPU of checking txs that would only wait goes to blocks."""
     refuse_behind_blocks: int = 3
     """A node this many blocks below the highest height its peers report (or block-syncing)
     refuses client txs with JSON-RPC -32002 and a retry hint (0: never on this ground): it
@@ -244,6 +250,7 @@ def validate(config: Config) -> Config:
         _require(getattr(m, name) >= 1, f"mempool.{name}", "must be at least 1")
     _require(m.max_tx_bytes <= m.max_bytes, "mempool.max_tx_bytes", "must be at most mempool.max_bytes")
     _require(m.refuse_behind_blocks >= 0, "mempool.refuse_behind_blocks", "must not be negative")
+    _require(m.max_queue_ms >= 0, "mempool.max_queue_ms", "must not be negative")
     for f in dataclasses.fields(ConsensusSection):
         if f.name.endswith("_ms"):
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")

@@ -199,6 +199,7 @@ class Node:
             gate=self.gate)
         self.shedder = LoadShedder(
             self.mempool, refuse_behind_blocks=config.mempool.refuse_behind_blocks,
+            max_queue_ms=config.mempool.max_queue_ms,
             height=lambda: chain.height, peers_height=self._peers_height,
             block_ms=lambda: driver.last_commit_ms)
         self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
@@ -270,7 +271,9 @@ class Node:
                                   last_validators=chain.validators(executed.height - 1),
                                   validators_of=chain.validators)
         self.view.publish(executed)
-        self.mempool.update(executed.block.txs)
+        mempool = self.mempool
+        self.shedder.note_block([w for w in map(mempool.age, executed.tx_hashes) if w is not None])
+        mempool.update(executed.block.txs)
         self._touched.update(touched_accounts(executed))
         self._blocks_since_full_recheck += 1
         if len(self.mempool):

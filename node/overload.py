@@ -6,6 +6,12 @@ one after another (issue 17 measured 80 of 12,800 trades committed in 2 blocks).
 ``broadcast_tx_*`` refuses, with JSON-RPC -32002 and ``data.retry_after_ms`` (HTTP 503 with
 ``Retry-After``), a client's tx when:
 
+- the queue is standing: the txs of the last committed block waited longer than
+  ``mempool.max_queue_ms`` in the mempool (their median; a CoDel-like signal: it measures the
+  wait admitted txs get, whatever makes blocks slow), until a block's txs waited less. The
+  mempool's byte limit is several seconds of blocks, so without this a burst well past
+  capacity was admitted whole, two signature checks per trade on every validator, and blocks
+  starved long before the pool was full;
 - the mempool is full (count or bytes) and the tx's declared fee beats no pending tx (read
   from its bytes, no signature checked: :meth:`node.mempool.Mempool.full_for`); a tx paying
   more still goes in and evicts the cheapest, as before;
@@ -15,14 +21,15 @@ one after another (issue 17 measured 80 of 12,800 trades committed in 2 blocks).
   reached, and check_tx would slow its catch-up. A node alone (no peer reports) is never behind.
 
 The hint is when trying again makes sense: one block interval for a full pool (each block frees
-room), the blocks to catch up times the interval when behind, within ``[MIN_RETRY_MS,
-MAX_RETRY_MS]``. Txs from peers are not shed here: the mempool's own limits answer them.
+room), the excess wait for a standing queue, the blocks to catch up times the interval when
+behind, within ``[MIN_RETRY_MS, MAX_RETRY_MS]``. Txs from peers are not shed here: the mempool's own limits answer them.
 Invalid txs keep their check_tx result codes (they are answers, not load).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,16 +73,28 @@ class LoadShedder:
     height peers report (:func:`reported_height`), the last block interval.
     """
 
-    def __init__(self, mempool: FullPool, *, refuse_behind_blocks: int,
+    def __init__(self, mempool: FullPool, *, refuse_behind_blocks: int, max_queue_ms: int,
                  height: Callable[[], int], peers_height: Callable[[], int],
                  block_ms: Callable[[], float]) -> None:
         self.mempool = mempool
         self.refuse_behind_blocks = refuse_behind_blocks
+        self.max_queue_ms = max_queue_ms
+        self.standing_ms = 0.0
+        """The median wait of the last block's txs if it exceeded ``max_queue_ms``, else 0."""
         self.height = height
         self.peers_height = peers_height
         self.block_ms = block_ms
-        self.refused: dict[str, int] = {"full": 0, "behind": 0}
+        self.refused: dict[str, int] = {"full": 0, "behind": 0, "queue": 0}
         """Refusals by ground since start (logs, tests)."""
+
+    def note_block(self, waits_s: Sequence[float]) -> None:
+        """After a commit: how long each of the block's txs this node held waited in its
+        mempool (seconds). A block of none (an empty queue) ends a standing queue."""
+        if not waits_s or not self.max_queue_ms:
+            self.standing_ms = 0.0
+            return
+        median_ms = statistics.median(waits_s) * 1000
+        self.standing_ms = median_ms if median_ms > self.max_queue_ms else 0.0
 
     def _interval_ms(self) -> float:
         return self.block_ms() or DEFAULT_BLOCK_MS
@@ -86,6 +105,12 @@ class LoadShedder:
         if behind is not None:
             self.refused["behind"] += 1
             return Refusal(behind, clamp_retry_ms(self._behind_by() * self._interval_ms()))
+        if self.standing_ms:
+            self.refused["queue"] += 1
+            return Refusal(f"txs wait {self.standing_ms:.0f} ms in the mempool (more than "
+                           f"mempool.max_queue_ms = {self.max_queue_ms}): the chain is past "
+                           "its capacity", clamp_retry_ms(max(self.standing_ms - self.max_queue_ms,
+                                                              self._interval_ms())))
         full = self.mempool.full_for(tx)
         if full is not None:
             self.refused["full"] += 1

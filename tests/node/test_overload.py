@@ -17,8 +17,8 @@ from tests.node.test_mempool import FakeApp, tx
 
 def shedder(mempool: Mempool, *, ours: int = 10, peers: int = 10,
             block_ms: float = 700.0, behind_blocks: int = 3) -> LoadShedder:
-    return LoadShedder(mempool, refuse_behind_blocks=behind_blocks, height=lambda: ours,
-                       peers_height=lambda: peers, block_ms=lambda: block_ms)
+    return LoadShedder(mempool, refuse_behind_blocks=behind_blocks, max_queue_ms=2000,
+                       height=lambda: ours, peers_height=lambda: peers, block_ms=lambda: block_ms)
 
 
 def full_pool() -> tuple[Mempool, FakeApp]:
@@ -100,3 +100,59 @@ async def test_node_view_raises_overloaded_and_never_reaches_admission() -> None
     assert info.value.code == errors.LIMIT_EXCEEDED
     assert info.value.data == {"detail": "mempool is full", "retry_after_ms": 900}
     assert admitted == []
+
+
+def test_a_standing_queue_refuses_until_a_block_s_txs_waited_less() -> None:
+    mempool = Mempool(FakeApp(), MempoolSection())  # plenty of room: only the wait counts
+    shed = shedder(mempool, block_ms=400)
+    shed.note_block([0.5, 1.0, 1.5])  # median 1 s: under the 2 s bound
+    assert shed.refusal(tx(5, 1)) is None
+    shed.note_block([1.0, 3.0, 3.5, 4.0])  # median 3.25 s: txs arrive faster than blocks take them
+    refusal = shed.refusal(tx(5, 1))
+    assert refusal is not None and "mempool.max_queue_ms" in refusal.reason
+    assert refusal.retry_after_ms == 1250  # the excess wait
+    shed.note_block([4.0, 4.1, 0.1])  # still standing (median 4 s)
+    assert shed.refusal(tx(5, 2)) is not None
+    shed.note_block([1.9, 2.5, 0.2])  # the queue went down: admitted again
+    assert shed.refusal(tx(5, 3)) is None
+    shed.note_block([9.0])
+    shed.note_block([])  # an empty block: nothing waits
+    assert shed.refusal(tx(5, 4)) is None
+    assert shed.refused["queue"] == 2
+
+
+def test_max_queue_ms_zero_never_refuses_on_the_wait() -> None:
+    mempool = Mempool(FakeApp(), MempoolSection())
+    shed = LoadShedder(mempool, refuse_behind_blocks=3, max_queue_ms=0, height=lambda: 1,
+                       peers_height=lambda: 1, block_ms=lambda: 100)
+    shed.note_block([60.0, 60.0])
+    assert shed.refusal(tx(5, 1)) is None
+
+
+async def test_a_node_whose_txs_wait_too_long_refuses_clients_with_a_hint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Wired in a running node: committed blocks report their txs' waits; with a 1 ms bound
+    every block with txs makes a standing queue, and the next client tx is refused (-32002)."""
+    import trio
+
+    from primitives.crypto import PrivateKey, Signer
+    from state.builders import build_transfer_tx
+    from tests.node.test_node_inprocess import make_node, wait_for
+
+    node = make_node(tmp_path, mempool={"max_queue_ms": 1})
+    refusals: list[errors.RPCError] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        await wait_for(lambda: node.chain.height >= 1)
+        signer, to = Signer(node.validator_key), PrivateKey(b"\x09" * 32).address
+        for n in range(200):
+            tx = build_transfer_tx(signer, node.chain.chain_id, to, "USDC", 1 + n, fee=1000,
+                                   expiry=node.chain.height + 50)
+            try:
+                await node.view.broadcast_tx(tx)
+            except errors.RPCError as exc:
+                refusals.append(exc)
+                break
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert refusals and errors.retry_after_ms(refusals[0]) is not None
+    assert "max_queue_ms" in refusals[0].data["detail"]
