@@ -30,7 +30,8 @@ Prints the figures and writes ``bench/results/e2e.json``:
   cores x 1000 / that: the rate these cores allow if the validators had them to themselves.
 
 ``--overload SECONDS`` measures degradation past capacity instead of latency: the ramp finds
-the peak committed rate, then the load doubles it for SECONDS and ``overload`` reports what
+the peak committed rate, then the load doubles it (or is ``--overload-rate``) for SECONDS and
+``overload`` reports what
 the chain committed meanwhile (``committed_over_peak``: the goal is at least 0.75), how many
 txs were admitted, refused for load (-32002, retry hint) or rejected otherwise, and the median
 and p99 latency of the admitted trades only (a refused tx never waits in the chain); written to
@@ -305,7 +306,8 @@ async def scrape_metrics(urls: list[str], every_s: float) -> None:
 
 async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int, batch_ms: int,
                   ramp: tuple[int, ...] = RAMP, *, latency: bool = True,
-                  metrics_urls: tuple[str, ...] = (), overload_s: float = 0) -> dict[str, Any]:
+                  metrics_urls: tuple[str, ...] = (), overload_s: float = 0,
+                  overload_rate: float = 0) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     status = await main.call("status")
@@ -378,7 +380,8 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
         # 3. (instead of 2) past capacity: twice the peak for overload_s
         if overload_s:
             peak = max(r["committed_trades_per_s"] for r in ramp_results)
-            results["overload"] = await overload_step(clients, commits, load, main, peak, overload_s)
+            results["overload"] = await overload_step(clients, commits, load, main, peak, overload_s,
+                                                      overload_rate or 2 * peak)
             latency = False
 
         # 2. latency at a load the chain sustains, then at the fixed offered load asked for
@@ -415,10 +418,11 @@ def percentile(values: list[float], share: float) -> float | None:
 
 
 async def overload_step(clients: list[AsyncClient], commits: Commits, load: Any, main: AsyncClient,
-                        peak: float, seconds: float) -> dict[str, Any]:
-    """Offer twice ``peak`` trades/s for ``seconds``; what committed meanwhile, and the latency
-    of the admitted trades only. Txs are sent once each (no retries: a refused one is counted)."""
-    offered = max(1.0, 2 * peak)
+                        peak: float, seconds: float, offered: float) -> dict[str, Any]:
+    """Offer ``offered`` trades/s (twice ``peak`` unless fixed) for ``seconds``; what committed
+    meanwhile, and the latency of the admitted trades only. Txs are sent once each (no retries:
+    a refused one is counted)."""
+    offered = max(1.0, offered)
     step_load = await load(offered * seconds, offered)
     sent: dict[bytes, float] = {}
     admitted: set[bytes] = set()
@@ -445,7 +449,7 @@ async def overload_step(clients: list[AsyncClient], commits: Commits, load: Any,
         "admitted_latency_ms": {"median": round(statistics.median(latencies), 1) if latencies else None,
                                 "p99": percentile(latencies, 0.99)},
     }
-    print(f"overload at {offered:.0f}/s (2x peak {peak:.0f}): {figures}", flush=True)
+    print(f"overload at {offered:.0f}/s (peak {peak:.0f}): {figures}", flush=True)
     await drain(main)
     return figures
 
@@ -493,7 +497,8 @@ def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
 
 def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp: tuple[int, ...],
                 log_level: str, *, metrics: bool = True, latency: bool = True,
-                base_port: int | None = None, overload_s: float = 0) -> dict[str, Any]:
+                base_port: int | None = None, overload_s: float = 0,
+                overload_rate: float = 0) -> dict[str, Any]:
     from dataclasses import replace
 
     from node.config import load_config, save_config
@@ -524,7 +529,7 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
                 return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms,
                                      ramp, latency=latency,
                                      metrics_urls=tuple(e.metrics_url for e in entries if metrics),
-                                     overload_s=overload_s)
+                                     overload_s=overload_s, overload_rate=overload_rate)
 
             result = trio.run(main)
         finally:
@@ -586,6 +591,9 @@ def main() -> None:
     parser.add_argument("--overload", type=float, default=0, metavar="SECONDS",
                         help="after the ramp, offer twice its peak for SECONDS instead of the "
                              "latency runs (bench/results/overload.json)")
+    parser.add_argument("--overload-rate", type=float, default=0, metavar="TRADES_PER_S",
+                        help="offer this instead of twice the ramp's peak (A/B runs: one load "
+                             "for both sides)")
     args = parser.parse_args()
     if args.metrics_ab:
         figures = run_metrics_ab(args.validators, args.seconds, args.rate, args.batch_ms,
@@ -606,7 +614,8 @@ def main() -> None:
     ramp = tuple(int(offered) for offered in args.ramp.split(","))
     figures.update(run_dev(args.seconds, args.rate, args.batch_ms) if args.dev
                    else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms, ramp,
-                                    args.log_level, overload_s=args.overload))
+                                    args.log_level, overload_s=args.overload,
+                                    overload_rate=args.overload_rate))
     # two order signatures per trade, plus the tx's own: shared by the fills of a batch
     per_tx = figures["fills_per_tx_at_rate"] or 1
     signatures = 2 + 1 / per_tx

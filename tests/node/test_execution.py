@@ -168,3 +168,51 @@ async def test_a_node_executes_off_its_loop_and_rpc_reads_never_tear(tmp_path: P
         await wait_for(lambda: len(node.mempool) == 0 and node.gate.executions >= start + 3)
         nursery.cancel_scope.cancel()
     assert reads > 20 and torn == []
+
+
+async def test_the_driver_tells_the_core_only_after_the_block_is_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consensus driver's commit: the block executes in the gate's thread while the loop
+    runs (a task sees the old height and the gate busy), and the BlockExecuted that starts the
+    next height comes back only after, carrying the new app hash; on_commit runs after too."""
+    from consensus.events import BlockExecuted
+    from consensus.wal import WAL
+    from localnet.synthetic import next_block, sign_commit
+    from node.chain import Chain
+    from node.config import Config
+    from node.consensus_driver import ConsensusDriver
+    from node.mempool import Mempool
+    from state.store import MemoryDB
+    from tests.node.test_block_time import _QuietNetwork
+    from tests.node.test_chain import SIGNERS, T0, genesis
+
+    chain = Chain(MemoryDB(), genesis())
+    committed: list[int] = []
+    driver = ConsensusDriver(chain, _QuietNetwork(), Mempool(chain.app, Config().mempool), None,  # type: ignore[arg-type]
+                             tmp_path / "wal", params=None,  # type: ignore[arg-type]
+                             on_commit=lambda executed: committed.append(executed.height))
+    driver.wal = WAL.open(tmp_path / "wal")
+    execute, threads = chain.execute, []
+
+    def slow_execute(block, commit):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        time.sleep(0.2)
+        return execute(block, commit)
+
+    monkeypatch.setattr(chain, "execute", slow_execute)
+    block = next_block(chain, [], T0 + 1)
+    commit = sign_commit(chain.chain_id, chain.validators(1), SIGNERS, 1, block.block_id(), T0)
+    seen_during: list[tuple[int, bool, list[int]]] = []
+
+    async def watcher() -> None:
+        await trio.sleep(0.05)
+        seen_during.append((chain.height, driver.gate.running, list(committed)))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watcher)
+        answer = await driver._commit(block, commit)
+    assert threads and threads[0] is not threading.main_thread()
+    assert seen_during == [(0, True, [])]  # mid-execution: old height, gate busy, no on_commit
+    assert isinstance(answer, BlockExecuted) and answer.height == 1
+    assert answer.app_hash == chain.app_hash and chain.height == 1 and committed == [1]
+    driver.wal.close()
