@@ -8,7 +8,9 @@ one after another (issue 17 measured 80 of 12,800 trades committed in 2 blocks).
 
 - the queue is standing: the txs of the last committed block waited longer than
   ``mempool.max_queue_ms`` in the mempool (their median; a CoDel-like signal: it measures the
-  wait admitted txs get, whatever makes blocks slow), until a block's txs waited less. The
+  wait admitted txs get, whatever makes blocks slow), until a block's txs waited less; or no
+  block has committed for that long while txs are pending (rounds failing: no block comes to
+  report a wait, and admitting more would only starve the rounds further). The
   mempool's byte limit is several seconds of blocks, so without this a burst well past
   capacity was admitted whole, two signature checks per trade on every validator, and blocks
   starved long before the pool was full;
@@ -29,6 +31,7 @@ Invalid txs keep their check_tx result codes (they are answers, not load).
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -43,6 +46,8 @@ DEFAULT_BLOCK_MS = 1_000
 
 class FullPool(Protocol):
     def full_for(self, tx: bytes) -> str | None: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,11 @@ class LoadShedder:
 
     def __init__(self, mempool: FullPool, *, refuse_behind_blocks: int, max_queue_ms: int,
                  height: Callable[[], int], peers_height: Callable[[], int],
-                 block_ms: Callable[[], float]) -> None:
+                 block_ms: Callable[[], float],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.mempool = mempool
+        self.clock = clock
+        self._last_commit = clock()
         self.refuse_behind_blocks = refuse_behind_blocks
         self.max_queue_ms = max_queue_ms
         self.standing_ms = 0.0
@@ -90,6 +98,7 @@ class LoadShedder:
     def note_block(self, waits_s: Sequence[float]) -> None:
         """After a commit: how long each of the block's txs this node held waited in its
         mempool (seconds). A block of none (an empty queue) ends a standing queue."""
+        self._last_commit = self.clock()
         if not waits_s or not self.max_queue_ms:
             self.standing_ms = 0.0
             return
@@ -105,17 +114,28 @@ class LoadShedder:
         if behind is not None:
             self.refused["behind"] += 1
             return Refusal(behind, clamp_retry_ms(self._behind_by() * self._interval_ms()))
-        if self.standing_ms:
+        queued_ms = self.queue_ms()
+        if queued_ms:
             self.refused["queue"] += 1
-            return Refusal(f"txs wait {self.standing_ms:.0f} ms in the mempool (more than "
+            return Refusal(f"txs wait {queued_ms:.0f} ms in the mempool (more than "
                            f"mempool.max_queue_ms = {self.max_queue_ms}): the chain is past "
-                           "its capacity", clamp_retry_ms(max(self.standing_ms - self.max_queue_ms,
+                           "its capacity", clamp_retry_ms(max(queued_ms - self.max_queue_ms,
                                                               self._interval_ms())))
         full = self.mempool.full_for(tx)
         if full is not None:
             self.refused["full"] += 1
             return Refusal(full, clamp_retry_ms(self._interval_ms()))
         return None
+
+    def queue_ms(self) -> float:
+        """How long txs wait, if past ``max_queue_ms`` (else 0): the last block's median wait,
+        or the time since the last commit while txs are pending (nothing commits)."""
+        if not self.max_queue_ms:
+            return 0.0
+        stalled_ms = (self.clock() - self._last_commit) * 1000
+        if stalled_ms > self.max_queue_ms and len(self.mempool):
+            return max(self.standing_ms, stalled_ms)
+        return self.standing_ms
 
     def _behind_by(self) -> int:
         return max(1, self.peers_height() - self.height())

@@ -156,3 +156,20 @@ async def test_a_node_whose_txs_wait_too_long_refuses_clients_with_a_hint(tmp_pa
         nursery.cancel_scope.cancel()
     assert refusals and errors.retry_after_ms(refusals[0]) is not None
     assert "max_queue_ms" in refusals[0].data["detail"]
+
+
+def test_no_commit_for_longer_than_the_bound_with_txs_pending_refuses_too() -> None:
+    """Rounds failing one after another: no block reports a wait, yet txs wait ever longer."""
+    now = [100.0]
+    mempool = Mempool(FakeApp(), MempoolSection())
+    shed = LoadShedder(mempool, refuse_behind_blocks=3, max_queue_ms=2000, height=lambda: 1,
+                       peers_height=lambda: 1, block_ms=lambda: 500, clock=lambda: now[0])
+    now[0] += 5  # no commit for 5 s, but nothing pending: an idle chain is not overloaded
+    assert shed.refusal(tx(5, 1)) is None
+    assert mempool.check_tx(tx(5, 1)).ok
+    refusal = shed.refusal(tx(5, 2))
+    assert refusal is not None and refusal.retry_after_ms == 3000  # 5 s waited, 2 s allowed
+    shed.note_block([0.1])  # a block commits: the stall is over
+    assert shed.refusal(tx(5, 2)) is None
+    now[0] += 1.9
+    assert shed.refusal(tx(5, 2)) is None  # within the bound
