@@ -114,6 +114,7 @@ def make_load(chain_id: str, fee: int, height: int, trades: int, price: int, fir
 REJECTED: dict[str, int] = {}
 LOAD_REFUSED = -32002
 """The JSON-RPC error of a tx refused for load (mempool full, node behind), with a retry hint."""
+REFUSED = "refused for load (-32002)"
 NODE_PIDS: list[int] = []  # validator processes, for their CPU time (empty: not measured)
 
 
@@ -175,7 +176,7 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
                     if admitted is not None:
                         admitted.add(sha256(tx))
                 elif (reply.get("error") or {}).get("code") == LOAD_REFUSED:
-                    REJECTED["refused for load (-32002)"] = REJECTED.get("refused for load (-32002)", 0) + 1
+                    REJECTED[REFUSED] = REJECTED.get(REFUSED, 0) + 1
                 else:
                     reason = f"{result.get('code')} {result.get('log', '')[:60]}" if result else str(reply.get("error"))[:80]
                     REJECTED[reason] = REJECTED.get(reason, 0) + 1
@@ -426,7 +427,7 @@ async def overload_step(clients: list[AsyncClient], commits: Commits, load: Any,
     step_load = await load(offered * seconds, offered)
     sent: dict[bytes, float] = {}
     admitted: set[bytes] = set()
-    refused_before = REJECTED.get("refused for load (-32002)", 0)
+    refused_before = REJECTED.get(REFUSED, 0)
     rejected_before = sum(REJECTED.values())
     start = time.monotonic()
     await offer(clients, step_load, sent, admitted)
@@ -438,7 +439,7 @@ async def overload_step(clients: list[AsyncClient], commits: Commits, load: Any,
     ok_share = (await cleared(main, sample)) / (len(sample) * step_load.per_tx) if sample else 0
     rate = len(in_window) * step_load.per_tx * ok_share / (end - start)
     latencies = trade_latencies(step_load, {h: sent[h] for h in admitted}, commits)
-    refused = REJECTED.get("refused for load (-32002)", 0) - refused_before
+    refused = REJECTED.get(REFUSED, 0) - refused_before
     figures = {
         "offered_trades_per_s": round(offered, 1), "seconds": seconds, "fills_per_tx": step_load.per_tx,
         "peak_trades_per_s": peak, "committed_trades_per_s": round(rate, 1),

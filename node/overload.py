@@ -24,8 +24,9 @@ one after another (issue 17 measured 80 of 12,800 trades committed in 2 blocks).
 
 The hint is when trying again makes sense: one block interval for a full pool (each block frees
 room), the excess wait for a standing queue, the blocks to catch up times the interval when
-behind, within ``[MIN_RETRY_MS, MAX_RETRY_MS]``. Txs from peers are not shed here: the mempool's own limits answer them.
-Invalid txs keep their check_tx result codes (they are answers, not load).
+behind, within ``[MIN_RETRY_MS, MAX_RETRY_MS]``. Txs from peers are not shed here: the
+mempool's own limits answer them. Invalid txs keep their check_tx result codes (they are
+answers, not load).
 """
 
 from __future__ import annotations
