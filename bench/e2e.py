@@ -29,6 +29,13 @@ Prints the figures and writes ``bench/results/e2e.json``:
   two versions can be compared even on a shared machine; ``cpu_limit_trades_per_s`` is
   cores x 1000 / that: the rate these cores allow if the validators had them to themselves.
 
+``--overload SECONDS`` measures degradation past capacity instead of latency: the ramp finds
+the peak committed rate, then the load doubles it (or is ``--overload-rate``) for SECONDS and
+``overload`` reports what
+the chain committed meanwhile (``committed_over_peak``: the goal is at least 0.75), how many
+txs were admitted, refused for load (-32002, retry hint) or rejected otherwise, and the median
+and p99 latency of the admitted trades only (a refused tx never waits in the chain); written to
+``bench/results/overload.json``.
 ``--out FILE`` writes the JSON elsewhere (A/B runs); ``CLEARCHAIN_BENCH_KEEP=1`` keeps the
 testnet directory (node logs: rounds, exec_ms per block) instead of deleting it.
 ``--dev`` runs one in-process DevNode instead of a testnet (no consensus: a load-generator check).
@@ -60,7 +67,7 @@ import trio
 from primitives.crypto import PrivateKey, Signer, verify
 from primitives.hashing import sha256
 from client import AsyncClient, OracleReport, TxFailed, calls
-from client.errors import RPCClientError
+from client.errors import ConnectionFailed, RPCClientError
 from rpc.client import WebSocket
 from localnet.demo import MARKET, load_fills, load_trades
 from state.txs import MAX_FILLS
@@ -106,6 +113,9 @@ def make_load(chain_id: str, fee: int, height: int, trades: int, price: int, fir
 
 
 REJECTED: dict[str, int] = {}
+LOAD_REFUSED = -32002
+"""The JSON-RPC error of a tx refused for load (mempool full, node behind), with a retry hint."""
+REFUSED = "refused for load (-32002)"
 NODE_PIDS: list[int] = []  # validator processes, for their CPU time (empty: not measured)
 
 
@@ -141,8 +151,10 @@ def nodes_cpu_s() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, float]) -> int:
-    """Submit in JSON-RPC batches; returns how many check_tx accepted (rejections in REJECTED)."""
+async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, float],
+                       admitted: set[bytes] | None = None) -> int:
+    """Submit in JSON-RPC batches; returns how many check_tx accepted (rejections in REJECTED,
+    the hashes of accepted txs in ``admitted`` if given)."""
     accepted = 0
     for start in range(0, len(txs), BATCH):
         chunk = txs[start:start + BATCH]
@@ -151,14 +163,20 @@ async def send_batches(client: AsyncClient, txs: list[bytes], sent: dict[bytes, 
             sent[sha256(tx)] = now
         try:
             answers = await client.batch([calls.broadcast_tx_sync(tx) for tx in chunk])
+        except ConnectionFailed as exc:  # a node past its request deadline closes the connection
+            REJECTED["connection failed"] = REJECTED.get("connection failed", 0) + len(chunk)
+            print(f"send failed: {exc}", file=sys.stderr)
+            continue
         except RPCClientError as exc:  # the whole batch refused
             REJECTED[str(exc)[:80]] = REJECTED.get(str(exc)[:80], 0) + len(chunk)
             continue
-        for answer in answers:
+        for tx, answer in zip(chunk, answers):
             if isinstance(answer, RPCClientError):
-                reason = str(answer)[:80]
+                reason = REFUSED if answer.code == LOAD_REFUSED else str(answer)[:80]
             elif answer.code == 0:
                 accepted += 1
+                if admitted is not None:
+                    admitted.add(sha256(tx))
                 continue
             else:
                 reason = f"{answer.code} {answer.log[:60]}"
@@ -206,7 +224,8 @@ async def cleared(client: AsyncClient, hashes: list[bytes]) -> int:
     return trades
 
 
-async def offer(clients: list[AsyncClient], load: Load, sent: dict[bytes, float]) -> None:
+async def offer(clients: list[AsyncClient], load: Load, sent: dict[bytes, float],
+                admitted: set[bytes] | None = None) -> None:
     """Offer ``load.txs`` at ``load.rate`` trades per second, one request per slot, spread over
     the nodes: a JSON-RPC batch of trade txs, or one fills tx as its batch window closes."""
     group = BATCH if load.single else 1
@@ -215,7 +234,8 @@ async def offer(clients: list[AsyncClient], load: Load, sent: dict[bytes, float]
     async with trio.open_nursery() as senders:
         for k, index in enumerate(range(0, len(load.txs), group)):
             await trio.sleep_until(t0 + (k + 1) * interval)
-            senders.start_soon(send_batches, clients[k % len(clients)], load.txs[index:index + group], sent)
+            senders.start_soon(send_batches, clients[k % len(clients)], load.txs[index:index + group],
+                               sent, admitted)
 
 
 def trade_latencies(load: Load, sent: dict[bytes, float], commits: "Commits") -> list[float]:
@@ -287,7 +307,8 @@ async def scrape_metrics(urls: list[str], every_s: float) -> None:
 
 async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: int, batch_ms: int,
                   ramp: tuple[int, ...] = RAMP, *, latency: bool = True,
-                  metrics_urls: tuple[str, ...] = ()) -> dict[str, Any]:
+                  metrics_urls: tuple[str, ...] = (), overload_s: float = 0,
+                  overload_rate: float = 0) -> dict[str, Any]:
     clients = [AsyncClient(url, max_connections=8, timeout=60) for url in urls]
     main = clients[0]
     chain = await main.chain()
@@ -356,6 +377,13 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             if len(landed) < 0.8 * len(sent_step):
                 break  # saturated (or stalled): higher offers only measure the backlog
 
+        # 3. (instead of 2) past capacity: twice the peak for overload_s
+        if overload_s:
+            peak = max(r["committed_trades_per_s"] for r in ramp_results)
+            results["overload"] = await overload_step(clients, commits, load, main, peak, overload_s,
+                                                      overload_rate or 2 * peak)
+            latency = False
+
         # 2. latency at a load the chain sustains, then at the fixed offered load asked for
         for name, trades, offered in ((("latency_ms_sustainable", ramp[0] * 10, ramp[0]),
                                        ("latency_ms", rate * seconds, rate)) if latency else ()):
@@ -366,7 +394,7 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
             latencies = trade_latencies(paced_load, sent, commits)
             results[name] = {
                 "median": round(statistics.median(latencies), 1) if latencies else None,
-                "p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
+                "p99": percentile(latencies, 0.99),
                 "offered_trades_per_s": paced_load.rate, "fills_per_tx": paced_load.per_tx,
                 "submitted": len(sent) * paced_load.per_tx, "committed_within_5s_after": len(latencies)}
             print(f"{name} at {paced_load.rate} trades/s: {results[name]}", flush=True)
@@ -383,6 +411,47 @@ async def measure(urls: list[str], feeders: list[Signer], seconds: float, rate: 
     for client in clients:
         await client.aclose()
     return results
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    return round(values[max(0, int(len(values) * share) - 1)], 1) if values else None
+
+
+async def overload_step(clients: list[AsyncClient], commits: Commits, load: Any, main: AsyncClient,
+                        peak: float, seconds: float, offered: float) -> dict[str, Any]:
+    """Offer ``offered`` trades/s (twice ``peak`` unless fixed) for ``seconds``; what committed
+    meanwhile, and the latency of the admitted trades only. Txs are sent once each (no retries:
+    a refused one is counted)."""
+    offered = max(1.0, offered)
+    step_load = await load(offered * seconds, offered)
+    sent: dict[bytes, float] = {}
+    admitted: set[bytes] = set()
+    refused_before = REJECTED.get(REFUSED, 0)
+    rejected_before = sum(REJECTED.values())
+    start = time.monotonic()
+    await offer(clients, step_load, sent, admitted)
+    end = time.monotonic()
+    await trio.sleep(5)  # the admitted backlog lands (its latency counts)
+    landed = committed_between(commits, sent, start, end + 5)
+    in_window = [h for h in landed if commits.committed[h] <= end]
+    sample = landed[:: max(1, len(landed) // 200)]
+    ok_share = (await cleared(main, sample)) / (len(sample) * step_load.per_tx) if sample else 0
+    rate = len(in_window) * step_load.per_tx * ok_share / (end - start)
+    latencies = trade_latencies(step_load, {h: sent[h] for h in admitted}, commits)
+    refused = REJECTED.get(REFUSED, 0) - refused_before
+    figures = {
+        "offered_trades_per_s": round(offered, 1), "seconds": seconds, "fills_per_tx": step_load.per_tx,
+        "peak_trades_per_s": peak, "committed_trades_per_s": round(rate, 1),
+        "committed_over_peak": round(rate / peak, 3) if peak else None,
+        "txs_sent": len(sent), "txs_admitted": len(admitted), "txs_refused_for_load": refused,
+        "txs_rejected_otherwise": sum(REJECTED.values()) - rejected_before - refused,
+        "admitted_committed_within_5s_after": sum(1 for h in admitted if h in commits.committed),
+        "admitted_latency_ms": {"median": round(statistics.median(latencies), 1) if latencies else None,
+                                "p99": percentile(latencies, 0.99)},
+    }
+    print(f"overload at {offered:.0f}/s (peak {peak:.0f}): {figures}", flush=True)
+    await drain(main)
+    return figures
 
 
 async def rpc_server_rate(seconds: float = 3.0) -> float:
@@ -428,7 +497,8 @@ def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
 
 def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp: tuple[int, ...],
                 log_level: str, *, metrics: bool = True, latency: bool = True,
-                base_port: int | None = None) -> dict[str, Any]:
+                base_port: int | None = None, overload_s: float = 0,
+                overload_rate: float = 0) -> dict[str, Any]:
     from dataclasses import replace
 
     from node.config import load_config, save_config
@@ -458,7 +528,8 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
                 feeders = [Signer(Home.at(e.home).validator_key()) for e in entries]
                 return await measure([e.rpc_url for e in entries], feeders, seconds, rate, batch_ms,
                                      ramp, latency=latency,
-                                     metrics_urls=tuple(e.metrics_url for e in entries if metrics))
+                                     metrics_urls=tuple(e.metrics_url for e in entries if metrics),
+                                     overload_s=overload_s, overload_rate=overload_rate)
 
             result = trio.run(main)
         finally:
@@ -517,6 +588,12 @@ def main() -> None:
     parser.add_argument("--metrics-ab", type=int, default=0, metavar="ROUNDS",
                         help="measure the cost of metrics: ROUNDS pairs of phases at --rate for "
                              "--seconds, metrics off and on alternating (bench/results/metrics.json)")
+    parser.add_argument("--overload", type=float, default=0, metavar="SECONDS",
+                        help="after the ramp, offer twice its peak for SECONDS instead of the "
+                             "latency runs (bench/results/overload.json)")
+    parser.add_argument("--overload-rate", type=float, default=0, metavar="TRADES_PER_S",
+                        help="offer this instead of twice the ramp's peak (A/B runs: one load "
+                             "for both sides)")
     args = parser.parse_args()
     if args.metrics_ab:
         figures = run_metrics_ab(args.validators, args.seconds, args.rate, args.batch_ms,
@@ -536,7 +613,9 @@ def main() -> None:
     figures["batch_ms"] = args.batch_ms
     ramp = tuple(int(offered) for offered in args.ramp.split(","))
     figures.update(run_dev(args.seconds, args.rate, args.batch_ms) if args.dev
-                   else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms, ramp, args.log_level))
+                   else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms, ramp,
+                                    args.log_level, overload_s=args.overload,
+                                    overload_rate=args.overload_rate))
     # two order signatures per trade, plus the tx's own: shared by the fills of a batch
     per_tx = figures["fills_per_tx_at_rate"] or 1
     signatures = 2 + 1 / per_tx
@@ -548,7 +627,8 @@ def main() -> None:
         figures["cpu_limit_trades_per_s"] = round(cores * 1000 / cpu_ms, 1)
     figures["rpc_server_req_per_s"] = round(trio.run(rpc_server_rate), 1)
     print(json.dumps(figures, indent=2))
-    out = args.out or ROOT / "bench" / "results" / ("e2e_dev.json" if args.dev else "e2e.json")
+    name = "e2e_dev.json" if args.dev else "overload.json" if args.overload else "e2e.json"
+    out = args.out or ROOT / "bench" / "results" / name
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -1,6 +1,7 @@
 """The node as the RPC layer sees it: :class:`rpc.api.NodeAPI` over the chain, mempool and p2p.
 
-Reads come from the block store and the application at the latest committed state; ``query``
+Reads come from the block store and the application at the latest committed state, never
+during a block's execution (each awaits ``ExecutionGate.idle`` first); ``query``
 and the clearing queries are :class:`node.queries.ClearingQueries`'s, shared with the dev node.
 After each commit :meth:`NodeView.publish` turns the executed block into the views the RPC
 layer renders and hands them to the event bus (subscribers, ``broadcast_tx_commit``).
@@ -18,12 +19,15 @@ from node.chain import Chain, ExecutedBlock, result_to_obj
 from node.config import Config
 from node.mempool import Mempool, MempoolResult
 from node.p2p.network import Network
+from node.execution import ExecutionGate
+from node.overload import Refusal
 from node.queries import ClearingQueries
 from rpc.views import (
     RoundStateView,
     BlockResults,
     BlockView,
     CommitView,
+    LiquidationPage,
     MempoolInfo,
     NetInfo,
     NodeStatus,
@@ -34,7 +38,7 @@ from rpc.views import (
     TxResultView,
     ValidatorView,
 )
-from rpc.errors import unavailable
+from rpc.errors import overloaded, unavailable
 from rpc.events import EventBus, publish_block
 
 if TYPE_CHECKING:
@@ -91,13 +95,17 @@ class NodeView:
 
     Built from what it reads: the chain, the mempool, the network and config (for ``status``
     and ``net_info``), the validator key, the node's admission (``admit``, the one way a tx
-    enters the mempool) and whether the node is still catching up.
+    enters the mempool), whether the node is still catching up, and ``shed`` (a client tx's
+    refusal for load, before any work: :class:`node.overload.LoadShedder`) and the
+    :class:`node.execution.ExecutionGate` whose running block every read waits for.
     """
 
     def __init__(self, chain: Chain, mempool: Mempool, network: Network, config: Config, *,
                  validator_key: PrivateKey, admit: Callable[[bytes], Awaitable[MempoolResult]],
                  catching_up: Callable[[], bool],
-                 round_state: Callable[[], ConsensusState | None] = lambda: None) -> None:
+                 round_state: Callable[[], ConsensusState | None] = lambda: None,
+                 shed: Callable[[bytes], Refusal | None] = lambda tx: None,
+                 gate: ExecutionGate | None = None) -> None:
         self.chain = chain
         self.pool = mempool
         self.network = network
@@ -107,6 +115,9 @@ class NodeView:
         self.admit = admit
         self.catching_up = catching_up
         self.round_state = round_state
+        self.shed = shed
+        self.gate = gate or ExecutionGate()
+        """Every read of the chain or the app first awaits ``gate.idle()`` (no torn reads)."""
         self.events = EventBus()
         self.queries = ClearingQueries(chain.app, chain.store)
 
@@ -131,6 +142,7 @@ class NodeView:
     # --- chain ----------------------------------------------------------------------------
 
     async def status(self) -> NodeStatus:
+        await self.gate.idle()
         chain, network, config = self.chain, self.network, self.config
         height = chain.height
         block = chain.block(height) if height else None
@@ -148,6 +160,7 @@ class NodeView:
         )
 
     async def consensus_state(self) -> RoundStateView:
+        await self.gate.idle()
         state = self.round_state()
         if state is None:  # consensus not started (block sync, state sync)
             return RoundStateView(self.chain.height + 1, 0, "NewHeight")
@@ -164,6 +177,7 @@ class NodeView:
         return self.chain.genesis.to_dict()
 
     async def validators(self, height: int | None) -> tuple[int, Sequence[ValidatorView]]:
+        await self.gate.idle()
         at = self.chain.height + 1 if height is None else height
         validators = self.chain.validators(at)
         if validators is None:
@@ -188,15 +202,18 @@ class NodeView:
         return height
 
     async def block(self, height: int | None) -> BlockView | None:
+        await self.gate.idle()
         at = self._at(height)
         block = self.chain.block(at) if at else None
         return None if block is None else block_view(block)
 
     async def block_by_hash(self, block_hash: bytes) -> BlockView | None:
+        await self.gate.idle()
         height = self.chain.blocks.height_of(block_hash)
         return None if height is None else await self.block(height)
 
     async def block_results(self, height: int | None) -> BlockResults | None:
+        await self.gate.idle()
         at = self._at(height)
         if at is None:
             return None
@@ -211,6 +228,7 @@ class NodeView:
                             tuple(meta["end"]), tuple(meta["updates"]), app_hash)
 
     async def commit(self, height: int | None) -> CommitView | None:
+        await self.gate.idle()
         at = self._at(height)
         if at is None:
             return None
@@ -221,6 +239,7 @@ class NodeView:
         return CommitView(at, block_view(block).header, commit.to_obj(), block.hash(), raw=raw)
 
     async def tx(self, tx_hash: bytes) -> TxRecord | None:
+        await self.gate.idle()
         location = self.chain.blocks.tx(tx_hash)
         if location is None:
             return None
@@ -235,10 +254,15 @@ class NodeView:
     # --- mempool --------------------------------------------------------------------------
 
     async def check_tx(self, tx: bytes) -> TxResultView:
+        await self.gate.idle()
         result = self.chain.app.check_tx(tx)
         return TxResultView(int(result.code), result.log, "clearing" if result.code else "")
 
     async def broadcast_tx(self, tx: bytes) -> TxResultView:
+        """Raises -32002 with ``data.retry_after_ms`` when the node sheds load (node.overload)."""
+        refusal = self.shed(tx)
+        if refusal is not None:
+            raise overloaded(refusal.reason, refusal.retry_after_ms)
         result = await self.admit(tx)
         return TxResultView(result.code, result.log, result.codespace)
 
@@ -249,37 +273,51 @@ class NodeView:
     # --- state ----------------------------------------------------------------------------
 
     async def query(self, path: str, data: bytes, height: int | None, prove: bool) -> QueryResult:
+        await self.gate.idle()
         return await self.queries.query(path, data, height, prove)
 
     async def account(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.account(address, height)
 
     async def positions(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.positions(address, height)
 
     async def assets(self) -> Any:
         return await self.queries.assets()
 
     async def markets(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.markets(height)
 
     async def market(self, market_id: str, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.market(market_id, height)
 
     async def prices(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.prices(height)
 
     async def insurance_fund(self, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.insurance_fund(height)
 
-    async def liquidations(self, min_height: int, max_height: int, offset: int, limit: int) -> Any:
-        return await self.queries.liquidations(min_height, max_height, offset, limit)
+    async def liquidations(self, min_height: int, max_height: int, offset: int,
+                           limit: int) -> LiquidationPage:
+        """A page of the waterfall event log through the chain's index: O(page), exact total."""
+        await self.gate.idle()
+        items, total = self.chain.event_log.page(min_height, max_height, offset, limit)
+        return LiquidationPage(tuple(items), total, True)
 
     async def accounts_at_risk(self, offset: int, limit: int) -> Any:
+        await self.gate.idle()  # the liquidation index is the app's, updated by execution
         return await self.queries.accounts_at_risk(offset, limit)
 
     async def account_health(self, address: bytes, height: int | None) -> Any:
+        await self.gate.idle()
         return await self.queries.account_health(address, height)
 
     async def check_margin(self, address: bytes, order: Mapping[str, Any]) -> Any:
+        await self.gate.idle()
         return await self.queries.check_margin(address, order)

@@ -33,6 +33,7 @@ from primitives.hashing import EMPTY_HASH, merkle_root, sha256
 from consensus.types import Block, Commit, Header
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.blockstore import BlockStore, CountingBatch
+from node.event_log_index import EventLogIndex
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
@@ -156,6 +157,11 @@ class Chain:
         if self.store.version < 0:
             root = self.app.init_chain()
             log.info("init_chain: genesis state written, app hash %s", root.hex())
+        self.event_log = EventLogIndex(db, self.store.iterate)
+        """The waterfall event log numbered across blocks (``liquidations`` in O(page))."""
+        indexed = self.event_log.build_if_missing()
+        if indexed:
+            log.info("event log index built for %d logged events", indexed)
         if self.db.get(_VALSET + _h8(1)) is None:
             first = self.genesis_validators()
             batch = self.db.write_batch(sync=True)
@@ -284,6 +290,7 @@ class Chain:
         )
         for key, value in extras:
             pending.batch.put(key, value)
+        self.event_log.stage(pending.batch, height, end.logged)
         if self.keep_blocks:
             for pruned in self.blocks.stage_prune(pending, height - self.keep_blocks + 1,
                                                   _tx_hashes_of):

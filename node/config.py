@@ -64,6 +64,9 @@ class P2PSection:
     with each dial (jittered: drawn from its upper half). node/README.md, "Reconnecting"."""
     dial_backoff_max_ms: int = 10_000
     """Upper bound of that wait: once the network heals, a peer is dialled within it."""
+    max_peers_per_address: int = 4
+    """Most connected non-persistent peers from one IP address (0: no cap): one host minting
+    peer ids cannot take every ``max_peers`` slot. Refusals are logged."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,16 @@ class MempoolSection:
     """Recently seen tx hashes remembered to drop duplicates without checking them again."""
     recheck: bool = True
     """Re-run check_tx on the remaining txs after each commit."""
+    max_queue_ms: int = 2_000
+    """Longest wait in the mempool the node lets build up: once the txs of a committed block
+    waited longer than this (their median), the queue is standing (txs arrive faster than
+    blocks take them) and client txs are refused with JSON-RPC -32002 and a retry hint until
+    a block's txs waited less (0: never on this ground). Admitted txs then wait about this
+    long at most, and the CPU of checking txs that would only wait goes to blocks."""
+    refuse_behind_blocks: int = 3
+    """A node this many blocks below the highest height its peers report (or block-syncing)
+    refuses client txs with JSON-RPC -32002 and a retry hint (0: never on this ground): it
+    cannot tell whether they are still valid, and its check_tx would slow its catch-up."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +238,7 @@ def validate(config: Config) -> Config:
     _require(p.max_frame_bytes <= 256 * 1024 * 1024, "p2p.max_frame_bytes", "must be at most 256 MiB")
     _require(p.send_queue_size >= 1, "p2p.send_queue_size", "must be at least 1")
     _require(p.max_peers >= 0, "p2p.max_peers", "must not be negative")
+    _require(p.max_peers_per_address >= 0, "p2p.max_peers_per_address", "must not be negative")
     _require(0 < p.max_batch_bytes <= p.max_frame_bytes, "p2p.max_batch_bytes",
              "must be positive and at most p2p.max_frame_bytes")
     _require(p.dial_backoff_min_ms >= 1, "p2p.dial_backoff_min_ms", "must be at least 1")
@@ -235,6 +249,8 @@ def validate(config: Config) -> Config:
     for name in ("max_txs", "max_bytes", "max_tx_bytes", "cache_size"):
         _require(getattr(m, name) >= 1, f"mempool.{name}", "must be at least 1")
     _require(m.max_tx_bytes <= m.max_bytes, "mempool.max_tx_bytes", "must be at most mempool.max_bytes")
+    _require(m.refuse_behind_blocks >= 0, "mempool.refuse_behind_blocks", "must not be negative")
+    _require(m.max_queue_ms >= 0, "mempool.max_queue_ms", "must not be negative")
     for f in dataclasses.fields(ConsensusSection):
         if f.name.endswith("_ms"):
             _require(getattr(c, f.name) >= 0, f"consensus.{f.name}", "must not be negative")

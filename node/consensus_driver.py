@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ from node.clock import now_ms
 from node.compact import compact
 from node.consensus_inbound import InboundMessages
 from node.evidence import EvidencePool
+from node.execution import ExecutionGate
 from node.mempool import Mempool
 from node.messages import (
     Status,
@@ -109,6 +111,7 @@ class ConsensusDriver:
         on_commit: Callable[[ExecutedBlock], None] | None = None,
         gossip_interval: float = 1.0,
         create_empty_blocks: bool = True,
+        gate: ExecutionGate | None = None,
     ) -> None:
         self.chain = chain
         self.network = network
@@ -119,6 +122,8 @@ class ConsensusDriver:
         self.on_commit = on_commit
         self.gossip_interval = gossip_interval
         self.create_empty_blocks = create_empty_blocks
+        self.gate = gate or ExecutionGate()
+        """Decided blocks execute in its worker thread; the next height waits for them."""
         self.start_on_txs = True
         """Start a height before ``timeout_commit`` ends once the mempool holds a tx."""
         self._height_wake = trio.Event()
@@ -253,7 +258,7 @@ class ConsensusDriver:
             if self._nursery is not None:
                 self._nursery.start_soon(self._timer, action)
         elif isinstance(action, CommitBlock):
-            return self._commit(action.block, action.commit)
+            return await self._commit(action.block, action.commit)
         elif isinstance(action, EvidenceFound):
             if self.state is not None and self.evidence.add(action.evidence, self.state.height):
                 log.warning("double signing detected: validator %s at height %d",
@@ -299,6 +304,7 @@ class ConsensusDriver:
         records it). A proposal or vote of the height from a peer starts it too.
         """
         self._height_wake = trio.Event()
+        await self.gate.idle()  # the clock check below reads the application
         deadline = trio.current_time() + action.duration_ms / 1000
         if not self.create_empty_blocks and self.chain.height > 0:  # block 1 starts the clocks
             deadline = max(deadline, trio.current_time() + self._until_clock_needs_block_s())
@@ -392,12 +398,15 @@ class ConsensusDriver:
             return False
         return True
 
-    def _commit(self, block: Block, commit: Commit) -> Event:
+    async def _commit(self, block: Block, commit: Commit) -> Event:
+        """Execute a decided block in the gate's worker thread (p2p and RPC go on meanwhile)
+        and only then tell the core: the next height starts on the stored block."""
         chain = self.chain
         height = block.height
         if height > chain.height:
             started = time.monotonic()
-            executed = chain.execute(block, commit)  # AppHashMismatch halts the node
+            # AppHashMismatch halts the node
+            executed = await self.gate.execute(partial(chain.execute, block, commit))
             took = (time.monotonic() - started) * 1000
             self._propose_grace_ms = min(MAX_PROPOSE_GRACE_MS, took)
             self.evidence.mark_committed(block.evidence)

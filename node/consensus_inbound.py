@@ -56,6 +56,12 @@ CATCHUP_AHEAD = 8
 """Committed blocks sent to a peer that reports a lower height, per Status."""
 CATCHUP_BUFFER = 64
 """How far ahead of our height a peer's catch-up blocks are kept until their height comes."""
+CATCHUP_COPIES = 4
+"""Copies of one height kept, each from a different peer (a peer's newer copy replaces its
+own). Not first-copy-wins: a peer could pre-fill heights whose validator set is not known yet
+(nothing to verify them against) with junk, and the honest copies arriving later would be
+dropped; kept per peer, each is verified when its height comes and a bad one only costs its
+sender. Bounded: at most this many blocks per height, ``CATCHUP_BUFFER`` heights."""
 
 
 class InboundMessages:
@@ -75,8 +81,8 @@ class InboundMessages:
         self._answered: set[tuple[str, int, bytes]] = set()
         """(peer, round) of the ProposalRequests answered at this height."""
         self._seen_height = 0
-        self._catchup: dict[int, tuple[Block, Commit, str]] = {}
-        """height -> a peer's committed block, its commit and the peer (verified when due)."""
+        self._catchup: dict[int, dict[str, tuple[Block, Commit]]] = {}
+        """height -> peer -> that peer's committed block and its commit (verified when due)."""
         self._sent_catchup: dict[tuple[str, int], float] = {}
         self.peer_status: dict[str, Status] = {}
 
@@ -122,25 +128,34 @@ class InboundMessages:
         return True
 
     def next_catchup(self, height: int) -> tuple[Block, Commit] | None:
-        """The buffered committed block for ``height`` if a peer sent one whose commit verifies.
+        """A buffered committed block for ``height`` whose commit verifies, if a peer sent one.
 
-        Older heights are dropped. A bad commit disconnects its peer, and that peer's other
-        buffered heights go too: each would block an honest copy until found out.
+        Older heights are dropped. Copies are tried peer by peer (in arrival order); a bad
+        commit disconnects its peer and drops every copy it buffered, and the next copy is tried.
         """
         for stale in [h for h in self._catchup if h < height]:
             del self._catchup[stale]
-        if height not in self._catchup:
-            return None
-        block, commit, peer = self._catchup.pop(height)
-        if not self.commit_ok(block, commit):
+        copies = self._catchup.pop(height, {})
+        for peer, (block, commit) in copies.items():
+            if self.commit_ok(block, commit):
+                return block, commit
             self.network.disconnect(peer, f"catch-up block {block.height} has a bad commit")
-            for other in [h for h, (_, _, p) in self._catchup.items() if p == peer]:
-                del self._catchup[other]
-            return None
-        return block, commit
+            self._drop_copies_of(peer)
+        return None
+
+    def _drop_copies_of(self, peer: str) -> None:
+        for height in list(self._catchup):
+            self._catchup[height].pop(peer, None)
+            if not self._catchup[height]:
+                del self._catchup[height]
+
+    def buffered_copies(self, height: int) -> dict[str, Block]:
+        """Peer -> the block it sent for ``height``, still unverified (tests, logs)."""
+        return {peer: block for peer, (block, _) in self._catchup.get(height, {}).items()}
 
     def forget_peer(self, peer: str) -> None:
         self.peer_status.pop(peer, None)
+        self._drop_copies_of(peer)  # a gone peer's copies would only hold slots
         for key in [k for k in self._sent_catchup if k[0] == peer]:
             del self._sent_catchup[key]
 
@@ -246,11 +261,14 @@ class InboundMessages:
         its height is known, else when the height comes (a bad one disconnects the peer)."""
         block, commit = message.block, message.commit
         height = block.height
-        if height < state.height or height > state.height + CATCHUP_BUFFER or height in self._catchup:
+        if height < state.height or height > state.height + CATCHUP_BUFFER:
+            return
+        copies = self._catchup.get(height, {})
+        if peer not in copies and len(copies) >= CATCHUP_COPIES:
             return
         if self.chain.validators(height) is not None and not self.commit_ok(block, commit):
             raise PeerMisbehaviour(f"catch-up block {height} has a bad commit")
-        self._catchup[height] = (block, commit, peer)
+        self._catchup.setdefault(height, {})[peer] = (block, commit)
         if height == state.height and state.decision is None:
             await self._inbox_send.send(TimeoutFired(-1, -1, Step.NEW_HEIGHT))  # wake the loop
 

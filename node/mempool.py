@@ -23,7 +23,7 @@ import heapq
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -147,14 +147,9 @@ class Mempool:
         if known:
             return MempoolResult(CODE_IN_MEMPOOL, "tx was seen recently (pending or committed)",
                                  CODESPACE, 0, tx_hash)
-        if not self._fits(len(tx)):
-            priority = self.app.fee_priority(tx)
-            cheapest = self._cheapest_priority()
-            if priority is not None and cheapest is not None and priority <= cheapest:
-                return MempoolResult(CODE_MEMPOOL_FULL,
-                                     f"mempool is full ({len(self._entries)} txs, {self._bytes} bytes) "
-                                     f"and the fee {priority} does not beat the cheapest",
-                                     CODESPACE, priority, tx_hash)
+        full = self.full_for(tx)
+        if full is not None:
+            return MempoolResult(CODE_MEMPOOL_FULL, full, CODESPACE, 0, tx_hash)
         result = self.app.check_tx(tx)
         if result.code != 0:
             return MempoolResult(int(result.code), result.log, "clearing", 0, tx_hash, result)
@@ -165,6 +160,18 @@ class Mempool:
                                  CODESPACE, result.priority, tx_hash)
         self._add(tx, tx_hash, result.priority, peer, bytes(getattr(result, "sender", b"") or b""))
         return MempoolResult(0, "", "", result.priority, tx_hash, result)
+
+    def full_for(self, tx: bytes) -> str | None:
+        """Why the pool cannot take ``tx`` whatever its checks say, or None: it is full (count
+        or bytes) and the fee the bytes declare (no signature checked) beats no pending tx."""
+        if self._fits(len(tx)):
+            return None
+        priority = self.app.fee_priority(tx)
+        cheapest = self._cheapest_priority()
+        if priority is None or cheapest is None or priority > cheapest:
+            return None
+        return (f"mempool is full ({len(self._entries)} txs, {self._bytes} bytes) "
+                f"and the fee {priority} does not beat the cheapest")
 
     def get(self, tx_hash: bytes) -> bytes | None:
         """The pending tx with this hash (compact proposals name txs by hash)."""
@@ -288,15 +295,18 @@ class Mempool:
             heapq.heapify(self._evict_heap)
         return removed
 
-    async def recheck(self, accounts: Collection[bytes] | None = None) -> int:
+    async def recheck(self, accounts: Collection[bytes] | None = None, *,
+                      pause: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint) -> int:
         """Re-run ``check_tx`` on pending txs against the new state; drop the failures.
 
         ``accounts``: only txs signed by these accounts (those a block touched: their balance
         or orders may have changed); None rechecks everything (expiry, fee changes). Yields to
-        the event loop every few hundred txs so a large mempool never stalls the node.
+        the event loop every few hundred txs so a large mempool never stalls the node, through
+        ``pause`` (the node's ``ExecutionGate.idle``: no check runs while a block executes).
         """
         if not self.config.recheck:
             return 0
+        await pause()
         dropped = 0
         for index, entry in enumerate(list(self._entries.values())):
             if entry.hash not in self._entries:
@@ -309,7 +319,7 @@ class Mempool:
                 dropped += 1
                 log.debug("recheck dropped %s: %s", entry.hash.hex()[:16], result.log)
             if index % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
-                await trio.lowlevel.checkpoint()
+                await pause()
         return dropped
 
     async def wait_for_txs(self) -> None:

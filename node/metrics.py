@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
+import trio.lowlevel
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -329,8 +330,11 @@ SCRAPE_TIMEOUT_S = 10.0
 
 
 async def serve_metrics(metrics: NodeMetrics, host: str, port: int, *,
+                        ready: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``GET /metrics`` until cancelled; reports the bound port through ``task_status``."""
+    """Serve ``GET /metrics`` until cancelled; reports the bound port through ``task_status``.
+    ``ready`` is awaited right before each exposition (the node's ``ExecutionGate.idle``: a
+    scrape reads the application between blocks, never during one)."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
     log.info("Prometheus metrics on http://%s:%d/metrics", host, bound)
@@ -339,7 +343,7 @@ async def serve_metrics(metrics: NodeMetrics, host: str, port: int, *,
     async def handle(stream: trio.SocketStream) -> None:
         try:
             with trio.move_on_after(SCRAPE_TIMEOUT_S):
-                await _answer(stream, metrics)
+                await _answer(stream, metrics, ready)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError, OSError):
             pass
         finally:
@@ -349,7 +353,8 @@ async def serve_metrics(metrics: NodeMetrics, host: str, port: int, *,
     await trio.serve_listeners(handle, listeners)
 
 
-async def _answer(stream: trio.SocketStream, metrics: NodeMetrics) -> None:
+async def _answer(stream: trio.SocketStream, metrics: NodeMetrics,
+                  ready: Callable[[], Awaitable[None]]) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_BYTES)
     while True:  # one request per connection, as Prometheus makes them
         event = conn.next_event()
@@ -363,6 +368,7 @@ async def _answer(stream: trio.SocketStream, metrics: NodeMetrics) -> None:
     if event.method != b"GET" or event.target.split(b"?")[0] not in (b"/metrics", b"/"):
         body, status, kind = b"not found: GET /metrics\n", 404, b"text/plain"
     else:
+        await ready()
         body, status, kind = metrics.exposition(), 200, CONTENT_TYPE_LATEST.encode()
     headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]

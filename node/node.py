@@ -12,8 +12,9 @@
       consensus (WAL replay, then the core)               node.consensus_driver
 
 Every committed block, from consensus or block sync, takes the same way out
-(:meth:`Node.on_commit`): executed and stored by :class:`node.chain.Chain`, then events to RPC
-subscribers, then the mempool drops the included txs and rechecks the rest.
+(:meth:`Node.on_commit`): executed and stored by :class:`node.chain.Chain` (a consensus-decided
+block in the :class:`node.execution.ExecutionGate`'s worker thread, while p2p and RPC go on),
+then events to RPC subscribers, then the mempool drops the included txs and rechecks the rest.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import replace
+from functools import partial
 
 import trio
-import trio.lowlevel
 
 from consensus.core import RoundParams
 from consensus.privval import FilePrivvalStore, PrivValidator
@@ -33,9 +34,11 @@ from node.blocksync import BlockSync
 from node.chain import Chain, ExecutedBlock, is_empty
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
+from node.execution import ExecutionGate
 from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
+from node.overload import LoadShedder, reported_height
 from node.metrics import NodeMetrics, serve_metrics
 from node.p2p.network import (
     BLOCKSYNC_PROTOCOL,
@@ -120,6 +123,8 @@ class Node:
         self._recheck_needed = trio.Event()
         self._touched: set[bytes] = set()
         self._admission = trio.Lock()
+        self.gate = ExecutionGate()
+        """Decided blocks execute in its worker thread; every reader of the app waits on it."""
         self._blocks_since_full_recheck = 0
         self.chain: Chain
         self.mempool: Mempool
@@ -186,14 +191,21 @@ class Node:
                                    keep_blocks=config.storage.keep_blocks)
         self.snapshots.store = chain.store
         self.mempool = Mempool(chain.app, config.mempool)
-        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
-                             admit=self.admit, catching_up=lambda: self.catching_up,
-                             round_state=lambda: self.driver.state if self.driver else None)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))
         params = consensus_params(self.genesis, config.consensus)
-        self.driver = ConsensusDriver(chain, network, self.mempool, privval,
-                                      self.home.wal_dir / "wal", params, on_commit=self.on_commit,
-                                      create_empty_blocks=config.consensus.create_empty_blocks)
+        self.driver = driver = ConsensusDriver(
+            chain, network, self.mempool, privval, self.home.wal_dir / "wal", params,
+            on_commit=self.on_commit, create_empty_blocks=config.consensus.create_empty_blocks,
+            gate=self.gate)
+        self.shedder = LoadShedder(
+            self.mempool, refuse_behind_blocks=config.mempool.refuse_behind_blocks,
+            max_queue_ms=config.mempool.max_queue_ms,
+            height=lambda: chain.height, peers_height=self._peers_height,
+            block_ms=lambda: driver.last_commit_ms)
+        self.view = NodeView(chain, self.mempool, network, config, validator_key=self.validator_key,
+                             admit=self.admit, catching_up=lambda: self.catching_up,
+                             round_state=lambda: driver.state,
+                             shed=self.shedder.refusal, gate=self.gate)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
         self.gossip = TxGossip(self.mempool, network, self.admit)
@@ -217,7 +229,8 @@ class Node:
             self.rpc_port = await nursery.start(rpc_server.serve, host, int(port))
         if self.metrics is not None:
             host, _, port = config.instrumentation.prometheus_listen_addr.rpartition(":")
-            self.metrics_port = await nursery.start(serve_metrics, self.metrics, host, int(port))
+            self.metrics_port = await nursery.start(
+                partial(serve_metrics, self.metrics, host, int(port), ready=self.gate.idle))
         nursery.start_soon(self.gossip.run)
         await nursery.start(self.snapshots.run)
         nursery.start_soon(self._recheck_loop)
@@ -226,6 +239,14 @@ class Node:
         await self.blocksync.sync(first_status_wait=3.0 if config.p2p.persistent_peers else 0.0)
         self.catching_up = False
         await nursery.start(self.driver.run)
+
+    def _peers_height(self) -> int:
+        """The committed height peers report: their consensus Status (it names the height a
+        peer decides), or while block-syncing the heights they offer blocks up to."""
+        reported = [s.height - 1 for s in self.driver.inbound.peer_status.values()]
+        if not reported:
+            reported = list(self.blocksync.peer_heights.values())
+        return reported_height(reported, self.chain.height)
 
     def _attach_metrics(self, metrics: NodeMetrics, rpc_server: object | None) -> None:
         """Point the scrape-time gauges at the parts they read."""
@@ -251,7 +272,9 @@ class Node:
                                   last_validators=chain.validators(executed.height - 1),
                                   validators_of=chain.validators)
         self.view.publish(executed)
-        self.mempool.update(executed.block.txs)
+        mempool = self.mempool
+        self.shedder.note_block([w for w in map(mempool.age, executed.tx_hashes) if w is not None])
+        mempool.update(executed.block.txs)
         self._touched.update(touched_accounts(executed))
         self._blocks_since_full_recheck += 1
         if len(self.mempool):
@@ -267,7 +290,7 @@ class Node:
             accounts, self._touched = self._touched, set()
             if full:
                 self._blocks_since_full_recheck = 0
-            dropped = await self.mempool.recheck(None if full else accounts)
+            dropped = await self.mempool.recheck(None if full else accounts, pause=self.gate.idle)
             if dropped:
                 log.debug("mempool recheck dropped %d txs", dropped)
 
@@ -299,7 +322,7 @@ class Node:
         one check runs per turn, so a flood of txs slows admission, never consensus.
         """
         async with self._admission:
-            await trio.lowlevel.checkpoint()
+            await self.gate.idle()  # never check against a block half executed
             result = self.mempool.check_tx(tx, peer=peer)
         if self.metrics is not None and not result.ok:
             self.metrics.on_rejected(result.code)

@@ -27,6 +27,10 @@ A connection with bytes the server has not read yet is never evicted (a request 
 a busy event loop; a WebSocket's pong may be among them). Connections answering are never evicted: if every slot is busy answering, the
 newcomer is refused (HTTP 503, -32002). Nothing here relies on addresses alone: on loopback all
 clients share one, and the ranks above still find the abusers.
+
+A tx the node refuses for load (``rpc.errors.overloaded``: mempool full, node behind) is the
+other 503: :func:`refusal_status` turns the hint of a single refused call into the status and a
+``Retry-After`` header, so HTTP clients and proxies back off without reading the body.
 """
 
 from __future__ import annotations
@@ -278,6 +282,15 @@ class Admission:
         victim.scope.cancel()
         self.release(victim)
         return True
+
+
+def refusal_status(retry_after_ms: int, reply: bytes) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """HTTP status and extra headers of a reply: 503 with ``Retry-After`` (whole seconds, at
+    least 1) when a single request was refused for load with ``retry_after_ms``, else 200.
+    A batch stays 200: its other answers are good, each refusal carries its hint in ``data``."""
+    if retry_after_ms <= 0 or reply[:1] != b"{":
+        return 200, []
+    return 503, [(b"retry-after", str(max(1, math.ceil(retry_after_ms / 1000))).encode())]
 
 
 def _reason(slot: Slot) -> str:

@@ -252,11 +252,35 @@ class _AsyncConnection:
         self.conn = h11.Connection(h11.CLIENT)
 
 
-class AsyncClient:
-    """trio client: a small pool of keep-alive connections, so concurrent calls run in parallel."""
+OVERLOAD_RETRIES = 3
+"""Times a call refused for load (-32002 with ``data.retry_after_ms``) is tried again."""
+MAX_RETRY_WAIT_S = 2.0
+"""Longest wait before one such retry, whatever the node hints: past it the caller decides."""
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0, max_connections: int = 32) -> None:
+
+def retry_hint_s(error: RPCClientError) -> float | None:
+    """Seconds an overloaded node asked us to wait (None: the error is not a load refusal)."""
+    data = error.data
+    if error.code != -32002 or not isinstance(data, dict):
+        return None
+    hint = data.get("retry_after_ms")
+    if not isinstance(hint, int) or isinstance(hint, bool) or hint < 0:
+        return None
+    return hint / 1000
+
+
+class AsyncClient:
+    """trio client: a small pool of keep-alive connections, so concurrent calls run in parallel.
+
+    A call the node refuses for load (mempool full, node behind: -32002 with
+    ``data.retry_after_ms``) is retried after the hinted wait, at most ``overload_retries``
+    times and at most ``MAX_RETRY_WAIT_S`` per wait; then the error goes to the caller.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 30.0, max_connections: int = 32,
+                 overload_retries: int = OVERLOAD_RETRIES) -> None:
         self.url = url
+        self.overload_retries = overload_retries
         self.host, self.port, self.path = _split_url(url)
         self.timeout = timeout
         self._idle: list[_AsyncConnection] = []
@@ -329,7 +353,15 @@ class AsyncClient:
 
     async def call(self, method: str, **params: Any) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
-        return _result(await self._post(body.encode()))
+        for attempt in range(self.overload_retries + 1):
+            try:
+                return _result(await self._post(body.encode()))
+            except RPCClientError as exc:
+                wait = retry_hint_s(exc)
+                if wait is None or attempt == self.overload_retries:
+                    raise
+                await trio.sleep(min(wait, MAX_RETRY_WAIT_S))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         """Several calls in one request; each entry is a result or an RPCClientError instance."""

@@ -17,7 +17,8 @@ INTERNAL_ERROR = -32603
 
 # Server-defined codes (the JSON-RPC spec reserves -32000..-32099 for them).
 NOT_FOUND = -32001  # a block, tx, account or market that does not exist
-LIMIT_EXCEEDED = -32002  # body, batch, connection or subscription limit hit
+LIMIT_EXCEEDED = -32002  # body, batch, connection or subscription limit hit; or the node is
+# overloaded (mempool full, node behind): then ``data.retry_after_ms`` says when to try again
 TIMEOUT = -32003  # broadcast_tx_commit waited too long; ``data.hash`` says what to poll
 UNAVAILABLE = -32004  # the node cannot serve this now (e.g. height pruned or in the future)
 TX_REJECTED = -32005  # broadcast_tx_commit: the tx failed check_tx (data holds code and log)
@@ -66,3 +67,19 @@ def not_found(detail: str) -> RPCError:
 
 def unavailable(detail: str) -> RPCError:
     return RPCError(UNAVAILABLE, detail)
+
+
+def overloaded(detail: str, retry_after_ms: int) -> RPCError:
+    """A tx refused for load, not for what it is: LIMIT_EXCEEDED with when to try again
+    (the HTTP transport answers it 503 with ``Retry-After``)."""
+    return RPCError(LIMIT_EXCEEDED, {"detail": detail, "retry_after_ms": retry_after_ms})
+
+
+def retry_after_ms(error: RPCError) -> int | None:
+    """The retry hint an :func:`overloaded` error carries (None: no hint)."""
+    data = error.data
+    if error.code == LIMIT_EXCEEDED and isinstance(data, dict):
+        hint = data.get("retry_after_ms")
+        if isinstance(hint, int) and not isinstance(hint, bool):
+            return hint
+    return None

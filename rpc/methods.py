@@ -55,6 +55,9 @@ class Context:
     commit_wait: Callable[[], AbstractContextManager[None]] = _unbounded
     observe: Callable[[str, float, bool], None] | None = None
     methods: Mapping[str, Method] = field(default_factory=lambda: METHODS)
+    retry_after_ms: int = 0
+    """Set when a call of the request being answered was refused for load (the longest hint):
+    the HTTP transport then answers 503 with ``Retry-After``."""
 
     @property
     def bus(self) -> EventBus:
@@ -282,17 +285,29 @@ def _check_answer(result: TxResultView, tx_hash: bytes) -> dict[str, Any]:
             "codespace": result.codespace, "hash": tx_hash.hex().upper()}
 
 
+async def _submit(ctx: Context, raw: bytes) -> TxResultView:
+    """``NodeAPI.broadcast_tx``; a refusal for load (mempool full, node behind) is raised as
+    -32002 with ``data.retry_after_ms`` and its hint noted for the transport."""
+    try:
+        return await ctx.node.broadcast_tx(raw)
+    except errors.RPCError as exc:
+        hint = errors.retry_after_ms(exc)
+        if hint is not None:
+            ctx.retry_after_ms = max(ctx.retry_after_ms, hint)
+        raise
+
+
 async def broadcast_tx_async(ctx: Context, tx: Any) -> Any:
     """Hands the tx to the mempool; the answer does not wait for or report check_tx."""
     raw = _tx(ctx, tx)
     tx_hash = sha256(raw)
-    await ctx.node.broadcast_tx(raw)
+    await _submit(ctx, raw)
     return _check_answer(TxResultView(), tx_hash)
 
 
 async def broadcast_tx_sync(ctx: Context, tx: Any) -> Any:
     raw = _tx(ctx, tx)
-    return _check_answer(await ctx.node.broadcast_tx(raw), sha256(raw))
+    return _check_answer(await _submit(ctx, raw), sha256(raw))
 
 
 async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
@@ -304,7 +319,7 @@ async def broadcast_tx_commit(ctx: Context, tx: Any) -> Any:
     tx_hash = sha256(raw)
     timeout_s = ctx.limits.timeout_broadcast_tx_commit_ms / 1000
     with ctx.commit_wait(), ctx.bus.waiting_for_tx(tx_hash) as wait:
-        checked = await ctx.node.broadcast_tx(raw)
+        checked = await _submit(ctx, raw)
         if checked.code != 0:
             return {"check_tx": comet.tx_result(checked), "tx_result": comet.tx_result(TxResultView()),
                     "hash": tx_hash.hex().upper(), "height": "0"}

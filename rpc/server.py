@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -31,7 +31,7 @@ import wsproto.utilities
 from wsproto import ConnectionType
 
 from rpc import errors
-from rpc.admission import Admission, Phase, Slot
+from rpc.admission import Admission, Phase, Slot, refusal_status
 from rpc.api import NodeAPI
 from rpc.dispatch import dumps, error_response, handle_body, handle_one, safe_dumps
 from rpc.events import QueryError, Subscription, parse_query
@@ -165,7 +165,7 @@ class RPCServer:
     async def _respond(
         self, conn: h11.Connection, stream: trio.SocketStream, slot: Slot, status: int, body: bytes,
         close: bool = False, content_type: bytes = b"application/json",
-        extra: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = (),
+        extra: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                    (b"server", SERVER_NAME), *extra]
@@ -227,18 +227,21 @@ class RPCServer:
             if body is None:
                 return False
             self.admission.enter(slot, Phase.ANSWERING)
+            ctx.retry_after_ms = 0
             reply = await handle_body(ctx, body)
             self.requests_served += 1
             if reply is None:
                 await self._send(conn, stream, slot, h11.Response(status_code=204, headers=[(b"server", SERVER_NAME)]),
                                  h11.EndOfMessage())
             else:
-                await self._respond(conn, stream, slot, 200, reply)
+                status, extra = refusal_status(ctx.retry_after_ms, reply)
+                await self._respond(conn, stream, slot, status, reply, extra=extra)
             return True
         if method in (b"GET", b"HEAD"):
             if not await self._drain(conn, stream, slot):
                 return False
             self.admission.enter(slot, Phase.ANSWERING)
+            ctx.retry_after_ms = 0
             if self.dashboard.serves(path):
                 await self._send_static(conn, stream, slot, self.dashboard.find(path), headers,
                                         method == b"HEAD")
@@ -253,7 +256,9 @@ class RPCServer:
                               "result": {"methods": method_listing(ctx.methods)}})
             else:
                 body = await self._uri_call(ctx, path.lstrip("/"), query_string)
-            await self._respond(conn, stream, slot, 200, body if method == b"GET" else b"")
+            status, extra = refusal_status(ctx.retry_after_ms, body)
+            await self._respond(conn, stream, slot, status, body if method == b"GET" else b"",
+                                extra=extra)
             return True
         await self._respond(conn, stream, slot, 405, dumps(error_response(errors.RPCError(
             errors.INVALID_REQUEST, f"HTTP method {method.decode(errors='replace')} not allowed; use POST /"))),

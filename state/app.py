@@ -56,6 +56,8 @@ class ValidatorUpdate:
 class EndBlockResult:
     events: list[dict[str, Any]]
     validator_updates: list[ValidatorUpdate]
+    logged: int = 0
+    """Waterfall events the block logged in state (``e/<height><0..logged-1>``)."""
 
 
 class ClearingApp:
@@ -336,7 +338,7 @@ class ClearingApp:
         events += waterfall.run(env, self.liquidations)
         events += waterfall.cover_collateral_debts(env)
         updates = [ValidatorUpdate(pub, power) for pub, power in sorted(env.validator_updates.items())]
-        return EndBlockResult(events, updates)
+        return EndBlockResult(events, updates, env.event_seq)
 
     def commit(self, batch: WriteBatch | None = None) -> bytes:
         entry, emptied = self.orders.commit(self.height)

@@ -149,9 +149,7 @@ def liquidations(app: ClearingApp, min_height: int, max_height: int, offset: int
             exact = False
             break
         if total >= offset and len(items) < limit:
-            ev = decode(value)
-            ev["height"] = int.from_bytes(key[2:10], "big")
-            items.append(ev)
+            items.append(logged_event(key, value))
         total += 1
     return {"items": items, "total": total, "total_exact": exact}
 
@@ -198,6 +196,11 @@ def accounts_at_risk(app: ClearingApp, offset: int = 0, limit: int = 10) -> dict
         "positions": count,
     } for ratio, address, equity, imr, mmr, count in ranked[offset:offset + limit]]
     return {"items": items, "indexed": len(index.keys), "index_ready": not index.stale}
+def logged_event(key: bytes, value: bytes) -> dict[str, Any]:
+    """One logged waterfall event (``e/<height><index>``) as queries list it: with its height."""
+    item = decode(value)
+    item["height"] = int.from_bytes(key[2:10], "big")
+    return item
 
 
 def withdrawal(app: ClearingApp, seq: int) -> dict[str, Any] | None:

@@ -80,6 +80,8 @@ class _PeerSession:
     queues: dict[str, tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]]
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     closed: bool = False
+    host: str = ""
+    """The IP address the peer connected from (``p2p.max_peers_per_address``)."""
 
 
 class _Notifee(INotifee):
@@ -93,7 +95,7 @@ class _Notifee(INotifee):
         pass
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._network._on_connected(conn.muxed_conn.peer_id)
+        self._network._on_connected(conn.muxed_conn.peer_id, _remote_host(conn))
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         self._network._on_disconnected(conn.muxed_conn.peer_id)
@@ -177,7 +179,10 @@ class Network:
             self.persistent_peers[peer_id] = PeerState(peer_id.to_base58(), address)
         self._persistent: frozenset[ID] = frozenset(self.persistent_peers)
         self.refused_peers = 0
-        """Connections closed because ``max_peers`` other peers were already connected."""
+        """Connections closed because ``max_peers`` other peers (or ``max_peers_per_address``
+        from the same address) were already connected."""
+        self.refused_by_address = 0
+        """Of those, the ones refused for ``max_peers_per_address``."""
 
     # --- registration (before run) ------------------------------------------------------------
 
@@ -343,22 +348,31 @@ class Network:
 
     # --- sessions -----------------------------------------------------------------------------
 
-    def _on_connected(self, peer_id: ID) -> None:
+    def _on_connected(self, peer_id: ID, host: str = "") -> None:
         existing = self._sessions.get(peer_id)
         if (existing is not None and not existing.closed) or self._nursery is None:
             return
         if peer_id not in self._persistent:
-            others = sum(1 for p, s in self._sessions.items()
-                         if not s.closed and p not in self._persistent)
-            if others >= self.config.max_peers:
+            strangers = [s for p, s in self._sessions.items()
+                         if not s.closed and p not in self._persistent]
+            cap = self.config.max_peers_per_address
+            same_host = sum(1 for s in strangers if host and s.host == host)
+            if len(strangers) >= self.config.max_peers:
                 self.refused_peers += 1
                 log.info("refusing peer %s: %d other peers connected (p2p.max_peers)",
-                         peer_id, others)
+                         peer_id, len(strangers))
+                self._nursery.start_soon(self._close_peer, peer_id)
+                return
+            if cap and same_host >= cap:
+                self.refused_peers += 1
+                self.refused_by_address += 1
+                log.info("refusing peer %s: %d peers connected from %s already "
+                         "(p2p.max_peers_per_address)", peer_id, same_host, host)
                 self._nursery.start_soon(self._close_peer, peer_id)
                 return
         queues = {p: trio.open_memory_channel[bytes](self.config.send_queue_size)
                   for p in self.protocols}
-        session = _PeerSession(peer_id, queues)
+        session = _PeerSession(peer_id, queues, host=host)
         self._sessions[peer_id] = session
         self._nursery.start_soon(self._run_session, session)
 
@@ -578,6 +592,15 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, trio.TooSlowError):
         text = "timed out"
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+def _remote_host(conn: INetConn) -> str:
+    """The IP address a connection comes from ("" if the transport does not say)."""
+    try:
+        remote = conn.muxed_conn.get_remote_address()
+    except Exception:  # transports differ in what they know; the cap then does not apply
+        return ""
+    return remote[0] if remote else ""
 
 
 async def _reset_quietly(stream: INetStream) -> None:

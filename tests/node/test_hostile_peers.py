@@ -121,9 +121,9 @@ async def test_a_peer_caught_with_one_bad_catch_up_block_loses_all_it_buffered(t
         block, commit = node.chain.block(1), node.chain.commit(1)
         height = driver.state.height
         for ahead in range(6):  # what a hostile peer pre-fills: junk for several future heights
-            inbound._catchup[height + ahead] = (block, commit, "evil")
-        inbound._catchup[height + 9] = (block, commit, "honest")
+            inbound._catchup[height + ahead] = {"evil": (block, commit)}
+        inbound._catchup[height + 9] = {"honest": (block, commit)}
         await driver._feed_buffered_catchup()
         assert reasons and reasons[0][0] == "evil"
-        assert [p for _, _, p in inbound._catchup.values()] == ["honest"]  # honest copies can land
+        assert [list(copies) for copies in inbound._catchup.values()] == [["honest"]]  # honest copies can land
         nursery.cancel_scope.cancel()

@@ -197,6 +197,27 @@ async def test_peers_beyond_max_peers_are_refused_but_persistent_peers_always_co
         nursery.cancel_scope.cancel()
 
 
+async def test_peers_beyond_max_peers_per_address_are_refused_and_logged(caplog) -> None:  # type: ignore[no-untyped-def]
+    """One host minting peer ids cannot take every slot: the third stranger from 127.0.0.1 is
+    refused though ``max_peers`` has room; a persistent peer from there still connects."""
+    caplog.set_level("INFO", logger="clearchain.p2p")
+    async with trio.open_nursery() as nursery:
+        d = _network()
+        await nursery.start(d.run)
+        a = _network((d.listen_addrs()[0],), max_peers=10, max_peers_per_address=2)
+        await nursery.start(a.run)
+        strangers = []
+        for _ in range(3):
+            s = _network((a.listen_addrs()[0],))
+            await nursery.start(s.run)
+            strangers.append(s)
+        await _wait_for(lambda: a.refused_by_address >= 1 and len(a.peers()) == 3)
+        assert d.peer_id in a.peers()  # persistent: not counted against the address
+        assert sum(s.peer_id in a.peers() for s in strangers) == 2
+        assert "p2p.max_peers_per_address" in caplog.text
+        nursery.cancel_scope.cancel()
+
+
 async def test_batches_never_exceed_the_frame_limit_even_when_batch_and_frame_limits_match() -> None:
     limits = {"max_frame_bytes": 4096, "max_batch_bytes": 4096}
     got: list[bytes] = []

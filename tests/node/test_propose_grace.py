@@ -47,7 +47,7 @@ async def test_only_the_propose_timeout_gets_the_last_execution_time(
     assert round(await _fired_after(driver, Step.NEW_HEIGHT, 50)) == 50
 
 
-def test_commit_sets_the_grace_to_the_execution_time_within_the_bound(
+async def test_commit_sets_the_grace_to_the_execution_time_within_the_bound(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     driver = _driver(tmp_path)
     driver.wal = WAL.open(tmp_path / "wal")
@@ -65,7 +65,7 @@ def test_commit_sets_the_grace_to_the_execution_time_within_the_bound(
         validators = driver.chain.validators(block.height)
         commit = sign_commit(driver.chain.chain_id, validators, SIGNERS, block.height,
                              block.block_id(), T0)
-        driver._commit(block, commit)
+        await driver._commit(block, commit)
         assert driver._propose_grace_ms == pytest.approx(expected)
     driver.wal.close()
     assert MAX_PROPOSE_GRACE_MS <= 5_000  # a dead proposer must still cost little
