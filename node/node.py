@@ -33,6 +33,7 @@ from node.blocksync import BlockSync
 from node.chain import Chain, ExecutedBlock, is_empty
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
+from node import faults
 from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
@@ -193,6 +194,8 @@ class Node:
         self.driver = ConsensusDriver(chain, network, self.mempool, privval,
                                       self.home.wal_dir / "wal", params, on_commit=self.on_commit,
                                       create_empty_blocks=config.consensus.create_empty_blocks)
+        self.driver.equivocator = faults.install(config.fault_injection, blocks=chain.blocks,
+                                                 validator_key=self.validator_key, chain_id=chain.chain_id)
         self.blocksync = BlockSync(chain, network, on_commit=self.on_commit,
                                    verifier=self.driver.verifier)
         self.gossip = TxGossip(self.mempool, network, self.admit)
