@@ -109,3 +109,38 @@ def test_hostnames_writes_homes_that_dial_each_other_by_name(tmp_path: Path):
     assert again.exit_code != 0 and "already holds" in again.output
     duplicate = CliRunner().invoke(main, ["testnet", "--hostnames", "a,a", "--dir", str(tmp_path / "dup")])
     assert duplicate.exit_code != 0 and "distinct" in duplicate.output
+
+
+def _fake_run(seen: list):
+    async def run_testnet(root, entries, demo, duration, progress, demo_seconds, net):  # noqa: ANN001, ANN202
+        seen.append(net)
+        return 0
+    return run_testnet
+
+
+def test_testnet_hosts_falls_back_to_loopback_and_a_namespaced_one_will_not_resume_without(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import cli.testnet as command
+
+    seen: list = []
+    monkeypatch.setattr(command, "run_testnet", _fake_run(seen))
+    monkeypatch.setattr(command.hosts, "unavailable", lambda: "creating network namespaces needs root")
+    base = str(27000 + os.getpid() % 300 * 12)
+    result = CliRunner().invoke(main, ["testnet", "--hosts", "--dir", str(tmp_path / "lo"), "--base-port", base])
+    assert result.exit_code == 0, result.output
+    assert "needs root; running every node on 127.0.0.1 instead" in result.output
+    assert seen == [None] and not (tmp_path / "lo" / "hosts.json").exists()
+    assert all(e.rpc_url.startswith("http://127.0.0.1:") for e in read_manifest(tmp_path / "lo"))
+
+    monkeypatch.setattr(command.hosts, "unavailable", lambda: None)
+    result = CliRunner().invoke(main, ["testnet", "--hosts", "--dir", str(tmp_path / "ns")])
+    assert result.exit_code == 0, result.output
+    assert isinstance(seen[-1], HostNet) and seen[-1].count == 4
+    assert [e.rpc_url for e in read_manifest(tmp_path / "ns")] == [
+        f"http://10.231.231.{10 + i}:26657" for i in range(4)]
+    config = load_config(Path(read_manifest(tmp_path / "ns")[1].home) / "config" / "config.toml")
+    assert config.p2p.listen_address == "/ip4/10.231.231.11/tcp/26656"
+
+    monkeypatch.setattr(command.hosts, "unavailable", lambda: "the `ip` command (iproute2) is not installed")
+    result = CliRunner().invoke(main, ["testnet", "--dir", str(tmp_path / "ns")])
+    assert result.exit_code != 0 and "runs its nodes in network namespaces" in result.output
