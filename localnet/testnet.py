@@ -39,14 +39,26 @@ from node.init import (
     init_home,
     write_genesis,
 )
-from node.config import Config, load_config, replace, save_config
+from node.config import (
+    DEFAULT_P2P_PORT,
+    DEFAULT_PROMETHEUS_PORT,
+    DEFAULT_RPC_PORT,
+    Config,
+    load_config,
+    replace,
+    save_config,
+)
 from node.home import Home
 from state.genesis import load_genesis, validator_entry
 from client import AsyncClient
 from client.errors import ConnectionFailed, RPCClientError
+from localnet import hosts
+from localnet.hosts import HostNet
 from localnet.demo import Demo, check_invariants, demo_names, demo_signer, patch_genesis, save_demo_keys
 
 MANIFEST = "testnet.json"
+HOSTS_FILE = "hosts.json"
+"""Present when the nodes run in network namespaces: their count, name prefix and subnet."""
 DEFAULT_BASE_PORT = 26600
 STOP_GRACE_S = 15.0
 TESTNET_SNAPSHOT_INTERVAL = 100
@@ -84,40 +96,81 @@ def _port_free(port: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one node listens and how the others reach it."""
+
+    listen_host: str
+    """The address the node binds (p2p, RPC, metrics)."""
+    host: str
+    """The address or name peers dial and clients use."""
+    p2p_port: int
+    rpc_port: int
+    metrics_port: int
+
+
+def loopback_placements(validators: int, base_port: int) -> list[Placement]:
+    """Every node on 127.0.0.1 with ports of its own: p2p = base + 2i, RPC = base + 2i + 1,
+    metrics = base + 2N + i."""
+    return [Placement("127.0.0.1", "127.0.0.1", base_port + 2 * i, base_port + 2 * i + 1,
+                      base_port + 2 * validators + i) for i in range(validators)]
+
+
+def host_placements(hosts: list[str], listen_host: str | None = None) -> list[Placement]:
+    """One node per host on the default ports, as on separate machines. ``listen_host`` None
+    binds each node to its own address (namespaces); ``"0.0.0.0"`` to every interface."""
+    return [Placement(listen_host or host, host, DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, DEFAULT_PROMETHEUS_PORT)
+            for host in hosts]
+
+
+def _ip_or_dns(host: str) -> str:
+    """The multiaddr protocol of a host: ``ip4`` for an IPv4 address, ``dns4`` for a name."""
+    try:
+        socket.inet_aton(host)
+        return f"/ip4/{host}" if host.count(".") == 3 else f"/dns4/{host}"
+    except OSError:
+        return f"/dns4/{host}"
+
+
 def create_testnet(directory: Path, validators: int, base_port: int, chain_id: str,
+                   placements: list[Placement] | None = None,
                    on_home: Callable[[str], None] | None = None) -> list[NodeEntry]:
     """Write N homes, one genesis with every validator and the demo cast funded, and peers.
 
+    Without ``placements`` the nodes share 127.0.0.1 (:func:`loopback_placements`, whose ports
+    must be free here); with them each node gets its host's address (:func:`host_placements`).
     ``on_home(name)`` is called as each home (its keys) is written: the CLI's progress bar.
     """
     from node.p2p.identity import peer_id_of
 
-    ports = [base_port + k for k in range(3 * validators)]  # p2p and RPC pairs, then metrics
-    busy = [p for p in ports if not _port_free(p)]
-    if busy:
-        raise TestnetError(f"ports {busy} are in use; pick another --base-port")
+    if placements is None:
+        placements = loopback_placements(validators, base_port)
+        ports = [port for p in placements for port in (p.p2p_port, p.rpc_port, p.metrics_port)]
+        busy = [p for p in ports if not _port_free(p)]
+        if busy:
+            raise TestnetError(f"ports {busy} are in use; pick another --base-port")
     document = load_genesis(default_genesis_path()).to_dict()
     document["chain_id"] = chain_id
     document["genesis_time_ms"] = int(time.time() * 1000)
     patch_genesis(document)
     results, entries = [], []
-    for i in range(validators):
+    for i, place in enumerate(placements):
         name = f"node{i}"
         home = Home.at(directory / name)
-        p2p_port, rpc_port = base_port + 2 * i, base_port + 2 * i + 1
-        metrics_port = base_port + 2 * validators + i
+        advertised = f"{_ip_or_dns(place.host)}/tcp/{place.p2p_port}"
         config = replace(Config(), node={"moniker": name},
-                         p2p={"listen_address": f"/ip4/127.0.0.1/tcp/{p2p_port}"},
-                         rpc={"listen_address": f"127.0.0.1:{rpc_port}"},
+                         p2p={"listen_address": f"/ip4/{place.listen_host}/tcp/{place.p2p_port}",
+                              "external_address": advertised if place.listen_host != place.host else ""},
+                         rpc={"listen_address": f"{place.listen_host}:{place.rpc_port}"},
                          consensus={"create_empty_blocks": True},
                          # ~0.7 s in a worker thread per 100k accounts (node/README.md)
                          statesync={"snapshot_interval": TESTNET_SNAPSHOT_INTERVAL},
                          instrumentation={"prometheus": True,
-                                          "prometheus_listen_addr": f"127.0.0.1:{metrics_port}"})
+                                          "prometheus_listen_addr": f"{place.listen_host}:{place.metrics_port}"})
         results.append(init_home(home, moniker=name, genesis=document, add_self_as_validator=False, config=config))
-        entries.append(NodeEntry(name, str(home.root), f"http://127.0.0.1:{rpc_port}",
-                                 f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id_of(results[-1].node_key).to_base58()}",
-                                 metrics_url=f"http://127.0.0.1:{metrics_port}/metrics"))
+        entries.append(NodeEntry(name, str(home.root), f"http://{place.host}:{place.rpc_port}",
+                                 f"{advertised}/p2p/{peer_id_of(results[-1].node_key).to_base58()}",
+                                 metrics_url=f"http://{place.host}:{place.metrics_port}/metrics"))
         if on_home is not None:
             on_home(name)
     document["validators"] = [validator_entry(f"node{i}", r.validator_key.public_key, DEFAULT_VALIDATOR_POWER)
@@ -138,6 +191,23 @@ def write_manifest(directory: Path, entries: list[NodeEntry]) -> None:
     os.replace(temporary, directory / MANIFEST)
 
 
+def save_hosts(directory: Path, net: HostNet) -> None:
+    """Record that this testnet's nodes live in namespaces (resumed runs make them again)."""
+    (directory / HOSTS_FILE).write_text(json.dumps({"count": net.count, "prefix": net.prefix,
+                                                   "subnet": net.subnet}) + "\n")
+
+
+def load_hosts(directory: Path) -> HostNet | None:
+    """The namespaced network of a testnet made with ``--hosts`` (None: a loopback testnet)."""
+    path = directory / HOSTS_FILE
+    if not path.exists():
+        return None
+    try:
+        return HostNet(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise TestnetError(f"{path} is unreadable ({exc}); remove {directory} to start over") from exc
+
+
 def read_manifest(directory: Path) -> list[NodeEntry]:
     try:
         document = json.loads((directory / MANIFEST).read_text())
@@ -152,9 +222,11 @@ def read_manifest(directory: Path) -> list[NodeEntry]:
 class Processes:
     """The node child processes: started in their own sessions, stopped politely, then firmly."""
 
-    def __init__(self, directory: Path, entries: list[NodeEntry]) -> None:
+    def __init__(self, directory: Path, entries: list[NodeEntry], net: HostNet | None = None) -> None:
         self.directory = directory
         self.entries = entries
+        self.net = net
+        """Each node runs in its namespace of ``net`` (None: all on this host's loopback)."""
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Any] = []
 
@@ -163,8 +235,10 @@ class Processes:
         for entry in self.entries:
             log = open(self.directory / "logs" / f"{entry.name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self.logs.append(log)
+            argv = [sys.executable, "-m", "cli", "start", "--home", entry.home]
+            index = len(self.procs)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cli", "start", "--home", entry.home],
+                self.net.wrap(index, argv) if self.net is not None else argv,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
             self.procs.append(proc)
@@ -328,14 +402,18 @@ async def same_app_hash(clients: list[AsyncClient]) -> tuple[int, dict[str, str]
 
 
 async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, duration: float | None,
-                      progress: bool, demo_seconds: float = 60.0) -> int:
-    processes = Processes(directory, entries)
+                      progress: bool, demo_seconds: float = 60.0, net: HostNet | None = None) -> int:
+    """Start the nodes (each in its namespace of ``net``, made here and removed at the end),
+    watch them, optionally drive the demo, and stop them on a signal or after ``duration``."""
+    if net is not None:
+        hosts.create(net)
+    processes = Processes(directory, entries, net)
     live = progress and sys.stdout.isatty()
     monitor = Monitor(entries, processes, live)
     status = 0
-    processes.start()
-    click.echo(f"started {len(entries)} nodes; manifest {directory / MANIFEST}; logs in {directory / 'logs'}")
     try:
+        processes.start()
+        click.echo(f"started {len(entries)} nodes; manifest {directory / MANIFEST}; logs in {directory / 'logs'}")
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
 
@@ -368,6 +446,8 @@ async def run_testnet(directory: Path, entries: list[NodeEntry], demo: bool, dur
         with trio.CancelScope(shield=True):
             await monitor.aclose()
             await trio.to_thread.run_sync(processes.stop)
+            if net is not None:
+                hosts.cleanup(net.prefix)
         click.echo("all nodes stopped; run the same command again to resume the chain")
     return status
 

@@ -170,6 +170,22 @@ class InstrumentationSection:
 
 
 @dataclass(frozen=True)
+class FaultInjectionSection:
+    """``[fault_injection]``: faults the fault tests (tests/fault/) switch on in one node; all
+    off by default, the section is not written to config.toml unless one is set, and the node
+    logs a warning at start naming every one that is (node/faults.py)."""
+
+    clock_offset_ms: int = 0
+    """Added to this node's wall clock (node/clock.py): a validator with a skewed clock."""
+    fsync_delay_ms: int = 0
+    """Sleep before every block's synced write: a stalling disk."""
+    byzantine_double_sign_UNSAFE: bool = False
+    """Equivocate on purpose: every vote is also signed for a conflicting block id and every
+    proposal for a second block, bypassing the double-sign protection. The validator WILL be
+    jailed; never on a network that matters."""
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSection = field(default_factory=NodeSection)
     p2p: P2PSection = field(default_factory=P2PSection)
@@ -179,6 +195,7 @@ class Config:
     storage: StorageSection = field(default_factory=StorageSection)
     statesync: StatesyncSection = field(default_factory=StatesyncSection)
     instrumentation: InstrumentationSection = field(default_factory=InstrumentationSection)
+    fault_injection: FaultInjectionSection = field(default_factory=FaultInjectionSection)
 
 
 _SECTION_TYPES = {
@@ -190,6 +207,7 @@ _SECTION_TYPES = {
     "storage": StorageSection,
     "statesync": StatesyncSection,
     "instrumentation": InstrumentationSection,
+    "fault_injection": FaultInjectionSection,
 }
 
 # --- validation -----------------------------------------------------------------------------
@@ -269,6 +287,8 @@ def validate(config: Config) -> Config:
              "must be at least 1024 and at most half of p2p.max_frame_bytes")
     _check_host_port("instrumentation.prometheus_listen_addr",
                      config.instrumentation.prometheus_listen_addr)
+    _require(config.fault_injection.fsync_delay_ms >= 0, "fault_injection.fsync_delay_ms",
+             "must not be negative")
     return config
 
 
@@ -323,6 +343,8 @@ def _rpc_section(values: dict[str, Any]) -> RPCSection:
 def to_dict(config: Config) -> dict[str, Any]:
     document: dict[str, Any] = {}
     for section in dataclasses.fields(config):
+        if section.name == "fault_injection" and config.fault_injection == FaultInjectionSection():
+            continue  # off: not in anyone's config.toml
         values = dataclasses.asdict(getattr(config, section.name))
         if section.name == "rpc":
             limits = values.pop("limits")

@@ -67,6 +67,7 @@ from node.compact import compact
 from node.consensus_inbound import InboundMessages
 from node.evidence import EvidencePool
 from node.execution import ExecutionGate
+from node.faults import Equivocator
 from node.mempool import Mempool
 from node.messages import (
     Status,
@@ -139,6 +140,8 @@ class ConsensusDriver:
         self.evidence = EvidencePool(chain.chain_id, chain.validators, self.verifier)
         self.inbound = InboundMessages(chain=chain, network=network, mempool=mempool, verifier=self.verifier,
                                        evidence=self.evidence, inbox=self._inbox_send, wire=self._wire)
+        self.equivocator: Equivocator | None = None
+        """Set only by ``[fault_injection] byzantine_double_sign_UNSAFE`` (node/faults.py)."""
         self.started = trio.Event()
         self._new_height = trio.Event()
         self._height_started = time.monotonic()
@@ -247,9 +250,15 @@ class ConsensusDriver:
         elif isinstance(action, Relay):
             pass  # persistent peers form a full mesh; Status/catch-up covers the gaps
         elif isinstance(action, SignVote):
-            return self._sign_vote(action.vote)
+            signed = self._sign_vote(action.vote)
+            if isinstance(signed, VoteSigned) and self.equivocator is not None:
+                await self._broadcast(self.equivocator.conflicting_vote(signed.vote))
+            return signed
         elif isinstance(action, SignProposal):
-            return self._sign_proposal(action)
+            proposal = self._sign_proposal(action)
+            if isinstance(proposal, ProposalSigned) and self.equivocator is not None:
+                await self._send_to_half(self.equivocator.second_proposal(proposal.message))
+            return proposal
         elif isinstance(action, RequestProposal):
             return ProposalBlock(action.height, action.round, self._build_block(action))
         elif isinstance(action, ValidateBlock):
@@ -267,6 +276,15 @@ class ConsensusDriver:
         elif isinstance(action, Halt):  # conflicting +2/3 precommits: keep the proof, stop
             raise record_halt(self.wal_path, action.evidence)
         return None
+
+    async def _send_to_half(self, message: Any) -> None:
+        """A byzantine proposer's second proposal: to half the peers, before the honest one."""
+        peers = sorted(self.network.peers())
+        for peer in peers[: (len(peers) + 1) // 2]:
+            try:
+                await self.network.send(peer, CONSENSUS_PROTOCOL, self._wire(message))
+            except PeerUnavailable:
+                pass
 
     async def _broadcast(self, message: Any) -> None:
         await self.network.broadcast(CONSENSUS_PROTOCOL, self._wire(message))

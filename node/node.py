@@ -35,6 +35,7 @@ from node.chain import Chain, ExecutedBlock, is_empty
 from node.config import Config, ConsensusSection, load_config
 from node.consensus_driver import ConsensusDriver
 from node.execution import ExecutionGate
+from node import faults
 from node.gcstats import GCStats
 from node.home import Home
 from node.mempool import Mempool, MempoolResult
@@ -197,6 +198,8 @@ class Node:
             chain, network, self.mempool, privval, self.home.wal_dir / "wal", params,
             on_commit=self.on_commit, create_empty_blocks=config.consensus.create_empty_blocks,
             gate=self.gate)
+        driver.equivocator = faults.install(config.fault_injection, blocks=chain.blocks,
+                                            validator_key=self.validator_key, chain_id=chain.chain_id)
         self.shedder = LoadShedder(
             self.mempool, refuse_behind_blocks=config.mempool.refuse_behind_blocks,
             max_queue_ms=config.mempool.max_queue_ms,

@@ -30,6 +30,7 @@ from node.home import Home
 from state.genesis import load_genesis, validator_entry
 from node.p2p.identity import peer_multiaddr
 from rpc.client import Client, ConnectionFailed, RPCClientError
+from localnet.hosts import HostNet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,14 +45,19 @@ class Cluster:
     """``validators`` validator nodes plus ``full_nodes`` non-validators, all on loopback.
 
     ``p2p(i)`` gives node i p2p settings of its own; ``dial_port(i, j, port)`` the port node i
-    dials to reach node j (listening on ``port``), as when each link goes through a proxy.
+    dials to reach node j (listening on ``port``), as when each link goes through a proxy, and
+    ``dial_host`` the address those proxies listen on. With ``net`` each node runs in its own
+    network namespace (localnet/hosts.py, created by the caller) at its own address.
     """
 
     def __init__(self, root: Path, validators: int = 4, full_nodes: int = 0,
                  genesis_patch: Callable[[dict[str, Any]], None] | None = None,
                  p2p: Callable[[int], dict[str, Any]] | None = None,
-                 dial_port: Callable[[int, int, int], int] | None = None) -> None:
+                 dial_port: Callable[[int, int, int], int] | None = None,
+                 net: HostNet | None = None, dial_host: str | None = None) -> None:
         self.root = root
+        self.net = net
+        self.hosts = [net.address(i) if net else "127.0.0.1" for i in range(validators + full_nodes)]
         self.repo = REPO
         self.size = validators + full_nodes
         self.validators = validators
@@ -72,9 +78,9 @@ class Cluster:
         results = []
         for i, home in enumerate(self.homes):
             config = replace(Config(), node={"moniker": f"node{i}", "log_level": "info"},
-                             p2p={"listen_address": f"/ip4/127.0.0.1/tcp/{self.p2p_ports[i]}",
+                             p2p={"listen_address": f"/ip4/{self.hosts[i]}/tcp/{self.p2p_ports[i]}",
                                   "dial_backoff_max_ms": 1000, **(p2p(i) if p2p else {})},
-                             rpc={"listen_address": f"127.0.0.1:{self.rpc_ports[i]}"})
+                             rpc={"listen_address": f"{self.hosts[i]}:{self.rpc_ports[i]}"})
             result = init_home(home, moniker=f"node{i}", genesis=document, config=config)
             results.append(result)
             self.keys.append(result.validator_key)
@@ -88,8 +94,8 @@ class Cluster:
             write_genesis(result.home, document)
             ports = {j: dial_port(i, j, self.p2p_ports[j]) if dial_port else self.p2p_ports[j]
                      for j in range(validators) if j != i}
-            peers = tuple(peer_multiaddr(self.node_keys[j], "127.0.0.1", port)
-                          for j, port in ports.items())
+            peers = tuple(peer_multiaddr(self.node_keys[j], dial_host if dial_port and dial_host else self.hosts[j],
+                                         port) for j, port in ports.items())
             config = load_config(result.home.config_file)
             save_config(replace(config, p2p={"persistent_peers": peers}), result.home.config_file)
 
@@ -99,8 +105,9 @@ class Cluster:
         if self.logs[i] is None:
             self.logs[i] = open(self.root / f"node{i}.log", "ab")  # noqa: SIM115 - closed in close()
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        argv = [sys.executable, "-m", "cli", "start", "--home", str(self.homes[i].root)]
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "cli", "start", "--home", str(self.homes[i].root)],
+            self.net.wrap(i, argv) if self.net else argv,
             stdout=self.logs[i], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
 
     def start_all(self, count: int | None = None) -> None:
@@ -153,7 +160,7 @@ class Cluster:
     # --- observing ------------------------------------------------------------------------
 
     def client(self, i: int) -> Client:
-        return Client(f"http://127.0.0.1:{self.rpc_ports[i]}", timeout=5)
+        return Client(f"http://{self.hosts[i]}:{self.rpc_ports[i]}", timeout=5)
 
     def height(self, i: int) -> int:
         try:

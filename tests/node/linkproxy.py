@@ -6,7 +6,11 @@ or black-holes, and its live connections can be reset.
   (ECONNREFUSED), as by a firewall's reject or a closed port;
 - blackhole: the listener stays, nothing flows either way (accepted connections wait, as a
   dialler's SYN-ACKed handshake would), live connections stall until the link forwards again;
-- reset: live connections reset, new ones still accepted.
+- reset: live connections reset, new ones still accepted;
+- delay and loss (``impair``), in any mode: every chunk read is written ``delay_ms`` later, and
+  with probability ``loss`` a further ``LOSS_RTO_MS`` later, holding back the chunks behind it,
+  which is what a lost segment does to a TCP stream (its retransmission timeout); the bytes
+  themselves always arrive, in order. Seeded per link.
 
 The proxy runs its own trio loop in a thread, so the synchronous cluster tests drive it
 (``proxy.refuse("0->3")``) between their RPC polls. Every loop ends on EOF, on a closed socket or
@@ -15,6 +19,7 @@ when the proxy closes.
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -24,6 +29,10 @@ import trio
 
 FORWARD, REFUSE, BLACKHOLE = "forward", "refuse", "blackhole"
 CHUNK = 64 * 1024
+IN_FLIGHT = 64
+"""Chunks read and not yet written per direction (a delayed link's bandwidth-delay product)."""
+LOSS_RTO_MS = 200
+"""Extra delay of a "lost" chunk: Linux's minimum TCP retransmission timeout."""
 
 
 @dataclass(eq=False)
@@ -40,7 +49,11 @@ class Link:
     """Where the proxy listens: the port the dialling node has configured."""
     target: int
     """Where it forwards: the dialled node's p2p port."""
+    target_host: str = "127.0.0.1"
     mode: str = FORWARD
+    delay_ms: int = 0
+    loss: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
     accepted: int = 0
     """Connections accepted and forwarded (a reconnection shows here)."""
     changed: trio.Event = field(default_factory=trio.Event)
@@ -52,9 +65,16 @@ class Link:
         while self.mode == BLACKHOLE:
             await self.changed.wait()
 
+    def chunk_delay_s(self) -> float:
+        lost = self.loss > 0 and self.rng.random() < self.loss
+        return (self.delay_ms + (LOSS_RTO_MS if lost else 0)) / 1000
+
 
 class LinkProxy:
-    def __init__(self) -> None:
+    """Links listening on ``host`` (127.0.0.1; a namespaced cluster's bridge address)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.links: dict[str, Link] = {}
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
@@ -63,10 +83,10 @@ class LinkProxy:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def add(self, name: str, port: int, target: int) -> Link:
+    def add(self, name: str, port: int, target: int, target_host: str = "127.0.0.1", seed: int = 0) -> Link:
         """A link listening on ``port`` (before ``start``)."""
         assert self._thread is None
-        self.links[name] = Link(name, port, target)
+        self.links[name] = Link(name, port, target, target_host, rng=random.Random(f"{seed}/{name}"))
         return self.links[name]
 
     # --- the test thread's side -----------------------------------------------------------
@@ -96,6 +116,13 @@ class LinkProxy:
 
     def blackhole(self, *names: str) -> None:
         trio.from_thread.run(self._set, names, BLACKHOLE, trio_token=self._token)
+
+    def impair(self, *names: str, delay_ms: int = 0, loss: float = 0.0) -> None:
+        """Delay and loss on these links from now on, live connections included (0, 0: none)."""
+        def apply() -> None:
+            for name in names:
+                self.links[name].delay_ms, self.links[name].loss = delay_ms, loss
+        trio.from_thread.run_sync(apply, trio_token=self._token)
 
     def reset(self, *names: str) -> None:
         trio.from_thread.run_sync(self._reset_all, names, trio_token=self._token)
@@ -151,7 +178,7 @@ class LinkProxy:
 
     async def _serve(self, link: Link, *,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(link.port, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(link.port, host=self.host)
         link.not_listening = trio.Event()
         try:
             with trio.CancelScope() as scope:
@@ -171,7 +198,7 @@ class LinkProxy:
         try:
             with relay.scope:
                 await link.wait_flowing()
-                relay.upstream = await trio.open_tcp_stream("127.0.0.1", link.target)
+                relay.upstream = await trio.open_tcp_stream(link.target_host, link.target)
                 link.accepted += 1
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_pump, link, client, relay.upstream, nursery.cancel_scope)
@@ -188,17 +215,36 @@ class LinkProxy:
 
 async def _pump(link: Link, source: trio.SocketStream, sink: trio.SocketStream,
                 both: trio.CancelScope) -> None:
-    """Copy one direction until EOF or an error, then end the relay (both directions)."""
+    """Copy one direction until EOF or an error, then end the relay (both directions). A reader
+    stamps each chunk with when it may leave (the link's delay, loss); a writer waits for that."""
+    send, receive = trio.open_memory_channel[tuple[float, bytes]](IN_FLIGHT)
+
+    async def read() -> None:
+        async with send:
+            while True:
+                await link.wait_flowing()
+                data = await source.receive_some(CHUNK)
+                if not data:
+                    return
+                await send.send((trio.current_time() + link.chunk_delay_s(), data))
+
+    async def write() -> None:
+        async with receive:
+            async for due, data in receive:
+                await trio.sleep_until(due)
+                await link.wait_flowing()
+                await sink.send_all(data)
+
     try:
-        while True:
-            await link.wait_flowing()
-            data = await source.receive_some(CHUNK)
-            if not data:
-                return
-            await link.wait_flowing()
-            await sink.send_all(data)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            nursery.start_soon(write)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
+    except BaseExceptionGroup as group:  # the reader and the writer failing together
+        _, rest = group.split((trio.BrokenResourceError, trio.ClosedResourceError, OSError))
+        if rest is not None:
+            raise rest from None
     finally:
         both.cancel()
 

@@ -77,3 +77,33 @@ def test_links_forward_refuse_blackhole_and_reset(echo_port: int) -> None:
         assert link.accepted == 2
     finally:
         proxy.close()
+
+
+def test_impaired_links_delay_and_hold_back_lost_chunks_but_deliver_every_byte_in_order(echo_port: int) -> None:
+    proxy = LinkProxy()
+    link = proxy.add("0->1", free_port(), echo_port, seed=7)
+    proxy.start()
+    try:
+        with socket.create_connection(("127.0.0.1", link.port), timeout=10) as conn:
+            proxy.impair("0->1", delay_ms=300)
+            started = time.monotonic()
+            assert _round_trip(conn, b"slow") == b"slow"
+            assert time.monotonic() - started >= 0.6  # 300 ms each way
+            proxy.impair("0->1", loss=1.0)  # every chunk "lost" once: one RTO each way
+            started = time.monotonic()
+            assert _round_trip(conn, b"lossy") == b"lossy"
+            assert time.monotonic() - started >= 0.4
+            proxy.impair("0->1", loss=0.5)
+            sent = b"".join(b"%04d" % i for i in range(40))
+            for i in range(40):
+                conn.sendall(b"%04d" % i)
+            echoed = b""
+            while len(echoed) < len(sent):
+                echoed += conn.recv(4096)
+            assert echoed == sent
+            proxy.impair("0->1")
+            started = time.monotonic()
+            assert _round_trip(conn, b"healed") == b"healed"
+            assert time.monotonic() - started < 0.4  # no delay left on the live connection
+    finally:
+        proxy.close()

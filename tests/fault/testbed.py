@@ -1,0 +1,198 @@
+"""The network the nemesis breaks: validators in their own network namespaces (localnet/hosts.py),
+every p2p link through a userspace proxy (tests/node/linkproxy.py), clients sending transfers.
+
+Node i dials node j at ``<gateway>:<port of link i->j>``; the proxy there forwards to node j's
+own address, so one link can be refused, black-holed, delayed or made lossy while the others
+flow. Without namespaces (not root, no ``ip``) the same cluster runs on 127.0.0.1 and a
+"link down" becomes every link of the node refused at the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localnet import hosts
+from localnet.demo import demo_signer, patch_genesis
+from localnet.hosts import HostNet
+from node.config import load_config, replace, save_config
+from primitives.hashing import sha256
+from rpc.client import Client, ConnectionFailed, RPCClientError
+from state import builders
+from tests.fault.checks import Ack
+from tests.node.conftest import Cluster, free_port
+from tests.node.linkproxy import LinkProxy
+
+COMMIT_MS = 250
+"""The genesis commit timeout: idle blocks 4 a second, light enough for 4 nodes on 2 cores."""
+SENDERS = ("short-0", "short-1", "short-2", "short-3")
+RECEIVERS = ("long-0", "long-1", "long-2", "long-3")
+
+
+def _genesis(document: dict[str, Any]) -> None:
+    patch_genesis(document)
+    document["consensus_params"]["timeouts"]["commit_ms"] = COMMIT_MS
+
+
+def transfer(chain_id: str, rng: random.Random, expiry: int) -> bytes:
+    """One signed transfer of 1 micro-quote between demo accounts (a random nonce each)."""
+    sender = demo_signer(rng.choice(SENDERS))
+    to = demo_signer(rng.choice(RECEIVERS)).address
+    return builders.build_transfer_tx(sender, chain_id, to, "USDC", 1, fee=1000, expiry=expiry,
+                                      nonce=rng.getrandbits(62))
+
+
+class Testbed:
+    """``validators`` nodes, namespaced when possible, a proxy per directed link."""
+
+    def __init__(self, root: Path, validators: int = 4, seed: int = 0, namespaces: bool = True) -> None:
+        self.net: HostNet | None = None
+        if namespaces and hosts.unavailable() is None:
+            self.net = HostNet(validators, prefix=f"ccf{os.getpid() % 10000}", subnet=100 + os.getpid() % 100)
+            hosts.create(self.net)
+        gateway = self.net.gateway if self.net else "127.0.0.1"
+        self.proxy = LinkProxy(host=gateway)
+        ports = {(i, j): free_port() for i in range(validators) for j in range(validators) if i != j}
+        self.cluster = Cluster(root, validators, genesis_patch=_genesis, net=self.net, dial_host=gateway,
+                               dial_port=lambda i, j, _port: ports[(i, j)])
+        for (i, j), port in ports.items():
+            self.proxy.add(f"{i}->{j}", port, self.cluster.p2p_ports[j], self.cluster.hosts[j], seed=seed)
+        self.proxy.start()
+        self.size = validators
+        self.chain_id = self.cluster.chain_id
+
+    def start(self) -> None:
+        self.cluster.start_all()
+        self.cluster.wait_height(list(range(self.size)), 2, timeout=90)
+
+    def close(self) -> None:
+        self.cluster.close()
+        self.proxy.close()
+        if self.net is not None:
+            hosts.cleanup(self.net.prefix)
+
+    # --- faults' building blocks ---------------------------------------------------------------
+
+    def links_between(self, a: set[int], b: set[int]) -> list[str]:
+        return [f"{i}->{j}" for i in sorted(a) for j in sorted(b)] + [f"{j}->{i}" for i in sorted(a) for j in sorted(b)]
+
+    def set_faults(self, i: int, **fields: Any) -> None:
+        """Rewrite node i's ``[fault_injection]`` (every field not given back to its default)."""
+        path = self.cluster.homes[i].config_file
+        config = load_config(path)
+        save_config(replace(config, fault_injection={"clock_offset_ms": 0, "fsync_delay_ms": 0,
+                                                     "byzantine_double_sign_UNSAFE": False, **fields}), path)
+
+    def restart(self, i: int) -> None:
+        self.cluster.stop(i)
+        self.cluster.start(i)
+
+    def rpc_url(self, i: int) -> str:
+        return f"http://{self.cluster.hosts[i]}:{self.cluster.rpc_ports[i]}"
+
+    def heights(self) -> list[int]:
+        return self.cluster.heights(list(range(self.size)))
+
+    def proposer_index(self, height: int) -> int | None:
+        """The node that proposed block ``height`` (None: not known)."""
+        for i in range(self.size):
+            try:
+                with self.cluster.client(i) as client:
+                    header = client.call("block", height=height)["block"]["header"]
+            except (ConnectionFailed, RPCClientError, OSError, KeyError):
+                continue
+            address = str(header["proposer_address"]).lower()
+            for j, key in enumerate(self.cluster.keys):
+                if key.address.hex() == address:
+                    return j
+        return None
+
+    def validator_addresses(self, i: int) -> list[bytes]:
+        with self.cluster.client(i) as client:
+            answer = client.call("validators", per_page=100)
+        return [bytes.fromhex(v["address"]) for v in answer["validators"]]
+
+
+@dataclass
+class Load:
+    """Client threads sending transfers with ``broadcast_tx_commit`` to seeded random nodes,
+    keeping every committed result as an :class:`Ack`."""
+
+    bed: Testbed
+    seed: int
+    clients: int = 2
+    pause_s: float = 0.2
+    acks: list[Ack] = field(default_factory=list)
+    sent: int = 0
+    failed: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        for k in range(self.clients):
+            thread = threading.Thread(target=self._run, args=(random.Random(f"{self.seed}/load/{k}"),),
+                                      name=f"load-{k}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self, rng: random.Random) -> None:
+        bed = self.bed
+        while not self._stop.is_set():
+            i = rng.randrange(bed.size)
+            try:
+                with Client(bed.rpc_url(i), timeout=15) as client:
+                    height = client.latest_height()
+                    tx = transfer(bed.chain_id, rng, height + 300)
+                    with self._lock:
+                        self.sent += 1
+                    answer = client.broadcast_tx_commit(tx)
+                if int(answer.get("height", "0")) > 0 and answer.get("tx_result") is not None:
+                    with self._lock:
+                        self.acks.append(Ack(sha256(tx), int(answer["height"]),
+                                             int(answer["tx_result"].get("code", 0)), f"node{i}"))
+            except (ConnectionFailed, RPCClientError, OSError, ValueError, KeyError):
+                with self._lock:
+                    self.failed += 1
+            self._stop.wait(self.pause_s)
+
+
+def burst(bed: Testbed, node: int, clients: int, seconds: float, seed: int) -> dict[str, int]:
+    """``clients`` threads posting transfers to one node as fast as they can (far past what a
+    block takes): how many were admitted and how many refused (or failed to connect)."""
+    counts = {"admitted": 0, "refused": 0}
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    url = bed.rpc_url(node)
+
+    expiry = max(bed.heights()) + 300
+
+    def run(k: int) -> None:
+        rng = random.Random(f"{seed}/burst/{k}")
+        with Client(url, timeout=5) as client:
+            while time.monotonic() < stop:
+                try:
+                    answer = client.broadcast_tx_sync(transfer(bed.chain_id, rng, expiry))
+                    key = "admitted" if int(answer.get("code", 0)) == 0 else "refused"
+                except (ConnectionFailed, RPCClientError, OSError, ValueError):
+                    key = "refused"
+                    time.sleep(0.05)
+                with lock:
+                    counts[key] += 1
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 30)
+    return counts
