@@ -27,8 +27,8 @@ from typing import Any
 
 import trio
 
+from client import AsyncClient
 from localnet.demo import check_invariants, demo_names, demo_signer
-from rpc.client import AsyncClient
 from tests.fault import checks
 from tests.fault.nemesis import REPEATABLE, Fault, Nemesis, schedule
 from tests.fault.testbed import Load, Testbed
