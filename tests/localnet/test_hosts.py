@@ -65,20 +65,22 @@ def test_nodes_reach_each_other_by_address_and_a_downed_link_cuts_one_off():
 @needs_namespaces
 def test_cleanup_removes_a_crashed_runs_leftovers_and_is_idempotent():
     net = _net(2)
-    hosts.create(net)
-    hosts.create(net)  # over its own leftovers: no "File exists"
-    spaces, links = hosts.leftovers(net.prefix)
-    assert spaces == [net.namespace(0), net.namespace(1)]
-    assert set(links) == {net.bridge, net.veth(0), net.veth(1)}
-    other = HostNet(1, prefix=net.prefix + "x", subnet=net.subnet)  # a longer prefix is not ours
-    hosts.create(other)
+    # a longer prefix is not ours; its own subnet (two bridges with one address clash)
+    other = HostNet(1, prefix=net.prefix + "x", subnet=(net.subnet + 100) % 250 + 1)
     try:
+        hosts.create(net)
+        hosts.create(net)  # over its own leftovers: no "File exists"
+        spaces, links = hosts.leftovers(net.prefix)
+        assert spaces == [net.namespace(0), net.namespace(1)]
+        assert set(links) == {net.bridge, net.veth(0), net.veth(1)}
+        hosts.create(other)
         removed = hosts.cleanup(net.prefix)
         assert set(removed) == set(spaces) | set(links)
         assert hosts.leftovers(net.prefix) == ([], [])
         assert hosts.cleanup(net.prefix) == []
         assert hosts.leftovers(other.prefix) != ([], [])
     finally:
+        hosts.cleanup(net.prefix)  # whatever failed above leaves nothing behind
         hosts.cleanup(other.prefix)
 
 
