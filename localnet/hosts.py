@@ -17,10 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 DEFAULT_PREFIX = "ccnet"
 MAX_PREFIX = 8
+CLEANUP_WAIT_S = 5.0
+"""How long cleanup waits for the kernel to finish removing a prefix's links."""
 """Interface names are at most 15 bytes: ``<prefix>-v<i>`` must fit with room for i < 100."""
 FIRST_HOST = 10
 """Node i's address ends in ``FIRST_HOST + i``; .1 is the bridge (the root namespace)."""
@@ -115,12 +118,12 @@ def set_link(net: HostNet, i: int, up: bool) -> None:
 
 
 def leftovers(prefix: str) -> tuple[list[str], list[str]]:
-    """Namespaces and root-namespace links named ``<prefix>-...``."""
+    """Namespaces and root-namespace links named ``<prefix>-...``, each sorted by name."""
     spaces = [line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines() if line.strip()]
     links = [line.split(":")[1].strip().split("@")[0]
              for line in _ip("-o", "link", "show", check=False).stdout.splitlines() if line.count(":") >= 2]
-    return ([s for s in spaces if s.startswith(prefix + "-")],
-            [name for name in links if name.startswith(prefix + "-")])
+    return (sorted(s for s in spaces if s.startswith(prefix + "-")),  # `ip netns list`: any order
+            sorted(name for name in links if name.startswith(prefix + "-")))
 
 
 def cleanup(prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -133,4 +136,14 @@ def cleanup(prefix: str = DEFAULT_PREFIX) -> list[str]:
         _ip("netns", "delete", ns, check=False)
     for link in sorted(links, key=lambda name: name.endswith("-br")):  # veths first, bridge last
         _ip("link", "delete", link, check=False)
+    # the kernel tears a deleted namespace's veth pair down asynchronously: wait (bounded) until
+    # no name of the prefix is left, so that a create right after does not meet "File exists"
+    deadline = time.monotonic() + CLEANUP_WAIT_S
+    while time.monotonic() < deadline:
+        still_spaces, still_links = leftovers(prefix)
+        if not still_spaces and not still_links:
+            break
+        for link in still_links:
+            _ip("link", "delete", link, check=False)
+        time.sleep(0.05)
     return spaces + links
