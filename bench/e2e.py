@@ -498,7 +498,7 @@ def run_dev(seconds: float, rate: int, batch_ms: int) -> dict[str, Any]:
 def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp: tuple[int, ...],
                 log_level: str, *, metrics: bool = True, latency: bool = True,
                 base_port: int | None = None, overload_s: float = 0,
-                overload_rate: float = 0) -> dict[str, Any]:
+                overload_rate: float = 0, timeout_commit_ms: int = 0) -> dict[str, Any]:
     from dataclasses import replace
 
     from node.config import load_config, save_config
@@ -512,7 +512,11 @@ def run_testnet(validators: int, seconds: float, rate: int, batch_ms: int, ramp:
         for entry in entries:
             config_file = Home.at(entry.home).config_file
             config = load_config(config_file)
+            consensus = config.consensus
+            if timeout_commit_ms:
+                consensus = replace(consensus, timeout_commit_ms=timeout_commit_ms)
             save_config(replace(config, node=replace(config.node, log_level=log_level),
+                                consensus=consensus,
                                 instrumentation=replace(config.instrumentation,
                                                         prometheus=metrics)), config_file)
         processes = Processes(Path(directory), entries)
@@ -594,6 +598,9 @@ def main() -> None:
     parser.add_argument("--overload-rate", type=float, default=0, metavar="TRADES_PER_S",
                         help="offer this instead of twice the ramp's peak (A/B runs: one load "
                              "for both sides)")
+    parser.add_argument("--timeout-commit-ms", type=int, default=0, metavar="MS",
+                        help="override genesis's timeout_commit in every node's config.toml "
+                             "(A/B of the idle pace against loaded latency; 0: genesis's value)")
     args = parser.parse_args()
     if args.metrics_ab:
         figures = run_metrics_ab(args.validators, args.seconds, args.rate, args.batch_ms,
@@ -615,7 +622,8 @@ def main() -> None:
     figures.update(run_dev(args.seconds, args.rate, args.batch_ms) if args.dev
                    else run_testnet(args.validators, args.seconds, args.rate, args.batch_ms, ramp,
                                     args.log_level, overload_s=args.overload,
-                                    overload_rate=args.overload_rate))
+                                    overload_rate=args.overload_rate,
+                                    timeout_commit_ms=args.timeout_commit_ms))
     # two order signatures per trade, plus the tx's own: shared by the fills of a batch
     per_tx = figures["fills_per_tx_at_rate"] or 1
     signatures = 2 + 1 / per_tx
