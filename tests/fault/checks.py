@@ -9,6 +9,9 @@ slow recovery) and see it fail.
 - acknowledged: every tx a client got a committed result for is in that block on every node,
   with the same result, and every node reached that height (nothing lost after restarts);
 - liveness: after each fault healed the chain moved on within the bound stated for its kind;
+- bursts: a client burst went past capacity (some txs refused for load: admission control was
+  exercised, not just a busy node), the node still admitted some, and blocks kept committing
+  during it (the chain degrades instead of stopping);
 - equivocation: evidence against the byzantine validator is in a block on every node, and the
   validator set after it no longer holds the validator (jailed);
 - the clearing invariants come from :func:`localnet.demo.check_invariants` over RPC.
@@ -133,6 +136,34 @@ def check_liveness(recoveries: Iterable[Recovery]) -> list[str]:
             problems.append(f"{r.kind}: no progress within {r.bound_s:g} s of healing")
         elif r.seconds > r.bound_s:
             problems.append(f"{r.kind}: progress {r.seconds:.1f} s after healing, bound {r.bound_s:g} s")
+    return problems
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What one client burst met (tests/fault/testbed.py ``burst``)."""
+
+    admitted: int
+    refused_for_load: int
+    blocks_during: int
+    """Blocks the fastest node committed between the burst's start and its end."""
+
+
+MIN_BLOCKS_DURING_BURST = 2
+
+
+def check_bursts(bursts: Iterable[Burst]) -> list[str]:
+    """Each burst refused some txs for load, admitted some, and did not stop the chain."""
+    problems = []
+    for k, b in enumerate(bursts):
+        if b.refused_for_load == 0:
+            problems.append(f"burst {k}: nothing refused for load ({b.admitted} admitted): it never "
+                            f"passed capacity, so admission control went untested")
+        if b.admitted == 0:
+            problems.append(f"burst {k}: nothing admitted ({b.refused_for_load} refused): clients shut out")
+        if b.blocks_during < MIN_BLOCKS_DURING_BURST:
+            problems.append(f"burst {k}: {b.blocks_during} blocks committed during it, fewer than "
+                            f"{MIN_BLOCKS_DURING_BURST}: the chain stopped instead of degrading")
     return problems
 
 

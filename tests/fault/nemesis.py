@@ -20,7 +20,7 @@ pause               SIGSTOP, SIGCONT after the hold                             
 restart             SIGTERM and start again at once                                         30 s
 clock-skew          one validator's clock off by 1-4 s (config, restart), then back         30 s
 slow-disk           one node's block writes delayed 100-400 ms (config, restart), then back 30 s
-burst               32 clients posting to one node as fast as they can                      30 s
+burst               32 clients posting fills txs to all nodes, refusals resent at once       30 s
 equivocate          one validator double-signs (config, restart) until jailed, then honest  45 s
 ==================  =====================================================================  =====
 

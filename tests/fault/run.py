@@ -81,6 +81,10 @@ def run(root: Path, seed: int, *, minutes: float | None = None, faults: list[Fau
     problems["acknowledged"] = checks.check_acknowledged(load.acks, chains)
     problems["liveness"] = checks.check_liveness(a.recovery for a in nemesis.log if a.recovery)
     problems["progress"] = checks.check_progress(chains, at_least=10)
+    problems["bursts"] = checks.check_bursts(
+        checks.Burst(a.detail["admitted"], a.detail["refused_for_load"],
+                     max(a.heights_at_heal) - max(a.heights_before))
+        for a in nemesis.log if a.fault.kind == "burst")
     if byzantine is not None:
         problems["equivocation"] = checks.check_equivocation(byzantine, chains, validators_after)
     return _report(seed, minutes, bed, nemesis, load, chains, problems, time.monotonic() - started)

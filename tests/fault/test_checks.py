@@ -12,8 +12,10 @@ from node.blockstore import BlockStore, open_db
 from tests.fault.checks import (
     Ack,
     BlockFacts,
+    Burst,
     Recovery,
     check_acknowledged,
+    check_bursts,
     check_equivocation,
     check_liveness,
     check_progress,
@@ -69,6 +71,13 @@ def test_acknowledged_fails_when_a_tx_is_missing_moved_or_a_node_is_short():
 def test_liveness_fails_past_the_bound_and_when_never_recovered():
     assert "bound 20 s" in check_liveness([Recovery("loss", 21.0, 20.0)])[0]
     assert "no progress" in check_liveness([Recovery("partition-halves", None, 30.0)])[0]
+
+
+def test_bursts_fail_below_capacity_when_shutting_clients_out_or_stopping_the_chain():
+    assert check_bursts([Burst(admitted=900, refused_for_load=10_000, blocks_during=12)]) == []
+    assert "never passed capacity" in check_bursts([Burst(4_000, 0, 30)])[0]
+    assert "clients shut out" in check_bursts([Burst(0, 10_000, 12)])[0]
+    assert "stopped instead of degrading" in check_bursts([Burst(900, 10_000, 1)])[0]
 
 
 def test_equivocation_fails_without_evidence_on_a_node_or_when_not_jailed():
