@@ -16,9 +16,13 @@ from consensus import wal as wal_module
 from consensus.events import ProposalSigned, VoteSigned
 from consensus.privval import FilePrivvalStore
 from consensus.wal import read_wal
-from node.blockstore import BlockStore
+from localnet.synthetic import append_block
+from node.blockstore import BlockStore, open_db
+from node.chain import Chain
 from node.node import Node
 from node.storage_failure import DISK_FULL, StorageFailure, is_disk_full
+from tests.fault import disk
+from tests.node.test_chain import SIGNERS, T0, genesis, transfer
 from tests.node.test_node_inprocess import make_node, wait_for
 
 STOP_WITHIN_S = 10.0
@@ -146,3 +150,35 @@ async def test_a_full_disk_stops_the_node_with_nothing_unstored_signed_and_a_res
 def make_node_again(node: Node) -> Node:
     """The same home, a new process's view of it."""
     return Node(node.home)
+
+
+def test_leveldb_on_a_full_tmpfs_fails_the_block_whole_and_reopens_at_the_last_stored(
+        tmp_path: Path) -> None:
+    reason = disk.available()
+    if reason is not None:
+        pytest.skip(f"needs a small tmpfs: {reason}")
+    data_dir = tmp_path / "data"
+    disk.mount_small_disk(data_dir, 4)
+    try:
+        store_path = str(data_dir / "store")
+        db = open_db(store_path, write_buffer_mb=32)
+        chain = Chain(db, genesis(), store_path=store_path)
+        append_block(chain, SIGNERS, [transfer(1, 1)], T0)
+        disk.fill(data_dir)
+        with pytest.raises(StorageFailure) as info:
+            for height in range(2, 40):  # the log's last page may take a block or two
+                append_block(chain, SIGNERS, [transfer(i, height) for i in range(20)], T0 + height)
+        stored, stored_hash = chain.height, chain.blocks.latest().app_hash
+        assert info.value.disk_full and info.value.height == stored + 1
+        assert str(info.value).startswith(f"STORAGE FAILURE at height {stored + 1}: writing "
+                                          f"block {stored + 1} and its state to {store_path}")
+        db.close()
+        (data_dir / disk.FILLER_NAME).unlink()
+        reopened = Chain(open_db(store_path), genesis(), store_path=store_path)
+        try:
+            assert (reopened.height, reopened.app_hash) == (stored, stored_hash)
+            append_block(reopened, SIGNERS, [transfer(99, stored + 1)], T0 + 100)
+        finally:
+            reopened.close()
+    finally:
+        disk.unmount(data_dir)
