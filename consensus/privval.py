@@ -52,7 +52,8 @@ class PrivvalWriteError(Exception):
     def __init__(self, path: Path, height: int, cause: OSError) -> None:
         self.path = path
         self.height = height
-        super().__init__(f"cannot store the last-signed state in {path} at height {height}: {cause}")
+        super().__init__(
+            f"cannot store the last-signed state in {path} at height {height}: {cause}")
 
 
 @dataclass(frozen=True)

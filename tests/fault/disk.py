@@ -83,7 +83,8 @@ def mount_small_disk(data_dir: Path, size_mb: int) -> None:
         _umount(data_dir)
         data_dir.rmdir()
         aside.rename(data_dir)
-        raise DiskFaultError(f"the contents of {data_dir} do not fit in {size_mb} MiB: {exc}") from exc
+        raise DiskFaultError(
+            f"the contents of {data_dir} do not fit in {size_mb} MiB: {exc}") from exc
     shutil.rmtree(aside)
 
 

@@ -84,7 +84,8 @@ def test_a_validator_on_a_full_disk_stops_the_others_go_on_and_it_catches_up_onc
         filler = disk.fill(data_dir)
         took = wait_exit(lambda: cluster.alive(3), STOP_WITHIN_S)
         proc = cluster.procs[3]
-        assert proc is not None and proc.returncode == EXIT_STORAGE_FAILURE, cluster.log_text(3)[-3000:]
+        assert proc is not None and proc.returncode == EXIT_STORAGE_FAILURE, \
+            cluster.log_text(3)[-3000:]
         cluster.procs[3] = None
         log = cluster.log_text(3)
         (line,) = critical_lines(log)
