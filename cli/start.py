@@ -13,10 +13,12 @@ from node.chain import ChainHalted
 from node.config import LOG_LEVELS, ConfigError
 from node.home import Home, HomeError
 from node.logs import setup_logging
+from node.storage_failure import EXIT_STORAGE_FAILURE, StorageFailure
 
 log = logging.getLogger("clearchain.node")
 
 EXIT_HALTED = 2
+"""The chain halted (a consensus failure, an unusable store): a restart halts again."""
 
 
 async def run_until_signal(home: Home) -> None:
@@ -51,6 +53,10 @@ def command(home_dir: str, log_level: str | None) -> None:
     Reads HOME/config/config.toml and HOME/config/genesis.json, opens HOME/data, replays the
     consensus WAL and joins the network. A second node on the same home refuses to start.
       clearchain start --home ~/.clearchain
+
+    \b
+    Exit status: 0 stopped by a signal; 1 a home or config error; 2 the chain halted (a
+    consensus failure); 74 a write to HOME/data failed (disk full: free space and restart).
     """
     from node.config import load_config
 
@@ -67,10 +73,17 @@ def command(home_dir: str, log_level: str | None) -> None:
     except HomeError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except StorageFailure as exc:
+        log.critical("%s", exc)
+        sys.exit(EXIT_STORAGE_FAILURE)
     except ChainHalted as exc:
         log.critical("%s", exc)
         sys.exit(EXIT_HALTED)
     except BaseExceptionGroup as group:
+        failed = _first(group, StorageFailure)
+        if failed is not None:  # a write failed (a full disk): free space or mend, restart
+            log.critical("%s", failed)
+            sys.exit(EXIT_STORAGE_FAILURE)
         halted, home_error = _first(group, ChainHalted), _first(group, HomeError)
         if halted is not None:
             log.critical("%s", halted)

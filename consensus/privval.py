@@ -41,6 +41,21 @@ class PrivvalStateError(Exception):
     """The private validator's state file cannot be read: refuse to run rather than guess."""
 
 
+class PrivvalWriteError(Exception):
+    """The last-signed state could not be made durable (a full disk): nothing was signed.
+
+    The signature it would have covered is dropped, and the stored state is the one before
+    (the file is replaced atomically), so a restart judges requests against what did leave.
+    The caller should stop: every later signature needs the same write.
+    """
+
+    def __init__(self, path: Path, height: int, cause: OSError) -> None:
+        self.path = path
+        self.height = height
+        super().__init__(
+            f"cannot store the last-signed state in {path} at height {height}: {cause}")
+
+
 @dataclass(frozen=True)
 class LastSignState:
     height: int
@@ -118,8 +133,12 @@ class FilePrivvalStore:
             raise PrivvalStateError(f"{self.path} is corrupt: {exc}") from exc
 
     def save(self, state: LastSignState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(self.path, encode(state.to_obj()))
+        """Replace the file atomically; :class:`PrivvalWriteError` if that fails."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            replace_file(self.path, encode(state.to_obj()))
+        except OSError as exc:
+            raise PrivvalWriteError(self.path, state.height, exc) from exc
 
 
 class PrivValidator:
@@ -137,7 +156,11 @@ class PrivValidator:
         return self.signer.public_key
 
     def sign_vote(self, chain_id: str, vote: Vote) -> Vote:
-        """The vote signed (possibly with the stored timestamp), or :class:`DoubleSignError`."""
+        """The vote signed (possibly with the stored timestamp).
+
+        Raises :class:`DoubleSignError` (a conflict) or :class:`PrivvalWriteError` (the state
+        could not be stored); either way no signature is returned.
+        """
         step = STEP_PREVOTE if vote.type == VoteType.PREVOTE else STEP_PRECOMMIT
         timestamp, signature = self._sign(
             vote.height, vote.round, step, vote.sign_body(), chain_id, vote
@@ -145,6 +168,7 @@ class PrivValidator:
         return replace(vote, timestamp_ms=timestamp, signature=signature)
 
     def sign_proposal(self, chain_id: str, proposal: Proposal) -> Proposal:
+        """The proposal signed; raises as :meth:`sign_vote`."""
         timestamp, signature = self._sign(
             proposal.height, proposal.round, STEP_PROPOSE, proposal.sign_body(), chain_id, proposal
         )

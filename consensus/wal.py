@@ -110,9 +110,11 @@ def events_after_height(records: list[Record], height: int) -> list[Event]:
 class WAL:
     """An append-only WAL file. Use :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, path: Path, fd: int, records: list[Record]) -> None:
+    def __init__(self, path: Path, fd: int, records: list[Record], end: int) -> None:
         self.path = path
         self._fd = fd
+        self._end = end
+        """Offset just past the last whole record (where the next append starts)."""
         self.records_at_open = records
 
     @classmethod
@@ -138,16 +140,39 @@ class WAL:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, records)
+        return cls(path, fd, records, good)
 
     def append(self, record: Record, sync: bool = False) -> None:
+        """Append ``record`` (and fsync with ``sync``); the OSError of a failed write.
+
+        A write that fails part-way (a full disk) is cut off again before the error is
+        raised, so the file still ends on a whole record: a torn record left in the middle
+        would make every later one unreadable (:class:`WALCorruptError` at the next open). A
+        failed fsync leaves the record in place: it may or may not be on disk, as a crash
+        right after a write would; the caller must stop either way.
+        """
         data = encode_record(record)
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError:
+            self._cut_back()
+            raise
+        self._end += len(data)
         if sync:
             os.fsync(self._fd)
+
+    def _cut_back(self) -> None:
+        """Truncate to the last whole record (needs no free space); best effort, as the
+        torn tail is dropped at the next open anyway."""
+        try:
+            os.ftruncate(self._fd, self._end)
+            os.lseek(self._fd, self._end, os.SEEK_SET)
+        except OSError as exc:
+            log.warning("%s: could not cut a torn record off at offset %d: %s", self.path,
+                        self._end, exc)
 
     def end_height(self, height: int) -> None:
         """Mark ``height`` as stored (synced)."""
@@ -169,7 +194,7 @@ class WAL:
                      temporary_suffix=".compact")
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR)
-        os.lseek(self._fd, 0, os.SEEK_END)
+        self._end = os.lseek(self._fd, 0, os.SEEK_END)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -34,6 +34,7 @@ from consensus.types import Block, Commit, Header
 from consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.blockstore import BlockStore, CountingBatch
 from node.event_log_index import EventLogIndex
+from node.storage_failure import StorageFailure
 from state.app import ClearingApp, EndBlockResult
 from state.app import TxResult
 from state.genesis import Genesis
@@ -142,8 +143,13 @@ def stage_restored_base(db: Any, batch: Any, *, header: Header, commit: Commit, 
 
 class Chain:
     def __init__(self, db: Any, genesis: Genesis, *, keep_recent: int = 0,
-                 keep_blocks: int = 0) -> None:
+                 keep_blocks: int = 0, store_path: str = "the node's store") -> None:
         self.db = db
+        self.store_path = store_path
+        """Where ``db`` lives, for the message of a failed write."""
+        self.failed: StorageFailure | None = None
+        """Set when a block's write failed: the app's memory is then ahead of the store, so
+        nothing may execute on it again (a restart reopens the store)."""
         self.keep_blocks = keep_blocks
         """Blocks kept below and including the latest (0: all); older ones are pruned in the
         batch of each new block (``storage.keep_blocks``)."""
@@ -254,7 +260,14 @@ class Chain:
             raise AppHashMismatch(height, ours, block.header.last_results_hash, "last_results_hash")
 
     def execute(self, block: Block, commit: Commit) -> ExecutedBlock:
-        """Execute and durably store the next block with its commit certificate."""
+        """Execute and durably store the next block with its commit certificate.
+
+        Raises :class:`StorageFailure` when the state commit or the block's write batch fails
+        (a full disk): the store keeps the previous height whole (one batch), but the app's
+        memory has moved on, so this chain refuses every later block with the same error.
+        """
+        if self.failed is not None:
+            raise self.failed
         height = block.height
         if height != self.height + 1:
             raise ChainHalted(f"asked to execute block {height} on top of height {self.height}")
@@ -299,8 +312,13 @@ class Chain:
             pending.batch = CountingBatch(pending.batch)
         # The state commit is staged last, into the block's batch: it is the only step that
         # changes memory, and the batch makes block and state one write.
-        app_hash = app.commit(pending.batch)
-        self.blocks.write_block(pending, app_hash)
+        try:
+            app_hash = app.commit(pending.batch)
+            self.blocks.write_block(pending, app_hash)
+        except OSError as exc:  # plyvel's IOError is one; nothing else here touches a file
+            self.failed = StorageFailure(f"writing block {height} and its state to",
+                                         self.store_path, height, exc)
+            raise self.failed from exc
         written = pending.batch.bytes if isinstance(pending.batch, CountingBatch) else 0
         return ExecutedBlock(block, commit, results, begin_events, end, app_hash, tx_hashes,
                              exec_s=executed_at - started,

@@ -57,9 +57,10 @@ from consensus.events import (
     VoteReceived,
     VoteSigned,
 )
-from consensus.privval import DoubleSignError, PrivValidator
+from consensus.privval import DoubleSignError, PrivValidator, PrivvalWriteError
 from consensus.types import Block, Commit, Vote
 from consensus.wal import WAL, EndHeight, encode_record, events_after_height
+from primitives.durable import replace_file
 from node.chain import Chain, ExecutedBlock
 from node.consensus_halt import record_halt
 from node.clock import now_ms
@@ -74,6 +75,7 @@ from node.messages import (
     encode_consensus,
 )
 from node.p2p.network import CONSENSUS_PROTOCOL, Network, PeerUnavailable
+from node.storage_failure import StorageFailure
 from node.verifier import CachedVerifier
 
 log = logging.getLogger("clearchain.consensus")
@@ -171,8 +173,17 @@ class ConsensusDriver:
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replay the WAL, resume, and consume events until cancelled."""
-        self.wal = WAL.open(self.wal_path)
+        """Replay the WAL, resume, and consume events until cancelled.
+
+        Raises :class:`StorageFailure` when the WAL or the private validator's state cannot
+        be written (a full disk): the event or signature they would have covered is dropped
+        and the node must stop (``node/storage_failure.py``).
+        """
+        try:
+            self.wal = WAL.open(self.wal_path)
+        except OSError as exc:
+            raise StorageFailure("opening the consensus WAL", self.wal_path,
+                                 self.chain.height + 1, exc) from exc
         try:
             state = self._fresh_state()
             events = events_after_height(self.wal.records_at_open, self.chain.height)
@@ -201,7 +212,11 @@ class ConsensusDriver:
         while pending:
             ev = pending.popleft()
             assert self.wal is not None and self.state is not None
-            self.wal.append(ev, sync=isinstance(ev, (VoteSigned, ProposalSigned)))
+            try:  # before the core steps on it: our own votes are durable before they leave
+                self.wal.append(ev, sync=isinstance(ev, (VoteSigned, ProposalSigned)))
+            except OSError as exc:
+                raise StorageFailure("appending to the consensus WAL", self.wal_path,
+                                     self.state.height, exc) from exc
             if self.state.step == Step.NEW_HEIGHT and _height_of(ev) == self.state.height:
                 self._height_wake.set()  # others started the height: join them
             before = (self.state.height, self.state.round, self.state.step)
@@ -358,6 +373,9 @@ class ConsensusDriver:
         except DoubleSignError as exc:
             log.warning("private validator refused to sign: %s", exc)
             return None
+        except PrivvalWriteError as exc:  # nothing signed; every later vote needs the write
+            raise StorageFailure("storing the last-signed state in", exc.path, exc.height,
+                                 exc.__cause__ or exc) from exc
         return VoteSigned(signed)
 
     def _sign_proposal(self, action: SignProposal) -> Event | None:
@@ -369,6 +387,9 @@ class ConsensusDriver:
         except DoubleSignError as exc:
             log.warning("private validator refused to sign a proposal: %s", exc)
             return None
+        except PrivvalWriteError as exc:
+            raise StorageFailure("storing the last-signed state in", exc.path, exc.height,
+                                 exc.__cause__ or exc) from exc
         log.info("proposing height=%d round=%d txs=%d", signed.height, signed.round,
                  len(action.block.txs))
         return ProposalSigned(ProposalMessage(signed, action.block))
@@ -437,8 +458,12 @@ class ConsensusDriver:
             if self.on_commit is not None:
                 self.on_commit(executed)
         assert self.wal is not None
-        self.wal.end_height(height)
-        self._maybe_rotate_wal(height)
+        try:
+            self.wal.end_height(height)
+            self._maybe_rotate_wal(height)
+        except OSError as exc:
+            raise StorageFailure(f"marking height {height} stored in the consensus WAL",
+                                 self.wal_path, height, exc) from exc
         following = chain.validators(height + 1)
         if following is None:
             raise RuntimeError(f"validator set of height {height + 1} is missing")
@@ -457,12 +482,8 @@ class ConsensusDriver:
         if self.wal_path.stat().st_size < WAL_ROTATE_BYTES:
             return
         self.wal.close()
-        temporary = self.wal_path.with_name(self.wal_path.name + ".new")
-        temporary.write_bytes(encode_record(EndHeight(height)))
-        with temporary.open("rb") as handle:
-            import os
-            os.fsync(handle.fileno())
-        temporary.replace(self.wal_path)
+        # atomic and durable, and a failed write (a full disk) leaves no part-written file
+        replace_file(self.wal_path, encode_record(EndHeight(height)), temporary_suffix=".new")
         self.wal = WAL.open(self.wal_path)
         log.info("WAL rotated at height %d", height)
 

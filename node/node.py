@@ -49,6 +49,7 @@ from node.p2p.network import (
 )
 from node.light_client import LightClient, RPCProvider
 from node.snapshots import SNAPSHOT_PROTOCOL, SnapshotDir, Snapshots
+from node.storage_failure import StorageFailure
 from node.statesync import StateSync
 from node.txgossip import TX_HASHES_PROTOCOL, TxGossip
 from rpc.client import Client
@@ -139,8 +140,11 @@ class Node:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``task_status.started()`` once p2p and RPC listen."""
         with self.home.lock():
-            self.home.data_dir.mkdir(parents=True, exist_ok=True)
-            db = open_db(str(self.home.store_dir))
+            try:
+                self.home.data_dir.mkdir(parents=True, exist_ok=True)
+                db = open_db(str(self.home.store_dir))
+            except OSError as exc:  # plyvel's IOError is one: LevelDB writes a log at open
+                raise StorageFailure("opening the store", self.home.store_dir, None, exc) from exc
             try:
                 await self._run(db, task_status)
             finally:
@@ -152,10 +156,13 @@ class Node:
         self.network = network = Network(
             self.node_key, config.p2p,
             protocols=PROTOCOLS)
-        self.snapshots = Snapshots(
-            SnapshotDir(self.home.data_dir / "snapshots", statesync.snapshot_keep_recent),
-            None, network, interval=statesync.snapshot_interval,
-            chunk_bytes=statesync.chunk_bytes)
+        snapshot_dir = self.home.data_dir / "snapshots"
+        try:
+            directory = SnapshotDir(snapshot_dir, statesync.snapshot_keep_recent)
+        except OSError as exc:
+            raise StorageFailure("creating", snapshot_dir, None, exc) from exc
+        self.snapshots = Snapshots(directory, None, network, interval=statesync.snapshot_interval,
+                                   chunk_bytes=statesync.chunk_bytes)
         async with trio.open_nursery() as nursery:
             network_running = False
             if statesync.enable and is_empty(db):
@@ -165,7 +172,8 @@ class Node:
                 clients = [Client(url, timeout=10) for url in statesync.rpc_servers]
                 self.statesync = StateSync(db, network, self.snapshots,
                                            light=lambda: self._light_client(clients),
-                                           keep_recent=config.storage.keep_recent)
+                                           keep_recent=config.storage.keep_recent,
+                                           store_path=str(self.home.store_dir))
                 try:
                     report = await self.statesync.run()
                 finally:
@@ -188,8 +196,13 @@ class Node:
     async def _run_chain(self, db: object, nursery: trio.Nursery, network_running: bool,
                          task_status: trio.TaskStatus[None]) -> None:
         config, network = self.config, self.network
-        self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
-                                   keep_blocks=config.storage.keep_blocks)
+        store_path = str(self.home.store_dir)
+        try:  # a new home writes the genesis state, validator sets and indexes here
+            self.chain = chain = Chain(db, self.genesis, keep_recent=config.storage.keep_recent,
+                                       keep_blocks=config.storage.keep_blocks,
+                                       store_path=store_path)
+        except OSError as exc:
+            raise StorageFailure("opening the chain in", store_path, None, exc) from exc
         self.snapshots.store = chain.store
         self.mempool = Mempool(chain.app, config.mempool)
         privval = PrivValidator(self.validator_key, FilePrivvalStore(self.home.validator_state_file))

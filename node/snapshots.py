@@ -44,6 +44,7 @@ from node.messages import (
     encode_snapshot,
 )
 from node.p2p.network import Network, PeerMisbehaviour, PeerUnavailable
+from node.storage_failure import is_disk_full
 from primitives import codec
 from state.store.merkle import MerkleStore, StoreView
 from state.store.snapshot import Manifest, SnapshotError, iter_chunks
@@ -93,7 +94,11 @@ class SnapshotDir:
             return None
 
     def write(self, view: StoreView | MerkleStore, chunk_bytes: int) -> TakenSnapshot:
-        """Cut ``view`` into chunks on disk (runs in a worker thread); then prune old ones."""
+        """Cut ``view`` into chunks on disk (runs in a worker thread); then prune old ones.
+
+        A write that fails (a full disk) removes the part-written ``<height>.tmp`` before the
+        OSError goes up: the space goes back to the store and the WAL, which need it more.
+        """
         started = time.perf_counter()
         height = view.version
         final = self.root / str(height)
@@ -103,16 +108,20 @@ class SnapshotDir:
                 return TakenSnapshot(manifest, 0.0, 0)
         work = self.root / f"{height}.tmp"
         shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
-        hashes = []
-        size = 0
-        for index, chunk in enumerate(iter_chunks(view, chunk_bytes)):
-            (work / f"chunk-{index:06d}").write_bytes(chunk)
-            hashes.append(hashlib.sha256(chunk).digest())
-            size += len(chunk)
-        manifest = Manifest(height, view.root_hash(), tuple(hashes))
-        (work / "manifest").write_bytes(codec.encode(manifest.to_obj()))
-        work.rename(final)
+        try:
+            work.mkdir()
+            hashes = []
+            size = 0
+            for index, chunk in enumerate(iter_chunks(view, chunk_bytes)):
+                (work / f"chunk-{index:06d}").write_bytes(chunk)
+                hashes.append(hashlib.sha256(chunk).digest())
+                size += len(chunk)
+            manifest = Manifest(height, view.root_hash(), tuple(hashes))
+            (work / "manifest").write_bytes(codec.encode(manifest.to_obj()))
+            work.rename(final)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         self.prune()
         return TakenSnapshot(manifest, time.perf_counter() - started, size)
 
@@ -168,14 +177,24 @@ class Snapshots:
                         height)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Write due snapshots in a worker thread, one at a time."""
+        """Write due snapshots in a worker thread, one at a time.
+
+        A snapshot that cannot be written (a full disk, any OSError) is logged and skipped,
+        and the node goes on: unlike the block store, the WAL and the last-signed state,
+        nothing the node commits or signs depends on a snapshot (they only spare a new peer
+        the block sync), the part written is removed, and the snapshots already held are
+        still whole and served. If the disk is full, the next block's write fails and stops
+        the node anyway (``node/storage_failure.py``).
+        """
         task_status.started()
         async for view in self._due_receive:
             try:
                 taken = await trio.to_thread.run_sync(
                     self.directory.write, view, self.chunk_bytes)
             except OSError as exc:
-                log.error("snapshot of height %d failed: %r", view.version, exc)
+                reason = "disk full (ENOSPC)" if is_disk_full(exc) else repr(exc)
+                log.error("snapshot of height %d skipped, the node goes on: writing %s failed: %s",
+                          view.version, self.directory.root, reason)
                 continue
             finally:
                 view.close()

@@ -35,6 +35,7 @@ from node.chain import open_state_store, stage_restored_base
 from node.light_client import LightClient
 from node.p2p.network import Network, PeerUnavailable
 from node.snapshots import Snapshots
+from node.storage_failure import StorageFailure
 from state.store.snapshot import BadChunk, Manifest, RestoreFailed, Restorer, SnapshotError
 
 log = logging.getLogger("clearchain.statesync")
@@ -62,8 +63,10 @@ class StateSyncReport:
 class StateSync:
     def __init__(self, db: Any, network: Network, snapshots: Snapshots, *,
                  light: Callable[[], LightClient], keep_recent: int,
-                 timeout_s: float = 600.0) -> None:
+                 timeout_s: float = 600.0, store_path: str = "the node's store") -> None:
         self.db = db
+        self.store_path = store_path
+        """Where ``db`` lives, for the message of a failed write."""
         self.network = network
         self.snapshots = snapshots
         self.make_light = light
@@ -182,7 +185,11 @@ class StateSync:
             self.db, batch, header=header, commit=blocks[version].commit, app_hash=app_hash,
             results_hash=following.last_results_hash,
             validators={h: blocks[h].validators for h in blocks})
-        batch.write()
+        try:
+            batch.write()
+        except OSError as exc:  # a full disk: the store stays empty, the node stops
+            raise StorageFailure(f"writing the state restored at height {version} to",
+                                 self.store_path, version, exc) from exc
         self.report.height, self.report.app_hash = version, app_hash
         self.report.chunks = len(manifest.chunk_hashes)
         log.info("state sync: restored height %d, app hash %s, %d keys", version,

@@ -25,12 +25,18 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600, temporary_suffix: s
     temporary = path.with_name(path.name + temporary_suffix)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(temporary, mode)  # O_CREAT's mode is filtered by the umask
-    os.replace(temporary, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(temporary, mode)  # O_CREAT's mode is filtered by the umask
+        os.replace(temporary, path)
+    except BaseException:
+        # ``path`` is untouched; the part-written temporary would only hold on to space that
+        # a full disk needs back (and look like a half write to whoever lists the directory)
+        temporary.unlink(missing_ok=True)
+        raise
     fsync_directory(path.parent)

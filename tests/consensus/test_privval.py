@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from consensus.privval import (
     MemoryPrivvalStore,
     PrivValidator,
     PrivvalStateError,
+    PrivvalWriteError,
 )
 from consensus.types import Proposal, Vote, VoteType
 
@@ -100,3 +102,23 @@ def test_corrupt_state_file_stops_the_validator(tmp_path: Path) -> None:
     path.write_bytes(b"\x00garbage")
     with pytest.raises(PrivvalStateError):
         PrivValidator(KEY, FilePrivvalStore(path))
+
+
+def test_a_full_disk_releases_no_signature_and_keeps_the_last_signed_state(tmp_path: Path) -> None:
+    path = tmp_path / "priv_validator_state.json"
+    pv = PrivValidator(KEY, FilePrivvalStore(path))
+    first = pv.sign_vote(CHAIN, vote(VoteType.PREVOTE, 5, 0, b"a"))
+    before = path.read_bytes()
+    temporary = tmp_path / "priv_validator_state.json.tmp"
+    temporary.symlink_to("/dev/full")  # the state's next write meets a full disk (ENOSPC)
+    with pytest.raises(PrivvalWriteError) as info:
+        pv.sign_vote(CHAIN, vote(VoteType.PRECOMMIT, 5, 0, b"a"))
+    assert info.value.path == path and info.value.height == 5
+    assert isinstance(info.value.__cause__, OSError) and info.value.__cause__.errno == errno.ENOSPC
+    assert pv.last is not None and pv.last.signature == first.signature
+    assert path.read_bytes() == before and not temporary.exists(), "no half write left behind"
+    # after a restart the precommit is signed once there is room, and the prevote is not again
+    again = PrivValidator(KEY, FilePrivvalStore(path))
+    again.sign_vote(CHAIN, vote(VoteType.PRECOMMIT, 5, 0, b"a"))
+    with pytest.raises(DoubleSignError):
+        again.sign_vote(CHAIN, vote(VoteType.PREVOTE, 5, 0, b"b"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ from consensus.wal import (
     events_after_height,
     read_wal,
 )
+from consensus import wal as wal_module
 
 
 def sample_events(keys: Keys) -> list:
@@ -72,6 +75,42 @@ def test_compact_keeps_the_current_height(tmp_path: Path, keys: Keys) -> None:
         wal.append(events[3], sync=True)
     assert read_wal(path) == [EndHeight(2), events[2], events[3]]
     assert events_after_height(read_wal(path), 2) == [events[2], events[3]]
+
+
+class RoomFor:
+    """``os`` with a disk that has ``room`` bytes left: a write past them is short, the next
+    one fails with ENOSPC (as a filling disk does)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: bytes | memoryview) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = os.write(fd, bytes(data[: self.room]))
+        self.room -= written
+        return written
+
+
+def test_a_record_cut_short_by_a_full_disk_is_cut_off_so_later_ones_stay_readable(
+        tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "cs.wal"
+    events = sample_events(keys)
+    with WAL.open(path) as wal:
+        wal.append(events[0])
+        wal.end_height(1)
+        whole = path.stat().st_size
+        monkeypatch.setattr(wal_module, "os", RoomFor(HEADER.size + 3))
+        with pytest.raises(OSError) as info:
+            wal.append(events[1], sync=True)
+        assert info.value.errno == errno.ENOSPC
+        assert path.stat().st_size == whole  # the part written is gone again
+        monkeypatch.setattr(wal_module, "os", os)  # space freed
+        wal.append(events[2])
+    assert read_wal(path) == [events[0], EndHeight(1), events[2]]  # no WALCorruptError
 
 
 def test_every_event_kind_round_trips(keys: Keys) -> None:

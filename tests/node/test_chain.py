@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import plyvel
 import pytest
 
 from primitives.crypto import PrivateKey, Signer
 from primitives.hashing import sha256
 from node.chain import AppHashMismatch, Chain, ChainHalted
+from node.storage_failure import StorageFailure
 from node.init import DEFAULT_VALIDATOR_POWER, default_genesis_path
 from localnet.synthetic import append_block, next_block, sign_commit
 from state.builders import build_transfer_tx
 from state.genesis import load_genesis, parse_genesis, validator_entry
 from state.store import MemoryDB
+from state.store.memdb import MemoryBatch
 
 KEYS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
 SIGNERS = {Signer(k).address: Signer(k) for k in KEYS}
@@ -91,3 +94,47 @@ def test_executing_out_of_order_is_refused() -> None:
     executed = append_block(chain, SIGNERS, [], T0)
     with pytest.raises(ChainHalted):
         chain.execute(executed.block, executed.commit)
+
+
+class FillingDB(MemoryDB):
+    """A store whose disk fills up: once ``full``, a batch write fails as LevelDB's does on a
+    full disk (plyvel's IOError, errno only in its text) and writes nothing."""
+
+    full = False
+
+    def write_batch(self, transaction: bool = False, sync: bool = False) -> MemoryBatch:
+        return _FillingBatch(self, transaction)
+
+
+class _FillingBatch(MemoryBatch):
+    _db: FillingDB
+
+    def write(self) -> None:
+        if self._db.full:
+            raise plyvel.IOError(b"IO error: /h/data/store/000005.log: No space left on device")
+        super().write()
+
+
+def test_a_block_write_failing_for_space_stops_the_chain_with_nothing_half_written() -> None:
+    db = FillingDB()
+    chain = Chain(db, genesis(), store_path="/h/data/store")
+    append_block(chain, SIGNERS, [transfer(1, 1)], T0)
+    stored, stored_hash = dict(db._data), chain.app_hash
+    block = next_block(chain, [transfer(2, 2)], T0 + 1)
+    commit = sign_commit(chain.chain_id, chain.validators(2), SIGNERS, 2, block.block_id(), T0 + 1)
+    db.full = True
+    with pytest.raises(StorageFailure) as info:
+        chain.execute(block, commit)
+    failure = info.value
+    assert failure.disk_full and failure.height == 2 and failure.path == "/h/data/store"
+    assert str(failure) == ("STORAGE FAILURE at height 2: writing block 2 and its state to "
+                            "/h/data/store failed: disk full (ENOSPC): free space and restart")
+    assert dict(db._data) == stored and chain.height == 1  # the block and its state: neither
+    db.full = False  # space freed: this chain's app is a block ahead of its store, it stays down
+    with pytest.raises(StorageFailure):
+        chain.execute(block, commit)
+    assert dict(db._data) == stored
+    restarted = Chain(db, genesis())  # a restart reads the store: height 1, and goes on
+    assert (restarted.height, restarted.app_hash) == (1, stored_hash)
+    assert restarted.execute(block, commit).app_hash == restarted.app_hash
+    assert restarted.height == 2 and restarted.block(2) == block

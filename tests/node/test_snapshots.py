@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import logging
+import os
 from pathlib import Path
 
+import pytest
 import trio
 
 from node.config import P2PSection
@@ -53,6 +57,45 @@ def test_snapshots_on_disk_restore_their_version_and_only_the_newest_are_kept(
         restorer.apply(index, chunk)
     assert restorer.finish() == roots[2]
     assert directory.chunk(2, len(manifest.chunk_hashes)) is None and directory.chunk(7, 0) is None
+
+
+async def test_a_snapshot_the_disk_has_no_room_for_is_skipped_whole_and_the_node_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    store = filled(1)
+    directory = SnapshotDir(tmp_path / "snapshots", keep_recent=2)
+    with store.view() as view:
+        directory.write(view, chunk_bytes=1024)  # an older snapshot, held and served
+    store.set(b"k/0000", b"next")
+    store.commit()
+    write_bytes = Path.write_bytes
+
+    def full_at_the_third_chunk(path: Path, data: bytes) -> int:
+        if path.name == "chunk-000002":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_at_the_third_chunk)
+    network = Network(PrivateKey.generate(), dataclasses.replace(
+        P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0"), protocols=PROTOCOLS)
+    snapshots = Snapshots(directory, store, network, interval=1, chunk_bytes=1024)
+
+    with caplog.at_level(logging.ERROR, logger="clearchain.snapshots"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(snapshots.run)
+            snapshots.after_commit(store.version)
+            await wait_for(lambda: bool(caplog.records))  # the worker thread failed
+            assert directory.heights() == [0] and snapshots.taken == []
+            assert sorted(p.name for p in directory.root.iterdir()) == ["0"]  # no 1.tmp left
+            monkeypatch.undo()  # room again: the next snapshot is taken
+            store.set(b"k/0001", b"next")
+            store.commit()
+            snapshots.after_commit(store.version)
+            await wait_for(lambda: len(snapshots.taken) == 1)
+            nursery.cancel_scope.cancel()
+    assert directory.heights() == [0, 2]
+    (record,) = caplog.records
+    assert "snapshot of height 1 skipped, the node goes on" in record.getMessage()
+    assert "disk full (ENOSPC)" in record.getMessage()
 
 
 def client(address: str, tmp_path: Path) -> tuple[Network, Snapshots]:
