@@ -33,7 +33,8 @@ from primitives.keyfile import save_key
 from primitives.hashing import sha256
 from client import AsyncClient, Backstop, Deposit, Fills, OracleReport, Trade, TxFailed, sign_order
 from client import results
-from client.errors import ConnectionFailed, NotFound, RPCClientError
+from client import calls as client_calls
+from client.errors import ConnectionFailed, NotFound, RPCClientError, Unavailable
 from client.txs import TxMessage
 from client.units import format_units
 from state.builders import Envelope
@@ -444,6 +445,12 @@ class Demo:
             await client.aclose()
 
 
+READ_ATTEMPTS = 20
+"""Tries at reading every account at one height before :func:`check_invariants` gives up."""
+BATCH = 20
+"""Calls per JSON-RPC batch (the node's default ``max_batch_requests``)."""
+
+
 async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> list[str]:
     """The clearing invariants, checked through RPC over every account that ever held anything.
 
@@ -451,18 +458,49 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
     interest; quote held by accounts (with exact unsettled funding and the funding rounding the
     markets keep), the insurance fund and the fee pool equals deposits - withdrawals plus the
     socialized loss; no account has negative equity. ``addresses`` must cover every funded account (genesis and validators).
+
+    Every value is read at one height (clearing queries answer the latest height only, and
+    refuse a named one the chain has moved past): on a chain that keeps committing, reads
+    spread over several blocks would mix funding indices and balances of different states.
     """
+    for _ in range(READ_ATTEMPTS):
+        snapshot = await _read_at_one_height(client, addresses)
+        if snapshot is not None:
+            return _invariants(*snapshot)
+    return [f"the chain moved during each of {READ_ATTEMPTS} reads of {len(addresses)} accounts: "
+            "no consistent state to check"]
+
+
+async def _read_at_one_height(client: AsyncClient, addresses: Sequence[bytes]) -> (
+        tuple[tuple[results.Market, ...], results.InsuranceFund,
+              list[tuple[bytes, results.Account]]] | None):
+    """Markets, the insurance fund and every found account, all at the latest height (None:
+    a block committed meanwhile)."""
+    height = await client.latest_height()
+    calls_ = [client_calls.markets(height), client_calls.insurance_fund(height)]
+    calls_ += [client_calls.account(address, height) for address in addresses]
+    answers: list[Any] = []
+    for i in range(0, len(calls_), BATCH):
+        answers += await client.batch(calls_[i:i + BATCH])
+    if any(isinstance(answer, Unavailable) for answer in answers):
+        return None
+    for answer in answers:
+        if isinstance(answer, RPCClientError) and not isinstance(answer, NotFound):
+            raise answer
+    accounts = [(address, answer) for address, answer in zip(addresses, answers[2:])
+                if not isinstance(answer, NotFound)]  # never funded, never traded
+    return answers[0], answers[1], accounts
+
+
+def _invariants(markets_: tuple[results.Market, ...], fund: results.InsuranceFund,
+                accounts: list[tuple[bytes, results.Account]]) -> list[str]:
     problems = []
-    markets = {m.id: m for m in await client.markets()}
+    markets = {m.id: m for m in markets_}
     scale = next(iter(markets.values())).funding_scale
     sizes = {m: 0 for m in markets}
     longs = {m: 0 for m in markets}
     quote_scaled = 0
-    for address in addresses:
-        try:
-            account = await client.account(address)
-        except NotFound:  # never funded, never traded
-            continue
+    for address, account in accounts:
         quote_scaled += account.quote * scale
         for position in account.positions:
             sizes[position.market] += position.size
@@ -476,7 +514,6 @@ async def check_invariants(client: AsyncClient, addresses: Sequence[bytes]) -> l
         if longs[market_id] != market.open_interest:
             problems.append(f"open interest of {market_id} is {market.open_interest}, longs hold {longs[market_id]}")
         quote_scaled += market.funding_dust_scaled
-    fund = await client.insurance_fund()
     quote_symbol = "USDC"
     expected = (fund.deposits.get(quote_symbol, 0) - fund.withdrawals.get(quote_symbol, 0)
                 + fund.socialized_loss - fund.insurance_fund - fund.fee_pool)
