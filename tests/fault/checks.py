@@ -12,6 +12,9 @@ slow recovery) and see it fail.
 - bursts: a client burst went past capacity (some txs refused for load: admission control was
   exercised, not just a busy node), the node still admitted some, and blocks kept committing
   during it (the chain degrades instead of stopping);
+- disk full: a node whose data disk filled stopped by itself with the storage-failure exit
+  status (74), not hanging or running on without its writes (then liveness: it came back
+  after the space was freed and it was restarted);
 - equivocation: evidence against the byzantine validator is in a block on every node, and the
   validator set after it no longer holds the validator (jailed);
 - the clearing invariants come from :func:`localnet.demo.check_invariants` over RPC.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from consensus.types import Block
 from node.blockstore import BlockStore, open_db
+from node.storage_failure import EXIT_STORAGE_FAILURE
 from primitives.hashing import sha256
 
 
@@ -164,6 +168,18 @@ def check_bursts(bursts: Iterable[Burst]) -> list[str]:
         if b.blocks_during < MIN_BLOCKS_DURING_BURST:
             problems.append(f"burst {k}: {b.blocks_during} blocks committed during it, fewer than "
                             f"{MIN_BLOCKS_DURING_BURST}: the chain stopped instead of degrading")
+    return problems
+
+
+def check_disk_full(exit_codes: Iterable[int]) -> list[str]:
+    """Each node that met a full disk stopped with ``EXIT_STORAGE_FAILURE`` (-1: still running)."""
+    problems = []
+    for k, code in enumerate(exit_codes):
+        if code == -1:
+            problems.append(f"disk-full {k}: the node kept running on a full disk")
+        elif code != EXIT_STORAGE_FAILURE:
+            problems.append(f"disk-full {k}: the node exited with {code}, not {EXIT_STORAGE_FAILURE} "
+                            f"(a failed write)")
     return problems
 
 

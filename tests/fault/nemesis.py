@@ -20,6 +20,8 @@ pause               SIGSTOP, SIGCONT after the hold                             
 restart             SIGTERM and start again at once                                         30 s
 clock-skew          one validator's clock off by 1-4 s (config, restart), then back         30 s
 slow-disk           one node's block writes delayed 100-400 ms (config, restart), then back 30 s
+disk-full           one node's data disk filled (a small tmpfs): it must stop with exit 74; 30 s
+                    space freed and the node restarted at the heal
 burst               32 clients posting fills txs to all nodes, refusals resent at once       30 s
 equivocate          one validator double-signs (config, restart) until jailed, then honest  45 s
 ==================  =====================================================================  =====
@@ -37,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rpc.client import ConnectionFailed, RPCClientError
+from tests.fault import disk
 from tests.fault.checks import Recovery
 from tests.fault.testbed import Testbed, burst
 
@@ -45,9 +48,14 @@ JAIL_WAIT_S = 60.0
 BOUNDS_S = {
     "partition-minority": 20.0, "partition-halves": 30.0, "bridge": 20.0, "isolate-proposer": 20.0,
     "link-down": 20.0, "delay": 20.0, "loss": 20.0, "kill": 30.0, "pause": 20.0, "restart": 30.0,
-    "clock-skew": 30.0, "slow-disk": 30.0, "burst": 30.0, "equivocate": 45.0,
+    "clock-skew": 30.0, "slow-disk": 30.0, "burst": 30.0, "equivocate": 45.0, "disk-full": 30.0,
 }
 REPEATABLE = tuple(kind for kind in BOUNDS_S if kind != "equivocate")
+WITHOUT_SMALL_DISKS = tuple(kind for kind in REPEATABLE if kind != "disk-full")
+"""The kinds when data directories cannot be small disks of their own (not root)."""
+STOP_WAIT_S = 10.0
+"""How long a node on a full disk may take to stop by itself: it writes every block (4 a
+second here), so it meets the full disk at once."""
 
 
 @dataclass(frozen=True)
@@ -204,4 +212,19 @@ class Nemesis:
         if kind == "burst":
             applied.detail = burst(bed, i, fault.amount, fault.hold_s, self.seed)
             return lambda: None
+        if kind == "disk-full":
+            if not bed.disks:
+                raise ValueError("disk-full needs the nodes' data on small disks (root, mount)")
+            filler = disk.fill(bed.cluster.homes[i].data_dir)
+            filled = time.monotonic()
+            code = bed.wait_exit(i, STOP_WAIT_S)
+            applied.detail = {"exit_code": -1 if code is None else code,
+                              "stopped_after_s": round(time.monotonic() - filled, 2)}
+
+            def freed() -> None:
+                disk.free(filler)
+                if code is None:  # it kept running on a full disk (the check reports it)
+                    bed.cluster.stop(i)
+                bed.cluster.start(i)
+            return freed
         raise ValueError(f"unknown fault kind {kind!r}")

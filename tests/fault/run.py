@@ -30,7 +30,7 @@ import trio
 from client import AsyncClient
 from localnet.demo import check_invariants, demo_names, demo_signer
 from tests.fault import checks
-from tests.fault.nemesis import REPEATABLE, Fault, Nemesis, schedule
+from tests.fault.nemesis import REPEATABLE, WITHOUT_SMALL_DISKS, Fault, Nemesis, schedule
 from tests.fault.testbed import Load, Testbed
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "faults.json"
@@ -38,9 +38,11 @@ CATCH_UP_S = 90.0
 
 
 def run(root: Path, seed: int, *, minutes: float | None = None, faults: list[Fault] | None = None,
-        kinds: tuple[str, ...] = REPEATABLE, equivocate: bool = True, namespaces: bool = True,
+        kinds: tuple[str, ...] | None = None, equivocate: bool = True, namespaces: bool = True,
         out: Any = print) -> dict[str, Any]:
-    """Run the nemesis (``faults`` as given, or the seeded schedule for ``minutes``) and check."""
+    """Run the nemesis (``faults`` as given, or the seeded schedule of ``kinds`` for ``minutes``;
+    every repeatable kind by default, without disk-full where data cannot sit on small disks)
+    and check."""
     bed = Testbed(root, seed=seed, namespaces=namespaces)
     load = Load(bed, seed)
     nemesis = Nemesis(bed, seed)
@@ -49,6 +51,8 @@ def run(root: Path, seed: int, *, minutes: float | None = None, faults: list[Fau
     try:
         bed.start()
         load.start()
+        if kinds is None:
+            kinds = REPEATABLE if bed.disks else WITHOUT_SMALL_DISKS
         planned = iter(faults) if faults is not None else schedule(seed, bed.size, kinds)
         reserve = 60.0 if equivocate else 0.0
         for fault in planned:
@@ -85,6 +89,8 @@ def run(root: Path, seed: int, *, minutes: float | None = None, faults: list[Fau
         checks.Burst(a.detail["admitted"], a.detail["refused_for_load"],
                      max(a.heights_at_heal) - max(a.heights_before))
         for a in nemesis.log if a.fault.kind == "burst")
+    problems["disk_full"] = checks.check_disk_full(
+        a.detail["exit_code"] for a in nemesis.log if a.fault.kind == "disk-full")
     if byzantine is not None:
         problems["equivocation"] = checks.check_equivocation(byzantine, chains, validators_after)
     return _report(seed, minutes, bed, nemesis, load, chains, problems, time.monotonic() - started)

@@ -16,6 +16,7 @@ from tests.fault.checks import (
     Recovery,
     check_acknowledged,
     check_bursts,
+    check_disk_full,
     check_equivocation,
     check_liveness,
     check_progress,
@@ -78,6 +79,12 @@ def test_bursts_fail_below_capacity_when_shutting_clients_out_or_stopping_the_ch
     assert "never passed capacity" in check_bursts([Burst(4_000, 0, 30)])[0]
     assert "clients shut out" in check_bursts([Burst(0, 10_000, 12)])[0]
     assert "stopped instead of degrading" in check_bursts([Burst(900, 10_000, 1)])[0]
+
+
+def test_disk_full_fails_when_the_node_ran_on_or_exited_otherwise():
+    assert check_disk_full([74, 74]) == []
+    assert "kept running" in check_disk_full([-1])[0]
+    assert "exited with 1" in check_disk_full([74, 1])[0]
 
 
 def test_equivocation_fails_without_evidence_on_a_node_or_when_not_jailed():

@@ -1,8 +1,11 @@
 """Short seeded nemesis runs in CI: 4 validators in network namespaces (loopback when not root),
-three faults of each seed's schedule, then every check of tests/fault/checks.py. The seeds are
-chosen so that together they cover most fault kinds (17: pause, burst, slow disk, then an
-equivocating validator; 25: loss, kill -9, two-against-two partition; 47: delay, link down,
-clock skew; 21: bridge, isolated proposer, one node cut off). ``CLEARCHAIN_FAULT_SEED`` runs one other schedule instead; longer runs:
+three faults of each seed's schedule, then every check of tests/fault/checks.py.
+
+The seeds together cover 12 of the 14 repeatable fault kinds: 17 a pause, a burst and a full
+disk, then an equivocating validator; 25 loss, kill -9 and a two-against-two partition; 47
+delay, a link down and clock skew; 21 a bridge, an isolated proposer and one node cut off.
+Without root no small disk can be mounted, the schedules draw from the other kinds and differ.
+``CLEARCHAIN_FAULT_SEED`` runs that one schedule instead; longer runs:
 ``python -m tests.fault.run --minutes 30 --seed S``."""
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import random
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,10 +29,14 @@ import trio
 from primitives.crypto import Signer
 from rpc.client import AsyncClient, Client, ConnectionFailed, RPCClientError, retry_hint_s
 from state import builders
+from tests.fault import disk
 from tests.fault.checks import Ack
 from tests.node.conftest import Cluster, free_port
 from tests.node.linkproxy import LinkProxy
 
+DISK_MB = 512
+"""Each node's data directory is a tmpfs this big where mounting is allowed (root): room for a
+30-minute run's store, and a full disk is one filler file away (tests/fault/disk.py)."""
 COMMIT_MS = 250
 """The genesis commit timeout: idle blocks 4 a second, light enough for 4 nodes on 2 cores."""
 MIN_FEE = 1000
@@ -56,7 +61,8 @@ def transfer(chain_id: str, rng: random.Random, expiry: int) -> bytes:
 class Testbed:
     """``validators`` nodes, namespaced when possible, a proxy per directed link."""
 
-    def __init__(self, root: Path, validators: int = 4, seed: int = 0, namespaces: bool = True) -> None:
+    def __init__(self, root: Path, validators: int = 4, seed: int = 0, namespaces: bool = True,
+                 small_disks: bool = True) -> None:
         self.net: HostNet | None = None
         if namespaces and hosts.unavailable() is None:
             self.net = HostNet(validators, prefix=f"ccf{os.getpid() % 10000}", subnet=100 + os.getpid() % 100)
@@ -71,6 +77,15 @@ class Testbed:
         self.proxy.start()
         self.size = validators
         self.chain_id = self.cluster.chain_id
+        self.disks = small_disks and disk.available() is None
+        """Whether every node's data directory is a small disk of its own (the disk-full fault)."""
+        if self.disks:
+            try:
+                for home in self.cluster.homes:
+                    disk.mount_small_disk(home.data_dir, DISK_MB)
+            except disk.DiskFaultError:
+                self._unmount()
+                raise
 
     def start(self) -> None:
         self.cluster.start_all()
@@ -79,8 +94,13 @@ class Testbed:
     def close(self) -> None:
         self.cluster.close()
         self.proxy.close()
+        self._unmount()  # the stores stay readable in the homes, for the checks
         if self.net is not None:
             hosts.cleanup(self.net.prefix)
+
+    def _unmount(self) -> None:
+        for home in self.cluster.homes:
+            disk.unmount(home.data_dir)
 
     # --- faults' building blocks ---------------------------------------------------------------
 
@@ -93,6 +113,16 @@ class Testbed:
         config = load_config(path)
         save_config(replace(config, fault_injection={"clock_offset_ms": 0, "fsync_delay_ms": 0,
                                                      "byzantine_double_sign_UNSAFE": False, **fields}), path)
+
+    def wait_exit(self, i: int, timeout: float) -> int | None:
+        """Node i's exit status once it has stopped by itself (None: still running at ``timeout``)."""
+        proc = self.cluster.procs[i]
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def restart(self, i: int) -> None:
         self.cluster.stop(i)
