@@ -56,6 +56,8 @@ RETRY_DELAY = 0.2
 MAX_PEER_FAILURES = 3
 """Unanswered window requests after which a peer claiming those blocks is dropped."""
 MAX_RESPONSE_BLOCKS = 64
+STALL_REPORT_S = 10.0
+"""Seconds without an applied block after which block sync logs what it is waiting for."""
 
 
 class BadBlock(Exception):
@@ -189,7 +191,10 @@ class BlockSync:
                 await self._ask_status(peer)
 
     async def _fetch_and_apply(self) -> None:
-        ready: dict[int, tuple[str, list[tuple[bytes, bytes]]]] = {}
+        # window start -> (peer, first height asked, blocks from that height on): a peer may
+        # answer with fewer blocks than asked (its frame budget), and the rest of the window is
+        # then asked for from the next missing height
+        ready: dict[int, tuple[str, int, list[tuple[bytes, bytes]]]] = {}
         requested: dict[int, str] = {}  # window start -> peer
         arrived = trio.Event()
         peers_cycle = itertools.count()
@@ -197,19 +202,19 @@ class BlockSync:
         # snapshot height + 1, which peers pruning below it still hold), not from height 1
         origin = self.chain.height + 1
         warned_pruned = 0
-        started = last_report = time.monotonic()
+        started = last_report = last_progress = time.monotonic()
 
         def window_of(height: int) -> int:
             return height - (height - origin) % WINDOW
 
-        async def fetch(start: int, peer: str) -> None:
+        async def fetch(start: int, first: int, peer: str) -> None:
             nonlocal arrived
-            items = await self._request(peer, start, WINDOW)
+            items = await self._request(peer, first, start + WINDOW - first)
             if items:
-                ready[start] = (peer, items)
+                ready[start] = (peer, first, items)
                 self._failures.pop(peer, None)
             else:
-                self._served_nothing(peer, start, answered=items is not None)
+                self._served_nothing(peer, first, answered=items is not None)
                 await trio.sleep(RETRY_DELAY)  # never a busy loop of requests
             requested.pop(start, None)
             arrived.set()
@@ -224,30 +229,39 @@ class BlockSync:
                         start += WINDOW
                     if start > self.target():
                         break
-                    candidates = self._holders(start)
+                    first = max(start, next_height)
+                    candidates = self._holders(first)
                     if not candidates:
-                        if start == window_of(next_height) and warned_pruned != start:
-                            warned_pruned = start
+                        if first == next_height and warned_pruned != first:
+                            warned_pruned = first
                             log.warning("block sync: no peer stores block %d any more (earliest "
                                         "blocks of peers: %s); waiting for a peer that does, or "
-                                        "restart with state sync", start,
+                                        "restart with state sync", first,
                                         sorted(self.peer_bases.values()))
                         break
                     peer = candidates[next(peers_cycle) % len(candidates)]
                     requested[start] = peer
-                    nursery.start_soon(fetch, start, peer)
+                    nursery.start_soon(fetch, start, first, peer)
                     start += WINDOW
                 window = window_of(next_height)
                 entry = ready.get(window)
                 if entry is None:
+                    if time.monotonic() - last_progress >= STALL_REPORT_S:
+                        last_progress = time.monotonic()
+                        log.warning("block sync: no block applied for %.0fs at height %d (peers "
+                                    "reach %d); waiting for windows %s; peer heights %s, bases %s",
+                                    STALL_REPORT_S, self.chain.height, self.target(),
+                                    {s: p[:12] for s, p in sorted(requested.items())},
+                                    {p[:12]: h for p, h in sorted(self.peer_heights.items())},
+                                    {p[:12]: b for p, b in sorted(self.peer_bases.items())})
                     arrived = trio.Event()
                     with trio.move_on_after(1.0):
                         await arrived.wait()
                     continue
-                source, items = entry
-                offset = next_height - window
+                source, first, items = entry
+                offset = next_height - first
                 if offset >= len(items):
-                    del ready[window]  # the peer had fewer blocks than asked: ask again
+                    del ready[window]  # the peer sent fewer blocks than asked: ask for the rest
                     continue
                 try:
                     self._apply(items[offset], items[offset + 1] if offset + 1 < len(items) else None)
@@ -256,6 +270,7 @@ class BlockSync:
                     self.peer_heights.pop(source, None)
                     self.network.disconnect(source, f"sent a bad block {next_height}: {exc}")
                     continue
+                last_progress = time.monotonic()
                 if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                     last_report = time.monotonic()
                     progress = Progress(next_height, self.target(), origin - 1, last_report - started)

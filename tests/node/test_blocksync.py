@@ -42,15 +42,16 @@ def source_chain(blocks: int, keys=KEYS, **kwargs) -> Chain:  # type: ignore[no-
     return chain
 
 
-def network(peers: tuple[str, ...] = ()) -> Network:
+def network(peers: tuple[str, ...] = (), **p2p: int) -> Network:
     config = dataclasses.replace(P2PSection(), listen_address="/ip4/127.0.0.1/tcp/0",
-                                 persistent_peers=peers, dial_backoff_min_ms=50)
+                                 persistent_peers=peers, dial_backoff_min_ms=50, **p2p)
     return Network(PrivateKey.generate(), config, protocols=(BLOCKSYNC_PROTOCOL,))
 
 
-async def sync_from(source: Chain, target: Chain) -> tuple[BlockSync, Network, list[str]]:
-    """Run one sync; returns the syncer, its network and the peers it ended up connected to."""
-    server = network()
+async def sync_from(source: Chain, target: Chain, **p2p: int) -> tuple[BlockSync, Network, list[str]]:
+    """Run one sync; returns the syncer, its network and the peers it ended up connected to.
+    ``p2p`` overrides the serving node's P2PSection (say, a small ``max_frame_bytes``)."""
+    server = network(**p2p)
     BlockSync(source, server)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
@@ -92,6 +93,48 @@ async def test_a_node_syncs_from_a_peer_that_pruned_below_an_unaligned_height() 
     assert target.store.root_hash() == source.store.root_at(89)
     assert peers, "the pruning peer was dropped as a liar"
     assert syncer.blocks_synced == 49
+
+
+async def test_a_peer_that_answers_each_window_with_fewer_blocks_still_brings_the_node_up() -> None:
+    # Big blocks (a burst's) fill the serving peer's frame budget before a window's 32 blocks:
+    # each answer then holds the first block or few of what was asked. The rest of the window
+    # must be asked for from the next missing height, not again from the window's start (that
+    # answer would repeat the blocks already applied, for ever).
+    source = source_chain(40)
+    one_block = len(source.blocks.block(1)) + len(source.blocks.commit(1))
+    target = Chain(MemoryDB(), genesis())
+    frame = max(1024, 3 * one_block)  # half of it (the answer's budget) holds one block
+    syncer, _, peers = await sync_from(source, target, max_frame_bytes=frame, max_batch_bytes=frame)
+    assert target.height == 39
+    assert target.store.root_hash() == source.store.root_at(39)
+    assert peers, "the peer answering with fewer blocks was dropped"
+    assert syncer.blocks_synced == 39
+
+
+async def test_a_stalled_sync_says_what_it_waits_for(caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("node.blocksync.STALL_REPORT_S", 0.5)
+    full = source_chain(60)
+    source = Chain(MemoryDB(), genesis(), keep_blocks=20)  # keeps 41-60: block 1 is gone
+    for height in range(1, 61):
+        source.execute(full.block(height), Commit.from_obj(decode(full.blocks.commit(height))))
+    target = Chain(MemoryDB(), genesis())
+    server = network()
+    BlockSync(source, server)
+    with caplog.at_level("INFO", logger="clearchain.blocksync"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            client = network((server.listen_addrs()[0],))
+            syncer = BlockSync(target, client)
+            await nursery.start(client.run)
+            with trio.move_on_after(3):
+                await syncer.sync(first_status_wait=10)
+            nursery.cancel_scope.cancel()
+    assert target.height == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("no peer stores block 1 any more" in m for m in messages), messages
+    stalls = [m for m in messages if "no block applied for" in m]
+    assert len(stalls) >= 2, messages  # repeated while it lasts, not once and then silence
+    assert "at height 0 (peers reach 60)" in stalls[0] and "bases {" in stalls[0]
 
 
 async def test_blocks_signed_by_another_validator_set_are_refused_and_the_peer_dropped(
