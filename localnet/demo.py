@@ -33,7 +33,7 @@ from primitives.keyfile import save_key
 from primitives.hashing import sha256
 from client import AsyncClient, Backstop, Deposit, Fills, OracleReport, Trade, TxFailed, sign_order
 from client import results
-from client import calls as client_calls
+from client import calls
 from client.errors import ConnectionFailed, NotFound, RPCClientError, Unavailable
 from client.txs import TxMessage
 from client.units import format_units
@@ -477,11 +477,11 @@ async def _read_at_one_height(client: AsyncClient, addresses: Sequence[bytes]) -
     """Markets, the insurance fund and every found account, all at the latest height (None:
     a block committed meanwhile)."""
     height = await client.latest_height()
-    calls_ = [client_calls.markets(height), client_calls.insurance_fund(height)]
-    calls_ += [client_calls.account(address, height) for address in addresses]
+    reads = [calls.markets(height), calls.insurance_fund(height)]
+    reads += [calls.account(address, height) for address in addresses]
     answers: list[Any] = []
-    for i in range(0, len(calls_), BATCH):
-        answers += await client.batch(calls_[i:i + BATCH])
+    for i in range(0, len(reads), BATCH):
+        answers += await client.batch(reads[i:i + BATCH])
     if any(isinstance(answer, Unavailable) for answer in answers):
         return None
     for answer in answers:

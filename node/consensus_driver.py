@@ -93,6 +93,12 @@ MAX_IDLE_S = 3_600.0
 """Longest wait for a tx with ``create_empty_blocks = false`` (funding is due hourly anyway)."""
 
 
+def _signing_stopped(exc: PrivvalWriteError) -> StorageFailure:
+    """Nothing was signed, and every later vote or proposal needs the same write: stop."""
+    return StorageFailure("storing the last-signed state in", exc.path, exc.height,
+                          exc.__cause__ or exc)
+
+
 def _height_of(event: Event) -> int | None:
     if isinstance(event, ProposalMessage):
         return event.proposal.height
@@ -373,9 +379,8 @@ class ConsensusDriver:
         except DoubleSignError as exc:
             log.warning("private validator refused to sign: %s", exc)
             return None
-        except PrivvalWriteError as exc:  # nothing signed; every later vote needs the write
-            raise StorageFailure("storing the last-signed state in", exc.path, exc.height,
-                                 exc.__cause__ or exc) from exc
+        except PrivvalWriteError as exc:
+            raise _signing_stopped(exc) from exc
         return VoteSigned(signed)
 
     def _sign_proposal(self, action: SignProposal) -> Event | None:
@@ -388,8 +393,7 @@ class ConsensusDriver:
             log.warning("private validator refused to sign a proposal: %s", exc)
             return None
         except PrivvalWriteError as exc:
-            raise StorageFailure("storing the last-signed state in", exc.path, exc.height,
-                                 exc.__cause__ or exc) from exc
+            raise _signing_stopped(exc) from exc
         log.info("proposing height=%d round=%d txs=%d", signed.height, signed.round,
                  len(action.block.txs))
         return ProposalSigned(ProposalMessage(signed, action.block))
