@@ -48,9 +48,11 @@ def network(peers: tuple[str, ...] = (), **p2p: int) -> Network:
     return Network(PrivateKey.generate(), config, protocols=(BLOCKSYNC_PROTOCOL,))
 
 
-async def sync_from(source: Chain, target: Chain, **p2p: int) -> tuple[BlockSync, Network, list[str]]:
+async def sync_from(source: Chain, target: Chain, *, stop_after: float | None = None,
+                    **p2p: int) -> tuple[BlockSync, Network, list[str]]:
     """Run one sync; returns the syncer, its network and the peers it ended up connected to.
-    ``p2p`` overrides the serving node's P2PSection (say, a small ``max_frame_bytes``)."""
+    ``stop_after``: seconds after which a sync that has not ended is stopped (else it must end
+    within 60 s); ``p2p`` overrides the serving node's P2PSection (a small ``max_frame_bytes``)."""
     server = network(**p2p)
     BlockSync(source, server)
     async with trio.open_nursery() as nursery:
@@ -58,7 +60,7 @@ async def sync_from(source: Chain, target: Chain, **p2p: int) -> tuple[BlockSync
         client = network((server.listen_addrs()[0],))
         syncer = BlockSync(target, client)
         await nursery.start(client.run)
-        with trio.fail_after(60):
+        with trio.fail_after(60) if stop_after is None else trio.move_on_after(stop_after):
             await syncer.sync(first_status_wait=10)
         await trio.sleep(0.2)
         peers = client.peers()
@@ -118,17 +120,8 @@ async def test_a_stalled_sync_says_what_it_waits_for(caplog, monkeypatch) -> Non
     for height in range(1, 61):
         source.execute(full.block(height), Commit.from_obj(decode(full.blocks.commit(height))))
     target = Chain(MemoryDB(), genesis())
-    server = network()
-    BlockSync(source, server)
     with caplog.at_level("INFO", logger="clearchain.blocksync"):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.run)
-            client = network((server.listen_addrs()[0],))
-            syncer = BlockSync(target, client)
-            await nursery.start(client.run)
-            with trio.move_on_after(3):
-                await syncer.sync(first_status_wait=10)
-            nursery.cancel_scope.cancel()
+        await sync_from(source, target, stop_after=3)
     assert target.height == 0
     messages = [r.getMessage() for r in caplog.records]
     assert any("no peer stores block 1 any more" in m for m in messages), messages
