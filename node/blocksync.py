@@ -202,7 +202,7 @@ class BlockSync:
         # snapshot height + 1, which peers pruning below it still hold), not from height 1
         origin = self.chain.height + 1
         warned_pruned = 0
-        started = last_report = last_progress = time.monotonic()
+        started = last_report = last_applied = last_stall_report = time.monotonic()
 
         def window_of(height: int) -> int:
             return height - (height - origin) % WINDOW
@@ -246,11 +246,12 @@ class BlockSync:
                 window = window_of(next_height)
                 entry = ready.get(window)
                 if entry is None:
-                    if time.monotonic() - last_progress >= STALL_REPORT_S:
-                        last_progress = time.monotonic()
+                    now = time.monotonic()
+                    if now - max(last_applied, last_stall_report) >= STALL_REPORT_S:
+                        last_stall_report = now
                         log.warning("block sync: no block applied for %.0fs at height %d (peers "
                                     "reach %d); waiting for windows %s; peer heights %s, bases %s",
-                                    STALL_REPORT_S, self.chain.height, self.target(),
+                                    now - last_applied, self.chain.height, self.target(),
                                     {s: p[:12] for s, p in sorted(requested.items())},
                                     {p[:12]: h for p, h in sorted(self.peer_heights.items())},
                                     {p[:12]: b for p, b in sorted(self.peer_bases.items())})
@@ -258,8 +259,8 @@ class BlockSync:
                     with trio.move_on_after(1.0):
                         await arrived.wait()
                     continue
-                source, first, items = entry
-                offset = next_height - first
+                source, asked_from, items = entry
+                offset = next_height - asked_from
                 if offset >= len(items):
                     del ready[window]  # the peer sent fewer blocks than asked: ask for the rest
                     continue
@@ -270,9 +271,9 @@ class BlockSync:
                     self.peer_heights.pop(source, None)
                     self.network.disconnect(source, f"sent a bad block {next_height}: {exc}")
                     continue
-                last_progress = time.monotonic()
-                if time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                    last_report = time.monotonic()
+                last_applied = time.monotonic()
+                if last_applied - last_report >= PROGRESS_EVERY_S:
+                    last_report = last_applied
                     progress = Progress(next_height, self.target(), origin - 1, last_report - started)
                     log.info("%s", progress.describe("block sync: height", "blocks"))
                 await trio.lowlevel.checkpoint()
